@@ -1,0 +1,73 @@
+"""Channel connectors: one folder per channel kind, each exposing a `Connector` subclass.
+
+A connector verifies webhooks, parses raw payloads into `connectors.base` records and sends
+one `Outbound`. It never touches the database or Socket.IO.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any, Mapping
+
+from .base import Outbound, Record, SendResult
+
+CHANNEL_KINDS = ("email", "telegram", "whatsapp", "webchat", "crm")
+
+
+class Connector:
+    """Base class; each channel module defines `Connector = <subclass>`."""
+
+    kind: str = ""
+    #: every setting key `threadline channel add <kind> --set key=value` accepts
+    setting_keys: tuple[str, ...] = ()
+    #: keys whose values are secrets: never printed, never logged
+    secret_keys: frozenset[str] = frozenset()
+    #: keys that must be present
+    required_keys: tuple[str, ...] = ()
+
+    def default_settings(self) -> dict[str, Any]:
+        """Values filled in at `channel add` (e.g. a generated webhook secret)."""
+        return {}
+
+    def validate_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """Return normalized settings or raise ValueError naming the bad key."""
+        unknown = set(settings) - set(self.setting_keys)
+        if unknown:
+            raise ValueError(
+                f"unknown setting(s) for {self.kind}: {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(self.setting_keys)}"
+            )
+        missing = [k for k in self.required_keys if not settings.get(k)]
+        if missing:
+            raise ValueError(f"missing setting(s) for {self.kind}: {', '.join(missing)}")
+        return dict(settings)
+
+    def verify_webhook(self, settings: Mapping[str, Any], headers: Mapping[str, str],
+                       body: bytes) -> None:
+        """Raise `VerificationError` unless the request is authentic."""
+        raise NotImplementedError(f"{self.kind} takes no webhooks")
+
+    def event_key(self, payload: Any, body: bytes) -> str:
+        """The channel's id of one raw delivery; repeated deliveries share it."""
+        raise NotImplementedError
+
+    def parse(self, settings: Mapping[str, Any], payload: Any) -> list[Record]:
+        """Turn one raw payload into records. Raise `MalformedPayload` on a missing field."""
+        raise NotImplementedError
+
+    def send(self, settings: Mapping[str, Any], outbound: Outbound) -> SendResult:
+        """Send one message. Raise TransientError / PermanentError on failure."""
+        raise NotImplementedError(f"{self.kind} cannot send")
+
+    def test(self, settings: Mapping[str, Any]) -> str:
+        """Check the settings against the channel; return a one-line human summary."""
+        raise NotImplementedError(f"{self.kind} has no connection test")
+
+    def redact(self, settings: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: ("***" if k in self.secret_keys and v else v) for k, v in settings.items()}
+
+
+def get_connector(kind: str) -> Connector:
+    if kind not in CHANNEL_KINDS:
+        raise ValueError(f"unknown channel kind {kind!r}; choose one of: {', '.join(CHANNEL_KINDS)}")
+    module = importlib.import_module(f"connectors.{kind}")
+    return module.Connector()

@@ -1,0 +1,175 @@
+"""The boundary between channels and the app.
+
+Connectors translate, nothing more: they verify a request, turn a raw payload into the
+normalized records below, and send one `Outbound`. They never touch the database or
+Socket.IO; `app/ingest` is the one door that stores what they produce.
+"""
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+# Identity kinds (DESIGN section 2). An identity is unique per (kind, value).
+EMAIL = "email"          # lowercased address
+PHONE = "phone"          # E.164
+TELEGRAM = "telegram"    # Telegram user id
+WHATSAPP = "whatsapp"    # wa_id (or business-scoped user id when there is no phone)
+WEBCHAT = "webchat"      # widget visitor id
+SITE_USER = "site_user"  # verified site user id (widget HMAC)
+IDENTITY_KINDS = (EMAIL, PHONE, TELEGRAM, WHATSAPP, WEBCHAT, SITE_USER)
+
+
+@dataclass(frozen=True)
+class Handle:
+    """One handle of a person on one kind of channel."""
+
+    kind: str
+    value: str
+    verified: bool = True
+
+    def __post_init__(self) -> None:
+        if self.kind not in IDENTITY_KINDS:
+            raise ValueError(f"unknown identity kind {self.kind!r}")
+        if not self.value:
+            raise ValueError("identity value must not be empty")
+
+
+@dataclass(frozen=True)
+class InboundAttachment:
+    filename: str
+    content_type: str
+    size: int | None = None
+    data: bytes | None = None          # the bytes, when the payload carried them
+    remote_ref: str | None = None      # e.g. Telegram file_id / WhatsApp media id, fetched later
+    content_id: str | None = None      # email cid: for inline images
+    error: str | None = None           # why it could not be stored (too large, ...)
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A message a customer sent, normalized.
+
+    `external_id` is the channel's id of the message; (channel, external_id) is unique, so a
+    message delivered twice is stored once.
+    """
+
+    external_id: str
+    sender: Handle
+    sent_at: datetime
+    text: str = ""
+    html: str | None = None             # already sanitized by the connector (nh3)
+    sender_name: str | None = None
+    kind: Literal["message", "edit", "revoke", "reaction"] = "message"
+    content_type: str = "text"          # text, photo, document, voice, location, contact, ...
+    subject: str | None = None
+    attachments: tuple[InboundAttachment, ...] = ()
+    reply_to_external_id: str | None = None
+    # Message-ids / tokens that may place the message in an existing conversation (email).
+    thread_refs: tuple[str, ...] = ()
+    # Weaker evidence of who this is: handles written in the text, shared contact cards...
+    evidence: tuple[Handle, ...] = ()
+    # Extra verified handles of the same sender (e.g. a Telegram user sharing their own phone).
+    also_known_as: tuple[Handle, ...] = ()
+    # First-touch attribution (UTM, referrer, deep-link payload, ad referral).
+    source: dict[str, Any] | None = None
+    automated: bool = False             # auto-reply, bounce, list mail: never auto-answered
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """The channel reports what happened to a message we sent."""
+
+    external_id: str
+    status: Literal["sent", "delivered", "read", "failed"]
+    at: datetime
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A payload (or part of one) deliberately not turned into a message, and why."""
+
+    reason: str
+
+
+Record = Inbound | StatusUpdate | Ignored
+
+
+@dataclass(frozen=True)
+class OutboundAttachment:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """One message to send. `idempotency_key` stays the same across retries."""
+
+    idempotency_key: str
+    to: Handle
+    text: str
+    html: str | None = None
+    subject: str | None = None
+    attachments: tuple[OutboundAttachment, ...] = ()
+    reply_to_external_id: str | None = None
+    # Email threading: Message-IDs of the conversation, oldest first.
+    references: tuple[str, ...] = ()
+    reply_token: str | None = None
+    template: dict[str, Any] | None = None   # WhatsApp approved template
+    automated: bool = False
+
+
+@dataclass(frozen=True)
+class SendResult:
+    external_id: str
+    extra_ids: tuple[str, ...] = ()      # e.g. further parts of a split Telegram text
+
+
+class ChannelError(Exception):
+    """Base for errors a connector raises while talking to its channel."""
+
+
+class TransientError(ChannelError):
+    """Worth retrying (network, 4xx SMTP, 429, 5xx)."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(ChannelError):
+    """Retrying will not help (blocked by the user, window closed, 5xx SMTP)."""
+
+
+class VerificationError(Exception):
+    """A webhook request that is not authentic. Nothing may be stored."""
+
+    def __init__(self, message: str, status: int = 403):
+        super().__init__(message)
+        self.status = status
+
+
+class MalformedPayload(Exception):
+    """An authentic payload we cannot understand: stored raw, marked failed."""
+
+
+def constant_time_equals(a: str | bytes | None, b: str | bytes | None) -> bool:
+    if a is None or b is None:
+        return False
+    if isinstance(a, str):
+        a = a.encode()
+    if isinstance(b, str):
+        b = b.encode()
+    return hmac.compare_digest(a, b)
+
+
+def require(obj: dict, key: str, where: str = "payload") -> Any:
+    """Fail loudly on a missing field (Zulip-style): the caller stores the raw payload as failed."""
+    try:
+        return obj[key]
+    except (KeyError, TypeError):
+        raise MalformedPayload(f"{where}: missing field {key!r}") from None
