@@ -10,7 +10,8 @@ from typing import Any, Mapping
 
 from .base import Outbound, Record, SendResult
 
-CHANNEL_KINDS = ("email", "telegram", "whatsapp", "webchat", "crm")
+# "crm" (signed upserts from a shop or CRM) joins with the CRM work.
+CHANNEL_KINDS = ("email", "telegram", "whatsapp", "webchat")
 
 
 class Connector:

@@ -1,0 +1,109 @@
+"""Threadline: a self-hosted shared inbox. `create_app` is the app factory."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from apiflask import APIFlask
+
+from .config import load_config, redacted
+
+log = logging.getLogger(__name__)
+
+
+class SecretFilter(logging.Filter):
+    """Last line of defence: scrub configured secrets from every log record."""
+
+    def __init__(self, secrets: list[str]):
+        super().__init__()
+        self.secrets = [s for s in secrets if s and len(s) >= 6]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            scrubbed = message
+            for secret in self.secrets:
+                scrubbed = scrubbed.replace(secret, "***")
+            if scrubbed != message:
+                record.msg, record.args = scrubbed, None
+        return True
+
+
+def _configure_logging(config: dict[str, Any]) -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=config["log"]["level"],
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    else:
+        root.setLevel(config["log"]["level"])
+    from sqlalchemy.engine import make_url
+
+    secrets = [config["secret_key"]]
+    for key in ("database_url", "redis_url"):
+        try:
+            if config[key]:
+                secrets.append(make_url(config[key]).password or "")
+        except Exception:
+            pass
+    for handler in root.handlers:
+        if not any(isinstance(f, SecretFilter) for f in handler.filters):
+            handler.addFilter(SecretFilter(secrets))
+
+
+def create_app(config: dict[str, Any] | None = None, **overrides: Any) -> APIFlask:
+    from .db import Database
+    from .extensions import csrf, limiter, login_manager, socketio
+    from .jobs import InProcessQueue, RQQueue
+    from .realtime import register_handlers, socketio_options
+
+    config = config or load_config(overrides=overrides or None)
+    _configure_logging(config)
+    if not config["secret_key"]:
+        raise RuntimeError("secret_key is not set: run `threadline init` first "
+                           "(or set THREADLINE_SECRET_KEY)")
+
+    app = APIFlask(__name__, title="Threadline API", version="v1",
+                   spec_path="/api/v1/openapi.json", docs_path="/api/v1/docs",
+                   template_folder="templates", static_folder="../static",
+                   static_url_path="/static")
+    app.config.update(
+        SECRET_KEY=config["secret_key"],
+        THREADLINE=config,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        WTF_CSRF_TIME_LIMIT=None,
+        RATELIMIT_STORAGE_URI=config["redis_url"] or "memory://",
+        AUTH_ERROR_SCHEMA=None,
+    )
+    app.extensions["threadline.db"] = database = Database(config["database_url"])
+    if config["redis_url"]:
+        app.extensions["threadline.queue"] = RQQueue(config["redis_url"], config["jobs"]["queue"])
+    else:
+        app.extensions["threadline.queue"] = InProcessQueue(
+            app, int(config["jobs"]["inprocess_threads"]))
+
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    socketio.init_app(app, **socketio_options(config))
+    register_handlers()
+
+    from .api import bp as api_bp
+    from .auth import bp as auth_bp
+    from .inbox import bp as inbox_bp
+    from .webhooks import bp as webhooks_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(inbox_bp)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(webhooks_bp)
+    csrf.exempt(webhooks_bp)
+    csrf.exempt(api_bp)  # the API checks CSRF itself for cookie sessions (token calls need none)
+
+    @app.teardown_appcontext
+    def _remove_session(_exc: BaseException | None) -> None:
+        database.session.remove()
+
+    log.debug("configuration: %s", redacted(config))
+    return app

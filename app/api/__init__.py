@@ -1,0 +1,37 @@
+"""JSON API `/api/v1` (OpenAPI at /api/v1/openapi.json). Bearer tokens, or the inbox's
+session cookie plus its CSRF token."""
+from __future__ import annotations
+
+from apiflask import APIBlueprint, HTTPTokenAuth, abort
+from flask import request
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError, validate_csrf
+
+from ..auth import agent_for_token
+
+bp = APIBlueprint("api", __name__, url_prefix="/api/v1")
+token_auth = HTTPTokenAuth(scheme="Bearer", description="`threadline token create --user <email>`")
+
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+@token_auth.verify_token
+def _verify(token: str | None):
+    if token:
+        return agent_for_token(token)
+    if current_user.is_authenticated:
+        if request.method in UNSAFE_METHODS:
+            try:
+                validate_csrf(request.headers.get("X-CSRFToken", ""))
+            except (CSRFError, Exception):
+                abort(400, "missing or invalid CSRF token (X-CSRFToken header)")
+        return current_user._get_current_object()
+    return None
+
+
+def current_agent():
+    return token_auth.current_user
+
+
+from . import conversations, events  # noqa: E402,F401  (routes)
+

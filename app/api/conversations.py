@@ -1,0 +1,201 @@
+"""Conversations and their messages."""
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+
+from apiflask import abort
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import selectinload
+
+from ..access import can_see_conversation, visible_channel_ids
+from ..api.schemas import (
+    ConversationOut,
+    ConversationPage,
+    ConversationPatch,
+    ConversationQuery,
+    MessageOut,
+    MessagePage,
+    MessageQuery,
+    NoteIn,
+    ReplyIn,
+    conversation_schema,
+)
+from ..models import Conversation, Customer, Message, utcnow
+from ..outbox import ReplyError, add_note, enqueue_reply, retry_message
+from ..realtime import record_event
+from ..state import db
+from . import bp, current_agent, token_auth
+
+
+def _encode_cursor(*parts) -> str:
+    raw = "|".join(p.isoformat() if isinstance(p, datetime) else str(p) for p in parts)
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> list[str]:
+    try:
+        return base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+    except Exception:
+        abort(422, "invalid cursor", detail={"query": {"cursor": ["not a cursor we issued"]}})
+
+
+def get_visible_conversation(conversation_id: int) -> Conversation:
+    conversation = db.session.get(Conversation, conversation_id)
+    # 404 rather than 403: an agent learns nothing about conversations they may not see
+    if conversation is None or not can_see_conversation(current_agent(), conversation):
+        abort(404, "conversation not found")
+    return conversation
+
+
+@bp.get("/conversations")
+@bp.auth_required(token_auth)
+@bp.input(ConversationQuery, location="query", arg_name="query")
+@bp.output(ConversationPage)
+@bp.doc(summary="List conversations, newest activity first (keyset pagination)")
+def list_conversations(query):
+    agent = current_agent()
+    stmt = select(Conversation).options(
+        selectinload(Conversation.customer).selectinload(Customer.identities))
+    if query["status"] != "all":
+        stmt = stmt.where(Conversation.status == query["status"])
+    channels = visible_channel_ids(agent)
+    if channels is not None:
+        stmt = stmt.where(Conversation.channel_id.in_(channels or [-1]))
+    if query["channel_id"]:
+        stmt = stmt.where(Conversation.channel_id == query["channel_id"])
+    assignee = query["assignee"]
+    if assignee == "me":
+        stmt = stmt.where(Conversation.assignee_id == agent.id)
+    elif assignee == "none":
+        stmt = stmt.where(Conversation.assignee_id.is_(None))
+    elif assignee:
+        if not assignee.isdigit():
+            abort(422, "invalid assignee", detail={"query": {"assignee": ["me, none or an id"]}})
+        stmt = stmt.where(Conversation.assignee_id == int(assignee))
+    if query["cursor"]:
+        ts, _, cid = "|".join(_decode_cursor(query["cursor"])).rpartition("|")
+        try:
+            last_at, last_id = datetime.fromisoformat(ts), int(cid)
+        except ValueError:
+            abort(422, "invalid cursor", detail={"query": {"cursor": ["not a cursor we issued"]}})
+        stmt = stmt.where(or_(Conversation.last_activity_at < last_at,
+                              and_(Conversation.last_activity_at == last_at,
+                                   Conversation.id < last_id)))
+    limit = query["limit"]
+    rows = list(db.session.scalars(
+        stmt.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
+        .limit(limit + 1)))
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = _encode_cursor(rows[-1].last_activity_at, rows[-1].id)
+    return {"items": rows, "next_cursor": next_cursor}
+
+
+@bp.get("/conversations/<int:conversation_id>")
+@bp.auth_required(token_auth)
+@bp.output(ConversationOut)
+def get_conversation(conversation_id: int):
+    return get_visible_conversation(conversation_id)
+
+
+@bp.patch("/conversations/<int:conversation_id>")
+@bp.auth_required(token_auth)
+@bp.input(ConversationPatch, arg_name="patch")
+@bp.output(ConversationOut)
+@bp.doc(summary="Assign, change status, label, set priority")
+def update_conversation(conversation_id: int, patch):
+    conversation = get_visible_conversation(conversation_id)
+    if patch.get("status") == "resolved" and conversation.status != "resolved":
+        conversation.resolved_at = utcnow()
+    if patch.get("status") == "snoozed" and not patch.get("snoozed_until"):
+        abort(422, "snoozed_until is required", detail={"json": {"snoozed_until": ["required when snoozing"]}})
+    if "status" in patch and patch["status"] != "resolved":
+        _check_reopen(conversation)
+    for key, value in patch.items():
+        setattr(conversation, key, value)
+    db.session.flush()
+    record_event(db.session, "conversation.updated", conversation_schema.dump(conversation),
+                 conversation.channel_id)
+    db.session.commit()
+    return conversation
+
+
+def _check_reopen(conversation: Conversation) -> None:
+    """At most one open conversation per customer: reopening an old one needs the newer one resolved."""
+    if conversation.status != "resolved":
+        return
+    other = db.session.scalar(select(Conversation.id).where(
+        Conversation.customer_id == conversation.customer_id, Conversation.status != "resolved",
+        Conversation.id != conversation.id))
+    if other is not None:
+        abort(409, f"the customer already has open conversation {other}")
+
+
+@bp.get("/conversations/<int:conversation_id>/messages")
+@bp.auth_required(token_auth)
+@bp.input(MessageQuery, location="query", arg_name="query")
+@bp.output(MessagePage)
+@bp.doc(summary="Messages of a conversation, newest first")
+def list_messages(conversation_id: int, query):
+    get_visible_conversation(conversation_id)
+    stmt = (select(Message).options(selectinload(Message.attachments))
+            .where(Message.conversation_id == conversation_id))
+    if query["cursor"]:
+        (last_id,) = _decode_cursor(query["cursor"])[:1]
+        if not last_id.isdigit():
+            abort(422, "invalid cursor")
+        stmt = stmt.where(Message.id < int(last_id))
+    limit = query["limit"]
+    rows = list(db.session.scalars(stmt.order_by(Message.id.desc()).limit(limit + 1)))
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = _encode_cursor(rows[-1].id)
+    return {"items": rows, "next_cursor": next_cursor}
+
+
+@bp.post("/conversations/<int:conversation_id>/messages")
+@bp.auth_required(token_auth)
+@bp.input(ReplyIn, arg_name="reply")
+@bp.output(MessageOut, status_code=201)
+@bp.doc(summary="Send a reply (queued in the outbox, sent by a worker)")
+def send_reply(conversation_id: int, reply):
+    conversation = get_visible_conversation(conversation_id)
+    try:
+        message = enqueue_reply(db.session, conversation, current_agent(), reply["text"],
+                                channel_id=reply["channel_id"], subject=reply["subject"])
+    except ReplyError as exc:
+        db.session.rollback()
+        abort(422, str(exc), detail={"json": {exc.field: [str(exc)]}})
+    db.session.commit()
+    return message
+
+
+@bp.post("/conversations/<int:conversation_id>/notes")
+@bp.auth_required(token_auth)
+@bp.input(NoteIn, arg_name="note")
+@bp.output(MessageOut, status_code=201)
+@bp.doc(summary="Add an internal note (never sent to the customer)")
+def create_note(conversation_id: int, note):
+    conversation = get_visible_conversation(conversation_id)
+    message = add_note(db.session, conversation, current_agent(), note["text"])
+    db.session.commit()
+    return message
+
+
+@bp.post("/messages/<int:message_id>/retry")
+@bp.auth_required(token_auth)
+@bp.output(MessageOut)
+@bp.doc(summary="Queue a failed outbound message again")
+def retry(message_id: int):
+    message = db.session.get(Message, message_id)
+    if message is None or not can_see_conversation(current_agent(), message.conversation):
+        abort(404, "message not found")
+    try:
+        retry_message(db.session, message)
+    except ReplyError as exc:
+        abort(409, str(exc))
+    db.session.commit()
+    return message

@@ -1,0 +1,397 @@
+"""The `threadline` command."""
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .config import ConfigError, config_path, load_config, redact_url
+
+
+def _fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+def _app():
+    from . import create_app
+
+    try:
+        return create_app()
+    except (ConfigError, RuntimeError) as exc:
+        _fail(str(exc))
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Threadline: one live inbox for email, Telegram, WhatsApp and site chat."""
+
+
+# --- init / db ---------------------------------------------------------------------------
+
+def _write_config(path: Path, database_url: str | None, redis_url: str | None) -> bool:
+    if path.exists():
+        return False
+    example = Path(__file__).resolve().parent.parent / "config.example.toml"
+    text = example.read_text(encoding="utf-8") if example.exists() else ""
+    lines = [f'secret_key = "{secrets.token_urlsafe(48)}"']
+    if database_url:
+        lines.append(f'database_url = "{database_url}"')
+    if redis_url:
+        lines.append(f'redis_url = "{redis_url}"')
+    body = "\n".join(lines) + "\n"
+    path.write_text("# Written by `threadline init`. See config.example.toml for every key.\n"
+                    + body + _strip_top_keys(text), encoding="utf-8")
+    path.chmod(0o600)  # it holds the secret key
+    return True
+
+
+def _strip_top_keys(example: str) -> str:
+    """The example's sections, commented out, so the admin sees what can be set."""
+    out = []
+    for line in example.splitlines():
+        out.append(line if line.startswith("#") or not line.strip() else "# " + line)
+    return "\n" + "\n".join(out) + "\n"
+
+
+def upgrade_database(app) -> str:
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    root = Path(__file__).resolve().parent.parent
+    cfg = AlembicConfig(str(root / "alembic.ini"))
+    cfg.set_main_option("script_location", str(root / "migrations"))
+    with app.app_context():
+        from .state import db
+
+        with db.engine.begin() as connection:
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "head")
+        from alembic.runtime.migration import MigrationContext
+
+        with db.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision() or "base"
+
+
+@main.command()
+@click.option("--admin-email", help="The first admin's email (asked for when missing).")
+@click.option("--admin-password", help="The first admin's password (asked for when missing).")
+@click.option("--admin-name", default="Admin", show_default=True)
+@click.option("--database-url", help="Write this database_url into a new config.toml.")
+@click.option("--redis-url", help="Write this redis_url into a new config.toml.")
+def init(admin_email, admin_password, admin_name, database_url, redis_url) -> None:
+    """Write config.toml (with a secret key), create the database and the first admin."""
+    path = config_path()
+    if _write_config(path, database_url, redis_url):
+        click.echo(f"wrote {path}")
+    else:
+        click.echo(f"using existing {path}")
+    app = _app()
+    revision = upgrade_database(app)
+    click.echo(f"database {redact_url(app.config['THREADLINE']['database_url'])} at revision {revision}")
+    with app.app_context():
+        from sqlalchemy import select
+
+        from .models import Agent, Team
+        from .state import db
+        from .users import create_agent, ensure_teams
+
+        ensure_teams(["Support", "Sales"])
+        if db.session.scalar(select(Agent.id).where(Agent.role == "admin").limit(1)):
+            click.echo("an admin exists already; no new admin created")
+            db.session.commit()
+            return
+        if not admin_email:
+            admin_email = click.prompt("Admin email")
+        if not admin_password:
+            admin_password = click.prompt("Admin password", hide_input=True,
+                                          confirmation_prompt=True)
+        try:
+            agent = create_agent(admin_email, admin_name, admin_password, role="admin",
+                                 teams=list(db.session.scalars(select(Team.name))))
+        except ValueError as exc:
+            db.session.rollback()
+            _fail(str(exc))
+        db.session.commit()
+        click.echo(f"admin {agent.email} created")
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply Alembic migrations up to the newest."""
+    app = _app()
+    revision = upgrade_database(app)
+    click.echo(f"database at revision {revision}")
+
+
+# --- serving -----------------------------------------------------------------------------
+
+@main.command()
+@click.option("--host", help="Interface to listen on (config server.host).")
+@click.option("--port", type=int, help="Port (config server.port).")
+def serve(host, port) -> None:
+    """Run the web inbox, API, webhooks and Socket.IO (and, without Redis, the jobs)."""
+    from .server import run_server
+
+    overrides: dict[str, Any] = {"server": {}}
+    if host:
+        overrides["server"]["host"] = host
+    if port:
+        overrides["server"]["port"] = port
+    try:
+        config = load_config(overrides=overrides)
+    except ConfigError as exc:
+        _fail(str(exc))
+    run_server(config)
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Run the jobs queued now, then exit.")
+@click.option("--no-sweeper", is_flag=True, help="Do not re-queue stale or due sends here.")
+def worker(burst, no_sweeper) -> None:
+    """Run an rq worker (needs redis_url)."""
+    from rq import SimpleWorker
+
+    from .jobs import RQQueue, Sweeper, run_in_app, set_worker_app
+
+    app = _app()
+    config = app.config["THREADLINE"]
+    if not config["redis_url"]:
+        _fail("redis_url is not set: without Redis, `threadline serve` runs the jobs itself")
+    set_worker_app(app)
+    rq_queue: RQQueue = app.extensions["threadline.queue"]
+    # The sweep first: sends a dead worker left "sending" become due again.
+    counts = run_in_app(app, "sweep", ())
+    click.echo(f"worker on queue {rq_queue.queue.name} ({redact_url(config['redis_url'])}); "
+               f"sweep: {counts}")
+    sweeper = None
+    if not (burst or no_sweeper):
+        sweeper = Sweeper(app, float(config["jobs"]["sweep_interval"]))
+        sweeper.start()
+    # SimpleWorker runs jobs in this process: no fork per job (≈6x the throughput of the
+    # forking worker), and every job is a short, self-contained database transaction.
+    rq_worker = SimpleWorker([rq_queue.queue], connection=rq_queue.redis)
+    rq_worker.work(burst=burst, logging_level=config["log"]["level"])
+    if sweeper:
+        sweeper.stop()
+
+
+# --- users and tokens --------------------------------------------------------------------
+
+@main.group()
+def user() -> None:
+    """Agents."""
+
+
+@user.command("create")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--password", help="Asked for when missing.")
+@click.option("--role", type=click.Choice(["agent", "admin"]), default="agent", show_default=True)
+@click.option("--team", "teams", multiple=True, help="Team name (repeatable).")
+def user_create(email, name, password, role, teams) -> None:
+    """Create an agent."""
+    app = _app()
+    with app.app_context():
+        from .state import db
+        from .users import create_agent
+
+        if not password:
+            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        try:
+            agent = create_agent(email, name, password, role=role, teams=list(teams))
+        except ValueError as exc:
+            db.session.rollback()
+            _fail(str(exc))
+        db.session.commit()
+        click.echo(f"{agent.role} {agent.email} created (id {agent.id}"
+                   + (f", teams: {', '.join(teams)}" if teams else "") + ")")
+
+
+@main.group()
+def token() -> None:
+    """API tokens."""
+
+
+@token.command("create")
+@click.option("--user", "email", required=True, help="The agent's email.")
+@click.option("--name", default="", help="A label for the token.")
+def token_create(email, name) -> None:
+    """Print a new API token for an agent (shown once)."""
+    app = _app()
+    with app.app_context():
+        from .auth import create_token, find_agent
+        from .state import db
+
+        agent = find_agent(email)
+        if agent is None:
+            _fail(f"no agent with email {email}")
+        value = create_token(agent, name)
+        db.session.commit()
+        click.echo(value)
+
+
+# --- channels ----------------------------------------------------------------------------
+
+def _parse_settings(pairs: tuple[str, ...]) -> dict[str, str]:
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            _fail(f"--set takes key=value, got {pair!r}")
+        settings[key.strip()] = value
+    return settings
+
+
+@main.group()
+def channel() -> None:
+    """Channels: mailboxes, bots, numbers, widgets."""
+
+
+@channel.command("add")
+@click.argument("kind")
+@click.option("--name", required=True)
+@click.option("--set", "pairs", multiple=True, metavar="KEY=VALUE", help="A setting (repeatable).")
+@click.option("--team", "teams", multiple=True, help="Team that may see it (repeatable; default all).")
+@click.option("--json", "as_json", is_flag=True, help="Print the channel as JSON.")
+def channel_add(kind, name, pairs, teams, as_json) -> None:
+    """Add a channel of KIND (email, telegram, whatsapp, webchat, crm)."""
+    app = _app()
+    with app.app_context():
+        from .channels import add_channel, channel_summary
+        from .state import db
+
+        try:
+            created = add_channel(kind, name, _parse_settings(pairs), list(teams))
+        except ValueError as exc:
+            db.session.rollback()
+            _fail(str(exc))
+        db.session.commit()
+        summary = channel_summary(created)
+        if as_json:
+            _echo_json(summary)
+        else:
+            click.echo(f"channel {created.id} added: {kind} {name!r}")
+            for key, value in summary["settings"].items():
+                click.echo(f"  {key} = {value}")
+
+
+@channel.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def channel_list(as_json) -> None:
+    """List channels (secrets hidden)."""
+    app = _app()
+    with app.app_context():
+        from .channels import all_channels, channel_summary
+
+        rows = [channel_summary(c) for c in all_channels()]
+        if as_json:
+            _echo_json(rows)
+            return
+        if not rows:
+            click.echo("no channels yet: threadline channel add <kind> --name <name> --set key=value")
+        for row in rows:
+            status = "active" if row["active"] else "inactive"
+            error = f"  error: {row['error']}" if row["error"] else ""
+            click.echo(f"{row['id']:>4}  {row['kind']:<9} {row['name']:<30} {status}{error}")
+
+
+@channel.command("test")
+@click.argument("ref")
+def channel_test(ref) -> None:
+    """Check a channel's settings against the channel (by id or name)."""
+    app = _app()
+    with app.app_context():
+        from connectors import get_connector
+
+        from .channels import find_channel
+
+        found = find_channel(ref)
+        if found is None:
+            _fail(f"no channel {ref!r}")
+        try:
+            click.echo(get_connector(found.kind).test(found.settings))
+        except Exception as exc:
+            _fail(f"{found.kind} channel {found.name!r}: {type(exc).__name__}: {exc}")
+
+
+# --- events ------------------------------------------------------------------------------
+
+@main.group()
+def events() -> None:
+    """Inbound events (raw deliveries)."""
+
+
+@events.command("replay")
+@click.option("--id", "ids", type=int, multiple=True, help="Event id (repeatable); default: every failed one.")
+def events_replay(ids) -> None:
+    """Process failed inbound events again."""
+    app = _app()
+    with app.app_context():
+        from .ingest import replay_failed
+
+        def progress(n: int, total: int, status: str) -> None:
+            if n == total or n % 100 == 0:
+                click.echo(f"  {n}/{total} ({status})", err=True)
+
+        counts = replay_failed(list(ids) or None, progress)
+        if not counts:
+            click.echo("no failed events to replay")
+            return
+        click.echo("replayed: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+        if counts.get("failed"):
+            sys.exit(1)
+
+
+@events.command("list")
+@click.option("--failed", is_flag=True, help="Only failed events.")
+@click.option("--limit", default=50, show_default=True)
+def events_list(failed, limit) -> None:
+    """Show recent inbound events with their status and error."""
+    app = _app()
+    with app.app_context():
+        from sqlalchemy import select
+
+        from .models import InboundEvent
+        from .state import db
+
+        stmt = select(InboundEvent).order_by(InboundEvent.id.desc()).limit(limit)
+        if failed:
+            stmt = stmt.where(InboundEvent.status == "failed")
+        for ev in db.session.scalars(stmt):
+            click.echo(f"{ev.id:>6} channel {ev.channel_id:<4} {ev.status:<9} {ev.external_id[:40]:<40} "
+                       f"{ev.error or ''}")
+
+
+# --- demo --------------------------------------------------------------------------------
+
+@main.command()
+@click.option("--force", is_flag=True, help="Add demo data even if the database has conversations.")
+def demo(force) -> None:
+    """Fill a fresh database with sample customers, conversations and CRM data."""
+    app = _app()
+    with app.app_context():
+        from .demo import DemoError, load_demo
+
+        try:
+            counts = load_demo(force=force, echo=click.echo)
+        except DemoError as exc:
+            _fail(str(exc))
+        click.echo("demo data: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+

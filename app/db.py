@@ -1,0 +1,89 @@
+"""Engine and sessions. One `Database` per app; web requests, jobs and the CLI share it."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # WAL lets the web threads read while the in-process worker writes; busy_timeout makes
+    # concurrent writers wait instead of failing with "database is locked".
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        # the psycopg 3 driver is the one we install
+        url = parsed.set(drivername="postgresql+psycopg")
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+class Database:
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+        # one session per thread (web request thread, job thread); removed at teardown
+        self.session = scoped_session(self.session_factory)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def new_session(self) -> Iterator[Session]:
+        """A session of its own, for work that must not share the thread's session."""
+        session = self.session_factory()
+        try:
+            yield session
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.session.remove()
+        self.engine.dispose()
+
+
+def after_commit(session: Session, callback) -> None:
+    """Run `callback()` once the session's transaction commits; drop it on rollback.
+
+    Events and job enqueues go through here, so nothing is published or queued that was
+    not first committed.
+    """
+    session.info.setdefault("after_commit", []).append(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    callbacks = session.info.pop("after_commit", [])
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:  # a failed publish must not undo a commit that happened
+            import logging
+
+            logging.getLogger(__name__).exception("after-commit callback failed")
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_after_commit(session: Session) -> None:
+    # A rollback of a savepoint fires after_soft_rollback only; after_rollback means the
+    # whole transaction is gone, and with it whatever it meant to publish.
+    session.info.pop("after_commit", None)

@@ -1,0 +1,253 @@
+"""`threadline demo`: realistic sample data for a fresh database.
+
+Inbound messages go through the real ingest path (customer resolution, conversations),
+so the demo looks exactly like live traffic. Demo channels are marked in their state:
+pollers skip them and replies on them are recorded as sent without leaving the machine.
+"""
+from __future__ import annotations
+
+import random
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Callable
+
+from sqlalchemy import func, select
+
+from connectors.base import EMAIL, PHONE, TELEGRAM, WEBCHAT, Handle, Inbound
+
+from .channels import add_channel
+from .ingest import apply_inbound
+from .models import Agent, Channel, Conversation, Deal, Message, Note, Order, Team
+from .state import db
+from .users import create_agent, ensure_teams
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+PEOPLE = [
+    # name, language, company
+    ("Анна Смирнова", "ru", None), ("Дмитрий Козлов", "ru", "ООО «Вектор»"),
+    ("Ольга Петрова", "ru", None), ("Сергей Иванов", "ru", "ИП Иванов"),
+    ("Екатерина Волкова", "ru", None), ("Алексей Соколов", "ru", "Фотостудия «Свет»"),
+    ("Мария Новикова", "ru", None), ("Иван Фёдоров", "ru", None),
+    ("Наталья Морозова", "ru", "Цветочная лавка"), ("Павел Лебедев", "ru", None),
+    ("Юлия Егорова", "ru", None), ("Артём Васильев", "ru", None),
+    ("Светлана Попова", "ru", None), ("Михаил Ёлкин", "ru", "Кофейня «Зёрна»"),
+    ("Agnieszka Wiśniewska", "pl", None), ("Łukasz Zieliński", "pl", "Zieliński Sp. z o.o."),
+    ("Małgorzata Wójcik", "pl", None), ("Paweł Kowalczyk", "pl", None),
+    ("Katarzyna Kamińska", "pl", "Kwiaciarnia Róża"), ("Michał Lewandowski", "pl", None),
+    ("Zofia Dąbrowska", "pl", None), ("Grzegorz Szymański", "pl", None),
+    ("Joanna Woźniak", "pl", "Studio Jogi Łąka"), ("Tomasz Kozłowski", "pl", None),
+    ("Ewa Jankowska", "pl", None), ("Piotr Mazur", "pl", None),
+    ("Emily Carter", "en", None), ("James O'Connor", "en", "O'Connor Bakery"),
+    ("Sophie Martin", "en", None), ("Daniel Kim", "en", "Kim Design Ltd"),
+    ("Olivia Brown", "en", None), ("Noah Williams", "en", None),
+    ("Ava Johnson", "en", "Green Leaf Café"), ("Liam Davies", "en", None),
+    ("Mia Thompson", "en", None), ("Ethan Walker", "en", None),
+    ("Isla Robertson", "en", None), ("Lucas Garcia", "en", "Garcia & Sons"),
+    ("Виктория Орлова", "ru", None), ("Роман Никитин", "ru", None),
+    ("Ксения Белова", "ru", "Салон «Лотос»"), ("Denis Marchenko", "en", None),
+    ("Hanna Nowak", "pl", None), ("Krzysztof Wróbel", "pl", "Wróbel Auto"),
+    ("Charlotte Evans", "en", None), ("Тимур Гарипов", "ru", None),
+    ("Алёна Зайцева", "ru", None), ("Bartosz Pietrzak", "pl", None),
+    ("Grace Wilson", "en", "Wilson Florals"), ("Елизавета Крылова", "ru", None),
+]
+
+SCRIPTS = {
+    "ru": [
+        ["Здравствуйте! Где мой заказ №{order}? Жду уже неделю.",
+         "Трек-номер так и не пришёл, подскажите, пожалуйста."],
+        ["Добрый день. Хочу вернуть товар, не подошёл размер. Как это сделать?",
+         "Спасибо, отправила фото чека."],
+        ["Подскажите, есть ли это пальто в размере M и в сером цвете?"],
+        ["Оплата картой не проходит, пишет «ошибка 3-D Secure». Что делать?",
+         "Попробовала ещё раз — то же самое."],
+        ["Можно ли оформить оптовый заказ на 40 штук со счётом для юрлица?",
+         "Нам нужна доставка до 15-го числа, это реально?"],
+        ["Спасибо, всё получила! Очень довольна качеством 👍"],
+    ],
+    "pl": [
+        ["Dzień dobry, kiedy wyślecie moje zamówienie nr {order}?",
+         "Płaciłam BLIKiem w poniedziałek."],
+        ["Chciałbym zwrócić buty — są za małe. Jak to zrobić?",
+         "Czy zwrot jest bezpłatny przez Paczkomat?"],
+        ["Czy ta sukienka jest dostępna w rozmiarze 38?"],
+        ["Przesyłka przyszła uszkodzona, załączam zdjęcie. Proszę o wymianę.",
+         "Karton był zgnieciony, a szkło pęknięte."],
+        ["Interesuje nas współpraca hurtowa — 50 sztuk miesięcznie. Jakie są ceny?",
+         "Potrzebujemy faktury VAT na firmę."],
+        ["Dziękuję, wszystko doszło! Świetna obsługa 😊"],
+    ],
+    "en": [
+        ["Hi! Where is my order #{order}? The tracking page hasn't moved since Monday.",
+         "Could you check with the courier, please?"],
+        ["I'd like to return a jacket, it's too big. What's the process?",
+         "I've attached the receipt."],
+        ["Do you have the linen shirt in navy, size L?"],
+        ["My card was charged twice for the same order. Can you refund one?",
+         "Here is the screenshot from my banking app."],
+        ["We're opening a second café and need 30 units with an invoice. Any bulk discount?",
+         "Delivery to Manchester by the 20th would be ideal."],
+        ["Got it today, thank you so much! Lovely packaging."],
+    ],
+}
+
+REPLIES = {
+    "ru": ["Здравствуйте! Проверим и вернёмся с ответом сегодня.",
+           "Заказ передан в доставку, трек-номер отправили вам на почту.",
+           "Оформили возврат, курьер заберёт товар завтра с 10 до 14."],
+    "pl": ["Dzień dobry! Sprawdzamy i odpiszemy jeszcze dziś.",
+           "Zamówienie zostało nadane, numer przesyłki wysłaliśmy mailem.",
+           "Zwrot przyjęty — etykieta do Paczkomatu jest w załączniku."],
+    "en": ["Hi! We're looking into it and will get back to you today.",
+           "Your order has shipped; the tracking number is in your inbox.",
+           "Return approved — the courier will collect it tomorrow between 10 and 2."],
+}
+
+NOTES = ["VIP: ordered 5+ times, offer free shipping.", "Клиент просил звонить после 18:00.",
+         "Prefers WhatsApp over email.", "Zapytać o opinię po dostawie."]
+STAGES = ["new", "qualified", "proposal", "negotiation", "won", "lost"]
+
+AGENTS = [("Ирина Соколова", "irina@demo.threadline.local", ["Support"]),
+          ("Marek Nowicki", "marek@demo.threadline.local", ["Sales"]),
+          ("Sarah Lee", "sarah@demo.threadline.local", ["Support", "Sales"])]
+DEMO_PASSWORD = "demo-password"
+
+
+def _slug(name: str) -> str:
+    table = str.maketrans("абвгдеёжзийклмнопрстуфхцчшщыэюяąćęłńóśźż",
+                          "abvgdeezziiklmnoprstufhccss_eyaacelnoszz")
+    return "".join(ch for ch in name.lower().translate(table) if ch.isalnum() or ch == " ") \
+        .replace(" ", ".")
+
+
+def _channels() -> dict[str, Channel]:
+    specs = {
+        "email": ("Support mailbox", {"imap_host": "imap.demo.invalid", "imap_user": "support",
+                                      "imap_password": "demo", "smtp_host": "smtp.demo.invalid",
+                                      "from_address": "support@demo.threadline.local"}),
+        "telegram": ("Shop bot", {"token": "000000:demo"}),
+        "whatsapp": ("WhatsApp +48 22 000 00 00", {
+            "phone_number_id": "100000000000001", "access_token": "demo",
+            "app_secret": "demo", "verify_token": "demo"}),
+        "webchat": ("Site chat", {}),
+    }
+    channels = {}
+    for kind, (name, settings) in specs.items():
+        channel = add_channel(kind, name, settings)
+        channel.state = {"demo": True}
+        channels[kind] = channel
+    db.session.flush()
+    return channels
+
+
+def _handle(kind: str, index: int, name: str) -> Handle:
+    if kind == "email":
+        return Handle(EMAIL, f"{_slug(name)}@example.com")
+    if kind == "telegram":
+        return Handle(TELEGRAM, str(500000000 + index * 7919))
+    if kind == "whatsapp":
+        return Handle(PHONE, f"+4879{index:07d}")
+    return Handle(WEBCHAT, f"visitor-{index:04d}")
+
+
+def load_demo(force: bool = False, echo: Callable[[str], None] = print,
+              seed: int = 7) -> dict[str, int]:
+    session = db.session
+    if not force and session.scalar(select(func.count(Conversation.id))):
+        raise DemoError("the database has conversations already; use --force to add demo data anyway")
+    rng = random.Random(seed)
+    teams = {t.name: t for t in ensure_teams(["Support", "Sales"])}
+    agents = []
+    for name, email, team_names in AGENTS:
+        existing = session.scalar(select(Agent).where(Agent.email == email))
+        agents.append(existing or create_agent(email, name, DEMO_PASSWORD, teams=team_names))
+    channels = _channels()
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    counts = {"customers": 0, "conversations": 0, "messages": 0, "orders": 0, "deals": 0}
+    for index, (name, lang, company) in enumerate(PEOPLE):
+        kinds = rng.sample(list(channels), k=rng.choice([1, 1, 2, 3]))
+        handles = {k: _handle(k, index, name) for k in kinds}
+        start = now - timedelta(days=rng.randint(20, 90), minutes=rng.randint(0, 600))
+        customer_id = None
+        episodes = 4
+        for episode in range(episodes):
+            kind = rng.choice(kinds)
+            when = start + timedelta(days=episode * rng.randint(3, 6), minutes=rng.randint(0, 500))
+            script = rng.choice(SCRIPTS[lang])
+            message = None
+            for n, text in enumerate(script):
+                when += timedelta(minutes=rng.randint(1, 40))
+                inbound = Inbound(
+                    external_id=f"demo-{index}-{episode}-{n}", sender=handles[kind],
+                    also_known_as=tuple(h for k, h in handles.items() if k != kind),
+                    sent_at=min(when, now), sender_name=name,
+                    text=text.format(order=10000 + index * 10 + episode),
+                    subject=("Order question" if lang == "en" else "Вопрос по заказу"
+                             if lang == "ru" else "Pytanie o zamówienie") if kind == "email" else None,
+                    source={"channel": kind, "utm_source": rng.choice(["google", "instagram", "yandex", "facebook"]),
+                            "utm_campaign": rng.choice(["spring_sale", "brand", "retargeting"])},
+                )
+                message = apply_inbound(session, channels[kind], inbound) or message
+                counts["messages"] += 1
+            conversation = message.conversation
+            customer_id = conversation.customer_id
+            agent = rng.choice(agents)
+            conversation.assignee_id = agent.id if rng.random() < 0.7 else None
+            conversation.team_id = teams["Sales" if "опт" in script[0] or "hurt" in script[0]
+                                         or "bulk" in script[0] else "Support"].id
+            conversation.labels = rng.sample(["delivery", "returns", "payment", "wholesale", "vip"], k=rng.randint(0, 2))
+            last = episode == episodes - 1
+            if not last or rng.random() < 0.5:
+                reply_at = min(when + timedelta(minutes=rng.randint(3, 90)), now)
+                session.add(Message(conversation_id=conversation.id, customer_id=customer_id,
+                                    channel_id=channels[kind].id, direction="out",
+                                    author_id=agent.id, text=rng.choice(REPLIES[lang]),
+                                    status=rng.choice(["delivered", "read", "sent"]),
+                                    external_id=f"demo-out-{index}-{episode}",
+                                    created_at=reply_at, sent_at=reply_at))
+                conversation.last_activity_at = reply_at
+                conversation.unread_count = 0
+                counts["messages"] += 1
+            if not last:
+                conversation.status, conversation.resolved_at = "resolved", conversation.last_activity_at
+            elif rng.random() < 0.2:
+                conversation.status = "pending"
+            session.flush()
+            counts["conversations"] += 1
+        counts["customers"] += 1
+        _crm(session, rng, customer_id, company, agents, index, now, counts)
+        if company:
+            conversation.customer.company = company
+        if (index + 1) % 10 == 0:
+            echo(f"  {index + 1}/{len(PEOPLE)} customers")
+    session.commit()
+    echo(f"demo agents (password {DEMO_PASSWORD!r}): " + ", ".join(a.email for a in agents))
+    return counts
+
+
+def _crm(session, rng: random.Random, customer_id: int, company: str | None, agents: list[Agent],
+         index: int, now: datetime, counts: dict[str, int]) -> None:
+    for n in range(rng.randint(0, 3)):
+        items = [{"sku": f"SKU-{rng.randint(100, 999)}", "name": rng.choice(
+            ["Пальто шерстяное", "Sukienka lniana", "Linen shirt", "Кроссовки", "Buty skórzane"]),
+            "qty": rng.randint(1, 3), "price": str(rng.choice([49, 89, 129, 3490, 5990]))}]
+        session.add(Order(customer_id=customer_id, external_ref=f"demo-order-{index}-{n}",
+                          placed_at=now - timedelta(days=rng.randint(1, 120)),
+                          total=Decimal(sum(int(i["price"]) * i["qty"] for i in items)),
+                          currency=rng.choice(["RUB", "PLN", "EUR"]),
+                          status=rng.choice(["paid", "shipped", "delivered", "returned"]), items=items))
+        counts["orders"] += 1
+    if company or rng.random() < 0.25:
+        session.add(Deal(customer_id=customer_id, external_ref=f"demo-deal-{index}",
+                         title=f"{company or 'Wholesale'}: {rng.choice(['опт', 'hurt', 'bulk order'])}",
+                         stage=rng.choice(STAGES), amount=Decimal(rng.randint(10, 400) * 100),
+                         currency=rng.choice(["RUB", "PLN", "EUR"]),
+                         owner_id=rng.choice(agents).id,
+                         expected_close=date.today() + timedelta(days=rng.randint(5, 60))))
+        counts["deals"] += 1
+    if rng.random() < 0.3:
+        session.add(Note(customer_id=customer_id, author_id=rng.choice(agents).id,
+                         text=rng.choice(NOTES)))

@@ -1,0 +1,450 @@
+"""The one door for inbound traffic.
+
+Webhooks, IMAP sync, Telegram polling and the widget all call `receive()` with a raw
+payload: it is stored first (a repeated delivery is a no-op insert on the unique
+(channel, external_id)), then `process_event()` parses it through the channel's connector
+and applies the records: dedupe, resolve the customer, place the message in a conversation,
+commit, then publish. A payload that fails keeps its raw event, marked failed with the
+error; `threadline events replay` runs it again.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from sqlalchemy import select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from connectors import get_connector
+from connectors.base import Handle, Ignored, Inbound, StatusUpdate
+
+from .api.schemas import conversation_schema, customer_schema, message_schema
+from .db import after_commit
+from .models import (
+    Attachment,
+    Channel,
+    Conversation,
+    Customer,
+    Identity,
+    InboundEvent,
+    MergeSuggestion,
+    Message,
+    utcnow,
+)
+from .realtime import record_event
+from .state import db, queue
+from .storage import save_attachment
+
+log = logging.getLogger(__name__)
+
+# Delivery statuses only move forward; a late "delivered" never undoes "read".
+STATUS_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4}
+
+
+@dataclass(frozen=True)
+class Received:
+    event_id: int | None
+    duplicate: bool
+
+
+def _insert_ignore(session: Session):
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(InboundEvent)
+
+
+def receive(channel: Channel, external_id: str, payload: dict[str, Any],
+            process: str = "queue") -> Received:
+    """Store one raw delivery and have it processed.
+
+    process: "queue" (a job; the webhook answers at once), "inline" (now, in this thread),
+    or "none" (the caller processes it).
+    """
+    session = db.session
+    stmt = (
+        _insert_ignore(session)
+        .values(channel_id=channel.id, external_id=str(external_id)[:500], payload=payload,
+                status="received", attempts=0, created_at=utcnow(),
+                enqueued_at=utcnow() if process == "queue" else None)
+        .on_conflict_do_nothing(index_elements=["channel_id", "external_id"])
+        .returning(InboundEvent.id)
+    )
+    event_id = session.execute(stmt).scalar()
+    session.commit()
+    if event_id is None:
+        log.info("duplicate delivery ignored: channel %s event %s", channel.id, external_id)
+        return Received(None, True)
+    if process == "queue":
+        queue.enqueue("process_event", event_id)
+    elif process == "inline":
+        process_event(event_id)
+    return Received(event_id, False)
+
+
+def process_event(event_id: int) -> str:
+    """Parse and apply one stored event; returns its final status."""
+    session = db.session
+    event = session.get(InboundEvent, event_id, with_for_update=True)
+    if event is None:
+        raise LookupError(f"inbound event {event_id} does not exist")
+    if event.status == "processed":
+        session.rollback()
+        return event.status
+    channel = session.get(Channel, event.channel_id)
+    pending = len(session.info.get("after_commit", []))
+    try:
+        with session.begin_nested():
+            records = get_connector(channel.kind).parse(channel.settings, event.payload)
+            apply_records(session, channel, records)
+        event.status, event.error = "processed", None
+    except Exception as exc:  # keep the raw event; an admin sees the error and can replay it
+        log.warning("inbound event %s failed: %s: %s", event_id, type(exc).__name__, exc)
+        del session.info.get("after_commit", [])[pending:]
+        event.status, event.error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
+    event.attempts += 1
+    event.processed_at = utcnow()
+    session.commit()
+    return event.status
+
+
+def replay_failed(event_ids: list[int] | None = None,
+                  progress: Callable[[int, int, str], None] | None = None) -> dict[str, int]:
+    """Run failed events again (all failed ones, or the given ids)."""
+    session = db.session
+    query = select(InboundEvent.id).where(InboundEvent.status == "failed").order_by(InboundEvent.id)
+    if event_ids:
+        query = select(InboundEvent.id).where(InboundEvent.id.in_(event_ids)).order_by(InboundEvent.id)
+    ids = list(session.scalars(query))
+    counts: dict[str, int] = {}
+    for n, event_id in enumerate(ids, 1):
+        session.execute(update(InboundEvent).where(InboundEvent.id == event_id)
+                        .values(status="received"))
+        session.commit()
+        status = process_event(event_id)
+        counts[status] = counts.get(status, 0) + 1
+        if progress:
+            progress(n, len(ids), status)
+    return counts
+
+
+# --- applying records -------------------------------------------------------------------
+
+RecordHandler = Callable[[Session, Channel, Any], None]
+RECORD_HANDLERS: dict[type, RecordHandler] = {}
+
+
+def handles(record_type: type) -> Callable[[RecordHandler], RecordHandler]:
+    """Register how a record type is applied (connectors may define their own types)."""
+
+    def register(fn: RecordHandler) -> RecordHandler:
+        RECORD_HANDLERS[record_type] = fn
+        return fn
+
+    return register
+
+
+def apply_records(session: Session, channel: Channel, records: list[Any]) -> None:
+    for record in records:
+        handler = RECORD_HANDLERS.get(type(record))
+        if handler is None:
+            raise TypeError(f"no handler for record type {type(record).__name__}")
+        handler(session, channel, record)
+
+
+@handles(Ignored)
+def _apply_ignored(session: Session, channel: Channel, record: Ignored) -> None:
+    log.info("channel %s: ignored: %s", channel.id, record.reason)
+
+
+@handles(Inbound)
+def apply_inbound(session: Session, channel: Channel, inbound: Inbound) -> Message | None:
+    if inbound.kind == "edit":
+        return _apply_edit(session, channel, inbound)
+    if inbound.kind == "revoke":
+        return _apply_revoke(session, channel, inbound)
+    if inbound.kind == "reaction":
+        return _apply_reaction(session, channel, inbound)
+    return _add_inbound_message(session, channel, inbound)
+
+
+def _find_message(session: Session, channel: Channel, external_id: str | None) -> Message | None:
+    if not external_id:
+        return None
+    return session.scalar(select(Message).where(Message.channel_id == channel.id,
+                                                Message.external_id == external_id))
+
+
+def _add_inbound_message(session: Session, channel: Channel, inbound: Inbound) -> Message | None:
+    if _find_message(session, channel, inbound.external_id) is not None:
+        log.info("duplicate message %s on channel %s ignored", inbound.external_id, channel.id)
+        return None
+    customer = resolve_customer(session, channel, inbound)
+    conversation, opened = place_in_conversation(session, customer, channel, inbound)
+    message = Message(
+        conversation_id=conversation.id, customer_id=customer.id, channel_id=channel.id,
+        direction="in", content_type=inbound.content_type, subject=inbound.subject,
+        text=inbound.text, html=inbound.html, external_id=inbound.external_id,
+        status="received", automated=inbound.automated, created_at=inbound.sent_at,
+        meta={**inbound.meta, "from": f"{inbound.sender.kind}:{inbound.sender.value}"},
+    )
+    replied = _find_message(session, channel, inbound.reply_to_external_id)
+    if replied is not None:
+        message.reply_to_id = replied.id
+    try:
+        with session.begin_nested():
+            session.add(message)
+            session.flush()
+    except IntegrityError:
+        # the same message committed by a concurrent delivery in the meantime
+        log.info("duplicate message %s on channel %s ignored", inbound.external_id, channel.id)
+        return None
+    _store_attachments(session, message, inbound)
+    _touch_conversation(conversation, message, inbound)
+    session.flush()
+    if opened:
+        record_event(session, "conversation.created", conversation_schema.dump(conversation),
+                     conversation.channel_id)
+    else:
+        record_event(session, "conversation.updated", conversation_schema.dump(conversation),
+                     conversation.channel_id)
+    record_event(session, "message.created", message_schema.dump(message), conversation.channel_id)
+    return message
+
+
+def _store_attachments(session: Session, message: Message, inbound: Inbound) -> None:
+    limit = _max_attachment_bytes()
+    for item in inbound.attachments:
+        attachment = Attachment(message_id=message.id, filename=item.filename,
+                                content_type=item.content_type, size=item.size,
+                                remote_ref=item.remote_ref, content_id=item.content_id,
+                                error=item.error)
+        if item.data is not None:
+            attachment.size = len(item.data)
+            if len(item.data) > limit:
+                attachment.error = f"too large: {len(item.data)} bytes (limit {limit})"
+            else:
+                attachment.path = save_attachment(item.data, item.filename)
+        session.add(attachment)
+        message.attachments.append(attachment)
+    if any(a.remote_ref and not a.path and not a.error for a in message.attachments):
+        session.flush()
+        after_commit(session, lambda: queue.enqueue("fetch_attachments", message.id))
+
+
+def _max_attachment_bytes() -> int:
+    from .state import config
+
+    return int(config["storage"]["max_attachment_bytes"])
+
+
+def _touch_conversation(conversation: Conversation, message: Message, inbound: Inbound) -> None:
+    conversation.last_activity_at = max(conversation.last_activity_at, message.created_at)
+    conversation.last_inbound_at = message.created_at
+    conversation.channel_id = message.channel_id
+    conversation.last_message_preview = (inbound.text or inbound.content_type)[:200]
+    conversation.unread_count += 1
+    if conversation.status in ("pending", "snoozed"):
+        conversation.status, conversation.snoozed_until = "open", None
+    if not conversation.subject and inbound.subject:
+        conversation.subject = inbound.subject[:500]
+
+
+# --- customers ---------------------------------------------------------------------------
+
+def _identity_lookup(session: Session, handles_: list[Handle]) -> dict[tuple[str, str], Identity]:
+    if not handles_:
+        return {}
+    keys = [(h.kind, h.value) for h in handles_]
+    rows = session.scalars(select(Identity).where(tuple_(Identity.kind, Identity.value).in_(keys)))
+    return {(i.kind, i.value): i for i in rows}
+
+
+def _canonical(session: Session, customer: Customer) -> Customer:
+    seen = set()
+    while customer.merged_into_id and customer.id not in seen:
+        seen.add(customer.id)
+        customer = session.get(Customer, customer.merged_into_id)
+    return customer
+
+
+def resolve_customer(session: Session, channel: Channel, inbound: Inbound) -> Customer:
+    """Exact match of a verified handle links to its customer; otherwise a new customer.
+    Extra verified handles join the customer; weaker evidence becomes merge suggestions."""
+    verified = [inbound.sender, *[h for h in inbound.also_known_as if h.verified]]
+    for _attempt in range(3):
+        known = _identity_lookup(session, verified)
+        sender_identity = known.get((inbound.sender.kind, inbound.sender.value))
+        if sender_identity is None and known:
+            sender_identity = next(iter(known.values()))
+        if sender_identity is not None:
+            customer = _canonical(session, sender_identity.customer)
+            _attach_handles(session, customer, verified, known)
+            break
+        customer = _create_customer(session, channel, inbound, verified)
+        if customer is not None:
+            break
+    else:  # pragma: no cover - three concurrent creators in a row
+        raise RuntimeError(f"could not resolve customer for {inbound.sender}")
+    _suggest_merges(session, customer, inbound.evidence, "handle mentioned by the customer")
+    if inbound.source and not customer.source:
+        customer.source = inbound.source
+    if inbound.sender_name and not customer.name:
+        customer.name = inbound.sender_name[:200]
+    return customer
+
+
+def _create_customer(session: Session, channel: Channel, inbound: Inbound,
+                     handles_: list[Handle]) -> Customer | None:
+    """Create customer and identities in a savepoint; None if a concurrent transaction
+    created one of the identities first (the caller looks again)."""
+    try:
+        with session.begin_nested():
+            customer = Customer(name=(inbound.sender_name or inbound.sender.value)[:200],
+                                source=inbound.source or {"channel": channel.kind,
+                                                          "channel_id": channel.id})
+            session.add(customer)
+            session.flush()
+            for handle in dict.fromkeys(handles_):
+                session.add(Identity(customer_id=customer.id, kind=handle.kind,
+                                     value=handle.value, verified=handle.verified))
+            session.flush()
+    except IntegrityError:
+        return None
+    record_event(session, "customer.created", customer_schema.dump(customer), None)
+    return customer
+
+
+def _attach_handles(session: Session, customer: Customer, handles_: list[Handle],
+                    known: dict[tuple[str, str], Identity]) -> None:
+    for handle in handles_:
+        identity = known.get((handle.kind, handle.value))
+        if identity is None:
+            try:
+                with session.begin_nested():
+                    session.add(Identity(customer_id=customer.id, kind=handle.kind,
+                                         value=handle.value, verified=handle.verified))
+                    session.flush()
+            except IntegrityError:
+                continue
+        elif _canonical(session, identity.customer).id != customer.id:
+            _suggest(session, customer.id, identity.customer_id,
+                     {"reason": "same verified handle", "handle": f"{handle.kind}:{handle.value}"},
+                     score=90)
+
+
+def _suggest_merges(session: Session, customer: Customer, evidence: tuple[Handle, ...],
+                    reason: str) -> None:
+    known = _identity_lookup(session, list(evidence))
+    for (kind, value), identity in known.items():
+        other = _canonical(session, identity.customer)
+        if other.id != customer.id:
+            _suggest(session, customer.id, other.id,
+                     {"reason": reason, "handle": f"{kind}:{value}"}, score=60)
+
+
+def _suggest(session: Session, customer_id: int, other_id: int, reason: dict, score: int) -> None:
+    low, high = sorted((customer_id, other_id))
+    suggestion = session.scalar(select(MergeSuggestion).where(
+        MergeSuggestion.customer_id == low, MergeSuggestion.other_customer_id == high))
+    if suggestion is None:
+        session.add(MergeSuggestion(customer_id=low, other_customer_id=high,
+                                    reasons=[reason], score=score))
+    elif reason not in suggestion.reasons and suggestion.status == "open":
+        suggestion.reasons = [*suggestion.reasons, reason]
+        suggestion.score = min(100, max(suggestion.score, score) + 10)
+    session.flush()
+
+
+# --- conversations -----------------------------------------------------------------------
+
+def open_conversation(session: Session, customer: Customer) -> Conversation | None:
+    return session.scalar(select(Conversation).where(
+        Conversation.customer_id == customer.id, Conversation.status != "resolved"))
+
+
+def place_in_conversation(session: Session, customer: Customer, channel: Channel,
+                          inbound: Inbound) -> tuple[Conversation, bool]:
+    """The customer's open conversation, or a new one (a message after resolution opens a
+    new conversation; the timeline keeps the earlier ones)."""
+    for _attempt in range(3):
+        conversation = open_conversation(session, customer)
+        if conversation is not None:
+            return conversation, False
+        try:
+            with session.begin_nested():
+                conversation = Conversation(customer_id=customer.id, channel_id=channel.id,
+                                            status="open", subject=inbound.subject,
+                                            last_activity_at=inbound.sent_at,
+                                            created_at=utcnow())
+                session.add(conversation)
+                session.flush()
+            return conversation, True
+        except IntegrityError:  # a concurrent message opened it first
+            continue
+    raise RuntimeError(f"could not open a conversation for customer {customer.id}")
+
+
+# --- edits, revokes, reactions, statuses -------------------------------------------------
+
+def _emit_message_updated(session: Session, message: Message) -> None:
+    session.flush()
+    record_event(session, "message.updated", message_schema.dump(message),
+                 message.conversation.channel_id)
+
+
+def _apply_edit(session: Session, channel: Channel, inbound: Inbound) -> Message | None:
+    message = _find_message(session, channel, inbound.external_id)
+    if message is None:  # the original never reached us: keep the edited text as a message
+        return _add_inbound_message(session, channel, inbound)
+    if message.text != inbound.text:
+        message.history = [*message.history, {"text": message.text,
+                                              "until": inbound.sent_at.isoformat()}]
+        message.text, message.html = inbound.text, inbound.html
+        message.edited_at = inbound.sent_at
+        _emit_message_updated(session, message)
+    return message
+
+
+def _apply_revoke(session: Session, channel: Channel, inbound: Inbound) -> Message | None:
+    message = _find_message(session, channel, inbound.reply_to_external_id or inbound.external_id)
+    if message is not None and not message.deleted:
+        message.deleted = True
+        _emit_message_updated(session, message)
+    return message
+
+
+def _apply_reaction(session: Session, channel: Channel, inbound: Inbound) -> Message | None:
+    message = _find_message(session, channel, inbound.reply_to_external_id)
+    if message is None:
+        log.info("reaction to unknown message %s ignored", inbound.reply_to_external_id)
+        return None
+    reactions = dict(message.meta.get("reactions", {}))
+    who = f"{inbound.sender.kind}:{inbound.sender.value}"
+    if inbound.text:
+        reactions[who] = inbound.text
+    else:
+        reactions.pop(who, None)  # an empty emoji removes the reaction
+    message.meta = {**message.meta, "reactions": reactions}
+    _emit_message_updated(session, message)
+    return message
+
+
+@handles(StatusUpdate)
+def apply_status(session: Session, channel: Channel, update_: StatusUpdate) -> None:
+    message = session.scalar(select(Message).where(
+        Message.channel_id == channel.id, Message.direction == "out",
+        Message.external_id == update_.external_id))
+    if message is None:
+        log.info("status %s for unknown message %s ignored", update_.status, update_.external_id)
+        return
+    if update_.status == "failed":
+        if message.status == "failed":
+            return
+        message.status, message.error = "failed", update_.error or "failed"
+    elif STATUS_RANK.get(update_.status, -1) > STATUS_RANK.get(message.status, 99):
+        message.status = update_.status
+    else:
+        return  # older or repeated news
+    _emit_message_updated(session, message)

@@ -1,0 +1,378 @@
+"""The domain model (DESIGN section 2), SQLAlchemy 2 typed mappings.
+
+Alembic migrations in migrations/ must match this file: tests/test_migrations.py runs
+autogenerate against a migrated database and expects no difference.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT for busy tables.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use timezone-aware UTC")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {
+        dict[str, Any]: JSONType,
+        list[Any]: JSONType,
+        datetime: UTCDateTime,
+    }
+
+
+agent_teams = Table(
+    "agent_teams",
+    Base.metadata,
+    Column("agent_id", ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True),
+    Column("team_id", ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True),
+)
+
+team_channels = Table(
+    "team_channels",
+    Base.metadata,
+    Column("team_id", ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True),
+    Column("channel_id", ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Team(Base):
+    __tablename__ = "teams"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    agents: Mapped[list[Agent]] = relationship(secondary=agent_teams, back_populates="teams")
+    channels: Mapped[list[Channel]] = relationship(secondary=team_channels, back_populates="teams")
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20), default="agent")  # admin | agent
+    locale: Mapped[str | None] = mapped_column(String(10))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    teams: Mapped[list[Team]] = relationship(secondary=agent_teams, back_populates="agents")
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    # Flask-Login
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    # sha256 of the token: a database leak does not leak usable tokens
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    agent: Mapped[Agent] = relationship()
+
+
+class Channel(Base):
+    __tablename__ = "channels"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    # a non-guessable id for places the public sees (widget tag)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True,
+                                           default=lambda: uuid.uuid4().hex)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # sync cursors, polling offsets: written by the app, never by connectors
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    error: Mapped[str | None] = mapped_column(Text)  # last problem, shown to admins
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    teams: Mapped[list[Team]] = relationship(secondary=team_channels, back_populates="channels")
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    company: Mapped[str | None] = mapped_column(String(200))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    # first-touch source: channel, utm, referrer, ad, deep-link payload
+    source: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    identities: Mapped[list[Identity]] = relationship(back_populates="customer",
+                                                      order_by="Identity.id")
+    owner: Mapped[Agent | None] = relationship()
+
+
+class Identity(Base):
+    __tablename__ = "identities"
+    __table_args__ = (UniqueConstraint("kind", "value"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    value: Mapped[str] = mapped_column(String(320))
+    verified: Mapped[bool] = mapped_column(Boolean, default=True)
+    # false after a bounce / a blocked bot: shown on the card, the composer warns
+    reachable: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    customer: Mapped[Customer] = relationship(back_populates="identities")
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        # at most one conversation per customer that is not resolved
+        Index("uq_conversations_one_open", "customer_id", unique=True,
+              sqlite_where=text("status != 'resolved'"),
+              postgresql_where=text("status != 'resolved'")),
+        Index("ix_conversations_inbox", "status", "last_activity_at", "id"),
+        Index("ix_conversations_assignee", "assignee_id", "status", "last_activity_at"),
+        Index("ix_conversations_channel", "channel_id", "status", "last_activity_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    # the channel of the latest inbound message: default reply route and access scope
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    priority: Mapped[str] = mapped_column(String(10), default="normal")
+    labels: Mapped[list[Any]] = mapped_column(default=list)
+    subject: Mapped[str | None] = mapped_column(String(500))
+    snoozed_until: Mapped[datetime | None]
+    last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_inbound_at: Mapped[datetime | None]
+    last_message_preview: Mapped[str] = mapped_column(String(200), default="")
+    unread_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None]
+    customer: Mapped[Customer] = relationship()
+    channel: Mapped[Channel] = relationship()
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "external_id"),
+        Index("ix_messages_conversation", "conversation_id", "id"),
+        Index("ix_messages_customer", "customer_id", "id"),
+        Index("ix_messages_outbox", "status", "next_attempt_at"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # stable across retries: the idempotency key and the email Message-ID
+    uuid: Mapped[str] = mapped_column(String(36), unique=True,
+                                      default=lambda: str(uuid.uuid4()))
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id"))
+    direction: Mapped[str] = mapped_column(String(4))  # in | out | note
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    content_type: Mapped[str] = mapped_column(String(30), default="text")
+    subject: Mapped[str | None] = mapped_column(String(500))
+    text: Mapped[str] = mapped_column(Text, default="")
+    html: Mapped[str | None] = mapped_column(Text)
+    external_id: Mapped[str | None] = mapped_column(String(500))
+    reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    # delivery: received (inbound) | queued | sending | sent | delivered | read | failed
+    status: Mapped[str] = mapped_column(String(12), default="received")
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    enqueued_at: Mapped[datetime | None]
+    locked_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    edited_at: Mapped[datetime | None]
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    automated: Mapped[bool] = mapped_column(Boolean, default=False)
+    history: Mapped[list[Any]] = mapped_column(default=list)   # earlier texts of edits
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    attachments: Mapped[list[Attachment]] = relationship(order_by="Attachment.id")
+    conversation: Mapped[Conversation] = relationship()
+
+
+class Attachment(Base):
+    __tablename__ = "attachments"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"),
+                                            index=True)
+    filename: Mapped[str] = mapped_column(String(300))
+    content_type: Mapped[str] = mapped_column(String(120))
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    path: Mapped[str | None] = mapped_column(String(500))      # relative to attachments_dir
+    remote_ref: Mapped[str | None] = mapped_column(String(500))
+    content_id: Mapped[str | None] = mapped_column(String(300))
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class InboundEvent(Base):
+    """Every raw delivery, stored before processing. (channel, external_id) is unique, so a
+    repeated delivery is a no-op insert, not a check-then-insert race."""
+
+    __tablename__ = "inbound_events"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "external_id"),
+        Index("ix_inbound_events_status", "status", "id"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
+    external_id: Mapped[str] = mapped_column(String(500))
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    status: Mapped[str] = mapped_column(String(12), default="received")  # received|processed|failed
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    enqueued_at: Mapped[datetime | None]   # last handed to a worker (the sweeper's clock)
+    processed_at: Mapped[datetime | None]
+
+
+class Event(Base):
+    """The event log behind Socket.IO: ids increase, a reconnecting client asks for the rest."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    type: Mapped[str] = mapped_column(String(40))
+    # access scope: the conversation's channel (None: admins only, or everyone for presence)
+    channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id", ondelete="SET NULL"))
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Note(Base):
+    """A note on the customer's CRM card (not a message in the thread)."""
+
+    __tablename__ = "notes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    external_ref: Mapped[str | None] = mapped_column(String(200), unique=True)
+    placed_at: Mapped[datetime | None]
+    total: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(40), default="new")
+    items: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class Deal(Base):
+    __tablename__ = "deals"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    external_ref: Mapped[str | None] = mapped_column(String(200), unique=True)
+    title: Mapped[str] = mapped_column(String(300))
+    stage: Mapped[str] = mapped_column(String(60), default="new")
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    expected_close: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class MergeSuggestion(Base):
+    __tablename__ = "merge_suggestions"
+    __table_args__ = (UniqueConstraint("customer_id", "other_customer_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    other_customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    reasons: Mapped[list[Any]] = mapped_column(default=list)
+    score: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(12), default="open")  # open|accepted|rejected
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None]
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(40))
+    target_type: Mapped[str] = mapped_column(String(40))
+    target_id: Mapped[int | None] = mapped_column(BigInteger)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

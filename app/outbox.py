@@ -1,0 +1,292 @@
+"""The durable outbox: a reply is a queued message committed with the action that made it;
+the `send_message` job sends it through the channel's connector.
+
+Nothing is sent that was not first committed; nothing committed is silently dropped: a
+send that dies with its worker is found "sending" past `stale_after` by the sweeper and
+queued again, and after the last attempt the message is failed with the error, visible
+and retryable.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import random
+from datetime import timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from connectors import get_connector
+from connectors.base import (
+    ChannelError,
+    Handle,
+    Outbound,
+    PermanentError,
+    SendResult,
+    TransientError,
+)
+
+from .api.schemas import conversation_schema, message_schema
+from .db import after_commit
+from .models import Agent, Channel, Conversation, InboundEvent, Message, utcnow
+from .realtime import record_event
+from .state import config, db, queue
+
+log = logging.getLogger(__name__)
+
+# Which identity kinds a channel kind can address.
+CHANNEL_IDENTITY_KINDS = {
+    "email": ("email",),
+    "telegram": ("telegram",),
+    "whatsapp": ("whatsapp", "phone"),
+    "webchat": ("webchat", "site_user"),
+}
+
+
+class ReplyError(ValueError):
+    """The reply cannot be queued (no channel to reach the customer, ...)."""
+
+    def __init__(self, message: str, field: str = "channel_id"):
+        super().__init__(message)
+        self.field = field
+
+
+def customer_channel_ids(session: Session, customer_id: int) -> list[int]:
+    """Channels the customer wrote from, most recent first."""
+    rows = session.execute(
+        select(Message.channel_id, Message.id)
+        .where(Message.customer_id == customer_id, Message.direction == "in")
+        .order_by(Message.id.desc()).limit(500))
+    return list(dict.fromkeys(row.channel_id for row in rows if row.channel_id))
+
+
+def choose_channel(session: Session, conversation: Conversation,
+                   channel_id: int | None) -> Channel:
+    """The channel of the customer's latest inbound message, unless the agent picked another
+    of the customer's channels."""
+    available = customer_channel_ids(session, conversation.customer_id)
+    if channel_id is None:
+        if not available:
+            raise ReplyError("the customer has written on no channel we can answer on")
+        channel_id = available[0]
+    elif channel_id not in available:
+        raise ReplyError(f"channel {channel_id} is not one of this customer's channels")
+    channel = session.get(Channel, channel_id)
+    if channel is None or not channel.active:
+        raise ReplyError(f"channel {channel_id} is not active")
+    return channel
+
+
+def reply_token(conversation_id: int) -> str:
+    """Conversation id plus a MAC, so a forged reply address cannot pick a conversation."""
+    mac = hmac.new(config["secret_key"].encode(), f"conv:{conversation_id}".encode(),
+                   hashlib.sha256).hexdigest()[:12]
+    return f"{conversation_id}-{mac}"
+
+
+def conversation_for_token(token: str) -> int | None:
+    conversation_id, _, _mac = token.partition("-")
+    if conversation_id.isdigit() and hmac.compare_digest(reply_token(int(conversation_id)), token):
+        return int(conversation_id)
+    return None
+
+
+def enqueue_reply(session: Session, conversation: Conversation, agent: Agent | None, text: str,
+                  channel_id: int | None = None, subject: str | None = None,
+                  automated: bool = False) -> Message:
+    channel = choose_channel(session, conversation, channel_id)
+    now = utcnow()
+    message = Message(conversation_id=conversation.id, customer_id=conversation.customer_id,
+                      channel_id=channel.id, direction="out",
+                      author_id=agent.id if agent else None, text=text,
+                      subject=subject or conversation.subject, status="queued",
+                      automated=automated, created_at=now, enqueued_at=now)
+    session.add(message)
+    conversation.last_activity_at = now
+    conversation.last_message_preview = text[:200]
+    conversation.unread_count = 0
+    session.flush()
+    record_event(session, "message.created", message_schema.dump(message), conversation.channel_id)
+    record_event(session, "conversation.updated", conversation_schema.dump(conversation),
+                 conversation.channel_id)
+    after_commit(session, lambda: queue.enqueue("send_message", message.id))
+    return message
+
+
+def add_note(session: Session, conversation: Conversation, agent: Agent, text: str) -> Message:
+    """An internal note: part of the thread, never sent to the customer."""
+    message = Message(conversation_id=conversation.id, customer_id=conversation.customer_id,
+                      channel_id=None, direction="note", author_id=agent.id, text=text,
+                      status="received", created_at=utcnow())
+    session.add(message)
+    session.flush()
+    record_event(session, "message.created", message_schema.dump(message), conversation.channel_id)
+    return message
+
+
+def retry_message(session: Session, message: Message) -> None:
+    """An agent asks to try a failed message again."""
+    if message.direction != "out" or message.status != "failed":
+        raise ReplyError("only a failed outbound message can be retried", field="status")
+    now = utcnow()
+    message.status, message.error, message.attempts = "queued", None, 0
+    message.next_attempt_at, message.enqueued_at = None, now
+    session.flush()
+    record_event(session, "message.updated", message_schema.dump(message),
+                 message.conversation.channel_id)
+    after_commit(session, lambda: queue.enqueue("send_message", message.id))
+
+
+# --- the send job ------------------------------------------------------------------------
+
+def _recipient(session: Session, message: Message, channel: Channel) -> Handle:
+    """The handle the customer last wrote from on this channel; else any matching identity."""
+    latest = session.scalar(
+        select(Message.meta).where(Message.customer_id == message.customer_id,
+                                   Message.channel_id == channel.id, Message.direction == "in")
+        .order_by(Message.id.desc()).limit(1))
+    if latest and latest.get("from"):
+        kind, _, value = latest["from"].partition(":")
+        return Handle(kind, value)
+    for identity in message.conversation.customer.identities:
+        if identity.kind in CHANNEL_IDENTITY_KINDS.get(channel.kind, ()):
+            return Handle(identity.kind, identity.value, identity.verified)
+    raise PermanentError(f"the customer has no {channel.kind} handle to send to")
+
+
+def _references(session: Session, message: Message) -> tuple[str, ...]:
+    rows = session.scalars(
+        select(Message.external_id).where(Message.conversation_id == message.conversation_id,
+                                          Message.channel_id == message.channel_id,
+                                          Message.external_id.is_not(None),
+                                          Message.id != message.id)
+        .order_by(Message.id.desc()).limit(20))
+    return tuple(reversed(list(rows)))
+
+
+def build_outbound(session: Session, message: Message, channel: Channel) -> Outbound:
+    replied = session.get(Message, message.reply_to_id) if message.reply_to_id else None
+    return Outbound(
+        idempotency_key=message.uuid, to=_recipient(session, message, channel),
+        text=message.text, html=message.html, subject=message.subject,
+        reply_to_external_id=replied.external_id if replied else None,
+        references=_references(session, message) if channel.kind == "email" else (),
+        reply_token=reply_token(message.conversation_id), automated=message.automated,
+        template=message.meta.get("template"),
+    )
+
+
+def _claim(session: Session, message_id: int) -> bool:
+    """Atomically move a due queued message to sending; False if someone else has it."""
+    now = utcnow()
+    result = session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.status == "queued",
+               or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= now))
+        .values(status="sending", locked_at=now, attempts=Message.attempts + 1)
+        .execution_options(synchronize_session=False))
+    session.commit()
+    return result.rowcount == 1
+
+
+def backoff_delay(attempt: int, retry_after: float | None = None) -> float:
+    jobs = config["jobs"]
+    if retry_after is not None:
+        return float(retry_after)
+    delay = min(float(jobs["backoff_max"]), float(jobs["backoff_base"]) * 2 ** (attempt - 1))
+    return delay * random.uniform(0.5, 1.5)  # jitter: retries of many messages spread out
+
+
+def send_message(message_id: int) -> str:
+    session = db.session
+    if not _claim(session, message_id):
+        return "skipped"
+    message = session.get(Message, message_id)
+    channel = session.get(Channel, message.channel_id)
+    connector = get_connector(channel.kind)
+    try:
+        outbound = build_outbound(session, message, channel)
+        if channel.state.get("demo"):  # `threadline demo` channels reach no real customer
+            result = SendResult(external_id=f"demo:{outbound.idempotency_key}")
+        else:
+            result = connector.send(channel.settings, outbound)
+    except PermanentError as exc:
+        _fail(message, str(exc))
+    except TransientError as exc:
+        _retry_or_fail(message, str(exc), exc.retry_after)
+    except ChannelError as exc:
+        _retry_or_fail(message, str(exc), None)
+    except Exception as exc:  # an unexpected bug or network error: retried, then shown
+        log.exception("sending message %s failed unexpectedly", message_id)
+        _retry_or_fail(message, f"{type(exc).__name__}: {exc}", None)
+    else:
+        message.status, message.error = "sent", None
+        message.external_id = result.external_id
+        message.sent_at = utcnow()
+        if result.extra_ids:
+            message.meta = {**message.meta, "extra_ids": list(result.extra_ids)}
+    message.locked_at = None
+    session.flush()
+    record_event(session, "message.updated", message_schema.dump(message),
+                 message.conversation.channel_id)
+    session.commit()
+    return message.status
+
+
+def _fail(message: Message, error: str) -> None:
+    message.status, message.error = "failed", error[:2000]
+    log.warning("message %s failed: %s", message.id, error)
+
+
+def _retry_or_fail(message: Message, error: str, retry_after: float | None) -> None:
+    if message.attempts >= int(config["jobs"]["max_attempts"]):
+        _fail(message, f"{error} (after {message.attempts} attempts)")
+        return
+    delay = backoff_delay(message.attempts, retry_after)
+    message.status, message.error = "queued", error[:2000]
+    message.next_attempt_at = utcnow() + timedelta(seconds=delay)
+    message.enqueued_at = None  # the sweeper enqueues it when it is due
+    log.info("message %s: attempt %s failed (%s); retry in %.1fs",
+             message.id, message.attempts, error, delay)
+
+
+# --- the sweeper -------------------------------------------------------------------------
+
+def sweep() -> dict[str, int]:
+    """Re-queue sends and inbound events a dead worker left behind, and due retries."""
+    session = db.session
+    now = utcnow()
+    stale = now - timedelta(seconds=float(config["jobs"]["stale_after"]))
+    revived = session.execute(
+        update(Message).where(Message.status == "sending", Message.locked_at < stale)
+        .values(status="queued", locked_at=None, next_attempt_at=None, enqueued_at=None)
+        .execution_options(synchronize_session=False)).rowcount
+    due = list(session.scalars(
+        select(Message.id).where(
+            Message.status == "queued",
+            or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= now),
+            or_(Message.enqueued_at.is_(None), Message.enqueued_at < stale))
+        .order_by(Message.id).limit(1000)))
+    if due:
+        session.execute(update(Message).where(Message.id.in_(due)).values(enqueued_at=now)
+                        .execution_options(synchronize_session=False))
+    events = list(session.scalars(
+        select(InboundEvent.id).where(InboundEvent.status == "received",
+                                      InboundEvent.created_at < stale,
+                                      or_(InboundEvent.enqueued_at.is_(None),
+                                          InboundEvent.enqueued_at < stale))
+        .order_by(InboundEvent.id).limit(1000)))
+    if events:
+        session.execute(update(InboundEvent).where(InboundEvent.id.in_(events))
+                        .values(enqueued_at=now).execution_options(synchronize_session=False))
+    session.commit()
+    for message_id in due:
+        queue.enqueue("send_message", message_id)
+    for event_id in events:
+        queue.enqueue("process_event", event_id)
+    if revived or due or events:
+        log.info("sweep: %s stale sends revived, %s sends and %s events queued",
+                 revived, len(due), len(events))
+    return {"revived": revived, "queued": len(due), "events": len(events)}
+

@@ -1,0 +1,67 @@
+"""`threadline serve`: one gunicorn process with a threaded worker.
+
+Flask-SocketIO runs in threading mode with simple-websocket, which gunicorn's gthread worker
+supports; a Socket.IO server must live in a single process, so scale out with several
+`serve` processes behind a proxy with sticky sessions, joined by Redis.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+log = logging.getLogger(__name__)
+
+
+def start_background(app) -> list[Any]:
+    """In the embedded default (no Redis) the web process also runs the jobs, the sweeper
+    and the channel pollers."""
+    from .jobs import InProcessQueue, Sweeper
+
+    config = app.config["THREADLINE"]
+    started: list[Any] = []
+    queue = app.extensions["threadline.queue"]
+    if isinstance(queue, InProcessQueue):
+        queue.start()
+        sweeper = Sweeper(app, float(config["jobs"]["sweep_interval"]))
+        sweeper.start()
+        started += [queue, sweeper]
+        if config["server"]["pollers"]:
+            from .pollers import start_pollers
+
+            started += start_pollers(app)
+    return started
+
+
+class _Gunicorn(BaseApplication):
+    def __init__(self, config: dict[str, Any]):
+        self.threadline_config = config
+        super().__init__()
+
+    def load_config(self) -> None:
+        server = self.threadline_config["server"]
+        self.cfg.set("bind", f"{server['host']}:{server['port']}")
+        self.cfg.set("workers", 1)
+        self.cfg.set("worker_class", "gthread")
+        self.cfg.set("threads", int(server["threads"]))
+        # long-polling Socket.IO requests and idle websockets must not be killed
+        self.cfg.set("timeout", 0)
+        self.cfg.set("graceful_timeout", 5)
+        self.cfg.set("accesslog", None)
+        self.cfg.set("loglevel", self.threadline_config["log"]["level"].lower())
+
+    def load(self):
+        from . import create_app
+
+        app = create_app(self.threadline_config)
+        start_background(app)
+        return app
+
+
+def run_server(config: dict[str, Any]) -> None:
+    server = config["server"]
+    mode = "PostgreSQL/Redis" if config["redis_url"] else "embedded (in-process jobs)"
+    url = server["public_url"] or f"http://{server['host']}:{server['port']}/"
+    print(f"Threadline listening on {url} — {mode}", flush=True)
+    _Gunicorn(config).run()
