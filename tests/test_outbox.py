@@ -1,0 +1,146 @@
+"""The durable outbox: replies are committed first, sent by a worker, retried, failed
+visibly, and never lost when a worker dies."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+from sqlalchemy import select
+
+from app.ingest import receive
+from app.models import Conversation, Message
+from app.state import db
+from tests.conftest import ROOT, SCALE_OUT, cli_env, run_jobs, telegram_update, threadline_cmd, wait_until
+
+
+@pytest.fixture
+def conversation(ctx, telegram_channel):
+    receive(telegram_channel, "1", telegram_update(1, 4242, "Где мой заказ?"), process="inline")
+    return db.session.scalar(select(Conversation))
+
+
+def message_state(message_id: int) -> Message:
+    db.session.expire_all()
+    return db.session.get(Message, message_id)
+
+
+def test_reply_is_sent_through_the_channel(app, api, conversation, telegram_api):
+    response = api.post(f"/conversations/{conversation.id}/messages", json={"text": "Уже едет!"})
+    assert response.status_code == 201, response.json
+    body = response.json
+    assert body["direction"] == "out" and body["status"] == "queued"
+    assert body["channel_id"] == conversation.channel_id
+    run_jobs(app)
+    sent = telegram_api.calls("sendMessage")
+    assert len(sent) == 1
+    assert sent[0].params["chat_id"] in (4242, "4242") and sent[0].params["text"] == "Уже едет!"
+    message = message_state(body["id"])
+    assert message.status == "sent" and message.external_id.startswith("4242:")
+    assert api.get(f"/conversations/{conversation.id}/messages").json["items"][0]["status"] == "sent"
+
+
+def test_transient_error_is_retried_with_backoff(app, api, conversation, telegram_api):
+    telegram_api.fail_next("sendMessage", 502, "Bad Gateway")
+    response = api.post(f"/conversations/{conversation.id}/messages", json={"text": "retry me"})
+    run_jobs(app)
+    message = message_state(response.json["id"])
+    assert message.status == "queued" and message.attempts == 1
+    assert message.next_attempt_at is not None and "Bad Gateway" in message.error
+    # the sweeper queues it again once it is due
+    from app.outbox import sweep
+
+    wait_until(lambda: sweep()["queued"] == 1, timeout=5, message="retry due")
+    run_jobs(app)
+    message = message_state(response.json["id"])
+    assert message.status == "sent" and message.attempts == 2 and message.error is None
+    assert len(telegram_api.calls("sendMessage")) == 2
+
+
+def test_last_failed_attempt_marks_the_message_failed(app, api, conversation, telegram_api):
+    from app.outbox import sweep
+
+    for _ in range(3):  # max_attempts is 3 in the tests
+        telegram_api.fail_next("sendMessage", 500, "Internal Server Error")
+    response = api.post(f"/conversations/{conversation.id}/messages", json={"text": "doomed"})
+    message_id = response.json["id"]
+    run_jobs(app)
+    for _ in range(2):
+        wait_until(lambda: sweep()["queued"] == 1, timeout=5, message="retry due")
+        run_jobs(app)
+    listed = api.get(f"/conversations/{conversation.id}/messages").json["items"][0]
+    assert listed["id"] == message_id
+    assert listed["status"] == "failed"
+    assert "Internal Server Error" in listed["error"] and "after 3 attempts" in listed["error"]
+    # retryable from the API
+    retried = api.post(f"/messages/{message_id}/retry")
+    assert retried.status_code == 200 and retried.json["status"] == "queued"
+    run_jobs(app)
+    assert message_state(message_id).status == "sent"
+
+
+def test_permanent_error_fails_at_once(app, api, conversation, telegram_api):
+    telegram_api.fail_next("sendMessage", 403, "Forbidden: bot was blocked by the user")
+    response = api.post(f"/conversations/{conversation.id}/messages", json={"text": "hi"})
+    run_jobs(app)
+    message = message_state(response.json["id"])
+    assert message.status == "failed" and message.attempts == 1
+    assert "blocked" in message.error
+
+
+def test_note_is_never_sent(app, api, conversation, telegram_api):
+    response = api.post(f"/conversations/{conversation.id}/notes", json={"text": "VIP, be nice"})
+    assert response.status_code == 201 and response.json["direction"] == "note"
+    run_jobs(app)
+    assert telegram_api.calls("sendMessage") == []
+
+
+def test_reply_to_a_channel_the_customer_never_used_is_refused(api, conversation):
+    response = api.post(f"/conversations/{conversation.id}/messages",
+                        json={"text": "hi", "channel_id": 999})
+    assert response.status_code == 422
+    assert "channel_id" in json.dumps(response.json)
+    assert db.session.scalar(select(Message).where(Message.direction == "out")) is None
+
+
+def test_empty_reply_is_refused_with_the_field(api, conversation):
+    response = api.post(f"/conversations/{conversation.id}/messages", json={"text": ""})
+    assert response.status_code == 422
+    assert "text" in response.json["detail"]["json"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", SCALE_OUT)  # a separate worker process needs Redis
+def test_worker_killed_mid_send_is_recovered(app, api, backend, conversation, telegram_api):
+    """SIGKILL a worker while the channel holds the send; after a restart the message is
+    sent and marked sent. Telegram cannot tell a repeat, so the channel saw it twice; the
+    inbox shows one message."""
+    config = app.config["THREADLINE"]
+    telegram_api.hold("sendMessage")
+    response = api.post(f"/conversations/{conversation.id}/messages", json={"text": "survive"})
+    message_id = response.json["id"]
+    env = cli_env(config)
+    worker = subprocess.Popen(threadline_cmd("worker", "--no-sweeper"), cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        telegram_api.wait_for("sendMessage", 1, timeout=20)
+        assert message_state(message_id).status == "sending"
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+        telegram_api.release("sendMessage")
+    assert message_state(message_id).status == "sending"  # nobody finished it
+    time.sleep(float(config["jobs"]["stale_after"]) + 0.5)
+    restarted = subprocess.run(threadline_cmd("worker", "--burst"), cwd=ROOT, env=env,
+                               capture_output=True, text=True, timeout=60)
+    assert restarted.returncode == 0, restarted.stderr
+    message = message_state(message_id)
+    assert message.status == "sent" and message.attempts == 2
+    assert len(db.session.scalars(select(Message).where(Message.direction == "out")).all()) == 1
+    assert telegram_api.delivery_count(4242, "survive") == 2
