@@ -11,43 +11,19 @@ from .config import load_config, redacted
 log = logging.getLogger(__name__)
 
 
-class SecretFilter(logging.Filter):
-    """Last line of defence: scrub configured secrets from every log record."""
-
-    def __init__(self, secrets: list[str]):
-        super().__init__()
-        self.secrets = [s for s in secrets if s and len(s) >= 6]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            scrubbed = message
-            for secret in self.secrets:
-                scrubbed = scrubbed.replace(secret, "***")
-            if scrubbed != message:
-                record.msg, record.args = scrubbed, None
-        return True
-
-
 def _configure_logging(config: dict[str, Any]) -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(level=config["log"]["level"],
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    else:
-        root.setLevel(config["log"]["level"])
     from sqlalchemy.engine import make_url
 
+    from .logs import install, register_secrets
+
+    install(config["log"]["level"])
     secrets = [config["secret_key"]]
     for key in ("database_url", "redis_url"):
         try:
-            if config[key]:
-                secrets.append(make_url(config[key]).password or "")
+            secrets.append(make_url(config[key]).password if config[key] else None)
         except Exception:
             pass
-    for handler in root.handlers:
-        if not any(isinstance(f, SecretFilter) for f in handler.filters):
-            handler.addFilter(SecretFilter(secrets))
+    register_secrets(secrets)
 
 
 def create_app(config: dict[str, Any] | None = None, **overrides: Any) -> APIFlask:

@@ -23,6 +23,7 @@ from connectors.base import Handle, Ignored, Inbound, StatusUpdate
 
 from .api.schemas import conversation_schema, customer_schema, message_schema
 from .db import after_commit
+from .logs import register_channel_secrets
 from .models import (
     Attachment,
     Channel,
@@ -96,7 +97,9 @@ def process_event(event_id: int) -> str:
     pending = len(session.info.get("after_commit", []))
     try:
         with session.begin_nested():
-            records = get_connector(channel.kind).parse(channel.settings, event.payload)
+            connector = get_connector(channel.kind)
+            register_channel_secrets(connector, channel.settings)
+            records = connector.parse(channel.settings, event.payload)
             apply_records(session, channel, records)
         event.status, event.error = "processed", None
     except Exception as exc:  # keep the raw event; an admin sees the error and can replay it

@@ -29,6 +29,7 @@ from connectors.base import (
 
 from .api.schemas import conversation_schema, message_schema
 from .db import after_commit
+from .logs import register_channel_secrets
 from .models import Agent, Channel, Conversation, InboundEvent, Message, utcnow
 from .realtime import record_event
 from .state import config, db, queue
@@ -205,6 +206,7 @@ def send_message(message_id: int) -> str:
     message = session.get(Message, message_id)
     channel = session.get(Channel, message.channel_id)
     connector = get_connector(channel.kind)
+    register_channel_secrets(connector, channel.settings)
     try:
         outbound = build_outbound(session, message, channel)
         if channel.state.get("demo"):  # `threadline demo` channels reach no real customer

@@ -11,6 +11,7 @@ from connectors import get_connector
 from connectors.base import MalformedPayload, VerificationError
 
 from .ingest import receive
+from .logs import register_channel_secrets
 from .models import Channel
 from .state import db
 
@@ -31,6 +32,7 @@ def _channel(kind: str, channel_id: int) -> Channel:
 def inbound(kind: str, channel_id: int):
     channel = _channel(kind, channel_id)
     connector = get_connector(kind)
+    register_channel_secrets(connector, channel.settings)
     body = request.get_data(cache=False)
     try:
         connector.verify_webhook(channel.settings, request.headers, body)
