@@ -299,3 +299,94 @@ def telegram_update(update_id: int, user_id: int, text: str, message_id: int | N
             "text": text,
         },
     }
+
+
+# --- a real server ----------------------------------------------------------------------
+
+class RunningServer:
+    """`threadline serve` in a subprocess on a free port."""
+
+    def __init__(self, config: dict[str, Any], log_path: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(
+            threadline_cmd("serve", "--host", "127.0.0.1", "--port", str(self.port)),
+            cwd=ROOT, env=cli_env(config), stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        try:
+            wait_for_port(self.port, timeout=30, proc=self.proc)
+        except Exception:
+            self.stop()
+            raise RuntimeError(f"server did not start:\n{log_path.read_text()}")
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def start_server(app_config, tmp_path):
+    servers: list[RunningServer] = []
+
+    def start() -> RunningServer:
+        server = RunningServer(app_config, tmp_path / f"server-{len(servers)}.log")
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def login_session(base_url: str, email: str, password: str):
+    """A requests session signed in through the real login form (CSRF included)."""
+    import re
+
+    import requests
+
+    session = requests.Session()
+    page = session.get(f"{base_url}/login", timeout=10)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    response = session.post(f"{base_url}/login", data={"email": email, "password": password,
+                                                       "csrf_token": token}, timeout=10)
+    assert response.status_code == 200 and "/login" not in response.url, response.text[:500]
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', response.text).group(1)
+    session.headers["X-CSRFToken"] = csrf
+    return session
+
+
+class AgentSocket:
+    """A Socket.IO client on /agents, authenticated by the session cookie."""
+
+    def __init__(self, base_url: str, session):
+        import socketio
+
+        self.events: list[tuple[str, dict]] = []
+        self.client = socketio.Client(reconnection=False)
+        self.client.on("*", self._record, namespace="/agents")
+        cookie = "; ".join(f"{c.name}={c.value}" for c in session.cookies)
+        self.client.connect(base_url, namespaces=["/agents"], headers={"Cookie": cookie},
+                            transports=["websocket"], wait_timeout=10)
+
+    def _record(self, event: str, data: dict) -> None:
+        self.events.append((event, data))
+
+    def wait_for(self, event: str, predicate=lambda data: True, timeout: float = 15.0) -> dict:
+        return wait_until(lambda: next((d for e, d in self.events if e == event and predicate(d)), None),
+                          timeout=timeout, message=f"Socket.IO event {event}")
+
+    def close(self) -> None:
+        self.client.disconnect()

@@ -6,27 +6,33 @@ from apiflask import APIBlueprint, HTTPTokenAuth, abort
 from flask import request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, validate_csrf
+from wtforms import ValidationError
 
 from ..auth import agent_for_token
 
 bp = APIBlueprint("api", __name__, url_prefix="/api/v1")
-token_auth = HTTPTokenAuth(scheme="Bearer", description="`threadline token create --user <email>`")
-
-UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
-@token_auth.verify_token
-def _verify(token: str | None):
-    if token:
-        return agent_for_token(token)
-    if current_user.is_authenticated:
+class TokenOrSessionAuth(HTTPTokenAuth):
+    """A Bearer token, or the inbox's signed-in session (with its CSRF token on writes)."""
+
+    def authenticate(self, auth, stored_password):
+        token = getattr(auth, "token", None)
+        if token:
+            return agent_for_token(token)
+        if not current_user.is_authenticated:
+            return None
         if request.method in UNSAFE_METHODS:
             try:
                 validate_csrf(request.headers.get("X-CSRFToken", ""))
-            except (CSRFError, Exception):
+            except (CSRFError, ValidationError):
                 abort(400, "missing or invalid CSRF token (X-CSRFToken header)")
         return current_user._get_current_object()
-    return None
+
+
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+token_auth = TokenOrSessionAuth(scheme="Bearer",
+                                description="`threadline token create --user <email>`")
 
 
 def current_agent():
