@@ -1,0 +1,136 @@
+"""Outbound mail: build the RFC 5322 message and hand it to SMTP."""
+from __future__ import annotations
+
+import html as html_lib
+import logging
+import smtplib
+import socket
+import ssl
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate
+from typing import Any, Mapping
+
+from connectors.base import Outbound, PermanentError, SendResult, TransientError
+
+from .settings import normalize_settings
+
+log = logging.getLogger(__name__)
+TIMEOUT_S = 30
+
+
+def build_message(settings: Mapping[str, Any], outbound: Outbound) -> EmailMessage:
+    """The message exactly as it will be sent; the same Outbound always yields the same
+    Message-ID, so a retried send is recognisable as a duplicate by every receiver."""
+    cfg = normalize_settings(settings)
+    if not cfg.get("from_address"):
+        raise ValueError("from_address: required to send mail")
+    domain = cfg["reply_domain"]
+    msg = EmailMessage()
+    msg["Message-ID"] = f"<{outbound.idempotency_key}@{domain}>"
+    msg["Date"] = formatdate(localtime=False)
+    msg["From"] = formataddr((cfg.get("from_name") or "", cfg["from_address"]))
+    msg["To"] = outbound.to.value
+    msg["Subject"] = _subject(outbound)
+    refs = [r.strip().strip("<>") for r in outbound.references if r and r.strip()]
+    if refs:
+        msg["In-Reply-To"] = f"<{refs[-1]}>"
+        msg["References"] = " ".join(f"<{r}>" for r in refs)
+    if outbound.reply_token:
+        msg["Reply-To"] = f"reply+{outbound.reply_token}@{domain}"
+    if outbound.automated:
+        msg["Auto-Submitted"] = "auto-replied"  # RFC 3834: receivers must not auto-answer
+    msg.set_content(outbound.text or "")
+    msg.add_alternative(outbound.html or _text_to_html(outbound.text or ""), subtype="html")
+    for att in outbound.attachments:
+        maintype, _, subtype = (att.content_type or "application/octet-stream").partition("/")
+        msg.add_attachment(att.data, maintype=maintype, subtype=subtype or "octet-stream",
+                           filename=att.filename)
+    return msg
+
+
+def _subject(outbound: Outbound) -> str:
+    subject = (outbound.subject or "").strip()
+    if outbound.references and not subject.lower().startswith("re:"):
+        subject = f"Re: {subject}" if subject else "Re:"
+    return subject
+
+
+def _text_to_html(text: str) -> str:
+    paragraphs = [p for p in text.replace("\r\n", "\n").split("\n\n")]
+    body = "".join(f"<p>{html_lib.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
+    return f"<!DOCTYPE html><html><body>{body}</body></html>"
+
+
+def send_message(settings: Mapping[str, Any], msg: EmailMessage) -> str:
+    """Submit over SMTP; return the last server reply. Maps failures onto the contract:
+    4xx and network trouble are transient, 5xx permanent (with the server's code and text)."""
+    cfg = normalize_settings(settings)
+    sender = cfg["from_address"]
+    recipients = [a.strip() for a in str(msg["To"]).split(",") if a.strip()]
+    try:
+        with smtp_connect(cfg) as smtp:
+            smtp.send_message(msg, from_addr=sender, to_addrs=recipients)
+            code, text = smtp.noop()
+            return f"{code} {text.decode(errors='replace')}"
+    except smtplib.SMTPRecipientsRefused as exc:
+        code, text = next(iter(exc.recipients.values()))
+        raise _error(code, text) from exc
+    except smtplib.SMTPResponseException as exc:  # sender refused, data error, auth...
+        raise _error(exc.smtp_code, exc.smtp_error) from exc
+    except (smtplib.SMTPException, OSError, ssl.SSLError, socket.timeout) as exc:
+        raise TransientError(f"SMTP {cfg['smtp_host']}:{cfg['smtp_port']}: "
+                             f"{type(exc).__name__}: {exc}") from exc
+
+
+def _error(code: int, text: bytes | str) -> Exception:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    message = f"SMTP {code} {text}"
+    if 400 <= code < 500:
+        return TransientError(message)
+    if 500 <= code < 600:
+        return PermanentError(message)
+    return TransientError(message)  # unexpected code (e.g. -1 on a dropped connection)
+
+
+def smtp_connect(cfg: Mapping[str, Any]) -> smtplib.SMTP:
+    """An SMTP session per smtp_security, logged in when smtp_user is set."""
+    host, port, security = cfg["smtp_host"], cfg["smtp_port"], cfg["smtp_security"]
+    if security == "tls":
+        smtp: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=TIMEOUT_S,
+                                              context=ssl.create_default_context())
+    else:
+        smtp = smtplib.SMTP(host, port, timeout=TIMEOUT_S)
+    try:
+        smtp.ehlo()
+        if security == "starttls":
+            smtp.starttls(context=ssl.create_default_context())
+            smtp.ehlo()
+        if cfg.get("smtp_user"):
+            smtp.login(cfg["smtp_user"], cfg.get("smtp_password") or "")
+    except BaseException:
+        smtp.close()
+        raise
+    return smtp
+
+
+def send_outbound(settings: Mapping[str, Any], outbound: Outbound) -> SendResult:
+    cfg = normalize_settings(settings)
+    msg = build_message(cfg, outbound)
+    send_message(cfg, msg)
+    if cfg.get("sent_folder"):
+        _append_sent(cfg, msg)
+    return SendResult(external_id=str(msg["Message-ID"]).strip().strip("<>"))
+
+
+def _append_sent(cfg: Mapping[str, Any], msg: EmailMessage) -> None:
+    """Best effort: the mail is already out, a failed copy must not make the job retry."""
+    from .imap import Mailbox  # local: sending must not need imapclient unless configured
+
+    try:
+        with Mailbox(cfg) as box:
+            raw = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))  # IMAP wants CRLF
+            box.append(cfg["sent_folder"], raw, (b"\\Seen",))
+    except Exception as exc:  # noqa: BLE001
+        log.warning("email: could not append sent message %s to %r: %s",
+                    msg["Message-ID"], cfg["sent_folder"], exc)
