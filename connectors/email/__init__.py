@@ -1,4 +1,11 @@
-"""Email channel: IMAP in, SMTP out. See connectors/email/README (docstrings below)."""
+"""Email channel: IMAP in, SMTP out.
+
+- `Mailbox` (imap.py): the IMAP client the app's sync loop drives (the app stores the cursor).
+- `parse_message` (parse.py): raw bytes -> `Inbound`; charsets in charset.py, quote folding
+  and subject normalization in quotes.py, auto-reply / bounce detection in autodetect.py.
+- `build_message` / `send_message` (send.py): `Outbound` -> SMTP.
+- `Connector` (connector.py): the `connectors.Connector` subclass tying them together.
+"""
 from .connector import EmailConnector
 from .imap import FetchedMail, FolderState, Mailbox
 from .parse import parse_message

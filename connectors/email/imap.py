@@ -12,18 +12,44 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Sequence
+import functools
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
-from connectors.base import PermanentError, TransientError
+from connectors.base import ChannelError, PermanentError, TransientError
 
 from .settings import normalize_settings
 
 log = logging.getLogger(__name__)
 TIMEOUT_S = 60.0
 _MSGID = re.compile(rb"<([^<>\s]+)>")
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@contextmanager
+def _mapped_errors(action: str) -> Iterator[None]:
+    """A dropped connection (server restart, network) is worth a reconnect: TransientError.
+    A refusal from the server (no such folder, quota) is a ChannelError with its text."""
+    try:
+        yield
+    except (IMAPClientAbortError, OSError) as exc:
+        raise TransientError(f"IMAP connection lost during {action}: "
+                             f"{type(exc).__name__}: {exc}") from exc
+    except IMAPClientError as exc:
+        raise ChannelError(f"IMAP {action} failed: {exc}") from exc
+
+
+def _channel_errors(method: F) -> F:
+    @functools.wraps(method)
+    def wrapper(self: "Mailbox", *args: Any, **kwargs: Any) -> Any:
+        with _mapped_errors(method.__name__):
+            return method(self, *args, **kwargs)
+    return wrapper  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -100,6 +126,7 @@ class Mailbox:
 
     # --- queries ----------------------------------------------------------------------
 
+    @_channel_errors
     def folder_state(self, folder: str) -> FolderState:
         """UIDVALIDITY / UIDNEXT (and HIGHESTMODSEQ with CONDSTORE) without selecting."""
         items = [b"MESSAGES", b"UIDNEXT", b"UIDVALIDITY"]
@@ -118,11 +145,15 @@ class Mailbox:
         """Messages with UID > last_uid, oldest first, in batches of at most batch_size."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        with _mapped_errors("fetch_since"):
+            yield from self._fetch_batches(folder, int(last_uid), batch_size)
+
+    def _fetch_batches(self, folder: str, last_uid: int,
+                       batch_size: int) -> Iterator[list[FetchedMail]]:
         self._select(folder, readonly=True)
         # "UID n:*" always matches the newest message even when n > its UID (RFC 3501
         # 6.4.8: "*" is the largest UID in use), so the range is filtered again here.
-        uids = sorted(u for u in self.imap.search(["UID", f"{int(last_uid) + 1}:*"])
-                      if u > last_uid)
+        uids = sorted(u for u in self.imap.search(["UID", f"{last_uid + 1}:*"]) if u > last_uid)
         for start in range(0, len(uids), batch_size):
             chunk = uids[start:start + batch_size]
             data = self.imap.fetch(chunk, ["BODY.PEEK[]", "FLAGS"])
@@ -132,6 +163,7 @@ class Mailbox:
             if batch:
                 yield batch
 
+    @_channel_errors
     def idle_wait(self, folder: str, timeout_s: float) -> bool:
         """Block until new mail arrives in folder (True) or timeout_s passes (False).
 
@@ -157,12 +189,14 @@ class Mailbox:
         finally:
             self.imap.idle_done()
 
+    @_channel_errors
     def append(self, folder: str, raw: bytes, flags: Sequence[bytes | str] = ()) -> None:
         """Store raw in folder (creating the folder when it does not exist yet)."""
         if not self.imap.folder_exists(folder):
             self.imap.create_folder(folder)
         self.imap.append(folder, raw, flags=tuple(flags))
 
+    @_channel_errors
     def message_ids(self, folder: str, batch_size: int = 500) -> dict[str, int]:
         """Message-ID -> UID, for deduplicating after a UIDVALIDITY change."""
         self._select(folder, readonly=True)

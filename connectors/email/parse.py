@@ -97,6 +97,7 @@ def parse_message(raw: bytes, settings: Mapping[str, Any] | None = None) -> Inbo
         attachments=tuple(body.attachments),
         reply_to_external_id=(in_reply_to[-1] if in_reply_to else None),
         thread_refs=_thread_refs(msg, cfg.get("reply_domain"), in_reply_to, references),
+        evidence=_evidence(visible, address, cfg.get("reply_domain")),
         automated=automated,
         meta=meta,
     )
@@ -192,6 +193,22 @@ def _thread_refs(msg: Message, reply_domain: str | None, in_reply_to: list[str],
     if index:
         refs.append(index)
     return tuple(dict.fromkeys(refs))
+
+
+_EMAIL_IN_TEXT = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+
+
+def _evidence(visible: str, sender: str, reply_domain: str | None) -> tuple[Handle, ...]:
+    """Addresses the customer wrote in their own words ("my work address is ..."): weak,
+    unverified evidence for a merge suggestion. Quoted history and signatures are already
+    folded away, and our own addresses are not evidence of anything."""
+    found = []
+    for addr in _EMAIL_IN_TEXT.findall(visible[:20000]):
+        addr = addr.strip(".").lower()
+        domain = addr.rpartition("@")[2]
+        if addr != sender and domain != reply_domain and addr not in found:
+            found.append(addr)
+    return tuple(Handle(EMAIL, a, verified=False) for a in found[:10])
 
 
 def _thread_index(value: str | None) -> str | None:

@@ -10,7 +10,9 @@ from email.message import EmailMessage
 from email.utils import formataddr, formatdate
 from typing import Any, Mapping
 
-from connectors.base import Outbound, PermanentError, SendResult, TransientError
+import re
+
+from connectors.base import EMAIL, Outbound, PermanentError, SendResult, TransientError
 
 from .settings import normalize_settings
 
@@ -24,6 +26,7 @@ def build_message(settings: Mapping[str, Any], outbound: Outbound) -> EmailMessa
     cfg = normalize_settings(settings)
     if not cfg.get("from_address"):
         raise ValueError("from_address: required to send mail")
+    _check_outbound(outbound)
     domain = cfg["reply_domain"]
     msg = EmailMessage()
     msg["Message-ID"] = f"<{outbound.idempotency_key}@{domain}>"
@@ -48,8 +51,24 @@ def build_message(settings: Mapping[str, Any], outbound: Outbound) -> EmailMessa
     return msg
 
 
+# What may appear inside <...@domain> and reply+...@domain without quoting (RFC 5322 atext
+# minus the characters that confuse real-world parsers).
+_ID_TEXT = re.compile(r"^[A-Za-z0-9._=+-]{1,200}$")
+
+
+def _check_outbound(outbound: Outbound) -> None:
+    """The app built these values; a wrong one is a bug to surface, not mail to send."""
+    if outbound.to.kind != EMAIL or "@" not in outbound.to.value or any(
+            c in outbound.to.value for c in " <>,\r\n"):
+        raise ValueError(f"email needs a bare email address to send to, got {outbound.to!r}")
+    if not _ID_TEXT.match(outbound.idempotency_key):
+        raise ValueError(f"idempotency_key {outbound.idempotency_key!r} cannot be a Message-ID")
+    if outbound.reply_token is not None and not _ID_TEXT.match(outbound.reply_token):
+        raise ValueError(f"reply_token {outbound.reply_token!r} cannot be an address part")
+
+
 def _subject(outbound: Outbound) -> str:
-    subject = (outbound.subject or "").strip()
+    subject = " ".join((outbound.subject or "").split())  # no header injection via CR/LF
     if outbound.references and not subject.lower().startswith("re:"):
         subject = f"Re: {subject}" if subject else "Re:"
     return subject

@@ -125,3 +125,19 @@ def test_batch_size_must_be_positive(dovecot):
     with Mailbox(dovecot.settings()) as box:
         with pytest.raises(ValueError):
             list(box.fetch_since("INBOX", 0, batch_size=0))
+
+
+def test_connection_dropped_by_restart_is_transient(dovecot):
+    dovecot.deliver(mail(1))
+    with Mailbox(dovecot.settings()) as box:
+        box.folder_state("INBOX")
+        dovecot.restart()
+        with pytest.raises(TransientError):
+            list(box.fetch_since("INBOX", 0))
+
+
+def test_missing_folder_is_a_channel_error(dovecot):
+    from connectors.base import ChannelError
+    with Mailbox(dovecot.settings()) as box:
+        with pytest.raises(ChannelError, match="fetch_since"):
+            list(box.fetch_since("No/Such/Folder", 0))

@@ -276,3 +276,12 @@ def test_connector_parse_malformed_payload(payload):
 def test_parse_message_rejects_non_bytes():
     with pytest.raises(TypeError):
         parse_message("From: a@b.c\n\nhi", {})  # type: ignore[arg-type]
+
+
+def test_addresses_written_in_the_text_are_weak_evidence():
+    raw = (b"From: Ann <ann@example.com>\r\nTo: support@shop.example.test\r\nSubject: hi\r\n"
+           b"Message-ID: <ev1@example.com>\r\n\r\nPlease write to Ann.Work@Corp.example.org.\r\n"
+           b"Not to support@shop.example.test or ann@example.com.\r\n\r\n"
+           b"On Mon, 12 May 2025 at 10:00, Bob <bob@quoted.example> wrote:\r\n> bob@quoted.example\r\n")
+    msg = parse_message(raw, BASE_SETTINGS)
+    assert [(h.value, h.verified) for h in msg.evidence] == [("ann.work@corp.example.org", False)]

@@ -146,3 +146,20 @@ def test_connector_test_reports_bad_smtp(settings, smtp_server):
 def test_connector_test_reports_bad_imap_login(settings):
     with pytest.raises(PermanentError, match="IMAP login failed"):
         Connector().test({**settings, "imap_password": "nope"})
+
+
+@pytest.mark.parametrize("kw", [
+    {"to": Handle("phone", "+4915112345678")},
+    {"to": Handle(EMAIL, "Ivan <ivan@example.ru>")},
+    {"idempotency_key": "has space"},
+    {"idempotency_key": "a>b"},
+    {"reply_token": "x@y"},
+])
+def test_impossible_outbound_fails_loudly(settings, kw):
+    with pytest.raises(ValueError):
+        build_message(settings, outbound(**kw))
+
+
+def test_subject_newlines_cannot_inject_headers(settings):
+    msg = build_message(settings, outbound(subject="Hi\r\nBcc: victim@example.com"))
+    assert msg["Subject"] == "Hi Bcc: victim@example.com" and msg["Bcc"] is None

@@ -80,15 +80,19 @@ class Dovecot:
         instance's process group at once, for throwaway teardown."""
         if self.proc is None:
             return
+        pgid = self.proc.pid  # start_new_session: the master leads its own group
         if graceful:
             self.proc.send_signal(signal.SIGTERM)
         else:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            _killpg(pgid)
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=5)
+        # Dovecot 2.3's master leaves running imap sessions (and log/stats) behind when it
+        # exits; a restart must drop clients like a real server restart does.
+        _killpg(pgid)
         if self.proc.stderr:
             self.proc.stderr.close()
         self.proc = None
@@ -239,6 +243,13 @@ auth_failure_delay = 0
             return "dovecot log:\n" + self.log.read_text(errors="replace")[-3000:]
         except OSError:
             return "(no dovecot log)"
+
+
+def _killpg(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _mail_owner() -> tuple[int, int]:
