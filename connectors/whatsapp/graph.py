@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
@@ -35,10 +37,42 @@ def _url(settings: Mapping[str, Any], *parts: str) -> str:
     return "/".join([base, version, *parts])
 
 
-def _client(settings: Mapping[str, Any]) -> httpx.Client:
-    token = settings.get("access_token") or ""
-    return httpx.Client(timeout=TIMEOUT, headers={"Authorization": f"Bearer {token}"},
-                        follow_redirects=False)
+_shared: tuple[int, httpx.Client] | None = None
+_shared_lock = threading.Lock()
+
+
+def _pooled() -> httpx.Client:
+    """One connection pool per process: building a client (SSL context) costs ~30 ms, and a
+    pool inherited across fork (rq's forking worker) must not be reused by the child."""
+    global _shared
+    with _shared_lock:
+        if _shared is None or _shared[0] != os.getpid():
+            _shared = (os.getpid(), httpx.Client(timeout=TIMEOUT, follow_redirects=False))
+        return _shared[1]
+
+
+class _Graph:
+    """The shared pool plus this channel's token, which goes on every request."""
+
+    def __init__(self, settings: Mapping[str, Any]):
+        self.client = _pooled()
+        self.auth = {"Authorization": f"Bearer {settings.get('access_token') or ''}"}
+
+    def __enter__(self) -> "_Graph":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass   # the pool outlives one call on purpose
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        return self.client.request(method, url, headers=self.auth, **kwargs)
+
+    def stream(self, method: str, url: str) -> Any:
+        return self.client.stream(method, url, headers=self.auth)
+
+
+def _client(settings: Mapping[str, Any]) -> _Graph:
+    return _Graph(settings)
 
 
 def _graph_error(response: httpx.Response) -> Exception:
@@ -71,7 +105,7 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-def _request(client: httpx.Client, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+def _request(client: _Graph, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
     """One Graph call returning its JSON object; network trouble is always transient."""
     try:
         response = client.request(method, url, **kwargs)
@@ -123,7 +157,7 @@ def template_object(template: Mapping[str, Any]) -> dict[str, Any]:
     return obj
 
 
-def _upload(client: httpx.Client, settings: Mapping[str, Any],
+def _upload(client: _Graph, settings: Mapping[str, Any],
             attachment: OutboundAttachment) -> str:
     """POST /{phone_number_id}/media (multipart) and return the new media id."""
     data = _request(
@@ -146,7 +180,7 @@ def _media_message(media_id: str, attachment: OutboundAttachment, caption: str) 
     return {"type": mtype, mtype: obj}
 
 
-def _post_message(client: httpx.Client, settings: Mapping[str, Any],
+def _post_message(client: _Graph, settings: Mapping[str, Any],
                   body: dict[str, Any]) -> str:
     data = _request(client, "POST", _url(settings, str(settings["phone_number_id"]), "messages"),
                     json=body)
@@ -232,7 +266,7 @@ def download_media(settings: Mapping[str, Any], media_id: str, expected_sha256: 
     return data, mime
 
 
-def _download(client: httpx.Client, url: str, max_bytes: int, media_id: str) -> bytes:
+def _download(client: _Graph, url: str, max_bytes: int, media_id: str) -> bytes:
     """Stream so an oversized file is cut off instead of filling memory."""
     try:
         with client.stream("GET", url) as response:

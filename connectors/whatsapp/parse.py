@@ -68,7 +68,10 @@ def e164(raw: str | None, region: str | None = None) -> str | None:
     digits = "".join(ch for ch in text if ch.isdigit())
     if not digits:
         return None
-    if not text.startswith("+") and (region is None or text.isdigit() and len(digits) > 10):
+    # A wa_id is international digits without "+"; so is any bare run of 11+ digits. Shorter
+    # numbers without "+" are national and need the channel's default_region.
+    bare_international = text.isdigit() and len(digits) > 10
+    if not text.startswith("+") and (region is None or bare_international):
         text = "+" + digits
     try:
         number = phonenumbers.parse(text, region)
@@ -202,6 +205,8 @@ def _contacts_body(cards: list[Any], region: str | None) -> _Body:
     lines: list[str] = []
     evidence: list[Handle] = []
     for card in cards if isinstance(cards, list) else []:
+        if not isinstance(card, Mapping):
+            continue
         name = (card.get("name") or {}).get("formatted_name") or "(no name)"
         values: list[str] = []
         for phone in card.get("phones") or []:

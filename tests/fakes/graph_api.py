@@ -104,8 +104,9 @@ class FakeGraphAPI:
         handler = type("Handler", (_Handler,), {"fake": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
-                                        name="fake-graph-api")
+        # A short poll interval keeps stop() (and so each test's teardown) fast.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,),
+                                        daemon=True, name="fake-graph-api")
         self._thread.start()
         return self
 
@@ -203,6 +204,9 @@ class FakeGraphAPI:
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeGraphAPI
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in separate writes; without TCP_NODELAY, Nagle + delayed ACK
+    # add ~40 ms to every keep-alive request.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:   # keep pytest output quiet
         pass
@@ -249,7 +253,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith(MEDIA_PATH):
             return "download"
         if method == "POST" and len(parts) == 3 and parts[2] == "messages":
-            return "mark_read" if b'"status"' in body and b'"read"' in body else "send"
+            return "mark_read" if _json_or_none(body, "status") == "read" else "send"
         if method == "POST" and len(parts) == 3 and parts[2] == "media":
             return "upload"
         if method == "GET" and len(parts) == 2:
@@ -356,6 +360,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
         except (BrokenPipeError, ConnectionResetError):
             pass   # the client (e.g. a killed worker) went away
+
+
+def _json_or_none(body: bytes, key: str) -> Any:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    return data.get(key) if isinstance(data, dict) else None
 
 
 def _check_send(body: Any) -> str | None:
