@@ -144,10 +144,34 @@ def _bounce_details(msg: Message, blocks: list[dict[str, str]]) -> dict[str, Any
             addr = block["final-recipient"].rpartition(";")[2].strip().strip("<>").lower()
             if addr:
                 failed.append(addr)
+    if not failed:
+        failed = _body_failed_recipients(parts)
     return {
         "bounced_message_id": _enclosed_msgid(parts) or _body_msgid(msg),
         "failed_recipients": list(dict.fromkeys(failed)),
     }
+
+
+_FAILED_INTRO = re.compile(
+    r"(delivery has failed to these recipients|delivery to the following recipients? failed|"
+    r"following (recipients?|address(es)?) (failed|could not be reached)|"
+    r"could not be delivered to one or more|addresses had permanent fatal errors|"
+    r"не удалось доставить|не может быть доставлено)", re.IGNORECASE)
+_ADDRESS = re.compile(r"[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+
+
+def _body_failed_recipients(parts: list[Message]) -> list[str]:
+    """Exchange / Office 365 NDRs without X-Failed-Recipients or a DSN part name the
+    recipients in prose, right after a fixed sentence."""
+    for p in parts:
+        if p.get_content_type() != "text/plain":
+            continue
+        text = decode_bytes(p.get_payload(decode=True) or b"", p.get_content_charset())
+        m = _FAILED_INTRO.search(text)
+        if m:
+            lines = [ln for ln in text[m.end():].splitlines()[1:8] if ln.strip()][:3]
+            return [a.lower() for ln in lines for a in _ADDRESS.findall(ln)][:20]
+    return []
 
 
 def _dsn_blocks(parts: list[Message]) -> list[dict[str, str]]:

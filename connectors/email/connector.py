@@ -12,7 +12,7 @@ from connectors.base import (ChannelError, MalformedPayload, Outbound, Record, S
 
 from .imap import Mailbox
 from .parse import parse_message
-from .send import send_outbound, smtp_connect
+from .send import send_outbound, smtp_check
 from .settings import (DEFAULTS, REQUIRED_KEYS, SECRET_KEYS, SETTING_KEYS, folders,
                        normalize_settings)
 
@@ -55,13 +55,10 @@ class EmailConnector(Connector):
                              f"(UIDVALIDITY {state.uidvalidity})")
         imap = "IMAP ok: " + ", ".join(parts)
         try:
-            with smtp_connect(cfg) as smtp:
-                code, text = smtp.noop()
-        except ChannelError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - reported, not swallowed
-            raise ChannelError(f"{imap}; SMTP failed: {type(exc).__name__}: {exc}") from exc
-        return f"{imap}; SMTP ok: {code} {text.decode('utf-8', 'replace')}"
+            smtp = smtp_check(cfg)
+        except ChannelError as exc:
+            raise type(exc)(f"{imap}; SMTP failed: {exc}") from exc
+        return f"{imap}; SMTP ok: {smtp}"
 
 
 def _raw(payload: Any) -> bytes:

@@ -159,8 +159,8 @@ def _first_msgid(value: str | None) -> str | None:
     ids = _msgids([value] if value else [])
     if ids:
         return ids[0]
-    token = (value or "").strip()
-    return token or None
+    token = (value or "").strip().strip("<>").strip()
+    return token if token and not any(c.isspace() for c in token) else None
 
 
 def _msgids(values: list[str]) -> list[str]:

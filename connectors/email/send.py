@@ -80,6 +80,20 @@ def _text_to_html(text: str) -> str:
     return f"<!DOCTYPE html><html><body>{body}</body></html>"
 
 
+def smtp_check(settings: Mapping[str, Any]) -> str:
+    """Connect, log in when configured, NOOP; return the server's answer ("250 ...")."""
+    cfg = normalize_settings(settings)
+    try:
+        with smtp_connect(cfg) as smtp:
+            code, text = smtp.noop()
+    except smtplib.SMTPResponseException as exc:  # e.g. 535 authentication failed
+        raise _error(exc.smtp_code, exc.smtp_error) from exc
+    except (smtplib.SMTPException, OSError) as exc:
+        raise TransientError(f"SMTP {cfg['smtp_host']}:{cfg['smtp_port']}: "
+                             f"{type(exc).__name__}: {exc}") from exc
+    return f"{code} {text.decode('utf-8', 'replace')}"
+
+
 def send_message(settings: Mapping[str, Any], msg: EmailMessage) -> str:
     """Submit over SMTP; return the last server reply. Maps failures onto the contract:
     4xx and network trouble are transient, 5xx permanent (with the server's code and text)."""

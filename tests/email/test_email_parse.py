@@ -285,3 +285,10 @@ def test_addresses_written_in_the_text_are_weak_evidence():
            b"On Mon, 12 May 2025 at 10:00, Bob <bob@quoted.example> wrote:\r\n> bob@quoted.example\r\n")
     msg = parse_message(raw, BASE_SETTINGS)
     assert [(h.value, h.verified) for h in msg.evidence] == [("ann.work@corp.example.org", False)]
+
+
+def test_office365_ndr_names_recipient_in_prose():
+    msg = parse("sisimai__lhost-office365-01.eml")
+    assert msg.meta["auto_kind"] == "bounce"
+    assert msg.meta["failed_recipients"] == ["kijitora@example.com"]
+    assert msg.meta["bounced_message_id"] == "FFFFFFFF.EEEEEEEE@example.ed.jp"

@@ -6,8 +6,6 @@ from email import policy
 from email.message import EmailMessage
 
 import pytest
-from conftest import BASE_SETTINGS
-
 from connectors.base import (EMAIL, ChannelError, Handle, Outbound, OutboundAttachment,
                              PermanentError, TransientError)
 from connectors.email import Connector, Mailbox, build_message, parse_message
@@ -163,3 +161,21 @@ def test_impossible_outbound_fails_loudly(settings, kw):
 def test_subject_newlines_cannot_inject_headers(settings):
     msg = build_message(settings, outbound(subject="Hi\r\nBcc: victim@example.com"))
     assert msg["Subject"] == "Hi Bcc: victim@example.com" and msg["Bcc"] is None
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_smtp_login_when_user_is_set(settings):
+    from tests.servers.smtp import RecordingSMTP
+
+    with RecordingSMTP(auth=("mailer", "pw-123")) as server:
+        ok = {**settings, **server.settings(smtp_user="mailer", smtp_password="pw-123")}
+        Connector().send(ok, outbound())
+        assert len(server.received) == 1
+        bad = {**ok, "smtp_password": "wrong"}
+        with pytest.raises(PermanentError, match="535"):
+            Connector().send(bad, outbound())
+        with pytest.raises(PermanentError, match="SMTP failed"):
+            Connector().test(bad)
+        # Without credentials the server refuses the sender.
+        with pytest.raises(PermanentError, match="530"):
+            Connector().send({**settings, **server.settings()}, outbound())

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 @dataclass(frozen=True)
@@ -59,15 +60,24 @@ class _Handler:
 class RecordingSMTP:
     host = "127.0.0.1"
 
-    def __init__(self) -> None:
+    def __init__(self, auth: tuple[str, str] | None = None) -> None:
+        """auth=(user, password) makes the server require AUTH (PLAIN/LOGIN, no TLS)."""
         self.port = _free_port()
         self.handler = _Handler()
+        self.auth = auth
         self.controller: Controller | None = None
 
     @property
     def received(self) -> list[ReceivedMail]:
         with self.handler.lock:
             return list(self.handler.received)
+
+    def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str,
+                      auth_data: Any) -> AuthResult:
+        ok = (isinstance(auth_data, LoginPassword) and self.auth is not None
+              and auth_data.login.decode() == self.auth[0]
+              and auth_data.password.decode() == self.auth[1])
+        return AuthResult(success=ok, handled=False)
 
     def fail_next(self, stage: str, reply: str) -> None:
         """Answer the next RCPT or DATA command with reply (e.g. "550 5.1.1 No such user")."""
@@ -85,8 +95,12 @@ class RecordingSMTP:
         """Listen (again) on the same port; a Controller cannot be restarted, so each start
         makes a new one around the same handler."""
         if self.controller is None:
+            extra: dict[str, Any] = {}
+            if self.auth:
+                extra = {"authenticator": self._authenticate, "auth_required": True,
+                         "auth_require_tls": False}
             self.controller = Controller(self.handler, hostname=self.host, port=self.port,
-                                         server_hostname="smtp.test")
+                                         server_hostname="smtp.test", **extra)
             self.controller.start()
         return self
 
