@@ -37,6 +37,28 @@ _REPORT_PARTS = {"message/delivery-status", "message/disposition-notification",
                  "message/global-delivery-status", "message/global-headers"}
 _HTML_TAGS = nh3.ALLOWED_TAGS | {"font", "center", "span", "div"}
 _URL_SCHEMES = nh3.ALLOWED_URL_SCHEMES | {"cid"}  # inline images stay as cid: references
+# Mail layout lives in inline styles and old presentational attributes; without them
+# Outlook/Gmail html is unreadable. Only properties that cannot move content out of its
+# box (no position, z-index, transform) or load anything (url() values are dropped) stay.
+_HTML_ATTRIBUTES = {
+    **{tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()},
+    "*": {"style", "dir", "lang", "title", "align"},
+    "font": {"color", "face", "size"},
+    "table": {"width", "border", "cellpadding", "cellspacing", "bgcolor", "align"},
+    "td": {"width", "height", "valign", "bgcolor", "align", "colspan", "rowspan"},
+    "th": {"width", "height", "valign", "bgcolor", "align", "colspan", "rowspan"},
+    "tr": {"valign", "bgcolor"},
+    "img": {"src", "alt", "width", "height", "title"},
+}
+_STYLE_PROPERTIES = {
+    "color", "background-color", "font", "font-family", "font-size", "font-style",
+    "font-weight", "text-align", "text-decoration", "text-indent", "line-height",
+    "letter-spacing", "white-space", "vertical-align", "width", "max-width", "height",
+    "margin", "margin-top", "margin-bottom", "margin-left", "margin-right", "padding",
+    "padding-top", "padding-bottom", "padding-left", "padding-right", "border",
+    "border-top", "border-bottom", "border-left", "border-right", "border-color",
+    "border-style", "border-width", "border-collapse", "list-style-type", "direction",
+}
 
 
 @dataclass
@@ -45,6 +67,14 @@ class _Body:
     html: list[str] = field(default_factory=list)
     attachments: list[InboundAttachment] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+    def texts(self) -> tuple[str, str | None]:
+        """(complete plain text, raw html). Html-only mail gets its text from the html."""
+        html = "\n".join(self.html) if self.html else None
+        full_text = "\n\n".join(t.strip("\n") for t in self.plain if t.strip())
+        if not full_text and html:
+            full_text = html_to_text(html)
+        return full_text, html
 
 
 def parse_message(raw: bytes, settings: Mapping[str, Any] | None = None) -> Inbound:
@@ -56,11 +86,7 @@ def parse_message(raw: bytes, settings: Mapping[str, Any] | None = None) -> Inbo
     msg = _repair(email.message_from_bytes(raw, policy=policy.default))
     body = _Body()
     _collect(msg, body, cfg["max_attachment_bytes"], top=True)
-
-    html = "\n".join(body.html) if body.html else None
-    full_text = "\n\n".join(t.strip("\n") for t in body.plain if t.strip())
-    if not full_text and html:
-        full_text = html_to_text(html)
+    full_text, html = body.texts()
     visible, quoted = split_quoted(full_text)
 
     subject_raw = header(msg, "Subject")
@@ -69,7 +95,7 @@ def parse_message(raw: bytes, settings: Mapping[str, Any] | None = None) -> Inbo
     message_id = _first_msgid(header(msg, "Message-ID"))
     in_reply_to = _msgids(header_all(msg, "In-Reply-To"))
     references = _msgids(header_all(msg, "References"))
-    automated, auto_meta = classify(msg, address, subject or "")
+    automated, auto_meta = _classify(msg, address, subject or "", body.warnings)
 
     meta: dict[str, Any] = {
         "full_text": full_text,
@@ -103,10 +129,21 @@ def parse_message(raw: bytes, settings: Mapping[str, Any] | None = None) -> Inbo
     )
 
 
+def _classify(msg: Message, sender: str, subject: str,
+              warnings: list[str]) -> tuple[bool, dict[str, Any]]:
+    try:
+        return classify(msg, sender, subject)
+    except Exception as exc:  # noqa: BLE001 - an unreadable report is still a message
+        warnings.append(f"automation check failed: {type(exc).__name__}: {exc}")
+        return False, {}
+
+
 def _sanitize(html: str | None) -> str | None:
     if not html:
         return None
-    cleaned = nh3.clean(html, tags=_HTML_TAGS, url_schemes=_URL_SCHEMES).strip()
+    cleaned = nh3.clean(html, tags=_HTML_TAGS, attributes=_HTML_ATTRIBUTES,
+                        url_schemes=_URL_SCHEMES,
+                        filter_style_properties=_STYLE_PROPERTIES).strip()
     return cleaned or None
 
 

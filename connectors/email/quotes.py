@@ -59,7 +59,7 @@ def split_quoted(text: str) -> tuple[str, str]:
     while i < len(lines):
         span = _header_span(lines, i)
         if span:
-            if _WROTE_OR_DATED(lines, i, span) and _followed_by_quote(lines, i + span):
+            if _is_attribution(lines, i, span) and _followed_by_quote(lines, i + span):
                 for j in range(i, i + span):
                     hidden[j] = True
                 i += span
@@ -84,7 +84,8 @@ def split_quoted(text: str) -> tuple[str, str]:
     return visible, quoted
 
 
-def _WROTE_OR_DATED(lines: list[str], i: int, span: int) -> bool:  # noqa: N802
+def _is_attribution(lines: list[str], i: int, span: int) -> bool:
+    """An "On ... wrote:"-style header (followed by "> " lines), not an Outlook block."""
     joined = " ".join(s.strip() for s in lines[i:i + span])
     return bool(_WROTE.match(joined) or _DATED_ADDRESS.match(joined))
 

@@ -8,24 +8,15 @@ from typing import Iterator
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # tests.servers is imported as a package from the repo root
-    sys.path.insert(0, str(ROOT))
+HERE = Path(__file__).resolve().parent
+for path in (ROOT, HERE):  # tests.servers from the repo root, email_helpers from here
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
 from tests.servers.dovecot import Dovecot, DovecotMissing  # noqa: E402
 from tests.servers.smtp import RecordingSMTP  # noqa: E402
 
-FIXTURES = ROOT / "tests" / "fixtures" / "email"
-SHARED_CORPUS = Path("/work/shared/fixtures/email")
-
-BASE_SETTINGS = {
-    "from_address": "support@shop.example.test",
-    "from_name": "Shop Support",
-}
-
-
-def sample(name: str) -> bytes:
-    """Bytes of tests/fixtures/email/<name> (synthetic ones as "synthetic/<name>")."""
-    return (FIXTURES / name).read_bytes()
+from email_helpers import BASE_SETTINGS  # noqa: E402
 
 
 @pytest.fixture

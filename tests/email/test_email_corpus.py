@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import BASE_SETTINGS, FIXTURES, SHARED_CORPUS
+from email_helpers import BASE_SETTINGS, FIXTURES, SHARED_CORPUS
 
 from connectors.base import Inbound
 from connectors.email import parse_message

@@ -5,7 +5,7 @@ import threading
 import time
 
 import pytest
-from conftest import sample
+from email_helpers import sample
 
 from connectors.base import PermanentError, TransientError
 from connectors.email import FetchedMail, Mailbox, parse_message

@@ -5,7 +5,7 @@ import base64
 from datetime import datetime, timezone
 
 import pytest
-from conftest import BASE_SETTINGS, sample
+from email_helpers import BASE_SETTINGS, sample
 
 from connectors.base import EMAIL, Inbound, MalformedPayload
 from connectors.email import Connector, parse_message
@@ -292,3 +292,13 @@ def test_office365_ndr_names_recipient_in_prose():
     assert msg.meta["auto_kind"] == "bounce"
     assert msg.meta["failed_recipients"] == ["kijitora@example.com"]
     assert msg.meta["bounced_message_id"] == "FFFFFFFF.EEEEEEEE@example.ed.jp"
+
+
+def test_html_keeps_safe_inline_styles_only():
+    raw = (b"From: a@example.com\r\nMessage-ID: <st@x>\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+           b'<p style="color:red;position:fixed;top:0;background-image:url(https://t.example/p.gif)">'
+           b'Hi</p><table bgcolor="#fff" onmouseover="x()"><tr><td width="10">a</td></tr></table>')
+    html = parse_message(raw, {}).html or ""
+    assert 'style="color:red"' in html
+    assert "position" not in html and "url(" not in html and "onmouseover" not in html
+    assert 'bgcolor="#fff"' in html and 'width="10"' in html

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import FIXTURES
+from email_helpers import FIXTURES
 
 from connectors.email import html_to_text, normalize_subject, split_quoted
 
