@@ -164,16 +164,20 @@ class Mailbox:
                 yield batch
 
     @_channel_errors
-    def idle_wait(self, folder: str, timeout_s: float) -> bool:
+    def idle_wait(self, folder: str, timeout_s: float, since_uidnext: int | None = None) -> bool:
         """Block until new mail arrives in folder (True) or timeout_s passes (False).
 
         Returns False at once when the server lacks IDLE: the caller then polls. The caller
         re-issues it at most every 10 minutes (servers drop IDLE after ~30, RFC 2177).
+        since_uidnext (UIDNEXT when the caller last fetched) closes the race of mail that
+        arrives between that fetch and the start of IDLE: it returns True at once.
         """
         if not self.has_capability("IDLE"):
             return False
         info = self._select(folder, readonly=True)
         exists = int(info.get(b"EXISTS", 0))
+        if since_uidnext is not None and int(info.get(b"UIDNEXT", 0)) > since_uidnext:
+            return True
         deadline = time.monotonic() + timeout_s
         self.imap.idle()
         try:

@@ -141,3 +141,25 @@ def test_missing_folder_is_a_channel_error(dovecot):
     with Mailbox(dovecot.settings()) as box:
         with pytest.raises(ChannelError, match="fetch_since"):
             list(box.fetch_since("No/Such/Folder", 0))
+
+
+def test_missing_dovecot_is_a_loud_error(monkeypatch):
+    """Without the binary the fixture fails (never skips); the message says how to fix it."""
+    from pathlib import Path
+
+    from tests.servers import dovecot as module
+
+    monkeypatch.setattr(module.shutil, "which", lambda name: None)
+    monkeypatch.setattr(Path, "exists", lambda self: False)
+    with pytest.raises(module.DovecotMissing, match="install-test-packages.sh"):
+        module.Dovecot()
+
+
+def test_idle_reports_mail_that_arrived_before_idle(dovecot):
+    with Mailbox(dovecot.settings()) as box:
+        uidnext = box.folder_state("INBOX").uidnext
+        dovecot.deliver(mail(1))  # lands between the caller's fetch and its IDLE
+        started = time.monotonic()
+        assert box.idle_wait("INBOX", timeout_s=10, since_uidnext=uidnext) is True
+        assert time.monotonic() - started < 2
+        assert box.idle_wait("INBOX", timeout_s=0.5, since_uidnext=uidnext + 1) is False
