@@ -10,6 +10,19 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 
+def _sqlite_no_autobegin(dbapi_connection, _record) -> None:
+    # pysqlite's own deferred BEGIN is turned off: see _sqlite_begin_immediate
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin_immediate(connection) -> None:
+    """Take the write lock when a transaction starts. With deferred transactions a reader
+    that later writes fails at once with "database is locked" when another thread wrote in
+    between (busy_timeout does not apply to that upgrade); IMMEDIATE makes writers queue
+    politely instead. WAL keeps plain readers unblocked."""
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     # WAL lets the web threads read while the in-process worker writes; busy_timeout makes
     # concurrent writers wait instead of failing with "database is locked".
@@ -27,7 +40,9 @@ def make_engine(url: str) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_no_autobegin)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         # the psycopg 3 driver is the one we install

@@ -21,8 +21,9 @@ def task(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _register_tasks() -> None:
-    from . import ingest, outbox
+    from . import attachments, channel_events, ingest, outbox  # noqa: F401 (record handlers)
 
+    task(attachments.fetch_attachments)
     task(ingest.process_event)
     task(outbox.send_message)
     task(outbox.sweep)

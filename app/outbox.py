@@ -209,6 +209,8 @@ def send_message(message_id: int) -> str:
     register_channel_secrets(connector, channel.settings)
     try:
         outbound = build_outbound(session, message, channel)
+        # no transaction stays open while the channel answers (it may take seconds)
+        session.commit()
         if channel.state.get("demo"):  # `threadline demo` channels reach no real customer
             result = SendResult(external_id=f"demo:{outbound.idempotency_key}")
         else:

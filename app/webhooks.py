@@ -5,7 +5,8 @@ import hashlib
 import json
 import logging
 
-from flask import Blueprint, abort, jsonify, request
+from flask import Blueprint, Response, abort, jsonify, request
+from sqlalchemy import select
 
 from connectors import get_connector
 from connectors.base import MalformedPayload, VerificationError
@@ -48,5 +49,50 @@ def inbound(kind: str, channel_id: int):
         log.warning("webhook %s/%s: unreadable payload kept raw: %s", kind, channel_id, exc)
         payload = {"_unparsed": body.decode("utf-8", errors="replace")}
         external_id = "sha256:" + hashlib.sha256(body).hexdigest()
+    if kind == "whatsapp" and "_unparsed" not in payload:
+        return _receive_whatsapp(channel, payload, external_id)
     result = receive(channel, external_id, payload, process="queue")
     return jsonify(ok=True, duplicate=result.duplicate), 200
+
+
+@bp.get("/whatsapp/<int:channel_id>")
+def whatsapp_subscription(channel_id: int):
+    """Meta's subscription handshake: the challenge echoed as plain text."""
+    channel = _channel("whatsapp", channel_id)
+    from connectors.whatsapp import verify_subscription
+
+    try:
+        challenge = verify_subscription(channel.settings, request.args.get("hub.mode"),
+                                        request.args.get("hub.verify_token"),
+                                        request.args.get("hub.challenge"))
+    except VerificationError as exc:
+        return jsonify(error=str(exc)), exc.status
+    return Response(challenge, mimetype="text/plain")
+
+
+def _receive_whatsapp(channel: Channel, payload: dict, body_key: str):
+    """Several numbers may share one Meta app (and so one signed delivery): each number's
+    changes are stored under the channel configured for that phone_number_id."""
+    from connectors.whatsapp import phone_number_ids
+
+    by_number = {str(c.settings.get("phone_number_id")): c for c in db.session.scalars(
+        select(Channel).where(Channel.kind == "whatsapp", Channel.active.is_(True)))}
+    numbers = phone_number_ids(payload)
+    targets = {n: by_number.get(n, channel) for n in numbers} or {"": channel}
+    duplicate = True
+    for number, target in targets.items():
+        part = _changes_for_number(payload, number) if len(targets) > 1 else payload
+        result = receive(target, f"{body_key}:{number}" if number else body_key, part,
+                         process="queue")
+        duplicate = duplicate and result.duplicate
+    return jsonify(ok=True, duplicate=duplicate), 200
+
+
+def _changes_for_number(payload: dict, number: str) -> dict:
+    entries = []
+    for entry in payload.get("entry") or []:
+        changes = [c for c in entry.get("changes") or []
+                   if str(((c.get("value") or {}).get("metadata") or {}).get("phone_number_id")) == number]
+        if changes:
+            entries.append({**entry, "changes": changes})
+    return {**payload, "entry": entries}

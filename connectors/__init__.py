@@ -59,6 +59,12 @@ class Connector:
         """Send one message. Raise TransientError / PermanentError on failure."""
         raise NotImplementedError(f"{self.kind} cannot send")
 
+    def download(self, settings: Mapping[str, Any], remote_ref: str, max_bytes: int,
+                 hints: Mapping[str, Any]) -> tuple[bytes, str]:
+        """Fetch an attachment the payload only referenced; returns (bytes, content type).
+        `hints` carries what the payload said of it (expected sha256, mime type)."""
+        raise NotImplementedError(f"{self.kind} has no downloads")
+
     def test(self, settings: Mapping[str, Any]) -> str:
         """Check the settings against the channel; return a one-line human summary."""
         raise NotImplementedError(f"{self.kind} has no connection test")

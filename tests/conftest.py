@@ -184,7 +184,11 @@ def run_jobs(app, timeout: float = 30.0) -> None:
     """Run every queued job to the end: the in-process queue drains itself; with Redis a
     real `threadline worker --burst` process does the work."""
     from app.jobs import InProcessQueue
+    from app.state import db
 
+    # end the test thread's own transaction first: on SQLite it holds the write lock
+    with app.app_context():
+        db.session.commit()
     queue = app.extensions["threadline.queue"]
     if isinstance(queue, InProcessQueue):
         queue.join()

@@ -123,5 +123,9 @@ class Connector(BaseConnector):
     def send(self, settings: Mapping[str, Any], outbound: Outbound) -> SendResult:
         return send_outbound(settings, outbound)
 
+    def download(self, settings: Mapping[str, Any], remote_ref: str, max_bytes: int,
+                 hints: Mapping[str, Any]) -> tuple[bytes, str]:
+        return download_media(settings, remote_ref, hints.get("sha256"), max_bytes)
+
     def test(self, settings: Mapping[str, Any]) -> str:
         return describe_number(settings)

@@ -1,0 +1,61 @@
+"""How the app applies channel-specific records (besides Inbound / StatusUpdate, which
+`app/ingest` handles for every channel)."""
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connectors.telegram import ReachabilityChange
+from connectors.whatsapp import NumberChange
+
+from .api.schemas import customer_schema
+from .ingest import handles
+from .models import Channel, Customer, Identity
+from .realtime import record_event
+
+log = logging.getLogger(__name__)
+
+
+def _identity(session: Session, kind: str, value: str) -> Identity | None:
+    return session.scalar(select(Identity).where(Identity.kind == kind, Identity.value == value))
+
+
+def _customer_updated(session: Session, customer: Customer, channel: Channel) -> None:
+    session.flush()
+    session.refresh(customer)
+    record_event(session, "customer.updated", customer_schema.dump(customer), channel.id)
+
+
+@handles(ReachabilityChange)
+def apply_reachability(session: Session, channel: Channel, change: ReachabilityChange) -> None:
+    """A Telegram user blocked (or unblocked) the bot: the card and composer show it."""
+    identity = _identity(session, change.handle.kind, change.handle.value)
+    if identity is None:
+        log.info("reachability change for unknown %s ignored", change.handle)
+        return
+    if identity.reachable != change.reachable:
+        identity.reachable = change.reachable
+        _customer_updated(session, identity.customer, channel)
+
+
+@handles(NumberChange)
+def apply_number_change(session: Session, channel: Channel, change: NumberChange) -> None:
+    """A WhatsApp user moved to a new number: the new handles join the same customer."""
+    old = _identity(session, change.old.kind, change.old.value)
+    if old is None:
+        log.info("number change from unknown %s ignored", change.old)
+        return
+    customer = old.customer
+    for handle in (change.new,):
+        existing = _identity(session, handle.kind, handle.value)
+        if existing is None:
+            session.add(Identity(customer_id=customer.id, kind=handle.kind, value=handle.value,
+                                 verified=handle.verified))
+        elif existing.customer_id != customer.id:
+            log.warning("number change to %s, which belongs to customer %s; left for an agent",
+                        handle, existing.customer_id)
+            return
+    old.reachable = False
+    _customer_updated(session, customer, channel)
