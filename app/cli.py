@@ -176,16 +176,20 @@ def worker(burst, no_sweeper) -> None:
     counts = run_in_app(app, "sweep", ())
     click.echo(f"worker on queue {rq_queue.queue.name} ({redact_url(config['redis_url'])}); "
                f"sweep: {counts}")
-    sweeper = None
+    background: list = []
     if not (burst or no_sweeper):
-        sweeper = Sweeper(app, float(config["jobs"]["sweep_interval"]))
-        sweeper.start()
+        background.append(Sweeper(app, float(config["jobs"]["sweep_interval"])))
+        background[-1].start()
+    if not burst and config["server"]["pollers"]:
+        from .pollers import start_pollers
+
+        background += start_pollers(app)  # a Redis lock per channel: one poller per channel
     # SimpleWorker runs jobs in this process: no fork per job (≈6x the throughput of the
     # forking worker), and every job is a short, self-contained database transaction.
     rq_worker = SimpleWorker([rq_queue.queue], connection=rq_queue.redis)
     rq_worker.work(burst=burst, logging_level=config["log"]["level"])
-    if sweeper:
-        sweeper.stop()
+    for thread in background:
+        thread.stop()
 
 
 # --- users and tokens --------------------------------------------------------------------

@@ -27,10 +27,10 @@ def start_background(app) -> list[Any]:
         sweeper = Sweeper(app, float(config["jobs"]["sweep_interval"]))
         sweeper.start()
         started += [queue, sweeper]
-        if config["server"]["pollers"]:
-            from .pollers import start_pollers
+    if config["server"]["pollers"] and isinstance(queue, InProcessQueue):
+        from .pollers import start_pollers
 
-            started += start_pollers(app)
+        started += start_pollers(app)
     return started
 
 

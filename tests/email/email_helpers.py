@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "email"
-SHARED_CORPUS = Path("/work/shared/fixtures/email")
+SHARED_CORPUS = ROOT.parent / "shared" / "fixtures" / "email"  # shared/ sits beside the repo
 
 BASE_SETTINGS = {
     "from_address": "support@shop.example.test",

@@ -9,7 +9,8 @@ import pytest
 from connectors.base import Ignored, Inbound, StatusUpdate
 from connectors.whatsapp import NumberChange
 
-CORPUS = Path("/work/shared/fixtures/whatsapp")
+# shared/ sits beside the repository root (on CI too)
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "whatsapp"
 FILES = sorted(CORPUS.glob("*.json")) if CORPUS.is_dir() else []
 
 

@@ -1,0 +1,121 @@
+"""Email through the app, against a real Dovecot and a real SMTP server: sync with a
+cursor, threading both ways, restarts, UIDVALIDITY resets, a large first sync."""
+from __future__ import annotations
+
+import time
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+import pytest
+from sqlalchemy import func, select
+
+from app.models import Channel, Conversation, Customer, Message
+from app.pollers import EmailPoller
+from app.state import db
+from tests.conftest import run_jobs
+
+
+def mail(sender: str, subject: str, body: str, msgid: str | None = None,
+         in_reply_to: str | None = None) -> tuple[bytes, str]:
+    msg = EmailMessage()
+    msg["From"], msg["To"] = sender, "support@shop.example.test"
+    msg["Subject"], msg["Date"] = subject, "Mon, 23 Nov 2026 10:00:00 +0000"
+    msg["Message-ID"] = msgid or make_msgid(domain="customer.example")
+    if in_reply_to:
+        msg["In-Reply-To"] = msg["References"] = in_reply_to
+    msg.set_content(body)
+    return msg.as_bytes(), msg["Message-ID"].strip("<>")
+
+
+@pytest.fixture
+def email_channel(ctx, dovecot, smtp_server):
+    from app.channels import add_channel
+
+    channel = add_channel("email", "Support mailbox", {
+        **dovecot.settings(), **smtp_server.settings(),
+        "from_address": "support@shop.example.test", "from_name": "Shop Support"})
+    db.session.commit()
+    return channel
+
+
+def sync(app, channel: Channel) -> None:
+    poller = EmailPoller(app, channel.id)
+    poller.idle_seconds = 0.1
+    with app.app_context():
+        poller.poll_once()
+    run_jobs(app)
+    db.session.expire_all()
+
+
+def texts() -> list[str]:
+    return [m.text for m in db.session.scalars(select(Message).order_by(Message.id))]
+
+
+def test_mail_threads_both_ways(app, ctx, api, dovecot, smtp_server, email_channel):
+    raw, first_id = mail("Анна Петрова <anna@customer.example>", "Заказ №123 не пришёл",
+                         "Здравствуйте! Где мой заказ?")
+    dovecot.deliver(raw)
+    sync(app, email_channel)
+    conversation = db.session.scalar(select(Conversation))
+    assert conversation.customer.name == "Анна Петрова"
+    assert conversation.subject == "Заказ №123 не пришёл"
+    assert "\\Seen" not in dovecot.flags()[1]  # never marked read
+
+    reply = api.post(f"/conversations/{conversation.id}/messages", json={"text": "Уже отправили!"})
+    assert reply.status_code == 201
+    run_jobs(app)
+    sent = smtp_server.received[-1]
+    out = message_from_bytes(sent.raw, policy=policy.default)
+    assert list(sent.rcpt_tos) == ["anna@customer.example"]
+    assert out["In-Reply-To"] == f"<{first_id}>"
+    assert str(out["Subject"]) == "Re: Заказ №123 не пришёл"
+    assert "reply+" in str(out["Reply-To"])
+    our_id = out["Message-ID"].strip("<>")
+    db.session.expire_all()
+    assert db.session.get(Message, reply.json["id"]).external_id == our_id
+
+    answer, _ = mail("anna@customer.example", "Re: Заказ №123 не пришёл", "Спасибо, получила!",
+                     in_reply_to=f"<{our_id}>")
+    dovecot.deliver(answer)
+    sync(app, email_channel)
+    assert texts() == ["Здравствуйте! Где мой заказ?", "Уже отправили!", "Спасибо, получила!"]
+    assert db.session.scalar(select(func.count(Conversation.id))) == 1
+
+
+def test_restart_and_uidvalidity_reset_lose_and_repeat_nothing(app, ctx, dovecot, email_channel):
+    for n in range(3):
+        dovecot.deliver(mail(f"klient{n}@example.pl", f"Pytanie {n}", f"Treść {n}: zażółć")[0])
+    sync(app, email_channel)
+    dovecot.restart()
+    for n in range(3, 5):
+        dovecot.deliver(mail(f"klient{n}@example.pl", f"Pytanie {n}", f"Treść {n}: zażółć")[0])
+    sync(app, email_channel)
+    assert sorted(texts()) == [f"Treść {n}: zażółć" for n in range(5)]
+    before = dict(db.session.get(Channel, email_channel.id).state["imap"]["INBOX"])
+    dovecot.reset_uidvalidity()
+    dovecot.deliver(mail("nowy@example.pl", "Nowe", "Nowa wiadomość")[0])
+    sync(app, email_channel)
+    after = db.session.get(Channel, email_channel.id).state["imap"]["INBOX"]
+    assert after["uidvalidity"] != before["uidvalidity"]
+    assert len(texts()) == 6 and "Nowa wiadomość" in texts()
+    assert db.session.scalar(select(func.count(Customer.id))) == 6
+
+
+@pytest.mark.slow
+def test_first_sync_of_a_large_mailbox(app, ctx, dovecot, email_channel, caplog):
+    count = 1000
+    started = time.monotonic()
+    for n in range(count):
+        dovecot.deliver(mail(f"buyer{n % 50}@example.com", f"Order {n}", f"Message number {n}")[0])
+    delivered = time.monotonic() - started
+    started = time.monotonic()
+    with caplog.at_level("INFO", logger="app.pollers"):
+        sync(app, email_channel)
+    elapsed = time.monotonic() - started
+    assert db.session.scalar(select(func.count(Message.id))) == count
+    assert db.session.scalar(select(func.count(Customer.id))) == 50
+    progress = [r.getMessage() for r in caplog.records if "/1000 messages" in r.getMessage()]
+    assert len(progress) >= 5 and progress[-1].startswith(f"channel {email_channel.id}: INBOX 1000/1000")
+    print(f"\n1,000-message first sync: {count / elapsed:.0f} messages/s end to end "
+          f"({elapsed:.1f}s; delivery into Dovecot took {delivered:.1f}s)")
