@@ -331,6 +331,43 @@ def channel_test(ref) -> None:
             _fail(f"{found.kind} channel {found.name!r}: {type(exc).__name__}: {exc}")
 
 
+@main.group()
+def telegram() -> None:
+    """Telegram bots."""
+
+
+@telegram.command("set-webhook")
+@click.argument("ref")
+@click.option("--url", "base_url", help="Public base URL of this server "
+              "(default: the channel's public_url, else server.public_url).")
+def telegram_set_webhook(ref, base_url) -> None:
+    """Switch a Telegram channel to webhook mode: setWebhook with its secret token."""
+    app = _app()
+    with app.app_context():
+        from connectors.telegram import set_webhook
+
+        from .channels import find_channel
+        from .state import db
+
+        found = find_channel(ref)
+        if found is None or found.kind != "telegram":
+            _fail(f"no telegram channel {ref!r}")
+        base = (base_url or found.settings.get("public_url")
+                or app.config["THREADLINE"]["server"]["public_url"])
+        if not base or not base.startswith("https://"):
+            _fail("Telegram needs a public https:// URL: pass --url https://inbox.example.com "
+                  "or set server.public_url")
+        hook = f"{base.rstrip('/')}/webhooks/telegram/{found.id}"
+        settings = {**found.settings, "mode": "webhook", "public_url": base}
+        try:
+            answer = set_webhook(settings, hook)
+        except Exception as exc:
+            _fail(f"setWebhook failed: {exc}")
+        found.settings, found.error = settings, None
+        db.session.commit()
+        click.echo(f"channel {found.id}: {answer}; polling stopped")
+
+
 # --- events ------------------------------------------------------------------------------
 
 @main.group()

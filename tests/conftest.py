@@ -184,11 +184,9 @@ def run_jobs(app, timeout: float = 30.0) -> None:
     """Run every queued job to the end: the in-process queue drains itself; with Redis a
     real `threadline worker --burst` process does the work."""
     from app.jobs import InProcessQueue
-    from app.state import db
 
-    # end the test thread's own transaction first: on SQLite it holds the write lock
     with app.app_context():
-        db.session.commit()
+        release_db()
     queue = app.extensions["threadline.queue"]
     if isinstance(queue, InProcessQueue):
         queue.join()
@@ -220,8 +218,20 @@ def threadline_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "app.cli", *args]
 
 
+def release_db() -> None:
+    """End the test thread's transaction, if any: on SQLite an open transaction holds the
+    write lock (writers BEGIN IMMEDIATE), which another process or thread then waits for."""
+    from flask import has_app_context
+
+    if has_app_context():
+        from app.state import db
+
+        db.session.commit()
+
+
 def run_cli(config: dict[str, Any], *args: str, input: str | None = None,
             timeout: float = 60.0, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    release_db()
     return subprocess.run(threadline_cmd(*args), cwd=ROOT, env={**cli_env(config), **(env or {})},
                           capture_output=True, text=True, input=input, timeout=timeout)
 
@@ -310,15 +320,15 @@ def telegram_update(update_id: int, user_id: int, text: str, message_id: int | N
 class RunningServer:
     """`threadline serve` in a subprocess on a free port."""
 
-    def __init__(self, config: dict[str, Any], log_path: Path):
+    def __init__(self, config: dict[str, Any], log_path: Path, env: dict[str, str] | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(
             threadline_cmd("serve", "--host", "127.0.0.1", "--port", str(self.port)),
-            cwd=ROOT, env=cli_env(config), stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            cwd=ROOT, env={**cli_env(config), **(env or {})}, stdout=self._log,
+            stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_for_port(self.port, timeout=30, proc=self.proc)
         except Exception:
@@ -345,8 +355,9 @@ class RunningServer:
 def start_server(app_config, tmp_path):
     servers: list[RunningServer] = []
 
-    def start() -> RunningServer:
-        server = RunningServer(app_config, tmp_path / f"server-{len(servers)}.log")
+    def start(pollers: bool = False) -> RunningServer:
+        env = {"THREADLINE_SERVER_POLLERS": "true"} if pollers else None
+        server = RunningServer(app_config, tmp_path / f"server-{len(servers)}.log", env)
         servers.append(server)
         return server
 
