@@ -1,0 +1,295 @@
+"""Talking to the Bot API through python-telegram-bot, from synchronous code.
+
+The app (Flask views, rq jobs, the polling thread) is synchronous; PTB is asyncio-only. Each
+call builds a short-lived `Bot` with its own httpx clients and runs it with `asyncio.run`, so
+no event loop or connection pool is shared between threads or forked rq workers.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import posixpath
+import warnings
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, TypeVar
+
+import telegram
+from telegram import error as tg_error
+from telegram.request import HTTPXRequest
+from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
+
+from connectors.base import (
+    TELEGRAM,
+    ChannelError,
+    Outbound,
+    OutboundAttachment,
+    PermanentError,
+    SendResult,
+    TransientError,
+)
+
+from .entities import utf16_len
+from .parse import ALLOWED_UPDATES
+
+DEFAULT_API_BASE_URL = "https://api.telegram.org"
+TEXT_LIMIT = 4096                     # sendMessage text, in UTF-16 code units
+PHOTO_LIMIT = 10 * 1024 * 1024        # sendPhoto; bigger images go out as documents
+DOWNLOAD_LIMIT = 20 * 1024 * 1024     # getFile on the cloud Bot API
+
+# We call getUpdates through `do_api_request` to get the raw JSON (PTB's Update objects
+# would reject a single malformed update and block the batch). PTB warns that a named
+# method exists; that advice does not apply here.
+warnings.filterwarnings("ignore", message=r".*Please use 'Bot\.getUpdates'", category=PTBUserWarning)
+# `RetryAfter.retry_after` warns that it will become a timedelta; `_seconds` takes both.
+warnings.filterwarnings("ignore", message=r".*In a future major version attribute `retry_after`",
+                        category=PTBDeprecationWarning)
+
+T = TypeVar("T")
+
+
+class PollingConflict(ChannelError):
+    """getUpdates answered 409: another poller runs with this token, or a webhook is set."""
+
+
+# ---- plumbing ------------------------------------------------------------------------------
+
+def _base_url(settings: Mapping[str, Any]) -> str:
+    return str(settings.get("api_base_url") or DEFAULT_API_BASE_URL).rstrip("/")
+
+
+def _token(settings: Mapping[str, Any]) -> str:
+    token = settings.get("token")
+    if not token:
+        raise PermanentError("telegram channel has no bot token configured")
+    return str(token)
+
+
+@asynccontextmanager
+async def _bot(settings: Mapping[str, Any], read_timeout: float = 30.0) -> AsyncIterator[telegram.Bot]:
+    base = _base_url(settings)
+    request = HTTPXRequest(connect_timeout=10.0, read_timeout=read_timeout, write_timeout=60.0)
+    updates_request = HTTPXRequest(connect_timeout=10.0, read_timeout=read_timeout)
+    # PTB appends the token to base_url / base_file_url: ".../bot" -> ".../bot<token>/<method>".
+    bot = telegram.Bot(_token(settings), base_url=f"{base}/bot", base_file_url=f"{base}/file/bot",
+                       request=request, get_updates_request=updates_request)
+    try:
+        yield bot
+    finally:
+        await asyncio.gather(request.shutdown(), updates_request.shutdown())
+
+
+def _run(coro_factory: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine to completion from sync code, even if this thread has a running loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro_factory())  # type: ignore[arg-type]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(coro_factory())).result()  # type: ignore[arg-type]
+
+
+async def _with_bot(settings: Mapping[str, Any], action: Callable[[telegram.Bot], Awaitable[T]],
+                    read_timeout: float = 30.0) -> T:
+    async with _bot(settings, read_timeout) as bot:
+        return await action(bot)
+
+
+def _call(settings: Mapping[str, Any], action: Callable[[telegram.Bot], Awaitable[T]],
+          read_timeout: float = 30.0) -> T:
+    try:
+        return _run(lambda: _with_bot(settings, action, read_timeout))
+    except tg_error.TelegramError as exc:
+        raise map_error(exc, _token(settings)) from None
+
+
+def _seconds(value: int | float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def map_error(exc: tg_error.TelegramError, token: str = "") -> ChannelError:
+    """PTB's exception -> ours. The token is scrubbed: messages end up in logs and the UI."""
+    message = str(exc.message if hasattr(exc, "message") else exc)
+    if token:
+        message = message.replace(token, "***")
+    if isinstance(exc, tg_error.RetryAfter):
+        retry_after = _seconds(exc.retry_after)
+        return TransientError(f"Telegram flood control: retry in {retry_after:g} s",
+                              retry_after=retry_after)
+    if isinstance(exc, tg_error.ChatMigrated):
+        return PermanentError(f"group chat migrated to supergroup {exc.new_chat_id}")
+    if isinstance(exc, tg_error.Forbidden):
+        return PermanentError(message)           # e.g. "Forbidden: bot was blocked by the user"
+    if isinstance(exc, tg_error.InvalidToken):
+        return PermanentError(f"the bot token was rejected by Telegram ({message})")
+    if isinstance(exc, tg_error.BadRequest):     # before NetworkError: BadRequest subclasses it
+        return PermanentError(message)
+    if isinstance(exc, tg_error.Conflict):
+        return PollingConflict(message)      # only getUpdates/setWebhook can conflict
+    return TransientError(message)               # NetworkError, TimedOut, 5xx
+
+
+# ---- text splitting ------------------------------------------------------------------------
+
+def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
+    """Cut `text` into parts of at most `limit` UTF-16 units, at a newline or space if any."""
+    parts: list[str] = []
+    rest = text
+    while utf16_len(rest) > limit:
+        cut = _fit(rest, limit)
+        boundary = max(rest.rfind("\n", 0, cut + 1), -1)
+        if boundary < cut // 2:
+            boundary = rest.rfind(" ", 0, cut + 1)
+        if boundary >= cut // 2 and boundary > 0:
+            parts.append(rest[:boundary])
+            rest = rest[boundary + 1:]       # the separator itself is not repeated
+        else:
+            parts.append(rest[:cut])         # one long word: hard cut between code points
+            rest = rest[cut:]
+    if rest or not parts:
+        parts.append(rest)
+    return [p for p in parts if p] or [text]
+
+
+def _fit(text: str, limit: int) -> int:
+    """Largest n such that text[:n] is at most `limit` UTF-16 units."""
+    units = 0
+    for index, char in enumerate(text):
+        units += 2 if ord(char) > 0xFFFF else 1
+        if units > limit:
+            return index
+    return len(text)
+
+
+# ---- sending -------------------------------------------------------------------------------
+
+def _chat_id(outbound: Outbound) -> int:
+    if outbound.to.kind != TELEGRAM:
+        raise PermanentError(f"cannot send to a {outbound.to.kind} handle over Telegram")
+    try:
+        return int(outbound.to.value)
+    except ValueError:
+        raise PermanentError(f"not a Telegram chat id: {outbound.to.value!r}") from None
+
+
+def _reply_parameters(reply_to: str | None, chat_id: int) -> telegram.ReplyParameters | None:
+    if not reply_to:
+        return None
+    try:
+        reply_chat, message_id = (int(p) for p in reply_to.rsplit(":", 1))
+    except ValueError:
+        raise PermanentError(f"not a Telegram message id: {reply_to!r}") from None
+    # allow_sending_without_reply: a customer deleting the original must not fail the answer.
+    return telegram.ReplyParameters(
+        message_id=message_id,
+        chat_id=None if reply_chat == chat_id else reply_chat,
+        allow_sending_without_reply=True,
+    )
+
+
+def _is_photo(att: OutboundAttachment) -> bool:
+    return (att.content_type in ("image/jpeg", "image/png", "image/webp")
+            and len(att.data) <= PHOTO_LIMIT)
+
+
+async def _send_all(bot: telegram.Bot, chat_id: int, outbound: Outbound) -> list[str]:
+    reply = _reply_parameters(outbound.reply_to_external_id, chat_id)
+    ids: list[str] = []
+
+    def remember(message: telegram.Message) -> None:
+        nonlocal reply
+        ids.append(f"{message.chat.id}:{message.message_id}")
+        reply = None                     # only the first part quotes the customer's message
+
+    if outbound.text:
+        for part in split_text(outbound.text):
+            remember(await bot.send_message(chat_id, part, reply_parameters=reply))
+    for att in outbound.attachments:
+        upload = telegram.InputFile(att.data, filename=att.filename)
+        if _is_photo(att):
+            remember(await bot.send_photo(chat_id, upload, reply_parameters=reply))
+        else:
+            remember(await bot.send_document(chat_id, upload, reply_parameters=reply))
+    if not ids:
+        raise PermanentError("nothing to send: no text and no attachments")
+    return ids
+
+
+def send(settings: Mapping[str, Any], outbound: Outbound) -> SendResult:
+    chat_id = _chat_id(outbound)
+    ids = _call(settings, lambda bot: _send_all(bot, chat_id, outbound), read_timeout=60.0)
+    return SendResult(external_id=ids[0], extra_ids=tuple(ids[1:]))
+
+
+def describe_bot(settings: Mapping[str, Any]) -> str:
+    me = _call(settings, lambda bot: bot.get_me())
+    return f"@{me.username} (id {me.id}, name {me.full_name})"
+
+
+# ---- polling, webhooks, files --------------------------------------------------------------
+
+def fetch_updates(settings: Mapping[str, Any], offset: int | None, timeout: int) -> list[dict]:
+    """One getUpdates long poll: raw update dicts, oldest first.
+
+    Pass `offset = last update_id + 1` to confirm everything before it (Telegram then forgets
+    those updates). Raises PollingConflict on 409, TransientError on other failures.
+    """
+    api_kwargs: dict[str, Any] = {"timeout": int(timeout), "allowed_updates": list(ALLOWED_UPDATES)}
+    if offset is not None:
+        api_kwargs["offset"] = int(offset)
+
+    async def action(bot: telegram.Bot) -> Any:
+        return await bot.do_api_request("getUpdates", api_kwargs=api_kwargs,
+                                        read_timeout=timeout + 10)
+
+    try:
+        result = _run(lambda: _with_bot(settings, action, read_timeout=timeout + 10))
+    except tg_error.TelegramError as exc:
+        mapped = map_error(exc, _token(settings))
+        # A revoked token will not heal by retrying; everything else in polling is retried.
+        if isinstance(mapped, PollingConflict) or isinstance(exc, tg_error.InvalidToken):
+            raise mapped from None
+        raise TransientError(str(mapped), getattr(mapped, "retry_after", None)) from None
+    if not isinstance(result, list):
+        raise TransientError(f"getUpdates returned {type(result).__name__}, expected a list")
+    return [u for u in result if isinstance(u, dict)]
+
+
+def set_webhook(settings: Mapping[str, Any], url: str) -> str:
+    secret = settings.get("secret_token")
+    if not secret:
+        raise ValueError("secret_token is required to set a webhook (it authenticates Telegram)")
+    _call(settings, lambda bot: bot.set_webhook(url=url, secret_token=str(secret),
+                                                allowed_updates=list(ALLOWED_UPDATES)))
+    return f"webhook set to {url} (updates: {', '.join(ALLOWED_UPDATES)})"
+
+
+def delete_webhook(settings: Mapping[str, Any]) -> None:
+    _call(settings, lambda bot: bot.delete_webhook(drop_pending_updates=False))
+
+
+def download_file(settings: Mapping[str, Any], file_id: str,
+                  max_bytes: int = DOWNLOAD_LIMIT) -> tuple[bytes, str]:
+    """getFile, then fetch the bytes. Returns (data, filename from Telegram's file_path)."""
+
+    async def action(bot: telegram.Bot) -> tuple[bytes, str]:
+        try:
+            tg_file = await bot.get_file(file_id)
+        except tg_error.BadRequest as exc:
+            if "too big" in exc.message:
+                raise PermanentError(f"file too large: {exc.message}") from None
+            raise
+        if tg_file.file_size is not None and tg_file.file_size > max_bytes:
+            raise PermanentError(f"file too large: {tg_file.file_size} bytes > {max_bytes}")
+        data = bytes(await tg_file.download_as_bytearray())
+        if len(data) > max_bytes:
+            raise PermanentError(f"file too large: {len(data)} bytes > {max_bytes}")
+        return data, _filename(tg_file.file_path, file_id)
+
+    return _call(settings, action, read_timeout=120.0)
+
+
+def _filename(file_path: str | None, file_id: str) -> str:
+    name = posixpath.basename(file_path or "")
+    return name or os.path.basename(file_id) or "file"
