@@ -65,6 +65,9 @@ def upgrade_database(app) -> str:
     from alembic import command
     from alembic.config import Config as AlembicConfig
 
+    import logging
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line of our own says it
     root = Path(__file__).resolve().parent.parent
     cfg = AlembicConfig(str(root / "alembic.ini"))
     cfg.set_main_option("script_location", str(root / "migrations"))
