@@ -14,7 +14,7 @@ import logging
 import random
 from datetime import timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from connectors import get_connector
@@ -30,7 +30,7 @@ from connectors.base import (
 from .api.schemas import conversation_schema, message_schema
 from .db import after_commit
 from .logs import register_channel_secrets
-from .models import Agent, Channel, Conversation, InboundEvent, Message, utcnow
+from .models import Agent, Channel, Conversation, Event, InboundEvent, Message, utcnow
 from .realtime import record_event
 from .state import config, db, queue
 
@@ -258,7 +258,8 @@ def _retry_or_fail(message: Message, error: str, retry_after: float | None) -> N
 # --- the sweeper -------------------------------------------------------------------------
 
 def sweep() -> dict[str, int]:
-    """Re-queue sends and inbound events a dead worker left behind, and due retries."""
+    """Re-queue sends and inbound events a dead worker left behind, and due retries; drop
+    events older than `events.retention_days` from the event log."""
     session = db.session
     now = utcnow()
     stale = now - timedelta(seconds=float(config["jobs"]["stale_after"]))
@@ -284,6 +285,9 @@ def sweep() -> dict[str, int]:
     if events:
         session.execute(update(InboundEvent).where(InboundEvent.id.in_(events))
                         .values(enqueued_at=now).execution_options(synchronize_session=False))
+    retention = now - timedelta(days=float(config["events"]["retention_days"]))
+    pruned = session.execute(delete(Event).where(Event.created_at < retention)
+                             .execution_options(synchronize_session=False)).rowcount
     session.commit()
     for message_id in due:
         queue.enqueue("send_message", message_id)
@@ -292,5 +296,5 @@ def sweep() -> dict[str, int]:
     if revived or due or events:
         log.info("sweep: %s stale sends revived, %s sends and %s events queued",
                  revived, len(due), len(events))
-    return {"revived": revived, "queued": len(due), "events": len(events)}
+    return {"revived": revived, "queued": len(due), "events": len(events), "pruned": pruned}
 

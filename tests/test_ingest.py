@@ -121,3 +121,17 @@ def test_sweeper_picks_up_an_event_nobody_processed(app, ctx, telegram_channel):
     run_jobs(app)
     db.session.expire_all()
     assert db.session.scalar(select(Message.text)) == "orphan"
+
+
+def test_sweeper_prunes_the_event_log(ctx, telegram_channel):
+    from app.outbox import sweep
+
+    receive(telegram_channel, "1", telegram_update(1, 42, "old"), process="inline")
+    receive(telegram_channel, "2", telegram_update(2, 42, "new"), process="inline")
+    old = db.session.scalars(select(Event).order_by(Event.id)).all()[:3]
+    for event in old:
+        event.created_at = datetime.now(timezone.utc) - timedelta(days=31)
+    db.session.commit()
+    assert sweep()["pruned"] == 3
+    assert [e.type for e in db.session.scalars(select(Event).order_by(Event.id))] == [
+        "conversation.updated", "message.created"]
