@@ -38,13 +38,22 @@ TEXT_LIMIT = 4096                     # sendMessage text, in UTF-16 code units
 PHOTO_LIMIT = 10 * 1024 * 1024        # sendPhoto; bigger images go out as documents
 DOWNLOAD_LIMIT = 20 * 1024 * 1024     # getFile on the cloud Bot API
 
-# We call getUpdates through `do_api_request` to get the raw JSON (PTB's Update objects
-# would reject a single malformed update and block the batch). PTB warns that a named
-# method exists; that advice does not apply here.
-warnings.filterwarnings("ignore", message=r".*Please use 'Bot\.getUpdates'", category=PTBUserWarning)
-# `RetryAfter.retry_after` warns that it will become a timedelta; `_seconds` takes both.
-warnings.filterwarnings("ignore", message=r".*In a future major version attribute `retry_after`",
-                        category=PTBDeprecationWarning)
+
+def _quiet_ptb_warnings() -> None:
+    """Silence two PTB warnings that do not apply to us (targeted, idempotent).
+
+    - getUpdates goes through `do_api_request` to get the raw JSON (PTB's Update objects
+      would reject one malformed update and block the whole batch); PTB suggests its named
+      method instead.
+    - `RetryAfter.retry_after` warns it will become a timedelta; `_seconds` takes both.
+    Re-adding an identical filter replaces it, so calling this on every use is safe, and it
+    survives test runners that reset the filter list between tests.
+    """
+    warnings.filterwarnings("ignore", message=r".*Please use 'Bot\.getUpdates'",
+                            category=PTBUserWarning)
+    warnings.filterwarnings("ignore", message=r".*In a future major version attribute "
+                            r"`retry_after`", category=PTBDeprecationWarning)
+
 
 T = TypeVar("T")
 
@@ -82,6 +91,7 @@ async def _bot(settings: Mapping[str, Any], read_timeout: float = 30.0) -> Async
 
 def _run(coro_factory: Callable[[], Awaitable[T]]) -> T:
     """Run a coroutine to completion from sync code, even if this thread has a running loop."""
+    _quiet_ptb_warnings()   # RetryAfter warns already while PTB constructs it
     try:
         asyncio.get_running_loop()
     except RuntimeError:
