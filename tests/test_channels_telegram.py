@@ -151,3 +151,32 @@ def test_bot_chats_from_a_laptop_without_public_url(backend, app_config, ctx, ad
     finally:
         socket.close()
     assert requests.get(f"{server.url}/login", timeout=5).status_code == 200
+
+
+def test_photo_is_downloaded_and_a_too_large_file_gets_a_reason(app, ctx, telegram_api, telegram_channel):
+    from app.models import Attachment
+    from app.storage import attachment_path
+
+    telegram_api.add_file("BIG-PHOTO", b"\xff\xd8 jpeg bytes" * 50, "photos/file_1.jpg")
+    telegram_api.add_file("HUGE-DOC", b"x", "documents/huge.zip", file_size=25 * 1024 * 1024)
+    base = telegram_update(800, 42, "")
+    photo = dict(base["message"])
+    del photo["text"]
+    photo["photo"] = [{"file_id": "SMALL", "file_unique_id": "s", "width": 90, "height": 90, "file_size": 10},
+                      {"file_id": "BIG-PHOTO", "file_unique_id": "b", "width": 800, "height": 800,
+                       "file_size": 650}]
+    photo["caption"] = "Вот фото брака"
+    doc = dict(base["message"], message_id=100801)
+    del doc["text"]
+    doc["document"] = {"file_id": "HUGE-DOC", "file_unique_id": "h", "file_name": "huge.zip",
+                       "mime_type": "application/zip", "file_size": 25 * 1024 * 1024}
+    receive(telegram_channel, "800", {"update_id": 800, "message": photo}, process="inline")
+    receive(telegram_channel, "801", {"update_id": 801, "message": doc}, process="inline")
+    run_jobs(app)
+    run_jobs(app)
+    db.session.expire_all()
+    stored = db.session.scalar(select(Attachment).where(Attachment.remote_ref == "BIG-PHOTO"))
+    assert stored.path and attachment_path(stored.path).read_bytes() == b"\xff\xd8 jpeg bytes" * 50
+    huge = db.session.scalar(select(Attachment).where(Attachment.remote_ref == "HUGE-DOC"))
+    assert huge.path is None and "too large" in huge.error
+    assert db.session.scalar(select(Message.text).where(Message.external_id == "42:100800")) == "Вот фото брака"

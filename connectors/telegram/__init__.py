@@ -143,5 +143,11 @@ class Connector(connectors.Connector):
     def send(self, settings: Mapping[str, Any], outbound: Outbound) -> SendResult:
         return send(settings, outbound)
 
+    def download(self, settings: Mapping[str, Any], remote_ref: str, max_bytes: int,
+                 hints: Mapping[str, Any]) -> tuple[bytes, str]:
+        # the Bot API serves at most 20 MB; larger files stay a placeholder with the reason
+        data, _filename = download_file(settings, remote_ref, min(max_bytes, DOWNLOAD_LIMIT))
+        return data, str(hints.get("mime_type") or "application/octet-stream")
+
     def test(self, settings: Mapping[str, Any]) -> str:
         return describe_bot(settings)
