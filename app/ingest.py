@@ -183,8 +183,15 @@ def _add_inbound_message(session: Session, channel: Channel, inbound: Inbound) -
     if _find_message(session, channel, inbound.external_id) is not None:
         log.info("duplicate message %s on channel %s ignored", inbound.external_id, channel.id)
         return None
-    customer = resolve_customer(session, channel, inbound)
-    conversation, opened = place_in_conversation(session, customer, channel, inbound)
+    returned = _returned_message(session, channel, inbound)
+    if returned is not None:
+        # a bounce or receipt from a mail server: it belongs to the thread of the message it
+        # reports on, not to a new "customer" called MAILER-DAEMON
+        customer, conversation, opened = returned.conversation.customer, returned.conversation, False
+        _apply_delivery_report(session, returned, inbound)
+    else:
+        customer = resolve_customer(session, channel, inbound)
+        conversation, opened = place_in_conversation(session, customer, channel, inbound)
     message = Message(
         conversation_id=conversation.id, customer_id=customer.id, channel_id=channel.id,
         direction="in", content_type=inbound.content_type, subject=inbound.subject,
@@ -214,6 +221,34 @@ def _add_inbound_message(session: Session, channel: Channel, inbound: Inbound) -
                      conversation.channel_id)
     record_event(session, "message.created", message_schema.dump(message), conversation.channel_id)
     return message
+
+
+def _returned_message(session: Session, channel: Channel, inbound: Inbound) -> Message | None:
+    if not inbound.automated:
+        return None
+    reported = inbound.meta.get("bounced_message_id") or inbound.meta.get("original_message_id")
+    return _find_message(session, channel, str(reported).strip("<>")) if reported else None
+
+
+def _apply_delivery_report(session: Session, reported: Message, inbound: Inbound) -> None:
+    """A bounce fails the message it returns and marks the address failing; a read receipt
+    marks it read. A delayed-delivery notice changes nothing."""
+    kind = inbound.meta.get("auto_kind")
+    if kind == "bounce" and reported.direction == "out":
+        recipients = inbound.meta.get("failed_recipients") or []
+        reported.status = "failed"
+        reported.error = f"bounced: {', '.join(recipients) or 'the recipient'} ({inbound.subject or ''})"[:2000]
+        for address in recipients:
+            identity = session.scalar(select(Identity).where(Identity.kind == "email",
+                                                             Identity.value == address.lower()))
+            if identity is not None:
+                identity.reachable = False
+    elif kind == "mdn" and reported.direction == "out" \
+            and STATUS_RANK.get(reported.status, 99) < STATUS_RANK["read"]:
+        reported.status = "read"
+    else:
+        return
+    _emit_message_updated(session, reported)
 
 
 def _store_attachments(session: Session, message: Message, inbound: Inbound) -> None:

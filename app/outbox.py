@@ -93,16 +93,36 @@ def conversation_for_token(token: str) -> int | None:
     return None
 
 
+def last_inbound_at(session: Session, customer_id: int, channel_id: int):
+    return session.scalar(select(Message.created_at).where(
+        Message.customer_id == customer_id, Message.channel_id == channel_id,
+        Message.direction == "in").order_by(Message.id.desc()).limit(1))
+
+
+def check_channel_rules(session: Session, conversation: Conversation, channel: Channel,
+                        template: dict | None) -> None:
+    """Refuse what the channel would refuse, before anything is queued."""
+    if channel.kind == "whatsapp" and template is None:
+        from connectors.whatsapp import window_open
+
+        if not window_open(last_inbound_at(session, conversation.customer_id, channel.id), utcnow()):
+            raise ReplyError("WhatsApp's 24-hour window is closed (the customer last wrote more "
+                             "than 24 hours ago): send an approved template instead",
+                             field="template")
+
+
 def enqueue_reply(session: Session, conversation: Conversation, agent: Agent | None, text: str,
                   channel_id: int | None = None, subject: str | None = None,
-                  automated: bool = False) -> Message:
+                  automated: bool = False, template: dict | None = None) -> Message:
     channel = choose_channel(session, conversation, channel_id)
+    check_channel_rules(session, conversation, channel, template)
     now = utcnow()
     message = Message(conversation_id=conversation.id, customer_id=conversation.customer_id,
                       channel_id=channel.id, direction="out",
                       author_id=agent.id if agent else None, text=text,
                       subject=subject or conversation.subject, status="queued",
-                      automated=automated, created_at=now, enqueued_at=now)
+                      automated=automated, created_at=now, enqueued_at=now,
+                      meta={"template": template} if template else {})
     session.add(message)
     conversation.last_activity_at = now
     conversation.last_message_preview = text[:200]

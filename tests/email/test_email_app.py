@@ -10,7 +10,7 @@ from email.utils import make_msgid
 import pytest
 from sqlalchemy import func, select
 
-from app.models import Channel, Conversation, Customer, Message
+from app.models import Channel, Conversation, Customer, Identity, Message
 from app.pollers import EmailPoller
 from app.state import db
 from tests.conftest import run_jobs
@@ -119,3 +119,37 @@ def test_first_sync_of_a_large_mailbox(app, ctx, dovecot, email_channel, caplog)
     assert len(progress) >= 5 and progress[-1].startswith(f"channel {email_channel.id}: INBOX 1000/1000")
     print(f"\n1,000-message first sync: {count / elapsed:.0f} messages/s end to end "
           f"({elapsed:.1f}s; delivery into Dovecot took {delivered:.1f}s)")
+
+
+def test_bounce_fails_the_reply_and_joins_its_thread(app, ctx, api, dovecot, smtp_server, email_channel):
+    dovecot.deliver(mail("Jan Nowak <jan@customer.example>", "Faktura", "Proszę o fakturę.")[0])
+    sync(app, email_channel)
+    conversation = db.session.scalar(select(Conversation))
+    reply = api.post(f"/conversations/{conversation.id}/messages", json={"text": "W załączniku."})
+    run_jobs(app)
+    db.session.expire_all()
+    our_id = db.session.get(Message, reply.json["id"]).external_id
+    bounce = (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.customer.example>\r\n"
+        "To: support@shop.example.test\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\n"
+        f"Message-ID: {make_msgid(domain='mx.customer.example')}\r\n"
+        "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.customer.example\r\n\r\n"
+        "Final-Recipient: rfc822; jan@customer.example\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        "Diagnostic-Code: smtp; 550 5.1.1 User unknown\r\n"
+        "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"Message-ID: <{our_id}>\r\nSubject: Re: Faktura\r\n\r\n"
+        "--B--\r\n").encode()
+    dovecot.deliver(bounce)
+    sync(app, email_channel)
+    failed = db.session.get(Message, reply.json["id"])
+    assert failed.status == "failed" and "jan@customer.example" in failed.error
+    assert db.session.scalar(select(func.count(Customer.id))) == 1  # no MAILER-DAEMON customer
+    report = db.session.scalar(select(Message).where(Message.automated.is_(True)))
+    assert report.conversation_id == conversation.id
+    identity = db.session.scalar(select(Identity).where(Identity.value == "jan@customer.example"))
+    assert identity.reachable is False
