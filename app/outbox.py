@@ -45,6 +45,11 @@ CHANNEL_IDENTITY_KINDS = {
 }
 
 
+# channel kind -> callbacks(message_id) run after a send of that kind is committed (the
+# site widget pushes the reply to the visitor's open browser tabs this way)
+SENT_HOOKS: dict[str, list] = {}
+
+
 class ReplyError(ValueError):
     """The reply cannot be queued (no channel to reach the customer, ...)."""
 
@@ -254,6 +259,9 @@ def send_message(message_id: int) -> str:
     session.flush()
     record_event(session, "message.updated", message_schema.dump(message),
                  message.conversation.channel_id)
+    if message.status == "sent":
+        for hook in SENT_HOOKS.get(channel.kind, ()):
+            after_commit(session, lambda hook=hook: hook(message.id))
     session.commit()
     return message.status
 
