@@ -38,6 +38,10 @@ def install(level: str) -> None:
     if not root.handlers:
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     root.setLevel(level)
+    # client libraries log every HTTP request at INFO: a poller would fill the log
+    quiet = logging.DEBUG if str(level).upper() == "DEBUG" else logging.WARNING
+    for noisy in ("httpx", "httpcore", "telegram"):
+        logging.getLogger(noisy).setLevel(quiet)
     if _installed:
         return
     _installed = True
