@@ -21,7 +21,7 @@ def task(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _register_tasks() -> None:
-    from . import attachments, channel_events, ingest, outbox  # noqa: F401 (record handlers)
+    from . import attachments, channel_events, crm, ingest, outbox  # noqa: F401 (record handlers)
 
     task(attachments.fetch_attachments)
     task(ingest.process_event)

@@ -376,3 +376,122 @@ class AuditLog(Base):
     target_id: Mapped[int | None] = mapped_column(BigInteger)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- CRM (issue 8): pipeline, custom fields, merges, outgoing webhooks -------------------
+
+# Notes pushed by a shop or CRM are upserted by their reference, like orders and deals.
+Note.external_ref = mapped_column(String(200), unique=True, nullable=True)
+
+
+class PipelineStage(Base):
+    """An admin-defined stage of the sales pipeline; deals.stage holds its key."""
+
+    __tablename__ = "pipeline_stages"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(60), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    # open | won | lost: reports and the card know a closed deal
+    outcome: Mapped[str] = mapped_column(String(10), default="open")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CustomFieldDef(Base):
+    """An admin-defined field of the CRM card; values live in customers.custom_fields."""
+
+    __tablename__ = "custom_field_defs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(60), unique=True)
+    label: Mapped[str] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(10))  # text | number | date | choice
+    choices: Mapped[list[Any]] = mapped_column(default=list)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CustomerMerge(Base):
+    """One merge, with what unmerge needs to put every row back."""
+
+    __tablename__ = "customer_merges"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    target_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    suggestion_id: Mapped[int | None] = mapped_column(
+        ForeignKey("merge_suggestions.id", ondelete="SET NULL"))
+    # {"target": {field: value}, "source": {...}, "moved": {table: [ids]}, "conversations": ...}
+    snapshot: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    chosen: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(10), default="merged")  # merged | unmerged
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    unmerged_at: Mapped[datetime | None]
+    unmerged_by_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id",
+                                                                  ondelete="SET NULL"))
+
+
+class WebhookEndpoint(Base):
+    """An outgoing webhook: events are POSTed to `url`, signed with `secret`."""
+
+    __tablename__ = "webhook_endpoints"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(1000))
+    secret: Mapped[str] = mapped_column(String(200))
+    events: Mapped[list[Any]] = mapped_column(default=list)  # empty: every event
+    description: Mapped[str] = mapped_column(String(200), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint: written in the event's own transaction (nothing committed
+    is silently dropped), sent by a job, retried with backoff, replayable by an admin."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event_id"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id",
+                                                        ondelete="CASCADE"), index=True)
+    # no foreign key: the event log is pruned, the delivery keeps its own copy of the body
+    event_id: Mapped[int] = mapped_column(BigInteger)
+    event_type: Mapped[str] = mapped_column(String(40))
+    body: Mapped[str] = mapped_column(Text)
+    # pending | sending | delivered | failed
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    enqueued_at: Mapped[datetime | None]
+    locked_at: Mapped[datetime | None]
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    log: Mapped[list[Any]] = mapped_column(default=list)  # one entry per attempt
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]
+
+
+class CannedReply(Base):
+    """A saved answer an agent inserts with `/shortcut`; managed by admins. The text may use
+    variables: {{customer.first_name}}, {{customer.name}}, {{agent.name}}."""
+
+    __tablename__ = "canned_replies"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shortcut: Mapped[str] = mapped_column(String(60), unique=True)
+    title: Mapped[str] = mapped_column(String(200), default="")
+    text: Mapped[str] = mapped_column(Text)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# Search (PostgreSQL): full-text over message text ('simple' config: Russian, Polish and
+# English alike, no stemming) and trigram indexes for customer names and handles. They are
+# expression indexes, so SQLite (where app/search.py keeps FTS5 tables) never creates them.
+Index("ix_messages_text_fts", text("to_tsvector('simple', text)"), postgresql_using="gin",
+      _table=Message.__table__)
+Index("ix_customers_name_trgm", text("lower(name) gin_trgm_ops"), postgresql_using="gin",
+      _table=Customer.__table__)
+Index("ix_identities_value_trgm", text("lower(value) gin_trgm_ops"), postgresql_using="gin",
+      _table=Identity.__table__)

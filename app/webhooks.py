@@ -19,7 +19,7 @@ from .state import db
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
-WEBHOOK_KINDS = ("telegram", "whatsapp")
+WEBHOOK_KINDS = ("telegram", "whatsapp", "crm")
 
 
 def _channel(kind: str, channel_id: int) -> Channel:

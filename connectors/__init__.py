@@ -11,7 +11,7 @@ from typing import Any, Mapping
 from .base import Outbound, Record, SendResult
 
 # "crm" (signed upserts from a shop or CRM) joins with the CRM work.
-CHANNEL_KINDS = ("email", "telegram", "whatsapp", "webchat")
+CHANNEL_KINDS = ("email", "telegram", "whatsapp", "webchat", "crm")
 
 
 class Connector:

@@ -39,5 +39,5 @@ def current_agent():
     return token_auth.current_user
 
 
-from . import conversations, events  # noqa: E402,F401  (routes)
+from . import conversations, crm, customers, events, webhooks_out  # noqa: E402,F401  (routes)
 
