@@ -183,6 +183,9 @@ def _add_inbound_message(session: Session, channel: Channel, inbound: Inbound) -
     if _find_message(session, channel, inbound.external_id) is not None:
         log.info("duplicate message %s on channel %s ignored", inbound.external_id, channel.id)
         return None
+    album = _album_of(session, channel, inbound)
+    if album is not None:
+        return _add_to_album(session, album, inbound)
     returned = _returned_message(session, channel, inbound)
     if returned is not None:
         # a bounce or receipt from a mail server: it belongs to the thread of the message it
@@ -221,6 +224,29 @@ def _add_inbound_message(session: Session, channel: Channel, inbound: Inbound) -
                      conversation.channel_id)
     record_event(session, "message.created", message_schema.dump(message), conversation.channel_id)
     return message
+
+
+def _album_of(session: Session, channel: Channel, inbound: Inbound) -> Message | None:
+    """Telegram sends an album as one message per photo sharing a media_group_id; the
+    thread shows it as one message, so later parts join the first."""
+    group = inbound.meta.get("media_group_id")
+    if not group:
+        return None
+    return session.scalar(select(Message).where(
+        Message.channel_id == channel.id, Message.direction == "in",
+        Message.meta["media_group_id"].as_string() == str(group)).limit(1))
+
+
+def _add_to_album(session: Session, album: Message, inbound: Inbound) -> Message | None:
+    parts = list(album.meta.get("album_parts", [album.external_id]))
+    if inbound.external_id in parts:
+        return None  # a repeated delivery of a part we have
+    album.meta = {**album.meta, "album_parts": [*parts, inbound.external_id]}
+    if inbound.text and inbound.text not in album.text:
+        album.text = f"{album.text}\n{inbound.text}".strip()
+    _store_attachments(session, album, inbound)
+    _emit_message_updated(session, album)
+    return album
 
 
 def _returned_message(session: Session, channel: Channel, inbound: Inbound) -> Message | None:

@@ -180,3 +180,25 @@ def test_photo_is_downloaded_and_a_too_large_file_gets_a_reason(app, ctx, telegr
     huge = db.session.scalar(select(Attachment).where(Attachment.remote_ref == "HUGE-DOC"))
     assert huge.path is None and "too large" in huge.error
     assert db.session.scalar(select(Message.text).where(Message.external_id == "42:100800")) == "Вот фото брака"
+
+
+def test_album_is_one_message(app, ctx, telegram_channel):
+    from app.models import Attachment
+
+    def part(update_id: int, file_id: str, caption: str | None = None) -> dict:
+        message = telegram_update(update_id, 42, "")["message"]
+        del message["text"]
+        message["media_group_id"] = "13579"
+        message["photo"] = [{"file_id": file_id, "file_unique_id": file_id, "width": 1, "height": 1}]
+        if caption:
+            message["caption"] = caption
+        return {"update_id": update_id, "message": message}
+
+    receive(telegram_channel, "901", part(901, "P1", "Zdjęcia paczki"), process="inline")
+    receive(telegram_channel, "902", part(902, "P2"), process="inline")
+    receive(telegram_channel, "903", part(903, "P3"), process="inline")
+    receive(telegram_channel, "9020", part(902, "P2"), process="inline")  # a repeat of part 2
+    messages = db.session.scalars(select(Message)).all()
+    assert len(messages) == 1 and messages[0].text == "Zdjęcia paczki"
+    refs = [a.remote_ref for a in db.session.scalars(select(Attachment).order_by(Attachment.id))]
+    assert refs == ["P1", "P2", "P3"]
