@@ -428,10 +428,32 @@ def open_conversation(session: Session, customer: Customer) -> Conversation | No
         Conversation.customer_id == customer.id, Conversation.status != "resolved"))
 
 
+def _referenced_conversation(session: Session, channel: Channel,
+                             inbound: Inbound) -> Conversation | None:
+    """Our reply token first, then the Message-IDs it answers, newest first."""
+    from .outbox import conversation_for_token
+
+    for ref in inbound.thread_refs:
+        conversation = None
+        if ref.startswith("token:"):
+            conversation_id = conversation_for_token(ref.removeprefix("token:"))
+            conversation = session.get(Conversation, conversation_id) if conversation_id else None
+        elif not ref.startswith("thread-index:"):
+            referenced = _find_message(session, channel, ref.strip("<>"))
+            conversation = referenced.conversation if referenced is not None else None
+        if conversation is not None and conversation.status != "resolved":
+            return conversation
+    return None
+
+
 def place_in_conversation(session: Session, customer: Customer, channel: Channel,
                           inbound: Inbound) -> tuple[Conversation, bool]:
-    """The customer's open conversation, or a new one (a message after resolution opens a
-    new conversation; the timeline keeps the earlier ones)."""
+    """The open conversation the message refers to (an email reply from a colleague Cc'd on
+    the thread), else the customer's open conversation, else a new one (a message after
+    resolution opens a new conversation; the timeline keeps the earlier ones)."""
+    referenced = _referenced_conversation(session, channel, inbound)
+    if referenced is not None:
+        return referenced, False
     for _attempt in range(3):
         conversation = open_conversation(session, customer)
         if conversation is not None:

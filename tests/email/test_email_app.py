@@ -153,3 +153,25 @@ def test_bounce_fails_the_reply_and_joins_its_thread(app, ctx, api, dovecot, smt
     assert report.conversation_id == conversation.id
     identity = db.session.scalar(select(Identity).where(Identity.value == "jan@customer.example"))
     assert identity.reachable is False
+
+
+def test_a_colleague_replying_on_the_thread_joins_it(app, ctx, api, dovecot, smtp_server, email_channel):
+    dovecot.deliver(mail("Olga <olga@firma.example>", "Счёт на оплату", "Пришлите счёт, пожалуйста.")[0])
+    sync(app, email_channel)
+    conversation = db.session.scalar(select(Conversation))
+    reply = api.post(f"/conversations/{conversation.id}/messages", json={"text": "Счёт во вложении."})
+    run_jobs(app)
+    sent = message_from_bytes(smtp_server.received[-1].raw, policy=policy.default)
+    token_address = str(sent["Reply-To"])
+    # the accountant answers to our Reply-To address, from another mailbox, without References
+    answer = EmailMessage()
+    answer["From"], answer["To"] = "buh@firma.example", token_address
+    answer["Subject"], answer["Message-ID"] = "Re: Счёт на оплату", make_msgid(domain="firma.example")
+    answer.set_content("Оплатили сегодня.")
+    dovecot.deliver(answer.as_bytes())
+    sync(app, email_channel)
+    joined = db.session.scalar(select(Message).where(Message.text == "Оплатили сегодня."))
+    assert joined.conversation_id == conversation.id
+    assert db.session.scalar(select(func.count(Conversation.id))) == 1
+    assert db.session.scalar(select(func.count(Customer.id))) == 2  # the accountant is known now
+    assert reply.status_code == 201
