@@ -1,0 +1,1 @@
+"""Threadline benchmarks (GitHub issue 9): `python -m bench.run --help`."""

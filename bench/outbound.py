@@ -1,0 +1,121 @@
+"""Scenario 4, outbound: 1,000 agents' replies through the API and the outbox to the local
+Telegram Bot API and Graph API fakes. Figure: sends/s from the first reply posted to the
+last one marked sent; and a check that each reply reached its channel exactly once.
+Reference: the same number of bare sendMessage calls straight to a fake, same concurrency."""
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+
+from bench import textgen
+from bench.common import (BenchEnv, Request, Row, at_least, closed_loop, dumps, seeded_random,
+                          summary)
+
+CONCURRENCY = 16
+
+
+def seed_conversations(env: BenchEnv, count: int) -> list[tuple[int, str, str]]:
+    """`count` customers who wrote once (half Telegram, half WhatsApp), each with an open
+    conversation. Returns (conversation_id, channel kind, handle value)."""
+    from app.models import Conversation, Customer, Identity, Message, utcnow
+
+    seeded = env.seeded
+    out = []
+    with env.session() as s:
+        for i in range(count):
+            kind = "telegram" if i % 2 == 0 else "whatsapp"
+            value = str(700_000_000 + i) if kind == "telegram" else str(79_360_000_000 + i)
+            channel_id = seeded.telegram_id if kind == "telegram" else seeded.whatsapp_id
+            customer = Customer(name=f"Outbound {i}", identities=[Identity(kind=kind, value=value)])
+            conversation = Conversation(customer=customer, channel_id=channel_id, status="open",
+                                        last_activity_at=utcnow(), last_inbound_at=utcnow())
+            s.add(conversation)
+            s.flush()
+            s.add(Message(conversation_id=conversation.id, customer_id=customer.id,
+                          channel_id=channel_id, direction="in", text="Есть вопрос по заказу",
+                          external_id=f"seed-{kind}-{i}", status="received",
+                          meta={"from": f"{kind}:{value}"}))
+            out.append((conversation.id, kind, value))
+        s.commit()
+    return out
+
+
+def run(env: BenchEnv, scale: str, fakes=None) -> tuple[list[Row], dict]:
+    telegram, graph = fakes
+    count = 1000 if scale == "full" else 200
+    targets = seed_conversations(env, count)
+    rng = seeded_random("outbound")
+    run_tag = f"r{time.time_ns() % 10**9}"
+    texts = [f"[{run_tag}-{i}] {textgen.sentence(rng, textgen.language(rng))}" for i in range(count)]
+    token = env.seeded.admin_token
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    replies = [Request("POST", f"/api/v1/conversations/{conv}/messages", headers,
+                       dumps({"text": texts[i]})) for i, (conv, _, _) in enumerate(targets)]
+
+    # reference: bare sendMessage calls to a fresh fake Bot API
+    from tests.fakes.telegram_api import FakeTelegramAPI
+
+    with FakeTelegramAPI() as bare:
+        bare_url = bare.base_url
+        ref_requests = [Request("POST", "/bot123456:REF/sendMessage",
+                                {"Content-Type": "application/json"},
+                                dumps({"chat_id": 1000 + i, "text": texts[i]})) for i in range(count)]
+        ref = closed_loop(bare_url, ref_requests, CONCURRENCY)
+
+    tg_before = len(telegram.calls("sendMessage"))
+    stack = env.start()
+    try:
+        url = stack.server.url
+        t0 = time.perf_counter()
+        posted = closed_loop(url, replies, CONCURRENCY)
+        deadline = time.monotonic() + max(120, count / 5)
+        while time.monotonic() < deadline:
+            pending = env.scalar("SELECT count(*) FROM messages WHERE direction = 'out' "
+                                 "AND status IN ('queued', 'sending')")
+            if pending == 0:
+                break
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - t0
+        statuses = dict(Counter(r[0] for r in _statuses(env)))
+        time.sleep(1)  # anything sent twice would show up now
+    finally:
+        stack.stop()
+    tg_calls = [c for c in telegram.calls("sendMessage")[tg_before:]
+                if str(c.params.get("text", "")).startswith(f"[{run_tag}-")]
+    tg_counts = Counter((str(c.params["chat_id"]), c.params["text"]) for c in tg_calls)
+    wa_sent = [b for b in graph.sent() if str((b.get("text") or {}).get("body", "")).startswith(f"[{run_tag}-")]
+    wa_counts = Counter((b["to"], b["text"]["body"]) for b in wa_sent)
+    expected = Counter()
+    for i, (_, kind, value) in enumerate(targets):
+        expected[(kind, value, texts[i])] = 1
+    got = Counter({("telegram", k[0], k[1]): n for k, n in tg_counts.items()})
+    got.update({("whatsapp", k[0], k[1]): n for k, n in wa_counts.items()})
+    duplicates = sum(1 for n in got.values() if n > 1)
+    missing = sum(1 for k in expected if got.get(k, 0) == 0)
+    unexpected = sum(1 for k in got if k not in expected)
+    exactly_once = duplicates == 0 and missing == 0 and unexpected == 0
+    sent = statuses.get("sent", 0)
+    rate = sent / elapsed if sent == count else None
+    detail = {"replies": count, "post_statuses": posted.statuses,
+              "post_latency_ms": summary(posted.latencies_ms), "elapsed_s": elapsed,
+              "message_statuses": statuses, "telegram_sends": len(tg_calls),
+              "whatsapp_sends": len(wa_sent), "duplicates": duplicates, "missing": missing,
+              "unexpected": unexpected, "exactly_once": exactly_once,
+              "reference_rate": ref.rate, "reference_latency_ms": summary(ref.latencies_ms)}
+    return [
+        Row("outbound", f"sends/s ({count} replies, API → outbox → channel)", rate, "send/s",
+            ref.rate, "bare sendMessage to the fake", "≥ 200", at_least(rate, 200),
+            f"statuses {statuses}"),
+        Row("outbound", "delivered exactly once", 1.0 if exactly_once else 0.0, "",
+            None, "", "each once", exactly_once,
+            f"{len(tg_calls)} Telegram + {len(wa_sent)} WhatsApp sends; {duplicates} duplicated, "
+            f"{missing} missing, {unexpected} unexpected"),
+    ], detail
+
+
+def _statuses(env: BenchEnv):
+    from sqlalchemy import text
+
+    with env.engine.connect() as connection:
+        return connection.execute(text("SELECT status FROM messages WHERE direction = 'out'")).all()
