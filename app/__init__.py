@@ -75,6 +75,7 @@ def create_app(config: dict[str, Any] | None = None, **overrides: Any) -> APIFla
     app.register_blueprint(api_bp)
     app.register_blueprint(webhooks_bp)
     csrf.exempt(webhooks_bp)
+    from .widget import bp as widget_bp; app.register_blueprint(widget_bp); csrf.exempt(widget_bp)  # noqa: E702
     csrf.exempt(api_bp)  # the API checks CSRF itself for cookie sessions (token calls need none)
 
     @app.teardown_appcontext
