@@ -436,6 +436,10 @@ def demo(force) -> None:
         click.echo("demo data: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
 
+from .cli_customers import customers as _customers  # noqa: E402  (threadline customers ...)
+
+main.add_command(_customers)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
 

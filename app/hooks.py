@@ -234,26 +234,14 @@ def deliver_webhook(delivery_id: int) -> str:
 
 
 def sweep_webhooks() -> dict[str, int]:
-    """Queue due retries and deliveries a dead worker left behind (run it with the sweep)."""
+    """Queue due retries and deliveries a dead worker left behind (run by the sweep)."""
+    from .outbox import revive_and_claim_due
     from .state import config, db, queue
 
     session = db.session
     now = utcnow()
     stale = now - timedelta(seconds=float(config["jobs"]["stale_after"]))
-    revived = session.execute(
-        update(WebhookDelivery).where(WebhookDelivery.status == "sending",
-                                      WebhookDelivery.locked_at < stale)
-        .values(status="pending", locked_at=None, next_attempt_at=None, enqueued_at=None)
-        .execution_options(synchronize_session=False)).rowcount
-    due = list(session.scalars(
-        select(WebhookDelivery.id).where(
-            WebhookDelivery.status == "pending",
-            or_(WebhookDelivery.next_attempt_at.is_(None), WebhookDelivery.next_attempt_at <= now),
-            or_(WebhookDelivery.enqueued_at.is_(None), WebhookDelivery.enqueued_at < stale))
-        .order_by(WebhookDelivery.id).limit(1000)))
-    if due:
-        session.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_(due))
-                        .values(enqueued_at=now).execution_options(synchronize_session=False))
+    revived, due = revive_and_claim_due(session, WebhookDelivery, "pending", now, stale)
     session.commit()
     for delivery_id in due:
         queue.enqueue("deliver_webhook", delivery_id)

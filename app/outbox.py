@@ -285,25 +285,35 @@ def _retry_or_fail(message: Message, error: str, retry_after: float | None) -> N
 
 # --- the sweeper -------------------------------------------------------------------------
 
+def revive_and_claim_due(session: Session, model, waiting: str, now, stale) -> tuple[int, list[int]]:
+    """For any outbox-shaped table (status, locked_at, next_attempt_at, enqueued_at): put rows
+    a dead worker left "sending" back to `waiting`, and mark the due ones enqueued now.
+    Returns (revived, due ids); the caller enqueues them after commit."""
+    revived = session.execute(
+        update(model).where(model.status == "sending", model.locked_at < stale)
+        .values(status=waiting, locked_at=None, next_attempt_at=None, enqueued_at=None)
+        .execution_options(synchronize_session=False)).rowcount
+    due = list(session.scalars(
+        select(model.id).where(
+            model.status == waiting,
+            or_(model.next_attempt_at.is_(None), model.next_attempt_at <= now),
+            or_(model.enqueued_at.is_(None), model.enqueued_at < stale))
+        .order_by(model.id).limit(1000)))
+    if due:
+        session.execute(update(model).where(model.id.in_(due)).values(enqueued_at=now)
+                        .execution_options(synchronize_session=False))
+    return revived, due
+
+
 def sweep() -> dict[str, int]:
-    """Re-queue sends and inbound events a dead worker left behind, and due retries; drop
-    events older than `events.retention_days` from the event log."""
+    """Re-queue sends, outgoing webhooks and inbound events a dead worker left behind, and
+    due retries; drop events older than `events.retention_days` from the event log."""
+    from .hooks import sweep_webhooks
+
     session = db.session
     now = utcnow()
     stale = now - timedelta(seconds=float(config["jobs"]["stale_after"]))
-    revived = session.execute(
-        update(Message).where(Message.status == "sending", Message.locked_at < stale)
-        .values(status="queued", locked_at=None, next_attempt_at=None, enqueued_at=None)
-        .execution_options(synchronize_session=False)).rowcount
-    due = list(session.scalars(
-        select(Message.id).where(
-            Message.status == "queued",
-            or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= now),
-            or_(Message.enqueued_at.is_(None), Message.enqueued_at < stale))
-        .order_by(Message.id).limit(1000)))
-    if due:
-        session.execute(update(Message).where(Message.id.in_(due)).values(enqueued_at=now)
-                        .execution_options(synchronize_session=False))
+    revived, due = revive_and_claim_due(session, Message, "queued", now, stale)
     events = list(session.scalars(
         select(InboundEvent.id).where(InboundEvent.status == "received",
                                       InboundEvent.created_at < stale,
@@ -324,5 +334,7 @@ def sweep() -> dict[str, int]:
     if revived or due or events:
         log.info("sweep: %s stale sends revived, %s sends and %s events queued",
                  revived, len(due), len(events))
-    return {"revived": revived, "queued": len(due), "events": len(events), "pruned": pruned}
+    webhooks = sweep_webhooks()
+    return {"revived": revived, "queued": len(due), "events": len(events), "pruned": pruned,
+            "webhooks": webhooks["queued"]}
 
