@@ -20,7 +20,9 @@ DEFAULTS: dict[str, Any] = {
         "host": "127.0.0.1",
         "port": 8000,
         "public_url": "",        # e.g. https://inbox.example.com (webhooks, widget)
-        "threads": 64,           # gunicorn threads of the single web worker process
+        # threads of the single web worker process; a connected agent's websocket holds one
+        # for as long as it is open, so allow for every agent plus concurrent requests
+        "threads": 200,
         "pollers": True,         # run Telegram pollers / IMAP sync inside `serve` (embedded mode)
     },
     "jobs": {

@@ -45,6 +45,8 @@ class _Gunicorn(BaseApplication):
         self.cfg.set("workers", 1)
         self.cfg.set("worker_class", "gthread")
         self.cfg.set("threads", int(server["threads"]))
+        # gunicorn's default cap of 1,000 simultaneous connections per worker
+        self.cfg.set("worker_connections", max(1000, 2 * int(server["threads"])))
         # long-polling Socket.IO requests and idle websockets must not be killed
         self.cfg.set("timeout", 0)
         self.cfg.set("graceful_timeout", 5)
