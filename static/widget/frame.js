@@ -63,7 +63,7 @@
   };
   function storedJSON(k) { try { return JSON.parse(store.get(k) || "null"); } catch (e) { return null; } }
 
-  var state = {open: false, unread: 0, lastId: Number(store.get("last") || 0), user: null,
+  var state = {open: false, unread: 0, lastId: 0, user: null,
                page: null, socket: null, verified: false, known: false, prechatNeeded: false,
                pendingReceipts: [], started: false, stopped: false};
   var rendered = {};   // message id -> element
@@ -166,7 +166,7 @@
     if (m.id) {
       rendered[m.id] = el;
       if (m.client_id) delete pending[m.client_id];
-      if (m.id > state.lastId) { state.lastId = m.id; store.set("last", String(m.id)); }
+      if (m.id > state.lastId) state.lastId = m.id;
     }
     if (m.direction === "out" && fresh && m.id) {
       hideTyping();
@@ -210,8 +210,8 @@
 
   function showPrechat() {
     var needed = state.prechatNeeded && !storedJSON("prechat") && !state.verified;
-    $("tl-prechat").hidden = !needed;
-    $("tl-composer").hidden = needed;
+    $("tl-prechat").hidden = !needed || state.stopped;
+    $("tl-composer").hidden = needed || state.stopped;
     var mode = prechatMode();
     $("tl-row-email").hidden = mode === "phone";
     $("tl-row-phone").hidden = mode === "email";
@@ -289,7 +289,9 @@
       path: cfg.socket_path,
       auth: function (cb) {
         cb({frame: cfg.frame, visitor: store.get("visitor"), user: state.user,
-            prechat: storedJSON("prechat"), page: state.page, lang: lang, after: state.lastId});
+            prechat: storedJSON("prechat"), page: state.page, lang: lang,
+            // a reconnect asks only for what it missed; a fresh page load for the thread
+            after: state.lastId});
       }
     });
     socket.on("session", function (s) {
