@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import logging
 
+from decimal import Decimal, InvalidOperation
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+
+from connectors.base import Inbound
 
 from connectors.telegram import ReachabilityChange
 from connectors.whatsapp import NumberChange
 
 from .api.schemas import customer_schema
-from .ingest import handles
-from .models import Channel, Customer, Identity
+from .ingest import AFTER_INBOUND, handles
+from .models import Channel, Customer, Identity, Message, Order
 from .realtime import record_event
 
 log = logging.getLogger(__name__)
@@ -59,3 +63,27 @@ def apply_number_change(session: Session, channel: Channel, change: NumberChange
             return
     old.reachable = False
     _customer_updated(session, customer, channel)
+
+
+def whatsapp_order_to_crm(session: Session, channel: Channel, inbound: Inbound,
+                          message: Message) -> None:
+    """An order sent from the WhatsApp catalog becomes an order on the customer's card."""
+    order = inbound.meta.get("order") if channel.kind == "whatsapp" else None
+    if not order:
+        return
+    items = [{"sku": i.get("product_retailer_id"), "qty": i.get("quantity", 1),
+              "price": str(i.get("item_price")) if i.get("item_price") is not None else None,
+              "currency": i.get("currency")} for i in order.get("product_items") or []]
+    currencies = {i["currency"] for i in items if i["currency"]}
+    try:
+        total = sum((Decimal(i["price"]) * int(i["qty"]) for i in items if i["price"]), Decimal(0))
+    except (InvalidOperation, ValueError):
+        total = None
+    session.add(Order(customer_id=message.customer_id, external_ref=f"whatsapp:{inbound.external_id}",
+                      placed_at=inbound.sent_at, total=total if len(currencies) <= 1 else None,
+                      currency=next(iter(currencies)) if len(currencies) == 1 else None,
+                      status="new", items=items))
+    session.flush()
+
+
+AFTER_INBOUND.append(whatsapp_order_to_crm)

@@ -167,6 +167,8 @@ def replay_failed(event_ids: list[int] | None = None,
 # --- applying records -------------------------------------------------------------------
 
 RecordHandler = Callable[[Session, Channel, Any], None]
+# channel-specific side effects of a new inbound message (a WhatsApp order joins the CRM card)
+AFTER_INBOUND: list[Callable[[Session, Channel, Inbound, Message], None]] = []
 RECORD_HANDLERS: dict[type, RecordHandler] = {}
 
 
@@ -240,6 +242,8 @@ def _add_inbound_message(session: Session, channel: Channel, inbound: Inbound) -
     session.add(message)
     session.flush()  # a concurrent copy of this message fails here; process_event retries
     _store_attachments(session, message, inbound)
+    for hook in AFTER_INBOUND:
+        hook(session, channel, inbound, message)
     _touch_conversation(conversation, message, inbound)
     session.flush()
     if opened:

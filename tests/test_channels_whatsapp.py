@@ -192,3 +192,21 @@ def test_closed_window_refuses_free_text_and_takes_a_template(app, ctx, api, wa_
     assert graph.sent()[-1]["template"]["name"] == "order_update"
     db.session.expire_all()
     assert db.session.get(Message, message.id).status == "sent"
+
+
+def test_catalog_order_lands_on_the_crm_card(app, ctx, wa_channel):
+    from decimal import Decimal
+
+    from app.models import Order
+
+    payload = fixture("pywa_message__order.json")
+    payload["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = NUMBER_ID
+    assert post(app, wa_channel, payload).status_code == 200
+    run_jobs(app)
+    order = db.session.scalar(select(Order))
+    message = db.session.scalar(select(Message))
+    assert order is not None and order.customer_id == message.customer_id
+    assert order.external_ref == f"whatsapp:{message.external_id}" and order.items
+    expected = sum(Decimal(str(i["item_price"])) * i["quantity"] for i in
+                   payload["entry"][0]["changes"][0]["value"]["messages"][0]["order"]["product_items"])
+    assert order.total == expected
