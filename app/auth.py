@@ -74,9 +74,45 @@ def login():
             if not target.startswith("/") or target.startswith("//"):
                 target = url_for("inbox.index")
             return redirect(target)
-        flash("Wrong email or password.", "error")
+        from flask_babel import gettext as _
+
+        flash(_("Wrong email or password."), "error")
         return render_template("login.html"), 401
     return render_template("login.html")
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+@limiter.limit("10 per minute", methods=["POST"])
+def account():
+    """Password change (the current password is asked again) and interface language."""
+    from flask_babel import gettext as _
+
+    from .users import MIN_PASSWORD
+
+    agent = current_user._get_current_object()
+    if request.method == "POST":
+        form = request.form
+        if form.get("action") == "locale":
+            agent.locale = form.get("locale") if form.get("locale") in ("en", "ru") else None
+            db.session.commit()
+            flash(_("Language saved."), "ok")
+            return redirect(url_for("auth.account"))
+        if not check_password(agent, form.get("current_password", "")):
+            flash(_("The current password is wrong."), "error")
+            return render_template("account.html"), 400
+        new = form.get("new_password", "")
+        if len(new) < MIN_PASSWORD:
+            flash(_("The new password needs at least %(n)s characters.", n=MIN_PASSWORD), "error")
+            return render_template("account.html"), 400
+        if new != form.get("confirm_password", ""):
+            flash(_("The new passwords do not match."), "error")
+            return render_template("account.html"), 400
+        agent.password_hash = hash_password(new)
+        db.session.commit()
+        flash(_("Password changed."), "ok")
+        return redirect(url_for("auth.account"))
+    return render_template("account.html")
 
 
 @bp.route("/logout", methods=["POST"])

@@ -5,7 +5,7 @@ import base64
 from datetime import datetime
 
 from apiflask import abort
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, text
 from sqlalchemy.orm import selectinload
 
 from ..access import can_see_conversation, visible_channel_ids
@@ -13,7 +13,6 @@ from ..api.schemas import (
     ConversationOut,
     ConversationPage,
     ConversationPatch,
-    ConversationQuery,
     MessageOut,
     MessagePage,
     MessageQuery,
@@ -21,11 +20,13 @@ from ..api.schemas import (
     ReplyIn,
     conversation_schema,
 )
-from ..models import Conversation, Customer, Message, utcnow
+from ..models import Agent, Conversation, Customer, Message, Team, utcnow
 from ..outbox import ReplyError, add_note, enqueue_reply, retry_message
 from ..realtime import record_event
 from ..state import db
+from ..realtime import notify_agent
 from . import bp, current_agent, token_auth
+from .inbox_schemas import InboxConversationQuery
 
 
 def _encode_cursor(*parts) -> str:
@@ -50,7 +51,7 @@ def get_visible_conversation(conversation_id: int) -> Conversation:
 
 @bp.get("/conversations")
 @bp.auth_required(token_auth)
-@bp.input(ConversationQuery, location="query", arg_name="query")
+@bp.input(InboxConversationQuery, location="query", arg_name="query")
 @bp.output(ConversationPage)
 @bp.doc(summary="List conversations, newest activity first (keyset pagination)")
 def list_conversations(query):
@@ -64,6 +65,10 @@ def list_conversations(query):
         stmt = stmt.where(Conversation.channel_id.in_(channels or [-1]))
     if query["channel_id"]:
         stmt = stmt.where(Conversation.channel_id == query["channel_id"])
+    if query["team_id"]:
+        stmt = stmt.where(Conversation.team_id == query["team_id"])
+    if query["label"]:
+        stmt = stmt.where(_has_label(query["label"]))
     assignee = query["assignee"]
     if assignee == "me":
         stmt = stmt.where(Conversation.assignee_id == agent.id)
@@ -93,6 +98,13 @@ def list_conversations(query):
     return {"items": rows, "next_cursor": next_cursor}
 
 
+def _has_label(label: str):
+    if db.dialect == "postgresql":
+        return Conversation.labels.contains([label])
+    return text("EXISTS (SELECT 1 FROM json_each(conversations.labels) WHERE value = :label)") \
+        .bindparams(label=label)
+
+
 @bp.get("/conversations/<int:conversation_id>")
 @bp.auth_required(token_auth)
 @bp.output(ConversationOut)
@@ -107,19 +119,35 @@ def get_conversation(conversation_id: int):
 @bp.doc(summary="Assign, change status, label, set priority")
 def update_conversation(conversation_id: int, patch):
     conversation = get_visible_conversation(conversation_id)
-    if patch.get("status") == "resolved" and conversation.status != "resolved":
-        conversation.resolved_at = utcnow()
+    apply_patch(conversation, patch)
+    db.session.commit()
+    return conversation
+
+
+def apply_patch(conversation: Conversation, patch: dict) -> None:
+    """One change to one conversation, checked, with its conversation.updated event."""
     if patch.get("status") == "snoozed" and not patch.get("snoozed_until"):
         abort(422, "snoozed_until is required", detail={"json": {"snoozed_until": ["required when snoozing"]}})
+    if patch.get("assignee_id") is not None:
+        assignee = db.session.get(Agent, patch["assignee_id"])
+        if assignee is None or not assignee.active:
+            abort(422, "unknown agent", detail={"json": {"assignee_id": ["no such active agent"]}})
+    if patch.get("team_id") is not None and db.session.get(Team, patch["team_id"]) is None:
+        abort(422, "unknown team", detail={"json": {"team_id": ["no such team"]}})
     if "status" in patch and patch["status"] != "resolved":
         _check_reopen(conversation)
+    if patch.get("status") == "resolved" and conversation.status != "resolved":
+        conversation.resolved_at = utcnow()
+    if "status" in patch and patch["status"] != "snoozed":
+        conversation.snoozed_until = None
+    if "labels" in patch:
+        patch["labels"] = list(dict.fromkeys(label.strip() for label in patch["labels"]
+                                             if label.strip()))
     for key, value in patch.items():
         setattr(conversation, key, value)
     db.session.flush()
     record_event(db.session, "conversation.updated", conversation_schema.dump(conversation),
                  conversation.channel_id)
-    db.session.commit()
-    return conversation
 
 
 def _check_reopen(conversation: Conversation) -> None:
@@ -180,8 +208,20 @@ def send_reply(conversation_id: int, reply):
 @bp.doc(summary="Add an internal note (never sent to the customer)")
 def create_note(conversation_id: int, note):
     conversation = get_visible_conversation(conversation_id)
-    message = add_note(db.session, conversation, current_agent(), note["text"])
+    from .inbox import mentioned_agents
+
+    author = current_agent()
+    message = add_note(db.session, conversation, author, note["text"])
+    mentioned = [a for a in mentioned_agents(note["text"]) if a.id != author.id]
+    if mentioned:
+        message.meta = {**(message.meta or {}), "mentions": [a.id for a in mentioned]}
     db.session.commit()
+    for agent in mentioned:
+        if can_see_conversation(agent, conversation):
+            notify_agent(agent.id, "mention", {
+                "conversation_id": conversation.id, "message_id": message.id,
+                "by": {"id": author.id, "name": author.name}, "text": note["text"][:300],
+                "customer": conversation.customer.name})
     return message
 
 

@@ -1,0 +1,65 @@
+"""Helpers shared by the inbox tests: two telegram channels with different team access,
+agents in one team, messages in through the real ingest door."""
+from __future__ import annotations
+
+import itertools
+
+from app.auth import create_token
+from app.channels import add_channel
+from app.ingest import receive
+from app.models import Conversation, Message
+from app.state import db
+from app.users import create_agent
+from tests.conftest import telegram_update
+
+_ids = itertools.count(1000)
+PASSWORD = "agent-password-1"
+
+
+def channels(telegram_api):
+    support = add_channel("telegram", "Support bot", {
+        "token": "111111:support-token", "mode": "webhook", "public_url": "https://inbox.example.com", "secret_token": "support-secret",
+        "api_base_url": telegram_api.base_url}, teams=["Support"])
+    sales = add_channel("telegram", "Sales bot", {
+        "token": "222222:sales-token", "mode": "webhook", "public_url": "https://inbox.example.com", "secret_token": "sales-secret",
+        "api_base_url": telegram_api.base_url}, teams=["Sales"])
+    db.session.commit()
+    return support, sales
+
+
+def agent(email: str, name: str, teams: list[str], role: str = "agent"):
+    found = create_agent(email, name, PASSWORD, role=role, teams=teams)
+    db.session.commit()
+    return found
+
+
+def token(agent_) -> str:
+    value = create_token(agent_, "tests")
+    db.session.commit()
+    return value
+
+
+def inbound(channel, user_id: int, text: str, first_name: str = "Анна") -> Message:
+    n = next(_ids)
+    receive(channel, str(n), telegram_update(n, user_id, text, first_name=first_name),
+            process="inline")
+    db.session.expire_all()
+    from sqlalchemy import select
+
+    message = db.session.scalar(select(Message).where(Message.text == text)
+                                .order_by(Message.id.desc()).limit(1))
+    db.session.commit()  # SQLite: an open transaction holds the write lock a server needs
+    return message
+
+
+def conversation_of(message: Message) -> Conversation:
+    conversation = db.session.get(Conversation, message.conversation_id)
+    db.session.commit()
+    return conversation
+
+
+def reset_login_limit() -> None:
+    """The login rate limit counts per address; tests all come from 127.0.0.1."""
+    from app.extensions import limiter
+
+    limiter.reset()
