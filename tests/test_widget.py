@@ -12,17 +12,27 @@ from sqlalchemy import func, select
 from app.models import Attachment, Customer, Identity, InboundEvent, Message
 from app.state import db
 from connectors.webchat import user_hash
-from tests.conftest import run_jobs, wait_until
+from tests.conftest import SCALE_OUT, run_jobs, wait_until
 
 ORIGIN = "https://shop.example.com"
+# Flask-SocketIO's test client cannot run with a message queue (Redis): socket tests run on
+# the embedded default; test_scale_out_visitor_gets_the_workers_reply covers PostgreSQL + Redis
+IN_PROCESS_SOCKETS = pytest.mark.parametrize("backend", ["sqlite"])
 FIRST_PAGE = {"url": f"{ORIGIN}/coffee?utm_source=google&utm_medium=cpc&utm_campaign=autumn"
                      "&gclid=Cj0KCQ&yclid=777",
               "referrer": "https://www.google.com/", "title": "Coffee", "lang": "pl"}
 
 
 @pytest.fixture(autouse=True)
-def _fresh_buckets():
+def _fresh_state(request):
     from app import widget
+    from app.extensions import socketio
+
+    if "backend" in request.fixturenames and request.getfixturevalue("backend") == "sqlite":
+        # SocketIO.init_app keeps options of an earlier app in this process (a PostgreSQL +
+        # Redis variant): an embedded app must not inherit its message queue
+        for key in ("message_queue", "channel", "client_manager"):
+            socketio.server_options.pop(key, None)
 
     for bucket in (widget.VISITOR_MESSAGES, widget.IP_MESSAGES, widget.IP_CONNECTS,
                    widget.VISITOR_EVENTS):
@@ -155,7 +165,8 @@ def test_settings_are_validated(ctx):
 
 # --- the socket: tokens, identity, origin -------------------------------------------------------
 
-def test_visitor_writes_and_a_reload_continues_the_thread(app, webchat):
+@IN_PROCESS_SOCKETS
+def test_visitor_writes_and_a_reload_continues_the_thread(backend, app, webchat):
     frame = frame_token_for(app, webchat)
     first = Visitor(app, frame)
     assert first.connected and first.session["messages"] == []
@@ -195,7 +206,8 @@ def test_visitor_writes_and_a_reload_continues_the_thread(app, webchat):
     assert stranger.session["known"] is False
 
 
-def test_forged_hash_is_refused_and_a_valid_one_verifies(app, webchat):
+@IN_PROCESS_SOCKETS
+def test_forged_hash_is_refused_and_a_valid_one_verifies(backend, app, webchat):
     frame = frame_token_for(app, webchat)
     forged = Visitor(app, frame, user={"id": "42", "name": "Eve", "hash": user_hash("guess", "42")})
     assert not forged.connected
@@ -219,14 +231,16 @@ def test_forged_hash_is_refused_and_a_valid_one_verifies(app, webchat):
     assert [m["text"] for m in phone.session["messages"]] == ["Mam pytanie o zamówienie"]
 
 
-def test_require_verified_refuses_anonymous_visitors(app, webchat):
+@IN_PROCESS_SOCKETS
+def test_require_verified_refuses_anonymous_visitors(backend, app, webchat):
     set_settings(webchat, **{"require_verified": "true"})
     frame = frame_token_for(app, webchat)
     assert not Visitor(app, frame).connected
     assert Visitor(app, frame, user={"id": "7", "hash": user_hash("widget-secret-123", "7")}).connected
 
 
-def test_disallowed_or_forged_frame_tokens_are_refused(app, webchat):
+@IN_PROCESS_SOCKETS
+def test_disallowed_or_forged_frame_tokens_are_refused(backend, app, webchat):
     from app.widget import frame_token
 
     assert not Visitor(app, "not-a-token").connected
@@ -245,7 +259,8 @@ def test_disallowed_or_forged_frame_tokens_are_refused(app, webchat):
 
 # --- replies, catch-up, isolation ---------------------------------------------------------
 
-def test_agent_reply_reaches_the_visitor_live_and_after_a_reconnect(app, admin, webchat):
+@IN_PROCESS_SOCKETS
+def test_agent_reply_reaches_the_visitor_live_and_after_a_reconnect(backend, app, admin, webchat):
     frame = frame_token_for(app, webchat)
     visitor = Visitor(app, frame)
     ack = visitor.send("Is the grinder in stock?")
@@ -274,7 +289,8 @@ def test_agent_reply_reaches_the_visitor_live_and_after_a_reconnect(app, admin, 
     assert len(history["messages"]) == 4
 
 
-def test_read_receipts_mark_the_agents_message_read(app, admin, webchat):
+@IN_PROCESS_SOCKETS
+def test_read_receipts_mark_the_agents_message_read(backend, app, admin, webchat):
     frame = frame_token_for(app, webchat)
     visitor = Visitor(app, frame)
     ack = visitor.send("hello")
@@ -286,7 +302,8 @@ def test_read_receipts_mark_the_agents_message_read(app, admin, webchat):
     assert db.session.get(Message, reply.id).status == "read"
 
 
-def test_two_visitors_never_see_each_others_threads(app, admin, webchat):
+@IN_PROCESS_SOCKETS
+def test_two_visitors_never_see_each_others_threads(backend, app, admin, webchat):
     frame = frame_token_for(app, webchat)
     anna, boris = Visitor(app, frame), Visitor(app, frame)
     a = anna.send("Anna's secret order #1")
@@ -316,7 +333,8 @@ def test_two_visitors_never_see_each_others_threads(app, admin, webchat):
 
 # --- limits ------------------------------------------------------------------------------
 
-def test_socket_messages_are_rate_limited_and_size_limited(app, webchat):
+@IN_PROCESS_SOCKETS
+def test_socket_messages_are_rate_limited_and_size_limited(backend, app, webchat):
     frame = frame_token_for(app, webchat)
     visitor = Visitor(app, frame)
     assert visitor.send("x" * 4001) == {"ok": False, "error": "too_long", "limit": 4000}
@@ -329,7 +347,8 @@ def test_socket_messages_are_rate_limited_and_size_limited(app, webchat):
     assert Visitor(app, frame).send("hi")["ok"] is True
 
 
-def test_files_have_a_size_limit_and_belong_to_their_visitor(app, webchat):
+@IN_PROCESS_SOCKETS
+def test_files_have_a_size_limit_and_belong_to_their_visitor(backend, app, webchat):
     set_settings(webchat, **{"max_file_bytes": "1000"})
     frame = frame_token_for(app, webchat)
     visitor, other = Visitor(app, frame), Visitor(app, frame)
@@ -360,7 +379,8 @@ def test_files_have_a_size_limit_and_belong_to_their_visitor(app, webchat):
     assert visitor.send("", upload=ok.json["upload"])["error"] == "bad_upload"  # used once
 
 
-def test_http_endpoints_are_rate_limited_per_visitor(app, webchat):
+@IN_PROCESS_SOCKETS
+def test_http_endpoints_are_rate_limited_per_visitor(backend, app, webchat):
     frame = frame_token_for(app, webchat)
     visitor = Visitor(app, frame)
     client = app.test_client()
@@ -373,7 +393,8 @@ def test_http_endpoints_are_rate_limited_per_visitor(app, webchat):
 
 # --- prechat, away, typing --------------------------------------------------------------------
 
-def test_prechat_form_and_away_status(app, webchat):
+@IN_PROCESS_SOCKETS
+def test_prechat_form_and_away_status(backend, app, webchat):
     set_settings(webchat, **{"prechat": "email", "away_message": "Back at 9:00"})
     frame = frame_token_for(app, webchat)
     visitor = Visitor(app, frame)
@@ -444,3 +465,39 @@ def test_demo_page_is_for_admins(app, admin, webchat):
     page = admin_client.get("/widget/demo")
     assert page.status_code == 200
     assert f'data-channel="{webchat.public_id}"' in page.get_data(as_text=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", SCALE_OUT)
+def test_scale_out_visitor_gets_the_workers_reply(backend, app, admin, webchat, start_server):
+    """PostgreSQL + Redis: the visitor's socket is on a web process, the reply is sent by an
+    rq worker process, and reaches the visitor through the Redis message queue."""
+    import socketio as socketio_client
+
+    server = start_server()
+    frame = frame_token_for(app, webchat)
+    db.session.commit()
+    events: list[tuple[str, dict]] = []
+    visitor = socketio_client.Client(reconnection=False)
+    visitor.on("session", lambda data: events.append(("session", data)), namespace="/widget")
+    visitor.on("thread.message", lambda data: events.append(("message", data)), namespace="/widget")
+    visitor.connect(server.url, namespaces=["/widget"], transports=["websocket"],
+                    auth={"frame": frame, "page": FIRST_PAGE}, wait_timeout=10)
+    try:
+        wait_until(lambda: any(e == "session" for e, _ in events), timeout=10)
+        ack = visitor.call("message", {"text": "Hello from the site", "client_id": "x1"},
+                           namespace="/widget", timeout=10)
+        assert ack["ok"] is True, ack
+        db.session.commit()
+        conversation = db.session.get(Message, ack["message"]["id"]).conversation
+        from app.outbox import enqueue_reply
+
+        enqueue_reply(db.session, conversation, admin, "Reply from the worker")
+        db.session.commit()
+        run_jobs(app)  # a real `threadline worker --burst` process
+        pushed = wait_until(lambda: [d for e, d in events if e == "message" and d["direction"] == "out"],
+                            timeout=10, message="reply through Redis")
+        assert pushed[0]["text"] == "Reply from the worker"
+    finally:
+        visitor.disconnect()
+    assert "Traceback" not in server.log()
