@@ -431,6 +431,9 @@ def _parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, Any], di
 def _make_handler(fake: FakeTelegramAPI) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # headers and body go out as two writes: without TCP_NODELAY the client's delayed
+        # ACK holds every answer for ~40 ms (the outbound benchmark measured the fake, not us)
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
             pass
