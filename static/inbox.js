@@ -38,7 +38,7 @@ function el(tag, attrs = {}, ...children) {
   for (const [key, value] of Object.entries(attrs)) {
     if (value === undefined || value === null || value === false) continue;
     if (key === "class") node.className = value;
-    else if (key.startsWith("data-") || key.startsWith("aria-") || key === "title" || key === "for")
+    else if (key.startsWith("data-") || key.startsWith("aria-") || ["title", "for", "list", "role"].includes(key))
       node.setAttribute(key, value);
     else node[key] = value;
   }

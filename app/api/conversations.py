@@ -100,7 +100,10 @@ def list_conversations(query):
 
 def _has_label(label: str):
     if db.dialect == "postgresql":
-        return Conversation.labels.contains([label])
+        import json
+
+        return text("conversations.labels @> CAST(:labels AS jsonb)").bindparams(
+            labels=json.dumps([label]))
     return text("EXISTS (SELECT 1 FROM json_each(conversations.labels) WHERE value = :label)") \
         .bindparams(label=label)
 
