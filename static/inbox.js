@@ -42,7 +42,7 @@ function el(tag, attrs = {}, ...children) {
       node.setAttribute(key, value);
     else node[key] = value;
   }
-  for (const child of children.flat()) if (child !== null && child !== undefined && child !== false)
+  for (const child of children.flat(Infinity)) if (child !== null && child !== undefined && child !== false)
     node.append(child);  // strings become text nodes: never parsed as HTML
   return node;
 }
@@ -56,7 +56,7 @@ function time(iso) {
     : d.toLocaleDateString([], { day: "numeric", month: "short" });
 }
 const fullTime = (iso) => (iso ? new Date(iso).toLocaleString() : "");
-const ICONS = { email: "✉", telegram: "✈", whatsapp: "◔", phone: "☎", webchat: "💬", site_user: "💬" };
+const ICONS = { email: "✉", telegram: "✈", whatsapp: "◔", phone: "☎", webchat: "✦", site_user: "✦" };
 const KIND_LABEL = { email: "Email", telegram: "Telegram", whatsapp: "WhatsApp", webchat: "Chat" };
 
 function toast(text, timeout = 4000) {
@@ -309,7 +309,7 @@ function renderMessage(m) {
         m.status === "failed" ? el("button", { class: "retry", type: "button", onclick: () => retry(m.id) }, T.retry) : null)
     : null;
   return el("div", { class: `msg ${m.direction}${m.deleted ? " deleted" : ""}`, "data-message": m.id, "data-direction": m.direction },
-    m.direction === "note" ? el("div", { class: "note-label" }, `🔒 ${T.internal_note}`) : null,
+    m.direction === "note" ? el("div", { class: "note-label" }, `✎ ${T.internal_note}`) : null,
     m.subject && m.direction !== "note" ? el("div", { class: "subject" }, m.subject) : null,
     el("div", { class: "text" }, m.text || (m.content_type !== "text" ? `[${m.content_type}]` : "")),
     (m.attachments || []).map(renderAttachment),
@@ -404,7 +404,7 @@ function renderPresence() {
   if (!node) return;
   const others = state.viewers.filter((v) => v.agent_id !== state.me.id);
   node.replaceChildren(...others.map((v) => el("span", { class: `viewer${v.typing ? " typing" : ""}`, "data-agent": v.agent_id },
-    `👁 ${v.name} ${v.typing ? T.typing : T.viewing}`)));
+    `● ${v.name} ${v.typing ? T.typing : T.viewing}`)));
 }
 
 async function patchCurrent(patch) {
@@ -708,7 +708,7 @@ function setupKeys() {
 
 function setupNotifications() {
   const button = $("notify");
-  const render = () => { button.textContent = state.notify ? `🔔 ${T.notifications_on}` : T.notifications; };
+  const render = () => { button.textContent = state.notify ? `✓ ${T.notifications_on}` : T.notifications; };
   render();
   button.addEventListener("click", async () => {
     if (!state.notify && "Notification" in window) {
