@@ -195,6 +195,9 @@ def register_handlers() -> None:
         presence.set(request.sid, current_user.id, current_user.name,
                      int(data["conversation_id"]), bool(data.get("typing")))
         _broadcast_presence(int(data["conversation_id"]))
+        from .widget import agent_typing  # the site visitor sees "… is typing" too
+
+        agent_typing(int(data["conversation_id"]), current_user.name, bool(data.get("typing")))
         return {"ok": True}
 
     @socketio.on("disconnect", namespace=NAMESPACE)
@@ -214,10 +217,11 @@ def socketio_options(config: dict) -> dict[str, Any]:
         "logger": False,
         "engineio_logger": False,
     }
-    if config["redis_url"]:
-        # Flask-SocketIO's channel name; any external emitter must use the same one.
-        options["message_queue"] = config["redis_url"]
-        options["channel"] = "flask-socketio"
+    # Always explicit: SocketIO.init_app keeps options of an app created earlier in the same
+    # process, so an embedded app after a Redis one would otherwise inherit its queue.
+    # Flask-SocketIO's channel name; any external emitter must use the same one.
+    options["message_queue"] = config["redis_url"] or None
+    options["channel"] = "flask-socketio"
     return options
 
 

@@ -169,8 +169,6 @@ def test_same_phone_on_whatsapp_and_telegram_is_one_customer(app, ctx, wa_channe
 
 
 def test_closed_window_refuses_free_text_and_takes_a_template(app, ctx, api, wa_channel, graph):
-    from app.outbox import enqueue_reply
-
     two_days_ago = int(time.time()) - 2 * 86400
     post(app, wa_channel, text_message("wamid.OLD", "Hello?", wa_id="447700900123", name="Ann",
                                        timestamp=two_days_ago))
@@ -180,18 +178,16 @@ def test_closed_window_refuses_free_text_and_takes_a_template(app, ctx, api, wa_
     assert refused.status_code == 422
     assert "24-hour window" in refused.json["message"] and "template" in refused.json["detail"]["json"]
     assert db.session.scalar(select(func.count(Message.id)).where(Message.direction == "out")) == 0
-    from app.models import Conversation
-
-    conversation = db.session.get(Conversation, conversation_id)
     template = {"name": "order_update", "language": {"code": "en"},
                 "components": [{"type": "body", "parameters": [{"type": "text", "text": "Ann"}]}]}
-    message = enqueue_reply(db.session, conversation, None, "[template order_update]", template=template)
-    db.session.commit()
+    accepted = api.post(f"/conversations/{conversation_id}/messages",
+                        json={"text": "[template order_update]", "template": template})
+    assert accepted.status_code == 201, accepted.json
     run_jobs(app)
     assert graph.sent()[-1]["type"] == "template"
     assert graph.sent()[-1]["template"]["name"] == "order_update"
     db.session.expire_all()
-    assert db.session.get(Message, message.id).status == "sent"
+    assert db.session.get(Message, accepted.json["id"]).status == "sent"
 
 
 def test_catalog_order_lands_on_the_crm_card(app, ctx, wa_channel):

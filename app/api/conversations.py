@@ -196,7 +196,8 @@ def send_reply(conversation_id: int, reply):
     conversation = get_visible_conversation(conversation_id)
     try:
         message = enqueue_reply(db.session, conversation, current_agent(), reply["text"],
-                                channel_id=reply["channel_id"], subject=reply["subject"])
+                                channel_id=reply["channel_id"], subject=reply["subject"],
+                                template=reply["template"])
     except ReplyError as exc:
         db.session.rollback()
         abort(422, str(exc), detail={"json": {exc.field: [str(exc)]}})

@@ -143,6 +143,9 @@ class ReplyIn(Schema):
     text = String(required=True, validate=Length(1, 100_000))
     channel_id = Integer(load_default=None)
     subject = String(load_default=None)
+    # a WhatsApp approved template ({name, language: {code}, components}): the only thing
+    # WhatsApp accepts once the customer's 24-hour window has closed
+    template = Dict(load_default=None)
 
 
 class NoteIn(Schema):
