@@ -39,12 +39,12 @@ def email_channel(ctx, dovecot, smtp_server):
     return channel
 
 
-def sync(app, channel: Channel) -> None:
+def sync(app, channel: Channel, jobs_timeout: float = 60.0) -> None:
     poller = EmailPoller(app, channel.id)
     poller.idle_seconds = 0.1
     with app.app_context():
         poller.poll_once()
-    run_jobs(app)
+    run_jobs(app, timeout=jobs_timeout)
     db.session.expire_all()
 
 
@@ -111,7 +111,7 @@ def test_first_sync_of_a_large_mailbox(app, ctx, dovecot, email_channel, caplog)
     delivered = time.monotonic() - started
     started = time.monotonic()
     with caplog.at_level("INFO", logger="app.pollers"):
-        sync(app, email_channel)
+        sync(app, email_channel, jobs_timeout=600)
     elapsed = time.monotonic() - started
     assert db.session.scalar(select(func.count(Message.id))) == count
     assert db.session.scalar(select(func.count(Customer.id))) == 50
