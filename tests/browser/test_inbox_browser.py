@@ -9,18 +9,6 @@ from tests import inbox_helpers as h
 from tests.conftest import OUTPUT, release_db
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--no-first-run", "--disable-sync"]
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path="/usr/bin/chromium", args=LAUNCH_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def shot(page, name: str) -> None:

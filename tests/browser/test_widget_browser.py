@@ -18,8 +18,6 @@ from connectors.webchat import user_hash
 from tests.conftest import OUTPUT, AgentSocket, free_port, login_session, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--no-first-run", "--disable-sync"]
 SECRET = "browser-widget-secret"
 
 
@@ -69,16 +67,6 @@ def sites(tmp_path):
     yield make
     for site in made:
         site.stop()
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path="/usr/bin/chromium", args=LAUNCH_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def webchat_channel(allowed: str):
