@@ -87,3 +87,33 @@ def whatsapp_order_to_crm(session: Session, channel: Channel, inbound: Inbound,
 
 
 AFTER_INBOUND.append(whatsapp_order_to_crm)
+
+
+def send_read_receipt(conversation_id: int) -> bool:
+    """An agent opened the conversation: blue ticks for the customer's latest WhatsApp
+    message, when the channel's `mark_read` setting is on. Returns whether one was sent."""
+    from connectors.base import ChannelError
+    from connectors.whatsapp import mark_read
+
+    from .state import db
+
+    session = db.session
+    message = session.scalar(select(Message).join(Channel, Channel.id == Message.channel_id).where(
+        Message.conversation_id == conversation_id, Message.direction == "in",
+        Channel.kind == "whatsapp").order_by(Message.id.desc()).limit(1))
+    if message is None or message.meta.get("read_receipt_sent"):
+        return False
+    channel = session.get(Channel, message.channel_id)
+    if str(channel.settings.get("mark_read", "")).lower() not in ("1", "true", "yes", "on"):
+        return False
+    settings, wamid = dict(channel.settings), message.external_id
+    session.commit()  # no transaction open while Meta answers
+    try:
+        mark_read(settings, wamid)
+    except ChannelError as exc:
+        log.info("read receipt for %s not sent: %s", wamid, exc)
+        return False
+    message = session.get(Message, message.id)
+    message.meta = {**message.meta, "read_receipt_sent": True}
+    session.commit()
+    return True

@@ -24,6 +24,7 @@ def _register_tasks() -> None:
     from . import attachments, channel_events, crm, ingest, outbox  # noqa: F401 (record handlers)
 
     task(attachments.fetch_attachments)
+    task(channel_events.send_read_receipt)
     task(ingest.process_event)
     task(outbox.send_message)
     task(outbox.sweep)

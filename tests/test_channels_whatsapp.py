@@ -206,3 +206,23 @@ def test_catalog_order_lands_on_the_crm_card(app, ctx, wa_channel):
     expected = sum(Decimal(str(i["item_price"])) * i["quantity"] for i in
                    payload["entry"][0]["changes"][0]["value"]["messages"][0]["order"]["product_items"])
     assert order.total == expected
+
+
+def test_opening_the_conversation_sends_blue_ticks_when_enabled(app, ctx, api, wa_channel, graph):
+    from app.models import Channel
+
+    post(app, wa_channel, text_message("wamid.READ1", "Dzień dobry", wa_id="48600111222"))
+    run_jobs(app)
+    conversation_id = db.session.scalar(select(Message.conversation_id))
+    assert api.post(f"/conversations/{conversation_id}/read").status_code == 200
+    run_jobs(app)
+    assert [r for r in graph.requests if r.json and r.json.get("status") == "read"] == []  # setting off
+    channel = db.session.get(Channel, wa_channel.id)
+    channel.settings = {**channel.settings, "mark_read": "true"}
+    db.session.commit()
+    post(app, wa_channel, text_message("wamid.READ2", "Halo?", wa_id="48600111222"))
+    run_jobs(app)
+    assert api.post(f"/conversations/{conversation_id}/read").status_code == 200
+    run_jobs(app)
+    receipts = [r.json for r in graph.requests if r.json and r.json.get("status") == "read"]
+    assert receipts == [{"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.READ2"}]

@@ -29,7 +29,8 @@ from ..models import (
 )
 from ..realtime import record_event
 from ..search import search_customers, search_messages, snippet, terms
-from ..state import db
+from ..db import after_commit
+from ..state import db, queue
 from . import bp, current_agent, token_auth
 from .inbox_schemas import (
     BootstrapOut,
@@ -221,6 +222,8 @@ def mark_read(conversation_id: int):
         db.session.flush()
         record_event(db.session, "conversation.updated", conversation_schema.dump(conversation),
                      conversation.channel_id)
+        # WhatsApp read receipts (blue ticks), when the channel's mark_read setting is on
+        after_commit(db.session, lambda: queue.enqueue("send_read_receipt", conversation.id))
         db.session.commit()
     return conversation
 

@@ -175,3 +175,24 @@ def test_a_colleague_replying_on_the_thread_joins_it(app, ctx, api, dovecot, smt
     assert db.session.scalar(select(func.count(Conversation.id))) == 1
     assert db.session.scalar(select(func.count(Customer.id))) == 2  # the accountant is known now
     assert reply.status_code == 201
+
+
+def test_auto_reply_never_starts_a_loop(app, ctx, api, dovecot, smtp_server, email_channel):
+    dovecot.deliver(mail("Piotr <piotr@customer.example>", "Zamówienie", "Kiedy wysyłka?")[0])
+    sync(app, email_channel)
+    conversation = db.session.scalar(select(Conversation))
+    api.post(f"/conversations/{conversation.id}/messages", json={"text": "Jutro."})
+    run_jobs(app)
+    sent_before = len(smtp_server.received)
+    ooo = EmailMessage()
+    ooo["From"], ooo["To"] = "piotr@customer.example", "support@shop.example.test"
+    ooo["Subject"], ooo["Message-ID"] = "Odpowiedź automatyczna: Re: Zamówienie", make_msgid()
+    ooo["Auto-Submitted"] = "auto-replied"
+    ooo.set_content("Jestem na urlopie do poniedziałku.")
+    dovecot.deliver(ooo.as_bytes())
+    sync(app, email_channel)
+    time.sleep(1.5)  # several sweeps of the in-process worker
+    run_jobs(app)
+    auto = db.session.scalar(select(Message).where(Message.text.like("Jestem na urlopie%")))
+    assert auto.automated is True and auto.conversation_id == conversation.id
+    assert len(smtp_server.received) == sent_before  # nothing answered the auto-reply
