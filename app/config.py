@@ -33,6 +33,9 @@ DEFAULTS: dict[str, Any] = {
         "stale_after": 120.0,    # a send still "sending" after this long is retried
         "inprocess_threads": 2,  # worker threads of the embedded default
         "queue": "threadline",   # rq queue name
+        # a site-chat reply the widget never showed is emailed (when the visitor left an
+        # address) after this many seconds
+        "widget_email_delay": 300.0,
     },
     "storage": {
         "attachments_dir": "",   # empty: <data_dir>/attachments

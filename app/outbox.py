@@ -167,7 +167,11 @@ def retry_message(session: Session, message: Message) -> None:
 # --- the send job ------------------------------------------------------------------------
 
 def _recipient(session: Session, message: Message, channel: Channel) -> Handle:
-    """The handle the customer last wrote from on this channel; else any matching identity."""
+    """An explicit recipient (the widget's email fallback); else the handle the customer last
+    wrote from on this channel; else any matching identity."""
+    if message.meta.get("to"):
+        kind, _, value = message.meta["to"].partition(":")
+        return Handle(kind, value, verified=False)
     latest = session.scalar(
         select(Message.meta).where(Message.customer_id == message.customer_id,
                                    Message.channel_id == channel.id, Message.direction == "in")
@@ -335,6 +339,9 @@ def sweep() -> dict[str, int]:
         log.info("sweep: %s stale sends revived, %s sends and %s events queued",
                  revived, len(due), len(events))
     webhooks = sweep_webhooks()
+    from .widget_email import email_unseen_replies
+
+    email_unseen_replies()
     return {"revived": revived, "queued": len(due), "events": len(events), "pruned": pruned,
             "webhooks": webhooks["queued"]}
 

@@ -320,15 +320,8 @@ def _on_sent(message_id: int) -> None:
         if message is None or message.direction != "out":
             return
         reached = push_message(session, message)
+        # a visitor who is gone gets it by email later: app/widget_email.py (with the sweep)
         log.debug("webchat reply %s pushed to %s widget room(s)", message_id, reached)
-        _schedule_email_fallback(message)
-
-
-def _schedule_email_fallback(message: Message) -> None:
-    """The visitor may be gone: unless the widget reports the answer delivered or read
-    within `widget_email_delay`, it is emailed (see app/widget_email via jobs)."""
-    # Not implemented yet: see docs/widget.md, "Email fallback".
-    return
 
 
 def _register_sent_hook() -> None:
