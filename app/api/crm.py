@@ -2,17 +2,33 @@
 field definitions (admins)."""
 from __future__ import annotations
 
-from apiflask import abort
+from apiflask import Schema, abort
+from apiflask.fields import Date, Decimal as DecimalField, Integer, String
+from apiflask.validators import Length, Range, Regexp
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..customers import FieldError, can_see_customer, upsert_deal, upsert_note, upsert_order
-from ..models import Customer, CustomFieldDef, Deal, Note, Order, PipelineStage
+from ..customers import (
+    FieldError,
+    can_see_customer,
+    check_agent,
+    check_stage,
+    customer_channel_id,
+    publish_customer,
+    upsert_deal,
+    upsert_note,
+    upsert_order,
+)
+from ..db import after_commit
+from ..extensions import socketio
+from ..realtime import NAMESPACE, record_event
+from ..models import Customer, CustomFieldDef, Deal, Note, Order, PipelineStage, utcnow
 from ..state import db
 from . import bp, current_agent, token_auth
 from .customers import field_abort, require_admin
 from .schemas import (
     DealIn,
+    DealOut,
     DealResult,
     FieldDefIn,
     FieldDefList,
@@ -26,7 +42,18 @@ from .schemas import (
     StageList,
     StageOut,
     StagePatch,
+    deal_schema,
 )
+
+
+class DealPatch(Schema):
+    """PATCH /deals/<id>: any of these; the sales board and the inbox card edit inline."""
+    title = String(validate=Length(1, 300))
+    stage = String(validate=Length(1, 60))
+    amount = DecimalField(allow_none=True, places=2, validate=Range(min=0))
+    currency = String(allow_none=True, validate=Regexp(r"^[A-Za-z]{3}$", error="ISO 4217 code"))
+    owner_id = Integer(allow_none=True)
+    expected_close = Date(allow_none=True)
 
 
 def _check_customer_access(data) -> None:
@@ -72,6 +99,51 @@ def upsert_order_view(data):
 @bp.doc(summary="Create or update a deal by `external_ref` (stage: a pipeline stage key)")
 def upsert_deal_view(data):
     return _result(*_upsert(upsert_deal, data))
+
+
+def broadcast_deal(session, event) -> None:
+    """The sales board is every agent's (sales and support both work deals): besides the
+    event's usual rooms, `deal.updated` from an edit goes to every connected agent. Clients
+    drop the duplicate by event id."""
+    def emit() -> None:
+        if socketio.server is not None:
+            socketio.emit(event.type, {"id": event.id, "type": event.type, "data": event.payload},
+                          namespace=NAMESPACE)
+    after_commit(session, emit)
+
+
+@bp.patch("/deals/<int:deal_id>")
+@bp.auth_required(token_auth)
+@bp.input(DealPatch, arg_name="data")
+@bp.output(DealOut)
+@bp.doc(summary="Edit a deal inline: stage (a pipeline stage key when stages are defined), "
+                "amount, currency, owner_id, expected_close, title; live as `deal.updated`",
+        description="Every signed-in agent may edit any deal (the sales board shows them all).")
+def patch_deal(deal_id: int, data):
+    session = db.session
+    deal = session.get(Deal, deal_id)
+    if deal is None:
+        abort(404, "deal not found")
+    try:
+        if "stage" in data:
+            check_stage(session, data["stage"])
+        if "owner_id" in data:
+            check_agent(session, data["owner_id"], "owner_id")
+    except FieldError as exc:
+        field_abort(exc)
+    for key in ("title", "stage", "amount", "owner_id", "expected_close"):
+        if key in data:
+            setattr(deal, key, data[key])
+    if "currency" in data:
+        deal.currency = data["currency"].upper() if data["currency"] else None
+    deal.updated_at = utcnow()
+    session.flush()
+    event = record_event(session, "deal.updated", deal_schema.dump(deal),
+                         customer_channel_id(session, deal.customer_id))
+    broadcast_deal(session, event)
+    publish_customer(session, session.get(Customer, deal.customer_id))
+    session.commit()
+    return deal
 
 
 @bp.post("/notes")

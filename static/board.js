@@ -1,0 +1,199 @@
+// The sales board: deals by pipeline stage, moved by HTML5 drag and drop (optimistic, rolled
+// back when the API refuses), live through `deal.updated` on Socket.IO /agents. Plain
+// JavaScript module, no build step; deal and customer text only ever enters as text nodes.
+const csrf = document.querySelector('meta[name="csrf-token"]').content;
+const T = JSON.parse(document.getElementById("i18n").textContent);
+const boardEl = document.getElementById("board");
+
+const state = { stages: [], stagesDefined: false, deals: new Map(), agents: new Map(),
+                seen: new Set(), pending: new Map(), socket: null };
+window.threadline = { state };
+
+async function api(path, options = {}) {
+  const response = await fetch(path.startsWith("/board") ? path : `/api/v1${path}`, {
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+    ...options,
+  });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error = new Error(body.message || response.statusText);
+    error.detail = body.detail; error.status = response.status;
+    throw error;
+  }
+  return body;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key.startsWith("data-") || key.startsWith("aria-") || ["title", "role"].includes(key))
+      node.setAttribute(key, value);
+    else node[key] = value;
+  }
+  for (const child of children.flat(Infinity)) if (child !== null && child !== undefined && child !== false)
+    node.append(child);
+  return node;
+}
+
+let toastTimer = null;
+function toast(text, ms = 5000) {
+  const node = document.getElementById("toast");
+  node.textContent = text; node.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { node.hidden = true; }, ms);
+}
+
+function errorText(e) {
+  const fields = e.detail && e.detail.json;
+  if (fields) return Object.entries(fields).map(([k, v]) => `${k}: ${[].concat(v).join(", ")}`).join("; ");
+  return e.message || T.error;
+}
+
+const money = (amount, currency) => {
+  if (amount === null || amount === undefined || amount === "") return "";
+  const n = Number(amount);
+  const text = Number.isFinite(n) ? n.toLocaleString(undefined, { minimumFractionDigits: 0, maximumFractionDigits: 2 }) : amount;
+  return currency ? `${text} ${currency}` : text;
+};
+const day = (iso) => (iso ? new Date(`${iso}T00:00:00`).toLocaleDateString([], { day: "numeric", month: "short", year: "numeric" }) : "");
+
+// --- rendering ----------------------------------------------------------------------------
+
+function columns() {
+  const cols = state.stages.map((s) => ({ ...s }));
+  const known = new Set(cols.map((c) => c.key));
+  for (const deal of state.deals.values()) if (!known.has(deal.stage)) {  // a stage in use, not defined
+    known.add(deal.stage);
+    cols.push({ key: deal.stage, name: deal.stage, outcome: "open", extra: true });
+  }
+  return cols;
+}
+
+function totals(deals) {
+  const sums = new Map();
+  for (const d of deals) if (d.amount !== null && d.amount !== undefined)
+    sums.set(d.currency || "", (sums.get(d.currency || "") || 0) + Number(d.amount));
+  return [...sums.entries()].map(([currency, sum]) => money(sum.toFixed(2), currency)).join(" · ");
+}
+
+function renderCard(deal) {
+  const owner = deal.owner_id ? (state.agents.get(deal.owner_id) || `#${deal.owner_id}`) : T.no_owner;
+  const card = el("article", { class: `deal${state.pending.has(deal.id) ? " pending" : ""}`, draggable: true,
+                               "data-deal": deal.id, "data-stage": deal.stage },
+    el("div", { class: "deal-title" }, deal.title),
+    el("div", { class: "deal-customer" }, deal.customer_name || `#${deal.customer_id}`),
+    el("div", { class: "deal-meta" },
+      el("span", { class: "deal-amount" }, money(deal.amount, deal.currency)),
+      el("span", { class: "deal-owner" }, owner)),
+    deal.expected_close ? el("div", { class: "deal-close" }, `${T.closes} ${day(deal.expected_close)}`) : null);
+  card.addEventListener("dragstart", (e) => {
+    e.dataTransfer.setData("text/plain", String(deal.id));
+    e.dataTransfer.effectAllowed = "move";
+    card.classList.add("dragging");
+  });
+  card.addEventListener("dragend", () => card.classList.remove("dragging"));
+  return card;
+}
+
+function render() {
+  const byStage = new Map();
+  for (const deal of state.deals.values()) {
+    if (!byStage.has(deal.stage)) byStage.set(deal.stage, []);
+    byStage.get(deal.stage).push(deal);
+  }
+  const cols = columns().map((stage) => {
+    const deals = byStage.get(stage.key) || [];
+    const list = el("div", { class: "cards" }, deals.map(renderCard));
+    const col = el("section", { class: `column outcome-${stage.outcome}${stage.extra ? " extra" : ""}`,
+                                "data-stage": stage.key, "aria-label": stage.name },
+      el("header", { class: "column-head" },
+        el("strong", {}, stage.name),
+        el("span", { class: "count" }, String(deals.length)),
+        el("div", { class: "total", title: T.total }, totals(deals))),
+      list);
+    col.addEventListener("dragover", (e) => { e.preventDefault(); e.dataTransfer.dropEffect = "move"; col.classList.add("over"); });
+    col.addEventListener("dragleave", (e) => { if (!col.contains(e.relatedTarget)) col.classList.remove("over"); });
+    col.addEventListener("drop", (e) => {
+      e.preventDefault();
+      col.classList.remove("over");
+      const id = Number(e.dataTransfer.getData("text/plain"));
+      if (id) move(id, stage.key);
+    });
+    return col;
+  });
+  boardEl.replaceChildren(...cols);
+}
+
+// --- moving --------------------------------------------------------------------------------
+
+async function move(id, stage) {
+  const deal = state.deals.get(id);
+  if (!deal || deal.stage === stage) return;
+  const before = { ...deal };
+  deal.stage = stage;  // optimistic
+  state.pending.set(id, (state.pending.get(id) || 0) + 1);
+  render();
+  try {
+    const saved = await api(`/deals/${id}`, { method: "PATCH", body: JSON.stringify({ stage }) });
+    Object.assign(deal, saved);
+  } catch (e) {
+    Object.assign(deal, before);  // roll back
+    toast(errorText(e));
+  } finally {
+    const left = (state.pending.get(id) || 1) - 1;
+    if (left > 0) state.pending.set(id, left); else state.pending.delete(id);
+    render();
+  }
+}
+
+// --- live ----------------------------------------------------------------------------------
+
+let reloadTimer = null;
+function applyDeal(event) {
+  if (event.id && state.seen.has(event.id)) return;  // the same event through two rooms
+  if (event.id) state.seen.add(event.id);
+  const data = event.data;
+  const deal = state.deals.get(data.id);
+  if (!deal) {  // a deal new to this board: load it with its customer's name
+    clearTimeout(reloadTimer);
+    reloadTimer = setTimeout(() => load().catch(() => {}), 200);
+    return;
+  }
+  if (state.pending.has(data.id)) return;  // our own move in flight: its answer decides
+  Object.assign(deal, data);
+  render();
+}
+
+async function load() {
+  const data = await api("/board/data");
+  state.stages = data.stages;
+  state.stagesDefined = data.stages_defined;
+  state.agents = new Map(data.agents.map((a) => [a.id, a.name]));
+  const pending = new Map([...state.pending.keys()].map((id) => [id, state.deals.get(id)]));
+  state.deals = new Map(data.deals.map((d) => [d.id, d]));
+  for (const [id, deal] of pending) if (deal && state.deals.has(id)) state.deals.set(id, deal);
+  render();
+}
+
+function connect() {
+  const socket = io("/agents", { transports: ["websocket", "polling"] });
+  state.socket = socket;
+  window.threadline.socket = socket;
+  socket.on("deal.updated", applyDeal);
+  socket.on("connect", async () => {
+    try { await load(); } catch (e) { /* the next connect tries again */ }  // catch up
+    document.body.dataset.live = "yes";
+    document.getElementById("live").title = T.live;
+  });
+  socket.on("disconnect", () => {
+    document.body.dataset.live = "no";
+    document.getElementById("live").title = T.offline;
+  });
+}
+
+await load();
+document.body.dataset.ready = "yes";
+connect();

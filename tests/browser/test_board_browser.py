@@ -1,0 +1,106 @@
+"""The sales board in a real browser against a real `threadline serve`: one agent drags a
+deal to another stage; the other agent's board follows without a reload."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from tests import inbox_helpers as h
+from tests.conftest import OUTPUT, release_db, wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def shot(page, name: str) -> None:
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(OUTPUT / f"{name}.png"), full_page=False)
+
+
+def open_board(browser, server, email: str):
+    context = browser.new_context(viewport={"width": 1600, "height": 860}, locale="en-US")
+    page = context.new_page()
+    page.goto(f"{server.url}/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", h.PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("body[data-ready=yes]")
+    page.click("a.board-link")  # the inbox header links to the board
+    page.wait_for_selector("body[data-ready=yes]")
+    page.wait_for_selector("body[data-live=yes]")
+    return page
+
+
+@pytest.fixture
+def world(ctx, admin, start_server):
+    from datetime import date
+
+    from app.models import Customer, Deal
+    from app.state import db
+
+    sam = h.agent("sam@example.com", "Sam Sales", ["Sales"])
+    h.agent("anna@example.com", "Anna Agent", ["Support"])
+    acme = Customer(name="ACME GmbH", company="ACME")
+    globex = Customer(name="Globex")
+    db.session.add_all([acme, globex])
+    db.session.flush()
+    deal = Deal(customer_id=acme.id, title="ACME 50 seats", stage="qualified",
+                amount=Decimal("12000.00"), currency="EUR", owner_id=sam.id,
+                expected_close=date(2027, 3, 31))
+    db.session.add_all([deal, Deal(customer_id=globex.id, title="Globex pilot", stage="proposal",
+                                   amount=Decimal("3000.00"), currency="EUR")])
+    db.session.commit()
+    h.reset_login_limit()
+    release_db()
+    return {"server": start_server(), "deal_id": deal.id}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_drag_a_deal_to_another_stage_live_for_the_other_agent(backend, world, browser):
+    from app.models import Deal
+    from app.state import db
+
+    server, deal_id = world["server"], world["deal_id"]
+    a = open_board(browser, server, "sam@example.com")
+    b = open_board(browser, server, "anna@example.com")
+    card = f"article.deal[data-deal='{deal_id}']"
+    for page in (a, b):
+        page.wait_for_selector(f".column[data-stage=qualified] {card}")
+        assert "ACME GmbH" in page.inner_text(card) and "Sam Sales" in page.inner_text(card)
+        assert "12,000 EUR" in page.inner_text(".column[data-stage=qualified] .total")
+    b.evaluate("window.boardMark = 'no reload'")
+    a.drag_and_drop(card, ".column[data-stage=negotiation] .cards")
+    a.wait_for_selector(f".column[data-stage=negotiation] {card}:not(.pending)", timeout=10_000)
+    b.wait_for_selector(f".column[data-stage=negotiation] {card}", timeout=10_000)
+    assert b.evaluate("window.boardMark") == "no reload"
+    assert b.locator(f".column[data-stage=qualified] {card}").count() == 0
+    assert "12,000 EUR" in b.inner_text(".column[data-stage=negotiation] .total")
+    assert b.inner_text(".column[data-stage=qualified] .count") == "0"
+
+    def stage() -> str:
+        db.session.expire_all()
+        value = db.session.get(Deal, deal_id).stage
+        db.session.commit()
+        return value
+    wait_until(lambda: stage() == "negotiation", timeout=5, message="the deal's stage saved")
+    shot(a, "board-drag-a")
+    shot(b, "board-live-b")
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_refused_move_rolls_back(backend, world, browser):
+    from app.models import PipelineStage
+    from app.state import db
+
+    server, deal_id = world["server"], world["deal_id"]
+    a = open_board(browser, server, "sam@example.com")
+    # an admin defines the pipeline after the page loaded: "negotiation" is no stage any more
+    db.session.add_all([PipelineStage(key=k, name=k.title(), position=n)
+                        for n, k in enumerate(["qualified", "proposal", "won"])])
+    db.session.commit()
+    card = f"article.deal[data-deal='{deal_id}']"
+    a.drag_and_drop(card, ".column[data-stage=negotiation] .cards")
+    a.wait_for_selector("#toast:not([hidden])", timeout=10_000)
+    assert "stage" in a.inner_text("#toast")
+    a.wait_for_selector(f".column[data-stage=qualified] {card}:not(.pending)", timeout=10_000)
+    shot(a, "board-rolled-back")
