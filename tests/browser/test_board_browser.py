@@ -104,3 +104,59 @@ def test_refused_move_rolls_back(backend, world, browser):
     assert "stage" in a.inner_text("#toast")
     a.wait_for_selector(f".column[data-stage=qualified] {card}:not(.pending)", timeout=10_000)
     shot(a, "board-rolled-back")
+
+
+@pytest.fixture
+def inbox_world(ctx, admin, telegram_api, start_server):
+    from app.models import Deal
+    from app.state import db
+
+    _support, sales = h.channels(telegram_api)
+    h.agent("sam@example.com", "Sam Sales", ["Sales"])
+    h.agent("sue@example.com", "Sue Sales", ["Sales"])
+    message = h.inbound(sales, 9191, "Can we get a quote for 50 seats?", first_name="Grace")
+    deal = Deal(customer_id=message.customer_id, title="Grace 50 seats", stage="new",
+                amount=Decimal("900.00"), currency="USD")
+    db.session.add(deal)
+    db.session.commit()
+    h.reset_login_limit()
+    release_db()
+    return {"server": start_server(), "deal_id": deal.id}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_inbox_card_edits_a_deal_inline_live(backend, inbox_world, browser):
+    from app.models import Deal
+    from app.state import db
+
+    server, deal_id = inbox_world["server"], inbox_world["deal_id"]
+    pages = []
+    for email in ("sam@example.com", "sue@example.com"):
+        context = browser.new_context(viewport={"width": 1440, "height": 860}, locale="en-US")
+        page = context.new_page()
+        page.goto(f"{server.url}/login")
+        page.fill("input[name=email]", email)
+        page.fill("input[name=password]", h.PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_selector("body[data-live=yes]")
+        page.click(".row:has-text('Grace')")
+        page.wait_for_selector(f"#card-deals [data-deal='{deal_id}']")
+        pages.append(page)
+    a, b = pages
+    line = f"#card-deals [data-deal='{deal_id}']"
+    a.select_option(f"{line} select[data-field=stage]", "proposal")
+    b.wait_for_function(f"document.querySelector(\"{line} select\").value === 'proposal'",
+                        timeout=10_000)
+    a.fill(f"{line} input[data-field=amount]", "1500")
+    a.press(f"{line} input[data-field=amount]", "Tab")
+    b.wait_for_function(f"Number(document.querySelector(\"{line} input[data-field=amount]\").value) === 1500",
+                        timeout=10_000)
+
+    def saved():
+        db.session.expire_all()
+        row = db.session.get(Deal, deal_id)
+        value = (row.stage, str(row.amount))
+        db.session.commit()
+        return value
+    wait_until(lambda: saved() == ("proposal", "1500.00"), timeout=5, message="deal saved")
+    shot(b, "inbox-card-deal-live")
