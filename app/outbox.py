@@ -22,6 +22,7 @@ from connectors.base import (
     ChannelError,
     Handle,
     Outbound,
+    OutboundAttachment,
     PermanentError,
     SendResult,
     TransientError,
@@ -30,9 +31,10 @@ from connectors.base import (
 from .api.schemas import conversation_schema, message_schema
 from .db import after_commit
 from .logs import register_channel_secrets
-from .models import Agent, Channel, Conversation, Event, InboundEvent, Message, utcnow
+from .models import Agent, Attachment, Channel, Conversation, Event, InboundEvent, Message, utcnow
 from .realtime import record_event
 from .state import config, db, queue
+from .storage import attachment_path
 
 log = logging.getLogger(__name__)
 
@@ -118,19 +120,28 @@ def check_channel_rules(session: Session, conversation: Conversation, channel: C
 
 def enqueue_reply(session: Session, conversation: Conversation, agent: Agent | None, text: str,
                   channel_id: int | None = None, subject: str | None = None,
-                  automated: bool = False, template: dict | None = None) -> Message:
+                  automated: bool = False, template: dict | None = None,
+                  attachments: list[dict] | None = None) -> Message:
+    """Queue a reply. `attachments`: files already in storage, each {path, filename,
+    content_type, size}; they become the message's Attachment rows, committed with it."""
     channel = choose_channel(session, conversation, channel_id)
     check_channel_rules(session, conversation, channel, template)
+    if attachments and template:
+        raise ReplyError("a WhatsApp template cannot carry attachments", field="attachments")
     now = utcnow()
     message = Message(conversation_id=conversation.id, customer_id=conversation.customer_id,
                       channel_id=channel.id, direction="out",
                       author_id=agent.id if agent else None, text=text,
                       subject=subject or conversation.subject, status="queued",
                       automated=automated, created_at=now, enqueued_at=now,
-                      meta={"template": template} if template else {})
+                      meta={"template": template} if template else {},
+                      attachments=[Attachment(path=a["path"], filename=a["filename"],
+                                              content_type=a["content_type"], size=a.get("size"))
+                                   for a in attachments or ()])
     session.add(message)
     conversation.last_activity_at = now
-    conversation.last_message_preview = text[:200]
+    conversation.last_message_preview = (
+        text or "📎 " + ", ".join(a["filename"] for a in attachments or ()))[:200]
     conversation.unread_count = 0
     session.flush()
     record_event(session, "message.created", message_schema.dump(message), conversation.channel_id)
@@ -197,13 +208,21 @@ def _references(session: Session, message: Message) -> tuple[str, ...]:
 
 def build_outbound(session: Session, message: Message, channel: Channel) -> Outbound:
     replied = session.get(Message, message.reply_to_id) if message.reply_to_id else None
+    files = []
+    for attachment in message.attachments:
+        try:
+            data = attachment_path(attachment.path).read_bytes()
+        except (OSError, TypeError, ValueError) as exc:
+            raise PermanentError(f"attachment {attachment.filename!r} cannot be read from "
+                                 f"storage: {exc}") from None
+        files.append(OutboundAttachment(attachment.filename, attachment.content_type, data))
     return Outbound(
         idempotency_key=message.uuid, to=_recipient(session, message, channel),
         text=message.text, html=message.html, subject=message.subject,
         reply_to_external_id=replied.external_id if replied else None,
         references=_references(session, message) if channel.kind == "email" else (),
         reply_token=reply_token(message.conversation_id), automated=message.automated,
-        template=message.meta.get("template"),
+        template=message.meta.get("template"), attachments=tuple(files),
     )
 
 

@@ -290,6 +290,35 @@ function channelBadge(channelId) {
   return el("span", { class: `badge ${ch.kind}`, title: ch.name }, `${ICONS[ch.kind] || ""} ${ch.name}`);
 }
 
+function paperclipIcon() {
+  // an inline SVG (an emoji paperclip needs a colour-emoji font the machine may not have)
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  for (const [k, v] of Object.entries({ viewBox: "0 0 24 24", width: "16", height: "16", fill: "none",
+    stroke: "currentColor", "stroke-width": "2", "stroke-linecap": "round", "aria-hidden": "true" }))
+    svg.setAttribute(k, v);
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("d", "M21 12.5l-8.5 8.5a6 6 0 0 1-8.5-8.5l9-9a4 4 0 0 1 5.7 5.7l-9 9a2 2 0 0 1-2.9-2.9l8.5-8.5");
+  svg.append(path);
+  return svg;
+}
+
+function fileSize(bytes) {
+  if (bytes >= 1024 * 1024) return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+  return `${Math.max(1, Math.ceil(bytes / 1024))} KB`;
+}
+
+async function uploadFile(file) {
+  // multipart: no JSON Content-Type header, the browser sets the boundary
+  const form = new FormData();
+  form.append("file", file);
+  const response = await fetch("/api/v1/uploads", {
+    method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": csrf }, body: form });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body.message || response.statusText);
+  return body;
+}
+
 function renderAttachment(a) {
   const url = `/api/v1/attachments/${a.id}`;
   if (a.error) return el("div", { class: "attachment error" }, `${a.filename}: ${a.error}`);
@@ -516,11 +545,47 @@ function renderComposer() {
   const rules = el("div", { class: "rules", id: "composer-rules" });
   const suggestions = el("div", { class: "suggestions", hidden: true });
   const sendButton = el("button", { type: "submit", id: "composer-send", class: "send" });
+  // files attached to the reply: uploaded on pick, sent as upload tokens with the reply
+  cur.uploads = [];
+  const fileInput = el("input", { type: "file", id: "composer-file", multiple: true, hidden: true,
+    "aria-label": T.attach_files || "Attach files" });
+  const attachButton = el("button", { type: "button", id: "composer-attach", class: "attach",
+    title: T.attach_files || "Attach files", "aria-label": T.attach_files || "Attach files",
+    onclick: () => fileInput.click() }, paperclipIcon(), el("span", {}, T.attach || "Attach"));
+  const chips = el("div", { class: "chips", id: "composer-chips" });
   const tabs = el("div", { class: "tabs" },
     el("button", { type: "button", "data-mode": "reply", onclick: () => setMode("reply") }, T.reply),
     el("button", { type: "button", "data-mode": "note", onclick: () => setMode("note") }, T.note));
   const form = el("form", { class: "composer", id: "composer", onsubmit: (e) => { e.preventDefault(); send(); } },
-    tabs, el("div", { class: "route" }, picker, subject), rules, suggestions, text, el("div", { class: "buttons" }, sendButton));
+    tabs, el("div", { class: "route" }, picker, subject), rules, suggestions, text, chips,
+    el("div", { class: "buttons" }, attachButton, fileInput, sendButton));
+
+  function renderChips() {
+    const reply = cur.mode === "reply";
+    chips.hidden = !reply || !cur.uploads.length;
+    chips.replaceChildren(...cur.uploads.map((u) => el("span", {
+      class: `chip ${u.token ? "ready" : "uploading"}`, "data-filename": u.name, title: u.name },
+      el("span", { class: "name" }, u.name),
+      el("span", { class: "size" }, u.token ? fileSize(u.size) : (T.uploading || "uploading…")),
+      el("button", { type: "button", class: "remove", title: T.remove || "Remove", "aria-label": `${T.remove || "Remove"} ${u.name}`,
+        onclick: () => { cur.uploads = cur.uploads.filter((x) => x !== u); renderChips(); updateRules(); } }, "×"))));
+  }
+  async function addFiles(files) {
+    for (const file of files) {
+      const entry = { name: file.name, size: file.size, token: null };
+      cur.uploads.push(entry);
+      renderChips(); updateRules();
+      try {
+        const result = await uploadFile(file);
+        Object.assign(entry, { token: result.upload_token, size: result.size, name: result.filename });
+      } catch (e) {
+        cur.uploads = cur.uploads.filter((x) => x !== entry);
+        showError(new Error(`${file.name}: ${e.message}`));
+      }
+      renderChips(); updateRules();
+    }
+  }
+  fileInput.addEventListener("change", () => { const files = [...fileInput.files]; fileInput.value = ""; addFiles(files); });
 
   const channel = () => channels.find((ch) => ch.id === Number(picker.value));
   function updateRules() {
@@ -534,7 +599,10 @@ function renderComposer() {
       notes.push(fmt(T.tg_split, { n: Math.ceil(text.value.length / 4096) }));
     if (reply && ch && ch.kind === "email") notes.push(T.email_subject);
     rules.replaceChildren(...notes.map((n) => el("div", {}, n)));
-    sendButton.disabled = reply && (!ch || (ch.kind === "whatsapp" && !ch.window_open));
+    attachButton.hidden = !reply;
+    chips.hidden = !reply || !cur.uploads.length;
+    sendButton.disabled = reply && (!ch || (ch.kind === "whatsapp" && !ch.window_open)
+      || cur.uploads.some((u) => !u.token));
   }
   function setMode(mode) {
     localStorage.setItem(draftKey(cur.id, cur.mode), text.value);
@@ -593,7 +661,10 @@ function renderComposer() {
 
   async function send() {
     const body = text.value.trim();
-    if (!body) return;
+    const reply = cur.mode === "reply";
+    if (reply && cur.uploads.some((u) => !u.token)) return;  // still uploading
+    const tokens = reply ? cur.uploads.map((u) => u.token) : [];
+    if (!body && !tokens.length) return;
     if (cur.collision && !cur.collisionShown) {
       cur.collisionShown = true;
       const warn = $("collision");
@@ -608,10 +679,11 @@ function renderComposer() {
       const message = cur.mode === "note"
         ? await api(`/conversations/${cur.id}/notes`, { method: "POST", body: JSON.stringify({ text: body }) })
         : await api(`/conversations/${cur.id}/messages`, { method: "POST", body: JSON.stringify({
-            text: body, channel_id: Number(picker.value) || null,
+            text: body, channel_id: Number(picker.value) || null, attachments: tokens,
             subject: !subject.hidden && subject.value ? subject.value : null }) });
       replaceMessage(message);
       text.value = "";
+      if (reply) { cur.uploads = []; renderChips(); }
       localStorage.removeItem(draftKey(cur.id, cur.mode));
       cur.typingSince = null; cur.collision = false; cur.collisionShown = false;
       $("collision").hidden = true;

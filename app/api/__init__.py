@@ -42,3 +42,5 @@ def current_agent():
 from . import conversations, crm, customers, events, webhooks_out  # noqa: E402,F401  (routes)
 
 from . import inbox  # noqa: E402,F401  (the live inbox: views, timeline, search, canned replies)
+
+from . import uploads  # noqa: E402,F401  (files attached to replies)

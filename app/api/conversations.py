@@ -17,7 +17,6 @@ from ..api.schemas import (
     MessagePage,
     MessageQuery,
     NoteIn,
-    ReplyIn,
     conversation_schema,
 )
 from ..models import Agent, Conversation, Customer, Message, Team, utcnow
@@ -27,6 +26,7 @@ from ..state import db
 from ..realtime import notify_agent
 from . import bp, current_agent, token_auth
 from .inbox_schemas import InboxConversationQuery
+from .uploads import ReplyWithAttachmentsIn, load_upload_token
 
 
 def _encode_cursor(*parts) -> str:
@@ -189,15 +189,24 @@ def list_messages(conversation_id: int, query):
 
 @bp.post("/conversations/<int:conversation_id>/messages")
 @bp.auth_required(token_auth)
-@bp.input(ReplyIn, arg_name="reply")
+@bp.input(ReplyWithAttachmentsIn, arg_name="reply")
 @bp.output(MessageOut, status_code=201)
 @bp.doc(summary="Send a reply (queued in the outbox, sent by a worker)")
 def send_reply(conversation_id: int, reply):
     conversation = get_visible_conversation(conversation_id)
+    agent = current_agent()
+    files, errors = [], {}
+    for index, token in enumerate(reply["attachments"]):
+        try:
+            files.append(load_upload_token(token, agent.id if agent else None))
+        except ValueError as exc:
+            errors[index] = [str(exc)]
+    if errors:
+        abort(422, "invalid attachments", detail={"json": {"attachments": errors}})
     try:
-        message = enqueue_reply(db.session, conversation, current_agent(), reply["text"],
+        message = enqueue_reply(db.session, conversation, agent, reply["text"],
                                 channel_id=reply["channel_id"], subject=reply["subject"],
-                                template=reply["template"])
+                                template=reply["template"], attachments=files)
     except ReplyError as exc:
         db.session.rollback()
         abort(422, str(exc), detail={"json": {exc.field: [str(exc)]}})
