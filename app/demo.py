@@ -131,7 +131,9 @@ def _channels() -> dict[str, Channel]:
         "telegram": ("Shop bot", {"token": "000000:demo"}),
         "whatsapp": ("WhatsApp +48 22 000 00 00", {
             "phone_number_id": "100000000000001", "access_token": "demo",
-            "app_secret": "demo", "verify_token": "demo"}),
+            "app_secret": "demo", "verify_token": "demo",
+            "templates": [{"name": "order_update", "language": "pl"},
+                          {"name": "delivery_delay", "language": "ru"}]}),
         "webchat": ("Site chat", {}),
     }
     channels = {}

@@ -477,7 +477,7 @@ def place_in_conversation(session: Session, customer: Customer, channel: Channel
     # that opened one first fails this flush, and process_event retries
     conversation = Conversation(customer_id=customer.id, channel_id=channel.id, status="open",
                                 subject=inbound.subject, last_activity_at=inbound.sent_at,
-                                created_at=utcnow())
+                                created_at=min(inbound.sent_at, utcnow()))
     session.add(conversation)
     session.flush()
     return conversation, True

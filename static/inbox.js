@@ -543,6 +543,9 @@ function renderComposer() {
     channels.map((ch) => el("option", { value: ch.id, selected: ch.id === defaultChannel }, `${ICONS[ch.kind] || ""} ${ch.name}`)));
   const subject = el("input", { id: "composer-subject", placeholder: T.subject, value: cur.conversation.subject || "" });
   const rules = el("div", { class: "rules", id: "composer-rules" });
+  // WhatsApp's window closed: only an approved template may go out
+  const templatePicker = el("select", { id: "composer-template", hidden: true,
+    "aria-label": T.template || "Template", onchange: () => updateRules() });
   const suggestions = el("div", { class: "suggestions", hidden: true });
   const sendButton = el("button", { type: "submit", id: "composer-send", class: "send" });
   // files attached to the reply: uploaded on pick, sent as upload tokens with the reply
@@ -557,7 +560,7 @@ function renderComposer() {
     el("button", { type: "button", "data-mode": "reply", onclick: () => setMode("reply") }, T.reply),
     el("button", { type: "button", "data-mode": "note", onclick: () => setMode("note") }, T.note));
   const form = el("form", { class: "composer", id: "composer", onsubmit: (e) => { e.preventDefault(); send(); } },
-    tabs, el("div", { class: "route" }, picker, subject), rules, suggestions, text, chips,
+    tabs, el("div", { class: "route" }, picker, subject, templatePicker), rules, suggestions, text, chips,
     el("div", { class: "buttons" }, attachButton, fileInput, sendButton));
 
   function renderChips() {
@@ -594,14 +597,25 @@ function renderComposer() {
     picker.hidden = !reply; subject.hidden = !(reply && ch && ch.kind === "email");
     const notes = [];
     if (reply && !ch) notes.push(T.no_channel);
-    if (reply && ch && ch.kind === "whatsapp" && !ch.window_open) notes.push(T.wa_closed);
+    const windowClosed = reply && ch && ch.kind === "whatsapp" && !ch.window_open;
+    if (windowClosed) notes.push(T.wa_closed);
+    const templates = windowClosed ? (ch.templates || []) : [];
+    if (windowClosed && !templates.length) notes.push(T.no_templates || "No approved templates are configured for this number (channel setting `templates`).");
+    if (templatePicker.dataset.channel !== String(ch && ch.id)) {
+      templatePicker.dataset.channel = String(ch && ch.id);
+      templatePicker.replaceChildren(el("option", { value: "" }, T.choose_template || "Choose a template…"),
+        ...templates.map((t, i) => el("option", { value: String(i) }, `${t.name} (${t.language})`)));
+    }
+    templatePicker.hidden = !templates.length;
+    const template = templates.length && templatePicker.value !== "" ? templates[Number(templatePicker.value)] : null;
+    cur.template = template;
     if (reply && ch && ch.kind === "telegram" && text.value.length > 4096)
       notes.push(fmt(T.tg_split, { n: Math.ceil(text.value.length / 4096) }));
     if (reply && ch && ch.kind === "email") notes.push(T.email_subject);
     rules.replaceChildren(...notes.map((n) => el("div", {}, n)));
     attachButton.hidden = !reply;
     chips.hidden = !reply || !cur.uploads.length;
-    sendButton.disabled = reply && (!ch || (ch.kind === "whatsapp" && !ch.window_open)
+    sendButton.disabled = reply && (!ch || (windowClosed && !template)
       || cur.uploads.some((u) => !u.token));
   }
   function setMode(mode) {
@@ -664,7 +678,8 @@ function renderComposer() {
     const reply = cur.mode === "reply";
     if (reply && cur.uploads.some((u) => !u.token)) return;  // still uploading
     const tokens = reply ? cur.uploads.map((u) => u.token) : [];
-    if (!body && !tokens.length) return;
+    const template = reply ? cur.template : null;
+    if (!body && !tokens.length && !template) return;
     if (cur.collision && !cur.collisionShown) {
       cur.collisionShown = true;
       const warn = $("collision");
@@ -679,7 +694,9 @@ function renderComposer() {
       const message = cur.mode === "note"
         ? await api(`/conversations/${cur.id}/notes`, { method: "POST", body: JSON.stringify({ text: body }) })
         : await api(`/conversations/${cur.id}/messages`, { method: "POST", body: JSON.stringify({
-            text: body, channel_id: Number(picker.value) || null, attachments: tokens,
+            text: body || (template ? `[template ${template.name}]` : ""),
+            template: template ? { name: template.name, language: { code: template.language } } : null,
+            channel_id: Number(picker.value) || null, attachments: tokens,
             subject: !subject.hidden && subject.value ? subject.value : null }) });
       replaceMessage(message);
       text.value = "";

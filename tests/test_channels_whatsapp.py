@@ -226,3 +226,20 @@ def test_opening_the_conversation_sends_blue_ticks_when_enabled(app, ctx, api, w
     run_jobs(app)
     receipts = [r.json for r in graph.requests if r.json and r.json.get("status") == "read"]
     assert receipts == [{"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.READ2"}]
+
+
+def test_composer_is_offered_the_templates_when_the_window_is_closed(app, ctx, api, wa_channel):
+    from app.models import Channel
+
+    channel = db.session.get(Channel, wa_channel.id)
+    channel.settings = {**channel.settings, "templates": ["order_update", {"name": "opóźnienie", "language": "pl"}]}
+    db.session.commit()
+    post(app, wa_channel, text_message("wamid.T1", "Hej", wa_id="48600999888",
+                                       timestamp=int(time.time()) - 3 * 86400))
+    run_jobs(app)
+    conversation_id = db.session.scalar(select(Message.conversation_id))
+    timeline = api.get(f"/conversations/{conversation_id}/timeline").json
+    (choice,) = [c for c in timeline["reply_channels"] if c["id"] == wa_channel.id]
+    assert choice["window_open"] is False
+    assert choice["templates"] == [{"name": "order_update", "language": "en"},
+                                   {"name": "opóźnienie", "language": "pl"}]

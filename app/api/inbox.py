@@ -147,6 +147,19 @@ def view_counts():
     return {"counts": counts}
 
 
+def _templates(channel: Channel) -> list[dict]:
+    """A WhatsApp channel's `templates` setting (names, or objects with name and language)."""
+    if channel.kind != "whatsapp":
+        return []
+    out = []
+    for item in channel.settings.get("templates") or []:
+        if isinstance(item, str) and item.strip():
+            out.append({"name": item.strip(), "language": "en"})
+        elif isinstance(item, dict) and item.get("name"):
+            out.append({"name": str(item["name"]), "language": str(item.get("language") or "en")})
+    return out
+
+
 def _reply_channels(customer_id: int) -> list[dict]:
     """The customer's channels, latest inbound first (the composer's default)."""
     rows = db.session.execute(
@@ -161,7 +174,8 @@ def _reply_channels(customer_id: int) -> list[dict]:
     channels = db.session.scalars(select(Channel).where(Channel.id.in_(latest)))
     result = [{"id": c.id, "kind": c.kind, "name": c.name, "last_inbound_at": latest[c.id],
                "window_open": c.kind != "whatsapp" or (latest[c.id] is not None
-                                                       and now - latest[c.id] < WHATSAPP_WINDOW)}
+                                                       and now - latest[c.id] < WHATSAPP_WINDOW),
+               "templates": _templates(c)}
               for c in channels if c.active]
     return sorted(result, key=lambda r: r["last_inbound_at"], reverse=True)
 

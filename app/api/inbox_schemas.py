@@ -84,6 +84,8 @@ class ReplyChannelOut(Schema):
     name = String()
     last_inbound_at = DateTime(allow_none=True)
     window_open = Boolean(metadata={"description": "WhatsApp: inside the 24-hour window"})
+    templates = List(Dict(), metadata={"description": "WhatsApp: approved templates "
+                                                      "({name, language}) for a closed window"})
 
 
 class CardExtraOut(Schema):
