@@ -62,12 +62,14 @@ def _strip_top_keys(example: str) -> str:
 
 
 def upgrade_database(app) -> str:
+    import logging
+
+    # alembic logs each plugin and step at INFO, some while importing: quiet it first
+    for name in ("alembic", "alembic.runtime.migration", "alembic.runtime.plugins"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     from alembic import command
     from alembic.config import Config as AlembicConfig
 
-    import logging
-
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line of our own says it
     root = Path(__file__).resolve().parent.parent
     cfg = AlembicConfig(str(root / "alembic.ini"))
     cfg.set_main_option("script_location", str(root / "migrations"))
