@@ -69,6 +69,13 @@ def ui_strings() -> dict[str, str]:
         "attachments": _("Attachments"), "download": _("Download"),
         "no_channel": _("The customer wrote on no channel we can answer on."),
         "error": _("Something went wrong"), "pick_conversation": _("Pick a conversation"),
+        "merge_suggestions": _("Merge suggestions"), "no_suggestions": _("No merge suggestions"),
+        "score": _("Score"), "reject": _("Reject"), "review": _("Review"), "merge": _("Merge"),
+        "merge_reason": _("Reason (optional)"),
+        "merge_into": _("{other} is merged into {keep}. Choose the value to keep:"),
+        "no_conflicts": _("No conflicting fields."), "moves": _("Moves"),
+        "merged": _("Customers merged"), "unmerged": _("Merge undone"), "unmerge": _("Unmerge"),
+        "merges": _("Merges"), "merged_from": _("Merged from customer #{id}"),
         "snooze_until": _("Snooze until"), "shortcuts": _(
             "j/k move · Enter open · r reply · n note · e resolve · / search · x select"),
     }

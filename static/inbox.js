@@ -118,7 +118,8 @@ function renderViews() {
     ...section(T.teams, state.teams.map((t) => item(`team:${t.id}`, t.name))),
     ...section(T.channels, [...state.channels.values()].map((c) => item(`channel:${c.id}`, c.name, ICONS[c.kind]))),
     ...section(T.labels, state.labels.map((l) => item(`label:${l}`, l, "#"))),
-    el("h3", {}, "·"), item("snoozed", T.snoozed), item("resolved", T.resolved));
+    el("h3", {}, "·"), item("snoozed", T.snoozed), item("resolved", T.resolved),
+    el("h3", {}, T.customers), mergeViewItem());
 }
 
 let countsTimer = null;
@@ -128,6 +129,7 @@ function refreshCounts() {
     try {
       state.counts = (await api("/inbox/views")).counts;
       renderViews();
+      loadMergeCount();
     } catch (e) { /* a reconnect will try again */ }
   }, 250);
 }
@@ -137,6 +139,7 @@ async function selectView(view) {
   state.selected.clear();
   state.cursor = -1;
   renderViews();
+  if (view === MERGE_VIEW) { await loadSuggestions(); return; }
   await loadList();
 }
 
@@ -196,6 +199,7 @@ function renderRow(c, index) {
 }
 
 function renderList() {
+  if (state.view === MERGE_VIEW) return;  // the middle pane shows the merge suggestions
   sortList();
   const rows = state.list.map(renderRow);
   if (!rows.length) rows.push(el("p", { class: "empty" }, T.no_conversations));
@@ -424,7 +428,134 @@ function renderCard() {
     card.orders.length ? [el("h4", {}, T.orders), card.orders.map((o) => el("div", { class: "line" },
       `${o.external_ref || "#" + o.id} · ${o.status} · ${o.total || ""} ${o.currency || ""}`))] : null,
     card.deals.length ? [el("h4", {}, T.deals), renderDeals(card.deals)] : null,
-    card.notes.length ? [el("h4", {}, T.notes), card.notes.map((n) => el("div", { class: "line note" }, n.text))] : null);
+    card.notes.length ? [el("h4", {}, T.notes), card.notes.map((n) => el("div", { class: "line note" }, n.text))] : null,
+    renderMerges(customer.id));
+}
+
+// --- merge suggestions (issue 8) ---------------------------------------------------------------
+// A view in the left pane: the open suggestions queue in the middle pane; Review shows the
+// preview's field conflicts (a radio per field), Merge accepts with the choices. The card
+// gets an Unmerge button when merges went into the customer.
+
+const MERGE_VIEW = "merge-suggestions";
+state.mergeCount = 0;
+
+function mergeViewItem() {
+  const n = state.mergeCount;
+  return el("button", { class: `view${state.view === MERGE_VIEW ? " active" : ""}`, "data-view": MERGE_VIEW,
+                        type: "button", onclick: () => selectView(MERGE_VIEW) },
+    el("span", { class: "label" }, `⇄ ${T.merge_suggestions}`),
+    el("span", { class: `count${n ? "" : " zero"}`, "data-count": MERGE_VIEW }, n ? String(n) : ""));
+}
+
+async function loadMergeCount() {
+  try {
+    const page = await api("/merge-suggestions?limit=100");
+    const n = page.items.length + (page.next_cursor ? 1 : 0);
+    if (n !== state.mergeCount) { state.mergeCount = n; renderViews(); }
+    return page;
+  } catch (e) { return null; }
+}
+
+const customerLabel = (c) => el("div", { class: "merge-who" },
+  el("b", {}, c.name || "—"), " ",
+  el("span", { class: "handles" }, (c.identities || []).map((i) => `${ICONS[i.kind] || "•"} ${i.value}`).join(", ")));
+
+function reasonText(r) {
+  const parts = [r.kind || r.type || r.reason, r.handle].filter(Boolean);
+  return parts.length ? parts.join(": ") : JSON.stringify(r);
+}
+
+async function loadSuggestions() {
+  bulkEl.hidden = true;
+  let page;
+  try { page = await api("/merge-suggestions?limit=100"); } catch (e) { showError(e); return; }
+  if (state.view !== MERGE_VIEW) return;
+  state.mergeCount = page.items.length + (page.next_cursor ? 1 : 0);
+  renderViews();
+  const rows = page.items.map(renderSuggestion);
+  if (!rows.length) rows.push(el("p", { class: "empty" }, T.no_suggestions));
+  listEl.replaceChildren(el("h3", { class: "merge-title" }, T.merge_suggestions), ...rows);
+}
+
+function renderSuggestion(s) {
+  const review = el("div", { class: "merge-review", hidden: true });
+  const reject = async () => {
+    try { await api(`/merge-suggestions/${s.id}/reject`, { method: "POST", body: JSON.stringify({}) }); }
+    catch (e) { showError(e); }
+    await loadSuggestions();
+  };
+  const open = async () => {
+    if (!review.hidden) { review.hidden = true; return; }
+    try { review.replaceChildren(await renderReview(s)); review.hidden = false; } catch (e) { showError(e); }
+  };
+  return el("div", { class: "suggestion", "data-suggestion": s.id },
+    el("div", { class: "merge-pair" }, customerLabel(s.customer), el("div", { class: "merge-and" }, "⇄"), customerLabel(s.other_customer)),
+    el("div", { class: "merge-reasons" },
+      el("span", { class: "score", title: T.score }, `${T.score}: ${s.score}`),
+      (s.reasons || []).map((r) => el("span", { class: "tag" }, reasonText(r)))),
+    el("div", { class: "merge-buttons" },
+      el("button", { type: "button", "data-action": "reject", onclick: reject }, T.reject),
+      el("button", { type: "button", "data-action": "review", class: "primary", onclick: open }, T.review)),
+    review);
+}
+
+async function renderReview(s) {
+  // the suggestion keeps its first customer ("this"), the other is merged into it
+  const keep = s.customer, other = s.other_customer;
+  const preview = await api(`/customers/${keep.id}/merge/preview`, { method: "POST", body: JSON.stringify({ other_id: other.id }) });
+  const show = (v) => (v === null || v === undefined ? "—" : typeof v === "object" ? JSON.stringify(v) : String(v));
+  const conflicts = preview.conflicts.map((c) => el("fieldset", { class: "conflict", "data-field": c.field },
+    el("legend", {}, c.field),
+    ["this", "other"].map((side) => el("label", { class: "choice" },
+      el("input", { type: "radio", name: `merge-${s.id}-${c.field}`, value: side, checked: side === "this", "data-side": side }),
+      " ", show(c[side]), " ", el("span", { class: "who" }, `(${(side === "this" ? keep : other).name || "—"})`)))));
+  const moves = Object.entries(preview.moves || {}).filter(([, n]) => n).map(([k, n]) => `${k}: ${n}`).join(", ");
+  const reason = el("input", { type: "text", class: "merge-reason", placeholder: T.merge_reason, "aria-label": T.merge_reason, maxLength: 2000 });
+  const button = el("button", { type: "button", class: "primary", "data-action": "merge" }, T.merge);
+  const form = el("div", { class: "merge-form" },
+    el("div", { class: "merge-into" }, fmt(T.merge_into, { other: other.name || "—", keep: keep.name || "—" })),
+    conflicts.length ? conflicts : el("div", { class: "muted" }, T.no_conflicts),
+    moves ? el("div", { class: "muted" }, `${T.moves}: ${moves}`) : null,
+    reason, button);
+  button.addEventListener("click", async () => {
+    const choose = {};
+    form.querySelectorAll("fieldset.conflict").forEach((fs) => {
+      const picked = fs.querySelector("input[type=radio]:checked");
+      if (picked) choose[fs.dataset.field] = picked.value;
+    });
+    button.disabled = true;
+    try {
+      await api(`/merge-suggestions/${s.id}/accept`, { method: "POST",
+        body: JSON.stringify({ keep: keep.id, choose, reason: reason.value.trim() }) });
+      toast(T.merged);
+    } catch (e) { showError(e); button.disabled = false; return; }
+    await loadSuggestions();
+  });
+  return form;
+}
+
+function renderMerges(customerId) {
+  // the timeline's card has no merges: ask the CRM card, then offer Unmerge for the latest one
+  const holder = el("div", { class: "card-merges", "data-customer": customerId });
+  api(`/customers/${customerId}`).then((full) => {
+    const merged = (full.merges || []).filter((m) => m.target_id === customerId && m.status === "merged");
+    if (!merged.length) return;
+    const button = el("button", { type: "button", class: "unmerge", "data-action": "unmerge", onclick: async () => {
+      button.disabled = true;
+      try {
+        await api(`/customers/${customerId}/unmerge`, { method: "POST", body: JSON.stringify({}) });
+        toast(T.unmerged);
+      } catch (e) { showError(e); button.disabled = false; return; }
+      if (state.current) await openConversation(state.current.id);
+      refreshCounts();
+      if (state.view === MERGE_VIEW) loadSuggestions(); else loadList().catch(() => {});
+    } }, T.unmerge);
+    holder.replaceChildren(el("h4", {}, T.merges),
+      ...merged.map((m) => el("div", { class: "line merge-line" }, fmt(T.merged_from, { id: m.source_id }), " · ", fullTime(m.created_at))),
+      button);
+  }).catch(() => {});
+  return holder;
 }
 
 // The card's deals: stage (a select), amount and expected close edited inline through
