@@ -24,7 +24,3 @@ def can_see_conversation(agent: Agent, conversation: Conversation) -> bool:
     channels = visible_channel_ids(agent)
     return channels is None or conversation.channel_id in channels
 
-
-def can_see_channel(agent: Agent, channel_id: int | None) -> bool:
-    channels = visible_channel_ids(agent)
-    return channels is None or (channel_id is not None and channel_id in channels)

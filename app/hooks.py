@@ -7,9 +7,6 @@ endpoint (a transactional outbox: a delivery exists if and only if its event com
 and a crash between commit and send loses nothing; the sweep finds it). After commit the
 delivery jobs are queued. This needs no change to app/realtime.py.
 
-`EVENT_HOOKS` is a small generic list for in-process reactions after commit; a function
-there gets (session_info, [(event_id, type, payload), ...]) and must not raise.
-
 Signature (what a receiver checks):
     X-Threadline-Timestamp: <unix seconds>
     X-Threadline-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>
@@ -23,7 +20,7 @@ import logging
 import random
 import time
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import event as sa_event
 from sqlalchemy import inspect as sa_inspect
@@ -40,27 +37,6 @@ WEBHOOK_EVENTS = ("message.created", "conversation.created", "conversation.updat
 SCAN_EVENTS = ("customer.created",)
 MAX_LOG_ENTRIES = 20
 TIMEOUT = 10.0
-
-EventHook = Callable[[list[tuple[int, str, dict[str, Any]]]], None]
-EVENT_HOOKS: list[EventHook] = []
-
-
-def add_event_hook(fn: EventHook) -> EventHook:
-    if fn not in EVENT_HOOKS:
-        EVENT_HOOKS.append(fn)
-    return fn
-
-
-def run_event_hooks(events: list[Event]) -> None:
-    """Call the hooks for events that committed. (Also the one line for
-    realtime.emit_event if that is ever preferred: `run_event_hooks([event])`.)"""
-    items = [(e.id, e.type, e.payload) for e in events]
-    for hook in list(EVENT_HOOKS):
-        try:
-            hook(items)
-        except Exception:
-            log.exception("event hook %s failed", getattr(hook, "__name__", hook))
-
 
 # --- the session listener ----------------------------------------------------------------
 
@@ -131,8 +107,6 @@ def _after_commit(events: list[Event], delivery_ids: list[int], scan_ids: list[A
                 queue.enqueue("scan_customer", customer_id)
             except Exception:
                 log.exception("could not queue scan of customer %s", customer_id)
-    if EVENT_HOOKS:
-        run_event_hooks(events)
 
 
 # --- delivery ----------------------------------------------------------------------------
