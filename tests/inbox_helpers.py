@@ -63,3 +63,24 @@ def reset_login_limit() -> None:
     from app.extensions import limiter
 
     limiter.reset()
+
+
+def shot(page, name: str) -> None:
+    """A screenshot under the test run's output folder (THREADLINE_TEST_OUTPUT)."""
+    from tests.conftest import OUTPUT
+
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(OUTPUT / f"{name}.png"), full_page=False)
+
+
+def sign_in(browser, server, email: str, password: str = PASSWORD, width: int = 1440):
+    """A new browser context signed in through the login form, the inbox loaded and live."""
+    context = browser.new_context(viewport={"width": width, "height": 860}, locale="en-US")
+    page = context.new_page()
+    page.goto(f"{server.url}/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_selector("body[data-ready=yes]")
+    page.wait_for_selector("body[data-live=yes]")
+    return page

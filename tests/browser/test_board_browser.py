@@ -7,24 +7,14 @@ from decimal import Decimal
 import pytest
 
 from tests import inbox_helpers as h
-from tests.conftest import OUTPUT, release_db, wait_until
+from tests.inbox_helpers import shot, sign_in
+from tests.conftest import release_db, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def shot(page, name: str) -> None:
-    OUTPUT.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(OUTPUT / f"{name}.png"), full_page=False)
-
-
 def open_board(browser, server, email: str):
-    context = browser.new_context(viewport={"width": 1600, "height": 860}, locale="en-US")
-    page = context.new_page()
-    page.goto(f"{server.url}/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", h.PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("body[data-ready=yes]")
+    page = sign_in(browser, server, email, width=1600)
     page.click("a.board-link")  # the inbox header links to the board
     page.wait_for_selector("body[data-ready=yes]")
     page.wait_for_selector("body[data-live=yes]")

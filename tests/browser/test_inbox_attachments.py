@@ -6,7 +6,8 @@ import base64
 
 import pytest
 
-from tests.browser.test_inbox_browser import shot, sign_in, telegram_post, world  # noqa: F401
+from tests.browser.test_inbox_browser import telegram_post, world  # noqa: F401
+from tests.inbox_helpers import shot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -6,26 +6,10 @@ import pytest
 import requests
 
 from tests import inbox_helpers as h
-from tests.conftest import OUTPUT, release_db
+from tests.inbox_helpers import shot, sign_in
+from tests.conftest import release_db
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def shot(page, name: str) -> None:
-    OUTPUT.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(OUTPUT / f"{name}.png"), full_page=False)
-
-
-def sign_in(browser, server, email: str):
-    context = browser.new_context(viewport={"width": 1440, "height": 860}, locale="en-US")
-    page = context.new_page()
-    page.goto(f"{server.url}/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", h.PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("body[data-ready=yes]")
-    page.wait_for_selector("body[data-live=yes]")
-    return page
 
 
 def telegram_post(server, channel, secret, update_id, user_id, text, name="Ольга"):

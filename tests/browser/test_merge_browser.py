@@ -12,17 +12,13 @@ from app.models import Channel, Customer, Identity
 from app.state import db
 from connectors.base import Handle, Inbound
 from tests import inbox_helpers as h
-from tests.conftest import OUTPUT, release_db
+from tests.conftest import release_db
+from tests.inbox_helpers import shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 WA_ID = "79161234567"
 PHONE = "+79161234567"
-
-
-def shot(page, name: str) -> None:
-    OUTPUT.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(OUTPUT / f"{name}.png"), full_page=False)
 
 
 def _inbound(channel, external_id, sender, text, **kw) -> None:
