@@ -32,6 +32,8 @@ DEFAULTS: dict[str, Any] = {
         "sweep_interval": 5.0,   # seconds between sweeps for due retries and stale sends
         "stale_after": 120.0,    # a send still "sending" after this long is retried
         "inprocess_threads": 2,  # worker threads of the embedded default
+        # inbound events a worker applies in one transaction (one commit, one job per batch)
+        "ingest_batch": 100,
         "queue": "threadline",   # rq queue name
         # a site-chat reply the widget never showed is emailed (when the visitor left an
         # address) after this many seconds

@@ -26,6 +26,7 @@ def _register_tasks() -> None:
     task(attachments.fetch_attachments)
     task(channel_events.send_read_receipt)
     task(ingest.process_event)
+    task(ingest.process_received)
     task(outbox.send_message)
     task(outbox.sweep)
 
@@ -43,6 +44,19 @@ def run_in_app(app: Flask, name: str, args: tuple) -> Any:
 class JobQueue(Protocol):
     def enqueue(self, name: str, *args: Any) -> None: ...
 
+    def wake(self, name: str) -> None:
+        """Enqueue the argument-less job `name` unless one is already waiting: many
+        callers (every webhook) ask for the same drain, a worker runs it once."""
+
+    def awake(self, name: str) -> None:
+        """Called by the job `name` as it starts, before it looks for work: a later
+        `wake` enqueues it again, so no work committed after this call is missed."""
+
+
+# A woken job that has not started within this many seconds may be enqueued once more: a
+# worker that died holding the flag delays the drain by this much at most.
+WAKE_TTL = 2
+
 
 class InProcessQueue:
     """The embedded default: no Redis, jobs run on threads of this process.
@@ -56,11 +70,24 @@ class InProcessQueue:
         self.threads = threads
         self._queue: queue_module.Queue[tuple[str, tuple] | None] = queue_module.Queue()
         self._workers: list[threading.Thread] = []
+        self._waking: set[str] = set()
+        self._waking_lock = threading.Lock()
 
     def enqueue(self, name: str, *args: Any) -> None:
         if name not in TASKS:
             raise KeyError(f"unknown task {name!r}")
         self._queue.put((name, args))
+
+    def wake(self, name: str) -> None:
+        with self._waking_lock:
+            if name in self._waking:
+                return
+            self._waking.add(name)
+        self.enqueue(name)
+
+    def awake(self, name: str) -> None:
+        with self._waking_lock:
+            self._waking.discard(name)
 
     def start(self) -> None:
         if self._workers:
@@ -109,6 +136,17 @@ class RQQueue:
             raise KeyError(f"unknown task {name!r}")
         self.queue.enqueue(run_task, name, *args, job_timeout=600, result_ttl=0,
                            failure_ttl=7 * 86400)
+
+    def _wake_key(self, name: str) -> str:
+        return f"threadline:{self.queue.name}:waking:{name}"
+
+    def wake(self, name: str) -> None:
+        # one SET per webhook instead of an rq job (≈65 Redis commands per job, DESIGN 6)
+        if self.redis.set(self._wake_key(name), 1, nx=True, ex=WAKE_TTL):
+            self.enqueue(name)
+
+    def awake(self, name: str) -> None:
+        self.redis.delete(self._wake_key(name))
 
 
 _worker_app: Flask | None = None

@@ -135,3 +135,84 @@ def test_sweeper_prunes_the_event_log(ctx, telegram_channel):
     assert sweep()["pruned"] == 3
     assert [e.type for e in db.session.scalars(select(Event).order_by(Event.id))] == [
         "conversation.updated", "message.created"]
+
+
+# --- the batched drain (`process_received`) ------------------------------------------------
+
+def _thread_texts() -> dict[str, list[str]]:
+    rows = db.session.execute(
+        select(Identity.value, Message.text).join(Message.conversation)
+        .join(Identity, Identity.customer_id == Conversation.customer_id)
+        .where(Identity.kind == "telegram").order_by(Message.id)).all()
+    texts: dict[str, list[str]] = {}
+    for sender, text in rows:
+        texts.setdefault(sender, []).append(text)
+    return texts
+
+
+def test_drain_applies_events_in_batches_in_order(app, ctx, telegram_channel):
+    from app.ingest import process_received
+
+    app.config["THREADLINE"]["jobs"]["ingest_batch"] = 7
+    for n in range(30):  # 10 senders, 3 messages each, interleaved
+        receive(telegram_channel, str(n), telegram_update(n, 100 + n % 10, f"Zażółć {n // 10} ёж"),
+                process="none")
+    assert process_received() == 30
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).where(InboundEvent.status == "processed")) == 30
+    assert count(Customer) == 10 and count(Conversation) == 10
+    texts = _thread_texts()
+    assert texts == {f"{100 + s}": [f"Zażółć {k} ёж" for k in range(3)] for s in range(10)}
+    assert process_received() == 0  # nothing left, nothing applied twice
+    assert count(Message) == 30
+
+
+def test_one_unparsable_event_fails_alone_inside_a_batch(ctx, telegram_channel):
+    from app.ingest import process_received
+
+    receive(telegram_channel, "1", telegram_update(1, 42, "до"), process="none")
+    broken = receive(telegram_channel, "2", {"update_id": 2, "message": {"message_id": 2}},
+                     process="none")
+    receive(telegram_channel, "3", telegram_update(3, 42, "после"), process="none")
+    assert process_received() == 3
+    db.session.expire_all()
+    assert db.session.get(InboundEvent, broken.event_id).status == "failed"
+    assert db.session.get(InboundEvent, broken.event_id).attempts == 1
+    assert db.session.scalars(select(Message.text).order_by(Message.id)).all() == ["до", "после"]
+
+
+def test_a_batch_that_fails_while_applying_falls_back_to_one_by_one(ctx, telegram_channel,
+                                                                     monkeypatch):
+    from app import ingest
+
+    def explode(session, channel, inbound, message):
+        if inbound.text == "boom":
+            raise RuntimeError("hook exploded")
+
+    monkeypatch.setattr(ingest, "AFTER_INBOUND", [*ingest.AFTER_INBOUND, explode])
+    for n, text in enumerate(["раз", "boom", "два"]):
+        receive(telegram_channel, str(n), telegram_update(n, 42, text), process="none")
+    assert ingest.process_received() == 3
+    db.session.expire_all()
+    statuses = dict(db.session.execute(select(InboundEvent.external_id, InboundEvent.status)).all())
+    assert statuses == {"0": "processed", "1": "failed", "2": "processed"}
+    failed = db.session.scalar(select(InboundEvent).where(InboundEvent.status == "failed"))
+    assert "hook exploded" in failed.error and failed.attempts == 1
+    assert db.session.scalars(select(Message.text).order_by(Message.id)).all() == ["раз", "два"]
+    assert count(Customer) == 1 and count(Conversation) == 1
+
+
+def test_webhook_bursts_wake_one_drain_job(app, ctx, telegram_channel):
+    from app.jobs import RQQueue
+
+    queue = app.extensions["threadline.queue"]
+    for n in range(40):
+        receive(telegram_channel, str(n), telegram_update(n, 500 + n % 4, f"сообщение {n}"),
+                process="queue")
+    if isinstance(queue, RQQueue):
+        # jobs wait for the worker: the 40 wakes coalesced (a 2 s flag: at most a few jobs)
+        assert queue.queue.count <= 3
+    run_jobs(app)
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).where(InboundEvent.status == "processed")) == 40
+    assert count(Conversation) == 4 and count(Message) == 40
