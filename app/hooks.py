@@ -27,14 +27,16 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from .models import Event, WebhookDelivery, WebhookEndpoint, utcnow
+from .models import Customer, Event, Identity, WebhookDelivery, WebhookEndpoint, utcnow
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_EVENTS = ("message.created", "conversation.created", "conversation.updated",
                   "customer.created", "customer.updated", "customer.merged", "deal.updated")
-# events that send the customer through the suggestion scan (app/crm.scan_customer)
+# events that send the customer through the suggestion scan (app/crm.scan_customer); so do
+# a new handle of a customer and a new name (the scan's evidence), whoever wrote them
 SCAN_EVENTS = ("customer.created",)
+SCAN_KEY = "hooks.scan"
 MAX_LOG_ENTRIES = 20
 TIMEOUT = 10.0
 
@@ -44,23 +46,50 @@ def _pending_events(session: Session) -> list[Event]:
     return [obj for obj in session.new if isinstance(obj, Event)]
 
 
+def _scan_changes(session: Session) -> bool:
+    """Unflushed changes the suggestion scan looks at: a new handle, a renamed customer."""
+    return any(isinstance(obj, (Identity, Customer)) for obj in session.new) or any(
+        isinstance(obj, Customer) for obj in session.dirty)
+
+
+def _scanned_customers(session: Session) -> set[int]:
+    ids = {obj.customer_id for obj in session.new if isinstance(obj, Identity)}
+    ids.update(obj.id for obj in session.dirty if isinstance(obj, Customer)
+               and sa_inspect(obj).attrs.name.history.has_changes())
+    ids.discard(None)
+    return ids
+
+
 @sa_event.listens_for(Session, "after_flush")
 def _collect_events(session: Session, _flush_context) -> None:
-    # session.new still holds the objects this flush inserted (ids assigned by now)
+    # session.new / session.dirty still hold what this flush wrote (ids assigned by now,
+    # attribute history not yet reset)
     new = _pending_events(session)
     if new:
         session.info.setdefault("hooks.events", []).extend(new)
+    scanned = _scanned_customers(session)
+    if scanned:
+        session.info.setdefault(SCAN_KEY, set()).update(scanned)
 
 
 @sa_event.listens_for(Session, "before_commit")
 def _before_commit(session: Session) -> None:
-    if not session.info.get("hooks.events") and not _pending_events(session):
+    if not session.info.get("hooks.events") and not _pending_events(session) \
+            and not session.info.get(SCAN_KEY) and not _scan_changes(session):
         return
-    if _pending_events(session):
+    if _pending_events(session) or _scan_changes(session):
         session.flush()  # ids for the events added since the last flush
     events = [e for e in session.info.pop("hooks.events", [])
               if sa_inspect(e).persistent]  # rows of a rolled-back savepoint are gone
+    scan_ids = set(session.info.pop(SCAN_KEY, ()))
+    scan_ids.update(e.payload.get("id") for e in events
+                    if e.type in SCAN_EVENTS and isinstance(e.payload, dict))
     if not events:
+        if scan_ids:
+            from .db import after_commit
+
+            after_commit(session, lambda: _after_commit([], [], sorted(
+                i for i in scan_ids if isinstance(i, int))))
         return
     deliveries: list[WebhookDelivery] = []
     webhook_events = [e for e in events if e.type in WEBHOOK_EVENTS]
@@ -83,14 +112,14 @@ def _before_commit(session: Session) -> None:
     from .db import after_commit
 
     delivery_ids = [d.id for d in deliveries]
-    scan_ids = [e.payload.get("id") for e in events
-                if e.type in SCAN_EVENTS and isinstance(e.payload, dict)]
-    after_commit(session, lambda: _after_commit(events, delivery_ids, scan_ids))
+    scan_list = sorted(i for i in scan_ids if isinstance(i, int))
+    after_commit(session, lambda: _after_commit(events, delivery_ids, scan_list))
 
 
 @sa_event.listens_for(Session, "after_rollback")
 def _drop(session: Session) -> None:
     session.info.pop("hooks.events", None)
+    session.info.pop(SCAN_KEY, None)
 
 
 def _after_commit(events: list[Event], delivery_ids: list[int], scan_ids: list[Any]) -> None:
