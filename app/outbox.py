@@ -31,7 +31,17 @@ from connectors.base import (
 from .api.schemas import conversation_schema, message_schema
 from .db import after_commit
 from .logs import register_channel_secrets
-from .models import Agent, Attachment, Channel, Conversation, Event, InboundEvent, Message, utcnow
+from .models import (
+    Agent,
+    Attachment,
+    Channel,
+    Conversation,
+    Event,
+    Identity,
+    InboundEvent,
+    Message,
+    utcnow,
+)
 from .realtime import record_event
 from .state import config, db, queue
 from .storage import attachment_path
@@ -100,19 +110,68 @@ def conversation_for_token(token: str) -> int | None:
     return None
 
 
-def last_inbound_at(session: Session, customer_id: int, channel_id: int):
-    return session.scalar(select(Message.created_at).where(
+def last_inbound_at(session: Session, customer_id: int, channel_id: int,
+                    senders: list[str] | None = None):
+    """When the customer last wrote on the channel (from one of `senders`, "kind:value",
+    when given: WhatsApp's window is per number)."""
+    stmt = select(Message.created_at).where(
         Message.customer_id == customer_id, Message.channel_id == channel_id,
-        Message.direction == "in").order_by(Message.id.desc()).limit(1))
+        Message.direction == "in")
+    if senders:
+        stmt = stmt.where(Message.meta["from"].as_string().in_(senders))
+    return session.scalar(stmt.order_by(Message.id.desc()).limit(1))
+
+
+def can_reach(channel_kind: str, identity_kind: str) -> bool:
+    return identity_kind in CHANNEL_IDENTITY_KINDS.get(channel_kind, ())
+
+
+def handle_forms(identity: Identity) -> list[str]:
+    """The "kind:value" forms one handle arrives as: a WhatsApp id and its phone number are
+    one WhatsApp user (the connector sends the phone as the sender when the wa_id is one)."""
+    from .customers import normalize_handle
+
+    forms = [f"{identity.kind}:{identity.value}"]
+    try:
+        if identity.kind == "whatsapp" and identity.value.isdigit():
+            forms.append("phone:" + normalize_handle("phone", "+" + identity.value))
+        elif identity.kind == "phone":
+            forms.append("whatsapp:" + normalize_handle("whatsapp", identity.value))
+    except ValueError:
+        pass
+    return forms
+
+
+def reply_target(session: Session, conversation: Conversation, identity_id: int,
+                 channel_id: int | None) -> tuple[Identity, int]:
+    """The handle an agent picked ("reply here" on the card) and the channel to reach it on:
+    the given one, else the customer's latest channel that can address that kind of handle."""
+    identity = session.get(Identity, identity_id)
+    if identity is None or identity.customer_id != conversation.customer_id:
+        raise ReplyError(f"identity {identity_id} is not a handle of this customer",
+                         field="identity_id")
+    if channel_id is None:
+        for candidate in customer_channel_ids(session, conversation.customer_id):
+            channel = session.get(Channel, candidate)
+            if channel is not None and channel.active and can_reach(channel.kind, identity.kind):
+                return identity, candidate
+        raise ReplyError(f"the customer wrote on no channel that reaches "
+                         f"{identity.kind}:{identity.value}", field="identity_id")
+    return identity, channel_id
 
 
 def check_channel_rules(session: Session, conversation: Conversation, channel: Channel,
-                        template: dict | None) -> None:
+                        template: dict | None, identity: Identity | None = None) -> None:
     """Refuse what the channel would refuse, before anything is queued."""
+    if identity is not None and not can_reach(channel.kind, identity.kind):
+        raise ReplyError(f"a {channel.kind} channel cannot send to the {identity.kind} handle "
+                         f"{identity.value}", field="identity_id")
     if channel.kind == "whatsapp" and template is None:
         from connectors.whatsapp import window_open
 
-        if not window_open(last_inbound_at(session, conversation.customer_id, channel.id), utcnow()):
+        senders = handle_forms(identity) if identity is not None else None
+        if not window_open(last_inbound_at(session, conversation.customer_id, channel.id,
+                                           senders), utcnow()):
             raise ReplyError("WhatsApp's 24-hour window is closed (the customer last wrote more "
                              "than 24 hours ago): send an approved template instead",
                              field="template")
@@ -121,11 +180,16 @@ def check_channel_rules(session: Session, conversation: Conversation, channel: C
 def enqueue_reply(session: Session, conversation: Conversation, agent: Agent | None, text: str,
                   channel_id: int | None = None, subject: str | None = None,
                   automated: bool = False, template: dict | None = None,
-                  attachments: list[dict] | None = None) -> Message:
+                  attachments: list[dict] | None = None,
+                  identity_id: int | None = None) -> Message:
     """Queue a reply. `attachments`: files already in storage, each {path, filename,
-    content_type, size}; they become the message's Attachment rows, committed with it."""
+    content_type, size}; they become the message's Attachment rows, committed with it.
+    `identity_id`: the customer's handle to send to (else the one they last wrote from)."""
+    identity = None
+    if identity_id is not None:
+        identity, channel_id = reply_target(session, conversation, identity_id, channel_id)
     channel = choose_channel(session, conversation, channel_id)
-    check_channel_rules(session, conversation, channel, template)
+    check_channel_rules(session, conversation, channel, template, identity)
     if attachments and template:
         raise ReplyError("a WhatsApp template cannot carry attachments", field="attachments")
     now = utcnow()
@@ -134,7 +198,8 @@ def enqueue_reply(session: Session, conversation: Conversation, agent: Agent | N
                       author_id=agent.id if agent else None, text=text,
                       subject=subject or conversation.subject, status="queued",
                       automated=automated, created_at=now, enqueued_at=now,
-                      meta={"template": template} if template else {},
+                      meta={**({"template": template} if template else {}),
+                            **({"to": f"{identity.kind}:{identity.value}"} if identity else {})},
                       attachments=[Attachment(path=a["path"], filename=a["filename"],
                                               content_type=a["content_type"], size=a.get("size"))
                                    for a in attachments or ()])

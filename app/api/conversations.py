@@ -206,7 +206,8 @@ def send_reply(conversation_id: int, reply):
     try:
         message = enqueue_reply(db.session, conversation, agent, reply["text"],
                                 channel_id=reply["channel_id"], subject=reply["subject"],
-                                template=reply["template"], attachments=files)
+                                template=reply["template"], attachments=files,
+                                identity_id=reply["identity_id"])
     except ReplyError as exc:
         db.session.rollback()
         abort(422, str(exc), detail={"json": {exc.field: [str(exc)]}})

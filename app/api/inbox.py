@@ -27,6 +27,7 @@ from ..models import (
     Team,
     utcnow,
 )
+from ..outbox import CHANNEL_IDENTITY_KINDS
 from ..realtime import record_event
 from ..search import search_customers, search_messages, snippet, terms
 from ..db import after_commit
@@ -173,6 +174,7 @@ def _reply_channels(customer_id: int) -> list[dict]:
     now = utcnow()
     channels = db.session.scalars(select(Channel).where(Channel.id.in_(latest)))
     result = [{"id": c.id, "kind": c.kind, "name": c.name, "last_inbound_at": latest[c.id],
+               "identity_kinds": list(CHANNEL_IDENTITY_KINDS.get(c.kind, ())),
                "window_open": c.kind != "whatsapp" or (latest[c.id] is not None
                                                        and now - latest[c.id] < WHATSAPP_WINDOW),
                "templates": _templates(c)}

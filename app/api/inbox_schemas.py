@@ -9,6 +9,7 @@ from .schemas import (
     ConversationQuery,
     CustomerBrief,
     CustomerOut,
+    IdentityOut,
     MessageOut,
 )
 
@@ -82,6 +83,8 @@ class ReplyChannelOut(Schema):
     id = Integer()
     kind = String()
     name = String()
+    identity_kinds = List(String(), metadata={"description": "kinds of customer handles this "
+                                                             "channel can send to"})
     last_inbound_at = DateTime(allow_none=True)
     window_open = Boolean(metadata={"description": "WhatsApp: inside the 24-hour window"})
     templates = List(Dict(), metadata={"description": "WhatsApp: approved templates "
@@ -94,9 +97,17 @@ class CardExtraOut(Schema):
     notes = List(Dict())
 
 
+class TimelineIdentityOut(IdentityOut):
+    id = Integer(metadata={"description": "identity_id for a reply to this handle"})
+
+
+class TimelineCustomerOut(CustomerOut):
+    identities = List(Nested(TimelineIdentityOut))
+
+
 class TimelineOut(Schema):
     conversation = Nested(ConversationOut)
-    customer = Nested(CustomerOut)
+    customer = Nested(TimelineCustomerOut)
     card = Nested(CardExtraOut)
     conversations = List(Nested(ConversationOut))
     messages = List(Nested(MessageOut))

@@ -146,6 +146,10 @@ class ReplyIn(Schema):
     # a WhatsApp approved template ({name, language: {code}, components}): the only thing
     # WhatsApp accepts once the customer's 24-hour window has closed
     template = Dict(load_default=None)
+    identity_id = Integer(load_default=None, allow_none=True, metadata={
+        "description": "send to this handle of the customer (an identity id from the "
+                       "customer's card); without channel_id, on the customer's latest "
+                       "channel that reaches it. Default: the handle they last wrote from"})
 
 
 class NoteIn(Schema):
