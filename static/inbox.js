@@ -258,9 +258,13 @@ function renderBulk() {
 
 function draftKey(id, mode) { return `tl-draft:${state.me.id}:${id}:${mode}`; }
 
+let openSeq = 0;
 async function openConversation(id) {
+  // j/k pressed quickly: timelines may answer out of order, the last pick wins
+  const seq = ++openSeq;
   let data;
-  try { data = await api(`/conversations/${id}/timeline`); } catch (e) { showError(e); return; }
+  try { data = await api(`/conversations/${id}/timeline`); } catch (e) { if (seq === openSeq) showError(e); return; }
+  if (seq !== openSeq) return;
   const previous = state.current;
   state.current = {
     id, conversation: data.conversation, data, mode: "reply",
@@ -749,8 +753,12 @@ function renderComposer() {
     sendButton.disabled = reply && (!ch || (windowClosed && !template)
       || cur.uploads.some((u) => !u.token));
   }
+  // the textarea holds cur.mode's draft only once a mode was set: before that it is empty,
+  // and saving it would wipe the draft a reload is meant to bring back
+  let modeLoaded = false;
   function setMode(mode) {
-    localStorage.setItem(draftKey(cur.id, cur.mode), text.value);
+    if (modeLoaded) localStorage.setItem(draftKey(cur.id, cur.mode), text.value);
+    modeLoaded = true;
     cur.mode = mode;
     form.classList.toggle("note-mode", mode === "note");
     tabs.querySelectorAll("button").forEach((b) => b.classList.toggle("active", b.dataset.mode === mode));
@@ -839,7 +847,7 @@ function renderComposer() {
     } catch (e) { showError(e); }
     updateRules();
   }
-  setTimeout(() => setMode("reply"), 0);
+  setTimeout(() => { if (!modeLoaded) setMode(cur.mode); }, 0);  // unless r or n came first
   return form;
 }
 

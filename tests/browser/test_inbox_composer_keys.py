@@ -1,0 +1,264 @@
+"""The inbox's working habits in a real browser: drafts across a reload, the "look first"
+collision guard, keyboard shortcuts, opt-in desktop notifications and `/shortcut` canned
+replies with their variables filled in."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from app.models import Agent, CannedReply
+from app.state import db
+from tests import inbox_helpers as h
+from tests.browser.test_inbox_browser import telegram_post, world  # noqa: F401
+from tests.conftest import release_db, wait_until
+from tests.inbox_helpers import shot, sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+SUPPORT_SECRET = "support-secret"
+
+
+def _open(page, name: str) -> None:
+    page.click(f".row:has-text('{name}')")
+    page.wait_for_selector(f".thread-head .customer-name:text-is('{name}')")
+    page.wait_for_selector("#composer-text")
+    page.wait_for_timeout(50)  # the composer settles its mode (and draft) on the next tick
+
+
+def _agent(email: str) -> Agent:
+    agent = db.session.scalar(select(Agent).where(Agent.email == email))
+    db.session.commit()
+    return agent
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_drafts_survive_a_reload(backend, world, browser):  # noqa: F811
+    server = world["server"]
+    page = sign_in(browser, server, "anna@example.com")
+    telegram_post(server, world["support"], SUPPORT_SECRET, 7401, 4401, "Можно поменять адрес?")
+    page.wait_for_selector(".row:has-text('Можно поменять адрес?')", timeout=10_000)
+    _open(page, "Ольга")
+    page.type("#composer-text", "Да, напишите новый адрес")
+    page.click("#composer .tabs [data-mode=note]")
+    page.type("#composer-text", "Уточнить у склада")
+    page.reload()  # the address bar holds /conversations/<id>: the page opens it again
+    page.wait_for_selector("body[data-ready=yes]")
+    page.wait_for_selector(".thread-head .customer-name:text-is('Ольга')")
+    page.wait_for_function("document.getElementById('composer-text').value !== ''", timeout=5_000)
+    assert page.input_value("#composer-text") == "Да, напишите новый адрес"
+    page.click("#composer .tabs [data-mode=note]")
+    assert page.input_value("#composer-text") == "Уточнить у склада"
+    page.click("#composer .tabs [data-mode=reply]")
+    assert page.input_value("#composer-text") == "Да, напишите новый адрес"
+    shot(page, "inbox-draft-after-reload")
+    # moving to another conversation and back keeps it too; sending clears it
+    telegram_post(server, world["support"], SUPPORT_SECRET, 7402, 4402, "Другой вопрос", "Пётр")
+    page.wait_for_selector(".row:has-text('Другой вопрос')", timeout=10_000)
+    _open(page, "Пётр")
+    assert page.input_value("#composer-text") == ""
+    _open(page, "Ольга")
+    assert page.input_value("#composer-text") == "Да, напишите новый адрес"
+    page.press("#composer-text", "Control+Enter")
+    page.wait_for_selector(".msg.out:has-text('Да, напишите новый адрес')", timeout=10_000)
+    page.reload()
+    page.wait_for_selector("body[data-ready=yes]")
+    page.wait_for_selector(".msg.out:has-text('Да, напишите новый адрес')")
+    page.wait_for_timeout(100)
+    assert page.input_value("#composer-text") == ""
+    page.click("#composer .tabs [data-mode=note]")
+    assert page.input_value("#composer-text") == "Уточнить у склада"  # the note's draft stays
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_collision_asks_to_look_first(backend, world, browser):  # noqa: F811
+    server, telegram = world["server"], world["telegram"]
+    boris_token = h.token(_agent("boris@example.com"))
+    page = sign_in(browser, server, "anna@example.com")
+    telegram_post(server, world["support"], SUPPORT_SECRET, 7501, 4501, "Когда доставка?")
+    page.wait_for_selector(".row:has-text('Когда доставка?')", timeout=10_000)
+    _open(page, "Ольга")
+    page.type("#composer-text", "Завтра до обеда")
+    # the customer writes again while Anna types
+    telegram_post(server, world["support"], SUPPORT_SECRET, 7502, 4501, "Ой, а можно вечером?")
+    page.wait_for_selector(".msg.in:has-text('Ой, а можно вечером?')", timeout=10_000)
+    page.press("#composer-text", "Control+Enter")
+    page.wait_for_selector("#collision:not([hidden])")
+    assert "Look at them first" in page.inner_text("#collision")
+    page.wait_for_timeout(700)  # time enough for a reply that should not have gone out
+    assert page.locator(".msg.out").count() == 0
+    assert telegram.calls("sendMessage") == []
+    assert page.input_value("#composer-text") == "Завтра до обеда"
+    shot(page, "inbox-collision-warning")
+    page.press("#composer-text", "Control+Enter")  # looked: the second press sends
+    page.wait_for_selector(".msg.out:has-text('Завтра до обеда')", timeout=10_000)
+    page.wait_for_selector("#collision", state="hidden")
+    (sent,) = telegram.wait_for("sendMessage", 1, timeout=10)
+    assert sent.params["text"] == "Завтра до обеда"
+    # another agent's reply while Anna types asks her to look first as well
+    conversation_id = page.evaluate("window.threadline.state.current.id")
+    page.type("#composer-text", "Вечером тоже можно")
+    answer = requests.post(f"{server.url}/api/v1/conversations/{conversation_id}/messages",
+                           json={"text": "Курьер приедет в 19:00"},
+                           headers={"Authorization": f"Bearer {boris_token}"}, timeout=10)
+    assert answer.status_code == 201, answer.text
+    page.wait_for_selector(".msg.out:has-text('Курьер приедет в 19:00')", timeout=10_000)
+    page.press("#composer-text", "Control+Enter")
+    page.wait_for_selector("#collision:not([hidden])")
+    page.wait_for_timeout(300)
+    assert page.locator(".msg.out:has-text('Вечером тоже можно')").count() == 0
+    page.press("#composer-text", "Control+Enter")
+    page.wait_for_selector(".msg.out:has-text('Вечером тоже можно')", timeout=10_000)
+    shot(page, "inbox-collision-sent")
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_keyboard_shortcuts(backend, world, browser):  # noqa: F811
+    server = world["server"]
+    page = sign_in(browser, server, "anna@example.com")
+    for n, name in enumerate(["Алиса", "Виктор", "Галина"]):  # the newest is listed first
+        telegram_post(server, world["support"], SUPPORT_SECRET, 7601 + n, 4601 + n, f"Вопрос от {name}", name)
+    page.wait_for_selector(".row:has-text('Вопрос от Алиса')", timeout=10_000)
+    page.wait_for_selector(".row:has-text('Вопрос от Галина')", timeout=10_000)
+    assert page.locator(".row").count() == 3
+
+    def current() -> str:
+        page.wait_for_function("(n) => document.querySelectorAll('.row.active').length === 1", arg=1)
+        return page.inner_text(".row.active .customer")
+
+    page.keyboard.press("j")
+    page.wait_for_selector(".thread-head .customer-name:text-is('Галина')")
+    assert current() == "Галина"
+    page.keyboard.press("j")
+    page.wait_for_selector(".thread-head .customer-name:text-is('Виктор')")
+    assert current() == "Виктор"
+    page.keyboard.press("j")
+    page.keyboard.press("k")
+    page.wait_for_selector(".thread-head .customer-name:text-is('Виктор')")
+    page.wait_for_timeout(200)  # both moves answered: Алиса, then back to Виктор
+    assert current() == "Виктор"
+    # r: the reply composer has the focus
+    page.keyboard.press("r")
+    assert page.evaluate("document.activeElement.id") == "composer-text"
+    assert not page.locator("#composer").evaluate("f => f.classList.contains('note-mode')")
+    assert page.input_value("#composer-text") == ""  # the key itself is not typed
+    page.keyboard.press("Escape")  # leaves the composer
+    assert page.evaluate("document.activeElement.id") != "composer-text"
+    # n: note mode, focused
+    page.keyboard.press("n")
+    assert page.evaluate("document.activeElement.id") == "composer-text"
+    page.wait_for_selector("#composer.note-mode .tabs [data-mode=note].active")
+    assert page.input_value("#composer-text") == ""
+    page.keyboard.type("j k e")  # typed into the note, not taken as shortcuts
+    assert page.input_value("#composer-text") == "j k e"
+    assert page.inner_text(".thread-head .customer-name") == "Виктор"
+    page.keyboard.press("Escape")
+    # e: resolved, and it leaves the "All open" list
+    page.keyboard.press("e")
+    page.wait_for_selector("#actions [data-action=reopen]", timeout=10_000)
+    page.wait_for_selector(".row:has-text('Вопрос от Виктор')", state="detached", timeout=10_000)
+    assert page.evaluate("window.threadline.state.current.conversation.status") == "resolved"
+    assert page.locator(".row").count() == 2
+    # /: the search box, without a "/" typed into it
+    page.keyboard.press("/")
+    assert page.evaluate("document.activeElement.id") == "search"
+    assert page.input_value("#search") == ""
+    page.keyboard.type("Галина")
+    page.wait_for_selector("#search-results:not([hidden]) mark", timeout=10_000)
+    shot(page, "inbox-keyboard")
+
+
+NOTIFICATION_SPY = """
+(() => {
+  const Real = window.Notification;
+  window.__notifications = [];
+  function Spy(title, options) {
+    window.__notifications.push({ title, body: options && options.body, tag: options && options.tag });
+    try { return new Real(title, options); } catch (e) { return {}; }
+  }
+  Object.defineProperty(Spy, "permission", { get: () => Real.permission });
+  Spy.requestPermission = (...args) => Real.requestPermission(...args);
+  window.Notification = Spy;
+})();
+"""
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_notifications_for_my_conversations_only(backend, world, browser):  # noqa: F811
+    server = world["server"]
+    anna = _agent("anna@example.com")
+    mine = h.conversation_of(h.inbound(world["support"], 4701, "Первое сообщение", "Мария"))
+    h.inbound(world["support"], 4702, "Чужой вопрос", "Николай")
+    mine.assignee_id = anna.id
+    # h.inbound expired every object: load what the test reads later, then let go of the
+    # database (an expired attribute read later would hold SQLite's write lock)
+    db.session.refresh(world["support"])
+    mine_id = mine.id
+    release_db()
+    page = sign_in(browser, server, "anna@example.com")
+    page.context.grant_permissions(["notifications"], origin=server.url)
+    page.context.add_init_script(NOTIFICATION_SPY)
+    page.reload()
+    page.wait_for_selector("body[data-live=yes]")
+    assert page.evaluate("Notification.permission") == "granted"
+    page.wait_for_selector(".row:has-text('Мария') .assignee:text-is('Anna Agent')")
+    # off until the agent opts in
+    telegram_post(server, world["support"], SUPPORT_SECRET, 7701, 4701, "До включения", "Мария")
+    page.wait_for_selector(".row:has-text('До включения')", timeout=10_000)
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__notifications") == []
+    page.click("#notify")
+    page.wait_for_selector("#notify:has-text('Notifications on')")
+    assert page.evaluate("localStorage.getItem('tl-notify')") == "1"
+    # one not assigned to me, then one assigned to me
+    telegram_post(server, world["support"], SUPPORT_SECRET, 7702, 4702, "Николай снова пишет", "Николай")
+    page.wait_for_selector(".row:has-text('Николай снова пишет')", timeout=10_000)
+    telegram_post(server, world["support"], SUPPORT_SECRET, 7703, 4701, "Мария ждёт ответа", "Мария")
+    page.wait_for_selector(".row:has-text('Мария ждёт ответа')", timeout=10_000)
+    wait_until(lambda: page.evaluate("window.__notifications.length") >= 1, timeout=10,
+               message="a desktop notification")
+    page.wait_for_timeout(300)
+    calls = page.evaluate("window.__notifications")
+    assert calls == [{"title": "New message from Мария", "body": "Мария ждёт ответа",
+                      "tag": f"tl-{mine_id}"}], json.dumps(calls, ensure_ascii=False)
+    # the opt-in is remembered across a reload
+    page.reload()
+    page.wait_for_selector("body[data-live=yes]")
+    page.wait_for_selector("#notify:has-text('Notifications on')")
+    shot(page, "inbox-notifications")
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_canned_reply_by_shortcut_fills_variables(backend, world, browser):  # noqa: F811
+    server, telegram = world["server"], world["telegram"]
+    db.session.add_all([
+        CannedReply(shortcut="hello", title="Greeting",
+                    text="Здравствуйте, {{customer.first_name}}! Меня зовут {{ agent.name }}."),
+        CannedReply(shortcut="thanks", title="Thanks", text="Спасибо, {{customer.name}}!"),
+    ])
+    db.session.commit()
+    release_db()
+    page = sign_in(browser, server, "anna@example.com")
+    telegram_post(server, world["support"], SUPPORT_SECRET, 7801, 4801, "Есть вопрос", "Ольга Петрова")
+    page.wait_for_selector(".row:has-text('Есть вопрос')", timeout=10_000)
+    _open(page, "Ольга Петрова")
+    page.type("#composer-text", "Добрый день. /he")
+    page.wait_for_selector("#composer .suggestions:not([hidden]) [data-shortcut=hello]")
+    assert page.locator("#composer .suggestions [data-shortcut]").count() == 1  # not /thanks
+    shot(page, "inbox-canned-suggestions")
+    page.press("#composer-text", "Tab")
+    expected = "Добрый день. Здравствуйте, Ольга! Меня зовут Anna Agent."
+    assert page.input_value("#composer-text") == expected
+    assert page.locator("#composer .suggestions").is_hidden()
+    # a click on a suggestion works the same; the full name fills {{customer.name}}
+    page.type("#composer-text", " /th")
+    page.click("#composer .suggestions [data-shortcut=thanks]")
+    expected += " Спасибо, Ольга Петрова!"
+    assert page.input_value("#composer-text") == expected
+    page.press("#composer-text", "Control+Enter")
+    page.wait_for_selector(f".msg.out:has-text('{expected}')", timeout=10_000)
+    (sent,) = telegram.wait_for("sendMessage", 1, timeout=10)
+    assert sent.params["text"] == expected
+    shot(page, "inbox-canned-sent")
