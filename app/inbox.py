@@ -76,6 +76,8 @@ def ui_strings() -> dict[str, str]:
         "no_conflicts": _("No conflicting fields."), "moves": _("Moves"),
         "merged": _("Customers merged"), "unmerged": _("Merge undone"), "unmerge": _("Unmerge"),
         "merges": _("Merges"), "merged_from": _("Merged from customer #{id}"),
+        "reply_here": _("Reply here"), "reply_here_via": _("Reply to this handle via {channel}"),
+        "keep_customer": _("Customer to keep (the other is merged into it):"),
         "snooze_until": _("Snooze until"), "shortcuts": _(
             "j/k move · Enter open · r reply · n note · e resolve · / search · x select"),
     }

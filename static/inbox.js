@@ -425,8 +425,8 @@ function renderCard() {
   return el("aside", { class: "card", "aria-label": T.card },
     el("h3", {}, customer.name || "—"),
     field("", customer.company),
-    (customer.identities || []).map((i) => el("div", { class: `identity${i.reachable ? "" : " unreachable"}` },
-      el("span", { class: "icon" }, ICONS[i.kind] || "•"), ` ${i.value}`)),
+    (customer.identities || []).map((i) => el("div", { class: `identity${i.reachable ? "" : " unreachable"}`, "data-identity": i.id },
+      el("span", { class: "icon" }, ICONS[i.kind] || "•"), ` ${i.value}`, replyHere(i))),
     (customer.tags || []).length ? el("div", { class: "tags" }, customer.tags.map((t) => el("span", { class: "tag" }, t))) : null,
     Object.entries(customer.custom_fields || {}).map(([k, v]) => field(k, String(v))),
     card.orders.length ? [el("h4", {}, T.orders), card.orders.map((o) => el("div", { class: "line" },
@@ -434,6 +434,19 @@ function renderCard() {
     card.deals.length ? [el("h4", {}, T.deals), renderDeals(card.deals)] : null,
     card.notes.length ? [el("h4", {}, T.notes), card.notes.map((n) => el("div", { class: "line note" }, n.text))] : null,
     renderMerges(customer.id));
+}
+
+// "Reply here" on a handle: one button per reply channel that can reach it; the composer
+// takes that channel and handle (the reply carries identity_id) and gets the focus.
+function replyHere(identity) {
+  const cur = state.current;
+  const targets = (cur.data.reply_channels || []).filter((ch) => (ch.identity_kinds || []).includes(identity.kind));
+  if (!targets.length) return null;
+  return el("span", { class: "reply-here" },
+    el("span", { class: "via" }, ` · ${targets.map((ch) => ch.name).join(", ")} `),
+    targets.map((ch) => el("button", { type: "button", "data-action": "reply-here", "data-channel": ch.id,
+      title: fmt(T.reply_here_via, { channel: ch.name }), onclick: () => cur.replyHere && cur.replyHere(identity, ch.id) },
+      `↩ ${targets.length > 1 ? ch.name : T.reply_here}`)));
 }
 
 // --- merge suggestions (issue 8) ---------------------------------------------------------------
@@ -504,9 +517,11 @@ function renderSuggestion(s) {
     review);
 }
 
-async function renderReview(s) {
-  // the suggestion keeps its first customer ("this"), the other is merged into it
-  const keep = s.customer, other = s.other_customer;
+async function renderReview(s, keepId = s.customer.id) {
+  // the agent picks the survivor (the suggestion's first customer unless changed); the other
+  // is merged into it, conflicts read "this" = the survivor
+  const keep = keepId === s.other_customer.id ? s.other_customer : s.customer;
+  const other = keep === s.customer ? s.other_customer : s.customer;
   const preview = await api(`/customers/${keep.id}/merge/preview`, { method: "POST", body: JSON.stringify({ other_id: other.id }) });
   const show = (v) => (v === null || v === undefined ? "—" : typeof v === "object" ? JSON.stringify(v) : String(v));
   const conflicts = preview.conflicts.map((c) => el("fieldset", { class: "conflict", "data-field": c.field },
@@ -517,7 +532,12 @@ async function renderReview(s) {
   const moves = Object.entries(preview.moves || {}).filter(([, n]) => n).map(([k, n]) => `${k}: ${n}`).join(", ");
   const reason = el("input", { type: "text", class: "merge-reason", placeholder: T.merge_reason, "aria-label": T.merge_reason, maxLength: 2000 });
   const button = el("button", { type: "button", class: "primary", "data-action": "merge" }, T.merge);
-  const form = el("div", { class: "merge-form" },
+  const survivor = el("fieldset", { class: "survivor" }, el("legend", {}, T.keep_customer),
+    [s.customer, s.other_customer].map((c) => el("label", { class: "choice" },
+      el("input", { type: "radio", name: `merge-${s.id}-keep`, value: c.id, checked: c.id === keep.id, "data-keep": c.id,
+        onchange: async () => { try { form.replaceWith(await renderReview(s, c.id)); } catch (e) { showError(e); } } }),
+      " ", customerLabel(c))));
+  const form = el("div", { class: "merge-form" }, survivor,
     el("div", { class: "merge-into" }, fmt(T.merge_into, { other: other.name || "—", keep: keep.name || "—" })),
     conflicts.length ? conflicts : el("div", { class: "muted" }, T.no_conflicts),
     moves ? el("div", { class: "muted" }, `${T.moves}: ${moves}`) : null,
@@ -678,6 +698,9 @@ function renderComposer() {
     channels.map((ch) => el("option", { value: ch.id, selected: ch.id === defaultChannel }, `${ICONS[ch.kind] || ""} ${ch.name}`)));
   const subject = el("input", { id: "composer-subject", placeholder: T.subject, value: cur.conversation.subject || "" });
   const rules = el("div", { class: "rules", id: "composer-rules" });
+  // the handle picked by "reply here" on the card (else the one the customer last wrote from)
+  const toChip = el("span", { class: "reply-to", id: "composer-to", hidden: true });
+  cur.to = null;
   // WhatsApp's window closed: only an approved template may go out
   const templatePicker = el("select", { id: "composer-template", hidden: true,
     "aria-label": T.template || "Template", onchange: () => updateRules() });
@@ -695,7 +718,7 @@ function renderComposer() {
     el("button", { type: "button", "data-mode": "reply", onclick: () => setMode("reply") }, T.reply),
     el("button", { type: "button", "data-mode": "note", onclick: () => setMode("note") }, T.note));
   const form = el("form", { class: "composer", id: "composer", onsubmit: (e) => { e.preventDefault(); send(); } },
-    tabs, el("div", { class: "route" }, picker, subject, templatePicker), rules, suggestions, text, chips,
+    tabs, el("div", { class: "route" }, picker, toChip, subject, templatePicker), rules, suggestions, text, chips,
     el("div", { class: "buttons" }, attachButton, fileInput, sendButton));
 
   function renderChips() {
@@ -729,6 +752,10 @@ function renderComposer() {
   function updateRules() {
     const ch = channel();
     const reply = cur.mode === "reply";
+    if (cur.to && !(ch && (ch.identity_kinds || []).includes(cur.to.kind))) cur.to = null;  // another channel picked
+    toChip.hidden = !(reply && cur.to);
+    if (cur.to) toChip.replaceChildren(`→ ${ICONS[cur.to.kind] || ""} ${cur.to.value}`, el("button", { type: "button", class: "x",
+      title: T.remove || "Remove", onclick: () => { cur.to = null; updateRules(); } }, "×"));
     picker.hidden = !reply; subject.hidden = !(reply && ch && ch.kind === "email");
     const notes = [];
     if (reply && !ch) notes.push(T.no_channel);
@@ -769,6 +796,13 @@ function renderComposer() {
   }
   cur.setMode = setMode;
   cur.focusComposer = (mode) => { setMode(mode); text.focus(); };
+  cur.replyHere = (identity, channelId) => {
+    setMode("reply");
+    picker.value = String(channelId);
+    cur.to = identity;
+    updateRules();
+    text.focus();
+  };
 
   function showSuggestions() {
     const m = /(^|\s)\/([\w-]*)$/.exec(text.value.slice(0, text.selectionStart));
@@ -835,7 +869,7 @@ function renderComposer() {
         : await api(`/conversations/${cur.id}/messages`, { method: "POST", body: JSON.stringify({
             text: body || (template ? `[template ${template.name}]` : ""),
             template: template ? { name: template.name, language: { code: template.language } } : null,
-            channel_id: Number(picker.value) || null, attachments: tokens,
+            channel_id: Number(picker.value) || null, attachments: tokens, identity_id: cur.to ? cur.to.id : null,
             subject: !subject.hidden && subject.value ? subject.value : null }) });
       replaceMessage(message);
       text.value = "";

@@ -208,6 +208,44 @@ def test_merge_then_unmerge_restores_every_row(ctx, api, admin):
     assert api.post(f"/customers/{a.id}/unmerge", json={}).status_code == 409
 
 
+def test_accept_keeping_the_newer_customer_then_unmerge(ctx, api):
+    """The agent picks the survivor: the suggestion's second (newer) customer is kept, the
+    older one merged into it; unmerge still restores every row exactly."""
+    wa, tg = _channel("whatsapp", "WA"), _channel("telegram", "TG")
+    _inbound(wa, "wamid.1", Handle("whatsapp", WA_ID), "Привет", sender_name="Ivan",
+             also_known_as=(Handle("phone", PHONE),))
+    _inbound(tg, "tg.1", Handle("telegram", "42"), "my number is +7 916 123 45 67",
+             sender_name="Ivan Petrov", evidence=(Handle("phone", PHONE, verified=False),))
+    older, newer = _customer_of("phone", PHONE).id, _customer_of("telegram", "42").id
+    assert api.post("/orders", json={"customer_id": older, "external_ref": "o-1",
+                                     "total": "10"}).status_code == 201
+    assert api.post("/notes", json={"customer_id": newer, "text": "VIP"}).status_code == 201
+    db.session.expire_all()
+    before = _state()
+
+    (suggestion,) = api.get("/merge-suggestions").json["items"]
+    assert suggestion["customer"]["id"] == older
+    stranger = api.post(f"/merge-suggestions/{suggestion['id']}/accept", json={"keep": 999999})
+    assert stranger.status_code == 422 and "keep" in stranger.json["detail"]["json"]
+    accepted = api.post(f"/merge-suggestions/{suggestion['id']}/accept",
+                        json={"keep": newer, "choose": {"name": "other"}, "reason": "same phone"})
+    assert accepted.status_code == 201, accepted.json
+    assert (accepted.json["target_id"], accepted.json["source_id"]) == (newer, older)
+    db.session.expire_all()
+    kept, gone = db.session.get(Customer, newer), db.session.get(Customer, older)
+    assert gone.merged_into_id == newer and kept.name == "Ivan"
+    assert {i.kind for i in kept.identities} == {"whatsapp", "phone", "telegram"}
+    assert {o.customer_id for o in db.session.scalars(select(Order))} == {newer}
+    # the older customer's open conversation is resolved: one open conversation per customer
+    statuses = {c.id: c.status for c in db.session.scalars(select(Conversation))}
+    assert sorted(statuses.values()) == ["open", "resolved"]
+
+    undone = api.post(f"/customers/{newer}/unmerge", json={"reason": "not sure"})
+    assert undone.status_code == 200, undone.json
+    db.session.expire_all()
+    assert _state() == before
+
+
 def test_card_update_and_search(ctx, api):
     wa = _channel("whatsapp", "WA")
     _inbound(wa, "w1", Handle("whatsapp", WA_ID), "Hi", sender_name="Иван Петров",

@@ -1,5 +1,6 @@
 """Merge suggestions in a real browser: the queue in the left pane, Review shows the field
-conflicts with a choice per field, Merge; then Unmerge from the customer card restores both."""
+conflicts with a choice per field and lets the agent pick the customer to keep, Merge; then
+Unmerge from the customer card restores both."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -66,7 +67,14 @@ def test_review_merge_and_unmerge(backend, ctx, admin, start_server, browser):
     suggestion.locator("[data-action=review]").click()
     conflict = page.locator("fieldset.conflict[data-field=name]")
     conflict.wait_for(timeout=10_000)
-    conflict.locator("input[data-side=other]").check()
+    # the suggestion's first customer (WhatsApp Ivan) is kept unless the agent picks the other
+    assert page.is_checked(f"fieldset.survivor input[data-keep='{ivan}']")
+    assert "Ivan is merged into Ivan Petrov" not in page.inner_text(".merge-into")
+    page.check(f"fieldset.survivor input[data-keep='{other}']")
+    page.wait_for_selector(".merge-into:has-text('Ivan is merged into Ivan Petrov')", timeout=10_000)
+    conflict = page.locator("fieldset.conflict[data-field=name]")
+    assert conflict.locator("input[data-side=this]").is_checked()
+    assert "Ivan Petrov" in conflict.locator("label:has(input[data-side=this])").inner_text()
     page.fill(".merge-reason", "same phone")
     shot(page, "merge-review")
     page.click("[data-action=merge]")
@@ -74,7 +82,7 @@ def test_review_merge_and_unmerge(backend, ctx, admin, start_server, browser):
     page.wait_for_selector("[data-view=merge-suggestions] .count.zero", state="attached", timeout=10_000)
 
     db.session.expire_all()
-    kept, gone = db.session.get(Customer, ivan), db.session.get(Customer, other)
+    kept, gone = db.session.get(Customer, other), db.session.get(Customer, ivan)
     assert gone.merged_into_id == kept.id
     assert kept.name == "Ivan Petrov"
     assert {i.kind for i in kept.identities} == {"whatsapp", "phone", "telegram"}
@@ -85,15 +93,15 @@ def test_review_merge_and_unmerge(backend, ctx, admin, start_server, browser):
     page.click(".row:has-text('Ivan Petrov')")
     page.wait_for_selector(".card [data-action=unmerge]", timeout=10_000)
     card_text = page.inner_text(".card .card-merges")
-    assert f"Merged from customer #{other}" in card_text and "object" not in card_text
+    assert f"Merged from customer #{ivan}" in card_text and "object" not in card_text
     shot(page, "merge-card")
     page.click(".card [data-action=unmerge]")
     page.wait_for_selector(".card .card-merges:empty", state="attached", timeout=10_000)
     db.session.expire_all()
-    kept, back = db.session.get(Customer, ivan), db.session.get(Customer, other)
+    kept, back = db.session.get(Customer, other), db.session.get(Customer, ivan)
     assert back.merged_into_id is None
-    assert kept.name == "Ivan" and back.name == "Ivan Petrov"
-    assert {i.kind for i in kept.identities} == {"whatsapp", "phone"}
-    assert {i.kind for i in back.identities} == {"telegram"}
+    assert kept.name == "Ivan Petrov" and back.name == "Ivan"
+    assert {i.kind for i in kept.identities} == {"telegram"}
+    assert {i.kind for i in back.identities} == {"whatsapp", "phone"}
     release_db()
     shot(page, "merge-unmerged")
