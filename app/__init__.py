@@ -77,6 +77,7 @@ def create_app(config: dict[str, Any] | None = None, **overrides: Any) -> APIFla
     app.register_blueprint(auth_bp)
     app.register_blueprint(inbox_bp)
     from .board import bp as board_bp; app.register_blueprint(board_bp)  # noqa: E702
+    from .canned import bp as canned_bp; app.register_blueprint(canned_bp)  # noqa: E702
     app.register_blueprint(api_bp)
     app.register_blueprint(webhooks_bp)
     csrf.exempt(webhooks_bp)

@@ -680,6 +680,15 @@ function renderActions() {
 
 // --- the composer ----------------------------------------------------------------------------
 
+// canned replies change on the admins' page: the list is fetched again (at most every few
+// seconds) when an agent starts a /shortcut, so an open page never needs a reload for them
+let cannedFetchedAt = Date.now();
+function refreshCanned(then) {
+  if (Date.now() - cannedFetchedAt < 5000) return;
+  cannedFetchedAt = Date.now();
+  api("/canned-replies").then((r) => { state.canned = r.items; then(); }).catch(() => {});
+}
+
 function cannedFill(text) {
   const customer = state.current.data.customer;
   const values = {
@@ -805,7 +814,9 @@ function renderComposer() {
   };
 
   function showSuggestions() {
-    const m = /(^|\s)\/([\w-]*)$/.exec(text.value.slice(0, text.selectionStart));
+    // shortcuts may be Cyrillic (the API takes any letter): Unicode letters, not ASCII \w
+    const m = /(^|\s)\/([\p{L}\p{N}_-]*)$/u.exec(text.value.slice(0, text.selectionStart));
+    if (m && m[2] === "") refreshCanned(showSuggestions);
     const matches = m ? state.canned.filter((c) => c.shortcut.startsWith(m[2])).slice(0, 6) : [];
     suggestions.hidden = !matches.length;
     suggestions.replaceChildren(...matches.map((c, i) => el("button", { type: "button", class: i === 0 ? "first" : "",
