@@ -133,16 +133,18 @@ def _apply_event(session: Session, event: InboundEvent) -> None:
     channel = session.get(Channel, event.channel_id)
     connector = get_connector(channel.kind)
     register_channel_secrets(connector, channel.settings)
-    event.attempts += 1
-    event.processed_at = utcnow()
     try:
         records = connector.parse(channel.settings, event.payload)
     except Exception as exc:
         log.warning("inbound event %s failed: %s: %s", event.id, type(exc).__name__, exc)
-        event.status, event.error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
-        return
-    apply_records(session, channel, records)
-    event.status, event.error = "processed", None
+        status, error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
+    else:
+        apply_records(session, channel, records)
+        status, error = "processed", None
+    # set together after applying: one UPDATE of the event row, not one per autoflush
+    event.status, event.error = status, error
+    event.attempts += 1
+    event.processed_at = utcnow()
 
 
 def process_received() -> int:
@@ -291,6 +293,7 @@ def _add_inbound_message(session: Session, channel: Channel, inbound: Inbound) -
         text=inbound.text, html=inbound.html, external_id=inbound.external_id,
         status="received", automated=inbound.automated, created_at=inbound.sent_at,
         meta={**inbound.meta, "from": f"{inbound.sender.kind}:{inbound.sender.value}"},
+        attachments=[],  # a new message has none yet: saves a lazy SELECT per message
     )
     replied = _find_message(session, channel, inbound.reply_to_external_id)
     if replied is not None:
