@@ -34,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
         "inprocess_threads": 2,  # worker threads of the embedded default
         # inbound events a worker applies in one transaction (one commit, one job per batch)
         "ingest_batch": 100,
+        "send_batch": 20,        # queued replies a worker claims at once (then sends in turn)
         "queue": "threadline",   # rq queue name
         # a site-chat reply the widget never showed is emailed (when the visitor left an
         # address) after this many seconds

@@ -28,6 +28,7 @@ def _register_tasks() -> None:
     task(ingest.process_event)
     task(ingest.process_received)
     task(outbox.send_message)
+    task(outbox.send_queued)
     task(outbox.sweep)
 
 

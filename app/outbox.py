@@ -212,7 +212,7 @@ def enqueue_reply(session: Session, conversation: Conversation, agent: Agent | N
     record_event(session, "message.created", message_schema.dump(message), conversation.channel_id)
     record_event(session, "conversation.updated", conversation_schema.dump(conversation),
                  conversation.channel_id)
-    after_commit(session, lambda: queue.enqueue("send_message", message.id))
+    after_commit(session, lambda: queue.wake("send_queued"))
     return message
 
 
@@ -237,7 +237,7 @@ def retry_message(session: Session, message: Message) -> None:
     session.flush()
     record_event(session, "message.updated", message_schema.dump(message),
                  message.conversation.channel_id)
-    after_commit(session, lambda: queue.enqueue("send_message", message.id))
+    after_commit(session, lambda: queue.wake("send_queued"))
 
 
 # --- the send job ------------------------------------------------------------------------
@@ -313,10 +313,53 @@ def backoff_delay(attempt: int, retry_after: float | None = None) -> float:
 
 
 def send_message(message_id: int) -> str:
+    """Send one message (the sweeper's retries); replies wake `send_queued` instead."""
     session = db.session
     if not _claim(session, message_id):
         return "skipped"
-    message = session.get(Message, message_id)
+    return _send_claimed(session, message_id)
+
+
+def send_queued() -> int:
+    """The outbox drain: claim up to `jobs.send_batch` due messages in one transaction, send
+    them one by one, until none is due; returns how many it took.
+
+    One job and one claiming commit per batch instead of per reply. A full batch wakes
+    another drain so a second worker joins in; PostgreSQL rows are claimed with SKIP
+    LOCKED, and each result is committed right after its send, so a dead worker leaves at
+    most the one message it was sending for the sweeper (as before).
+    """
+    queue.awake("send_queued")
+    limit = int(config["jobs"]["send_batch"])
+    taken = 0
+    while True:
+        claimed = _claim_due(db.session, limit)
+        if not claimed:
+            return taken
+        taken += len(claimed)
+        if len(claimed) == limit:
+            queue.wake("send_queued")
+        for message_id in claimed:
+            _send_claimed(db.session, message_id)
+
+
+def _claim_due(session: Session, limit: int) -> list[int]:
+    now = utcnow()
+    claimed = list(session.scalars(
+        select(Message.id).where(Message.status == "queued",
+                                 or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= now))
+        .order_by(Message.id).limit(limit).with_for_update(skip_locked=True)))
+    if claimed:
+        session.execute(update(Message).where(Message.id.in_(claimed))
+                        .values(status="sending", locked_at=now, attempts=Message.attempts + 1)
+                        .execution_options(synchronize_session=False))
+    session.commit()
+    return claimed
+
+
+def _send_claimed(session: Session, message_id: int) -> str:
+    # the claim updated the row behind the session's back: load what it wrote
+    message = session.get(Message, message_id, populate_existing=True)
     channel = session.get(Channel, message.channel_id)
     connector = get_connector(channel.kind)
     register_channel_secrets(connector, channel.settings)

@@ -71,8 +71,8 @@ def email_unseen_replies() -> int:
             queued.append(email.id)
         for reply in replies:
             reply.meta = {**reply.meta, "emailed": outcome}
-    for email_id in queued:
-        after_commit(session, lambda email_id=email_id: queue.enqueue("send_message", email_id))
+    if queued:
+        after_commit(session, lambda: queue.wake("send_queued"))
     session.commit()
     if queued:
         log.info("widget: %d unseen repl(ies) emailed to visitors", len(queued))

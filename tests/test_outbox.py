@@ -144,3 +144,41 @@ def test_worker_killed_mid_send_is_recovered(app, api, backend, conversation, te
     assert message.status == "sent" and message.attempts == 2
     assert len(db.session.scalars(select(Message).where(Message.direction == "out")).all()) == 1
     assert telegram_api.delivery_count(4242, "survive") == 2
+
+
+def test_a_burst_of_replies_is_drained_in_batches_each_sent_once(app, api, conversation,
+                                                                  telegram_api):
+    app.config["THREADLINE"]["jobs"]["send_batch"] = 7
+    texts = [f"Ответ {n}: zażółć" for n in range(30)]
+    ids = []
+    for text in texts:
+        response = api.post(f"/conversations/{conversation.id}/messages", json={"text": text})
+        assert response.status_code == 201, response.json
+        ids.append(response.json["id"])
+    run_jobs(app)
+    sent = [call.params["text"] for call in telegram_api.calls("sendMessage")]
+    assert sorted(sent) == sorted(texts)  # every reply once: none missing, none twice
+    assert {message_state(i).status for i in ids} == {"sent"}
+    assert {message_state(i).attempts for i in ids} == {1}
+
+
+def test_the_drain_leaves_a_retry_that_is_not_due(app, api, conversation, telegram_api):
+    from app.outbox import send_queued
+
+    telegram_api.fail_next("sendMessage", 502, "Bad Gateway")
+    first = api.post(f"/conversations/{conversation.id}/messages", json={"text": "первый"}).json
+    run_jobs(app)
+    assert message_state(first["id"]).status == "queued"  # waiting for its backoff
+    message = message_state(first["id"])
+    from datetime import timedelta
+
+    from app.models import utcnow
+
+    message.next_attempt_at = utcnow() + timedelta(minutes=5)
+    db.session.commit()
+    second = api.post(f"/conversations/{conversation.id}/messages", json={"text": "второй"}).json
+    run_jobs(app)
+    assert send_queued() == 0
+    assert message_state(second["id"]).status == "sent"
+    assert message_state(first["id"]).status == "queued" and message_state(first["id"]).attempts == 1
+    assert [c.params["text"] for c in telegram_api.calls("sendMessage")] == ["первый", "второй"]
