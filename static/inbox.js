@@ -626,6 +626,59 @@ function refreshDeals(force = false) {
   node.replaceWith(renderDeals(state.current.data.card.deals));
 }
 
+// The open card stays live: customer.updated / customer.merged / deal.updated about the
+// customer on screen (an order or deal pushed through the API, a note, tags, custom fields, a
+// new handle, a merge into or away from it) refetch the timeline's card and redraw it in place.
+// The composer is left alone; the thread is redrawn only when a merge changed its conversations.
+const cardRefresh = { running: false, again: false, deferred: null };
+
+function concernsCard(type, data) {
+  const cur = state.current;
+  if (!cur) return false;
+  const id = cur.data.customer.id;
+  if (type === "deal.updated") return data.customer_id === id && !cur.data.card.deals.some((d) => d.id === data.id);
+  return data.id === id || data.merged_customer_id === id;
+}
+
+async function refreshCard() {
+  const cur = state.current;
+  if (!cur) return;
+  if (cardRefresh.running) { cardRefresh.again = true; return; }
+  const aside = threadEl.querySelector("aside.card");
+  const active = document.activeElement;
+  if (aside && aside.contains(active) && /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName)) {
+    // mid-edit on the card: redraw once the agent leaves the field
+    if (cardRefresh.deferred !== active) {
+      cardRefresh.deferred = active;
+      active.addEventListener("blur", () => { cardRefresh.deferred = null; setTimeout(refreshCard, 0); }, { once: true });
+    }
+    return;
+  }
+  cardRefresh.running = true;
+  try {
+    const data = await api(`/conversations/${cur.id}/timeline`);
+    if (state.current !== cur) return;  // another conversation was opened meanwhile
+    const ids = (list) => list.map((c) => c.id).join(",");
+    const moved = ids(data.conversations) !== ids(cur.data.conversations);
+    Object.assign(cur.data, { customer: data.customer, card: data.card, conversation: data.conversation });
+    cur.conversation = data.conversation;
+    if (moved) {
+      Object.assign(cur.data, { conversations: data.conversations, messages: data.messages });
+      const messages = $("messages");
+      if (messages) messages.replaceWith(renderTimeline());
+    }
+    const who = threadEl.querySelector(".thread-head .who");
+    if (who) who.replaceChildren(el("strong", { class: "customer-name" }, data.customer.name || "—"), channelIcons(data.customer));
+    const card = threadEl.querySelector("aside.card");
+    if (card) card.replaceWith(renderCard());
+  } catch (e) {
+    /* no longer visible, or offline: the next event or opening it again redraws */
+  } finally {
+    cardRefresh.running = false;
+    if (cardRefresh.again) { cardRefresh.again = false; refreshCard(); }
+  }
+}
+
 function renderPresence() {
   const node = $("presence");
   if (!node) return;
@@ -926,6 +979,8 @@ function applyEvent(event) {
       if (conv && conv.assignee_id === state.me.id && (document.hidden || !cur || cur.id !== conv.id))
         notifyDesktop(fmt(T.new_message_from, { name: conv.customer.name }), data.text, conv.id);
     }
+  } else if (event.type === "customer.updated" || event.type === "customer.merged" || event.type === "deal.updated") {
+    if (concernsCard(event.type, data)) refreshCard();
   }
 }
 
@@ -942,7 +997,7 @@ function connect() {
   state.socket = socket;
   window.threadline.socket = socket;
   ["conversation.created", "conversation.updated", "message.created", "message.updated",
-   "customer.updated", "customer.merged"].forEach((type) => socket.on(type, applyEvent));
+   "customer.updated", "customer.merged", "deal.updated"].forEach((type) => socket.on(type, applyEvent));
   socket.on("presence", (event) => {
     if (state.current && event.data.conversation_id === state.current.id) {
       state.viewers = event.data.viewers;
