@@ -123,7 +123,14 @@ def _drop(session: Session) -> None:
 
 
 def _after_commit(events: list[Event], delivery_ids: list[int], scan_ids: list[Any]) -> None:
+    from flask import has_app_context
+
     from .state import queue
+
+    if not has_app_context():
+        # a plain session outside the app (a script, the benchmark's seeding) has no queue:
+        # the sweep delivers its webhooks later; suggestion scans are best effort
+        return
 
     for delivery_id in delivery_ids:
         try:
