@@ -532,6 +532,7 @@ def _payload_user(visitor: Visitor) -> dict[str, Any]:
 
 
 def handle_message(visitor: Visitor, data: dict[str, Any]) -> dict[str, Any]:
+    from .customers import default_region
     from .ingest import receive
     from .state import db
 
@@ -558,7 +559,7 @@ def handle_message(visitor: Visitor, data: dict[str, Any]) -> dict[str, Any]:
     payload = {"visitor_id": visitor.visitor_id, "message_id": external_id, "text": text,
                "sent_at": utcnow().isoformat(), "user": _payload_user(visitor),
                "prechat": visitor.prechat, "page": visitor.page, "origin": visitor.origin,
-               "lang": visitor.lang}
+               "lang": visitor.lang, "default_region": default_region()}
     if files:
         payload["files"] = files
     received = receive(channel, external_id, payload, process="inline")

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+import phonenumbers
+
 # Identity kinds (DESIGN section 2). An identity is unique per (kind, value).
 EMAIL = "email"          # lowercased address
 PHONE = "phone"          # E.164
@@ -173,3 +175,49 @@ def require(obj: dict, key: str, where: str = "payload") -> Any:
         return obj[key]
     except (KeyError, TypeError):
         raise MalformedPayload(f"{where}: missing field {key!r}") from None
+
+
+def normalize_phone(raw: Any, region: str | None = None, *,
+                    digits_are_international: bool = True) -> str | None:
+    """'+'-prefixed E.164 for a phone a channel hands over or a person wrote, else None.
+
+    With '+' (or "00") the number is international. Without, it is read in `region` (a
+    channel's or the app's default region, e.g. "RU": "8 916 123-45-67" is +79161234567);
+    with no region it is international digits (Telegram contacts, wa_ids). A bare run of 11+
+    digits is a channel's international id first (wa_id "4915112345678" must not read as a
+    German national number) unless `digits_are_international` is False, as for what a visitor
+    types into a form ("89161234567"). Possible (not only "valid") numbers are accepted: new
+    ranges reach the channels before libphonenumber's metadata.
+    """
+    if raw is None:
+        return None
+    text = str(raw).strip()
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if not digits:
+        return None
+    if text.startswith("+"):
+        attempts = [(text, None)]
+    else:
+        international = ("+" + digits.lstrip("0"), None)
+        if region is None:
+            attempts = [international]
+        elif digits_are_international and text.isdigit() and len(digits) > 10:
+            attempts = [international, (text, region)]
+        else:
+            attempts = [(text, region)]
+    for candidate, candidate_region in attempts:
+        try:
+            number = phonenumbers.parse(candidate, candidate_region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_possible_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return None
+
+
+def region_setting(value: Any) -> str:
+    """A channel's `default_region` setting: a two-letter country code, uppercased."""
+    region = str(value).strip().upper()
+    if len(region) != 2 or not region.isalpha():
+        raise ValueError("default_region must be a two-letter country code, e.g. PL")
+    return region

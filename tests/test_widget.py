@@ -416,6 +416,72 @@ def test_prechat_form_and_away_status(backend, app, webchat):
     assert again.session["prechat_needed"] is False
 
 
+@IN_PROCESS_SOCKETS
+def test_prechat_phone_is_normalized_and_matches_the_known_customer(backend, app, webchat):
+    from app.models import MergeSuggestion
+
+    known = Customer(name="Иван Петров")
+    db.session.add(known)
+    db.session.flush()
+    db.session.add(Identity(customer_id=known.id, kind="phone", value="+79161234567",
+                            verified=True))
+    db.session.commit()
+    known_id = known.id
+    set_settings(webchat, prechat="phone")
+    visitor = Visitor(app, frame_token_for(app, webchat))
+    assert visitor.call("prechat", {"name": "Иван", "phone": "+7 916 123-45-67"})["ok"] is True
+    assert visitor.send("Здравствуйте, где мой заказ?")["ok"] is True
+    message = db.session.scalar(select(Message))
+    assert message.meta["contact_phone"] == "+79161234567"
+    (suggestion,) = db.session.scalars(select(MergeSuggestion))
+    assert known_id in (suggestion.customer_id, suggestion.other_customer_id)
+    assert {"reason": "handle mentioned by the customer", "handle": "phone:+79161234567"} \
+        in suggestion.reasons
+    # a pre-chat phone is weak evidence: the visitor's customer gets no phone identity
+    assert db.session.scalar(select(func.count(Identity.id)).where(Identity.kind == "phone")) == 1
+
+
+@pytest.mark.parametrize("typed, settings, app_region, expected", [
+    ("+7 916 123-45-67", {}, None, "+79161234567"),
+    ("8 (916) 123-45-67", {}, "RU", "+79161234567"),         # national, the app's region
+    ("89161234567", {}, "RU", "+79161234567"),               # typed digits are no wa_id
+    ("601 234 567", {"default_region": "PL"}, "RU", "+48601234567"),  # the channel's wins
+    ("12-34", {}, "RU", None),                               # no phone: kept as typed, no match
+])
+def test_webchat_parse_normalizes_the_typed_phone(typed, settings, app_region, expected):
+    from connectors.base import PHONE
+    from connectors.webchat import WebchatConnector
+
+    payload = {"visitor_id": "v1", "message_id": "v1:1", "text": "hi",
+               "prechat": {"name": "Jan", "phone": typed}}
+    if app_region:
+        payload["default_region"] = app_region
+    (record,) = WebchatConnector().parse({"secret": "s", **settings}, payload)
+    phones = [h.value for h in record.evidence if h.kind == PHONE]
+    assert phones == ([expected] if expected else [])
+    assert record.meta["contact_phone"] == (expected or typed)
+
+
+@pytest.mark.parametrize("raw, region, international, expected", [
+    ("79161234567", None, True, "+79161234567"),        # Telegram contact, wa_id
+    ("0048601234567", None, True, "+48601234567"),
+    ("4915112345678", "DE", True, "+4915112345678"),     # a wa_id stays international
+    ("79161234567", "DE", False, "+4979161234567"),      # typed in Germany: national
+    ("8 916 123 45 67", "RU", True, "+79161234567"),
+    ("hello", "RU", True, None),
+])
+def test_one_phone_normalization_for_every_connector(raw, region, international, expected):
+    from connectors.base import normalize_phone
+    from connectors.telegram import normalize_phone as telegram_phone
+    from connectors.whatsapp.parse import e164
+
+    assert normalize_phone(raw, region, digits_are_international=international) == expected
+    if region is None:
+        assert telegram_phone(raw) == expected
+    if international:
+        assert e164(raw, region) == expected
+
+
 def test_business_hours():
     from datetime import datetime, timezone
 

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
-import phonenumbers
-
 from connectors.base import (
     PHONE,
     TELEGRAM,
@@ -24,6 +22,7 @@ from connectors.base import (
     InboundAttachment,
     MalformedPayload,
     Record,
+    normalize_phone,
     require,
 )
 
@@ -95,23 +94,6 @@ def utc(timestamp: Any, where: str) -> datetime:
     if not isinstance(timestamp, (int, float)) or isinstance(timestamp, bool):
         raise MalformedPayload(f"{where}: date must be a unix timestamp, got {timestamp!r}")
     return datetime.fromtimestamp(timestamp, tz=timezone.utc)
-
-
-def normalize_phone(raw: str | None) -> str | None:
-    """E.164 for a phone as Telegram sends it ("48601234567", "+7 916 ..."), else None."""
-    if not raw:
-        return None
-    candidate = raw.strip()
-    if not candidate.startswith("+"):
-        # Telegram sends contact phones in international form without the plus.
-        candidate = "+" + candidate.lstrip("0")
-    try:
-        number = phonenumbers.parse(candidate, None)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def external_id(chat_id: Any, message_id: Any) -> str:

@@ -8,6 +8,7 @@ Payload (what app/widget.py stores raw):
      "user": {"id", "name", "email", "phone", "hash"},      # window.Threadline.user
      "prechat": {"name", "email", "phone"},                 # the pre-chat form
      "page": {"url", "referrer", "title", "lang"},          # first-touch page context
+     "default_region": "RU",                                # the app's, for typed phones
      "files": [{"name", "type", "data"}]}                   # base64, already size-checked
 
 Only `user.id` with a valid `user.hash` (HMAC-SHA256 of the id with the widget secret,
@@ -40,6 +41,8 @@ from ..base import (
     Outbound,
     SendResult,
     constant_time_equals,
+    normalize_phone,
+    region_setting,
     require,
 )
 
@@ -198,7 +201,7 @@ class WebchatConnector(BaseConnector):
     kind = "webchat"
     setting_keys = ("secret", "allowed_origins", "require_verified", "prechat",
                     "business_hours", "timezone", "away_message", "max_file_bytes",
-                    "email_channel")
+                    "email_channel", "default_region")
     secret_keys = frozenset({"secret"})
 
     def default_settings(self) -> dict[str, Any]:
@@ -216,6 +219,8 @@ class WebchatConnector(BaseConnector):
         settings["allowed_origins"] = " ".join(allowed_origins(settings))
         if str(settings.get("prechat") or "false").strip().lower() not in (*PRECHAT_MODES, "1", "yes", "on", "0", "no", "off"):
             raise ValueError("prechat: choose false, true (name + email or phone), email or phone")
+        if settings.get("default_region"):
+            settings["default_region"] = region_setting(settings["default_region"])
         if settings.get("business_hours"):
             _parse_hours(str(settings["business_hours"]))
         if settings.get("timezone"):
@@ -245,7 +250,13 @@ class WebchatConnector(BaseConnector):
         if email:
             evidence.append(Handle(EMAIL, str(email).strip().lower()[:320], verified=False))
         if phone:
-            evidence.append(Handle(PHONE, str(phone).strip()[:40], verified=False))
+            # typed by a person: "+7 916 123-45-67", "8 (916) 123-45-67" in the channel's
+            # default_region, else the app's (identity.default_region, in the payload)
+            region = settings.get("default_region") or payload.get("default_region") or None
+            normalized = normalize_phone(str(phone)[:40], region, digits_are_international=False)
+            if normalized:  # what is no phone number matches nobody: kept as typed in meta
+                evidence.append(Handle(PHONE, normalized, verified=False))
+            phone = normalized or str(phone).strip()[:40]
         sent_at = payload.get("sent_at")
         files = _files(payload, max_file_bytes(settings))
         text = str(payload.get("text") or "")[:MAX_TEXT]

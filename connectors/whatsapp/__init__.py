@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from connectors import Connector as BaseConnector
 from connectors.base import (
-    Outbound, Record, SendResult, VerificationError, constant_time_equals,
+    Outbound, Record, SendResult, VerificationError, constant_time_equals, region_setting,
 )
 
 from .graph import (
@@ -103,10 +103,7 @@ class Connector(BaseConnector):
                 result["templates"] = [t.strip() for t in result["templates"].split(",")
                                        if t.strip()]
         if result.get("default_region"):
-            region = str(result["default_region"]).strip().upper()
-            if len(region) != 2 or not region.isalpha():
-                raise ValueError("default_region must be a two-letter country code, e.g. PL")
-            result["default_region"] = region
+            result["default_region"] = region_setting(result["default_region"])
         return result
 
     def verify_webhook(self, settings: Mapping[str, Any], headers: Mapping[str, str],

@@ -13,11 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-import phonenumbers
-
 from connectors.base import (
     EMAIL, PHONE, WHATSAPP, Handle, Ignored, Inbound, InboundAttachment, MalformedPayload,
-    Record, StatusUpdate, require,
+    Record, StatusUpdate, normalize_phone, require,
 )
 
 OBJECT = "whatsapp_business_account"
@@ -57,29 +55,9 @@ def to_datetime(value: Any, where: str) -> datetime:
 
 
 def e164(raw: str | None, region: str | None = None) -> str | None:
-    """'+'-prefixed E.164 for a wa_id or a written number; None when it is not a phone.
-
-    wa_ids carry no '+', so digits-only input is read as international. Possible (not only
-    "valid") numbers are accepted: new ranges reach WhatsApp before libphonenumber's metadata.
-    """
-    if not raw:
-        return None
-    text = raw.strip()
-    digits = "".join(ch for ch in text if ch.isdigit())
-    if not digits:
-        return None
-    # A wa_id is international digits without "+"; so is any bare run of 11+ digits. Shorter
-    # numbers without "+" are national and need the channel's default_region.
-    bare_international = text.isdigit() and len(digits) > 10
-    if not text.startswith("+") and (region is None or bare_international):
-        text = "+" + digits
-    try:
-        number = phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    """'+'-prefixed E.164 for a wa_id or a written number; None when it is not a phone
+    (connectors.base.normalize_phone: digits alone are international, as wa_ids are)."""
+    return normalize_phone(raw, region)
 
 
 def _error_text(errors: Any) -> str:
