@@ -67,6 +67,10 @@ def ui_strings() -> dict[str, str]:
         "select_all": _("Select all"), "selected": _("{n} selected"), "apply": _("Apply"),
         "card": _("Customer"), "orders": _("Orders"), "deals": _("Deals"), "notes": _("Notes"),
         "attachments": _("Attachments"), "download": _("Download"),
+        "attach": _("Attach"), "attach_files": _("Attach files"), "uploading": _("uploading…"),
+        "remove": _("Remove"), "choose_template": _("Choose a template…"),
+        "no_templates": _("No approved templates are configured for this number "
+                          "(channel setting `templates`)."),
         "no_channel": _("The customer wrote on no channel we can answer on."),
         "error": _("Something went wrong"), "pick_conversation": _("Pick a conversation"),
         "merge_suggestions": _("Merge suggestions"), "no_suggestions": _("No merge suggestions"),

@@ -771,10 +771,10 @@ function renderComposer() {
   // files attached to the reply: uploaded on pick, sent as upload tokens with the reply
   cur.uploads = [];
   const fileInput = el("input", { type: "file", id: "composer-file", multiple: true, hidden: true,
-    "aria-label": T.attach_files || "Attach files" });
+    "aria-label": T.attach_files });
   const attachButton = el("button", { type: "button", id: "composer-attach", class: "attach",
-    title: T.attach_files || "Attach files", "aria-label": T.attach_files || "Attach files",
-    onclick: () => fileInput.click() }, paperclipIcon(), el("span", {}, T.attach || "Attach"));
+    title: T.attach_files, "aria-label": T.attach_files,
+    onclick: () => fileInput.click() }, paperclipIcon(), el("span", {}, T.attach));
   const chips = el("div", { class: "chips", id: "composer-chips" });
   const tabs = el("div", { class: "tabs" },
     el("button", { type: "button", "data-mode": "reply", onclick: () => setMode("reply") }, T.reply),
@@ -789,8 +789,8 @@ function renderComposer() {
     chips.replaceChildren(...cur.uploads.map((u) => el("span", {
       class: `chip ${u.token ? "ready" : "uploading"}`, "data-filename": u.name, title: u.name },
       el("span", { class: "name" }, u.name),
-      el("span", { class: "size" }, u.token ? fileSize(u.size) : (T.uploading || "uploading…")),
-      el("button", { type: "button", class: "remove", title: T.remove || "Remove", "aria-label": `${T.remove || "Remove"} ${u.name}`,
+      el("span", { class: "size" }, u.token ? fileSize(u.size) : T.uploading),
+      el("button", { type: "button", class: "remove", title: T.remove, "aria-label": `${T.remove} ${u.name}`,
         onclick: () => { cur.uploads = cur.uploads.filter((x) => x !== u); renderChips(); updateRules(); } }, "×"))));
   }
   async function addFiles(files) {
@@ -817,17 +817,17 @@ function renderComposer() {
     if (cur.to && !(ch && (ch.identity_kinds || []).includes(cur.to.kind))) cur.to = null;  // another channel picked
     toChip.hidden = !(reply && cur.to);
     if (cur.to) toChip.replaceChildren(`→ ${ICONS[cur.to.kind] || ""} ${cur.to.value}`, el("button", { type: "button", class: "x",
-      title: T.remove || "Remove", onclick: () => { cur.to = null; updateRules(); } }, "×"));
+      title: T.remove, onclick: () => { cur.to = null; updateRules(); } }, "×"));
     picker.hidden = !reply; subject.hidden = !(reply && ch && ch.kind === "email");
     const notes = [];
     if (reply && !ch) notes.push(T.no_channel);
     const windowClosed = reply && ch && ch.kind === "whatsapp" && !ch.window_open;
     if (windowClosed) notes.push(T.wa_closed);
     const templates = windowClosed ? (ch.templates || []) : [];
-    if (windowClosed && !templates.length) notes.push(T.no_templates || "No approved templates are configured for this number (channel setting `templates`).");
+    if (windowClosed && !templates.length) notes.push(T.no_templates);
     if (templatePicker.dataset.channel !== String(ch && ch.id)) {
       templatePicker.dataset.channel = String(ch && ch.id);
-      templatePicker.replaceChildren(el("option", { value: "" }, T.choose_template || "Choose a template…"),
+      templatePicker.replaceChildren(el("option", { value: "" }, T.choose_template),
         ...templates.map((t, i) => el("option", { value: String(i) }, `${t.name} (${t.language})`)));
     }
     templatePicker.hidden = !templates.length;
