@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app.models import Agent, Message, utcnow
 from app.state import db
 from tests import inbox_helpers as h
-from tests.conftest import run_jobs
+from tests.conftest import SCALE_OUT, run_jobs
 
 
 @pytest.fixture
@@ -195,3 +195,37 @@ def test_password_change_and_russian_interface(app):
     assert '<html lang="en">' in english and _strings(english)["all_open"] == "All open"
     assert fresh.patch("/api/v1/inbox/me", json={"locale": "de"},
                        headers={"X-CSRFToken": client_csrf}).status_code == 422
+
+
+@pytest.mark.parametrize("backend", SCALE_OUT)
+def test_postgres_search_finds_a_rare_word_without_walking_every_message(backend, ctx, setup,
+                                                                         monkeypatch):
+    """PostgreSQL walks the primary key for "newest first" whatever the word; for a rare
+    word that is a scan of the whole table, so the search gives the walk a timeout and then
+    takes the full-text index (app/search.py)."""
+    from sqlalchemy import text
+
+    from app import search
+
+    support, _ = setup
+    seed = h.inbound(support, 990, "Самовар из Тулы, zamówienie 1", "Ольга")
+    columns = [c for c in db.session.scalars(text(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'messages' "
+        "AND column_name NOT IN ('id', 'uuid', 'text', 'external_id') ORDER BY ordinal_position"))]
+    listed = ", ".join(columns)
+    db.session.execute(text(
+        f"INSERT INTO messages ({listed}, uuid, text) SELECT {listed}, gen_random_uuid(), "
+        f"'доставка заказа номер ' || g FROM messages, generate_series(1, 40000) g "
+        f"WHERE messages.id = :seed"), {"seed": seed.id})
+    db.session.execute(text("ANALYZE messages"))
+    db.session.commit()
+    # a walk that can never finish in time: the rare word must come from the index
+    monkeypatch.setattr(search, "NEWEST_WALK_TIMEOUT_MS", 1)
+    rare = search.search_messages(db.session, "самовар", None, limit=20)
+    assert [m.id for m in rare] == [seed.id]
+    # the timeout ended with the walk: the transaction goes on without it
+    assert db.session.scalar(text("SHOW statement_timeout")) == "0"
+    monkeypatch.setattr(search, "NEWEST_WALK_TIMEOUT_MS", 100)
+    common = search.search_messages(db.session, "доставка", None, limit=5)
+    assert [m.text for m in common] == [f"доставка заказа номер {n}" for n in range(40000, 39995, -1)]
+    db.session.rollback()
