@@ -67,6 +67,21 @@ def _page(status: int = 200, new: dict[str, str] | None = None,
                            new=new or {}, editing=editing or {}), status
 
 
+def _validated_form(exclude: int | None = None) -> tuple[dict[str, Any], bool]:
+    """The posted fields, checked as the API checks them; errors are flashed."""
+    data = _form()
+    try:
+        data = CannedReplyIn().load(data)
+    except ValidationError as exc:
+        for message in _errors(exc):
+            flash(message, "error")
+        return data, False
+    if _taken(data["shortcut"], exclude=exclude):
+        flash(_("The shortcut /%(shortcut)s is already in use.", shortcut=data["shortcut"]), "error")
+        return data, False
+    return data, True
+
+
 @bp.get("/canned-replies")
 @admin_required
 def index():
@@ -76,15 +91,8 @@ def index():
 @bp.post("/canned-replies")
 @admin_required
 def create():
-    data = _form()
-    try:
-        data = CannedReplyIn().load(data)
-    except ValidationError as exc:
-        for message in _errors(exc):
-            flash(message, "error")
-        return _page(422, new=data)
-    if _taken(data["shortcut"]):
-        flash(_("The shortcut /%(shortcut)s is already in use.", shortcut=data["shortcut"]), "error")
+    data, valid = _validated_form()
+    if not valid:
         return _page(422, new=data)
     db.session.add(CannedReply(created_by_id=current_user.id, **data))
     db.session.commit()
@@ -96,15 +104,8 @@ def create():
 @admin_required
 def update(reply_id: int):
     reply = db.session.get(CannedReply, reply_id) or abort(404)
-    data = _form()
-    try:
-        data = CannedReplyIn().load(data)
-    except ValidationError as exc:
-        for message in _errors(exc):
-            flash(message, "error")
-        return _page(422, editing={"id": reply_id, **data})
-    if _taken(data["shortcut"], exclude=reply_id):
-        flash(_("The shortcut /%(shortcut)s is already in use.", shortcut=data["shortcut"]), "error")
+    data, valid = _validated_form(exclude=reply_id)
+    if not valid:
         return _page(422, editing={"id": reply_id, **data})
     for key, value in data.items():
         setattr(reply, key, value)
