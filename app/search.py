@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 
-from sqlalchemy import event, func, inspect, or_, select, text
+from sqlalchemy import event, func, inspect, select, text, union
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import Pool
@@ -164,10 +164,11 @@ def search_customers(session: Session, query: str, limit: int = 10) -> list[Cust
     stmt = select(Customer).where(Customer.merged_into_id.is_(None))
     for word in words:
         pattern = f"%{word.lower()}%"
-        stmt = stmt.where(or_(
-            func.lower(Customer.name).like(pattern),
-            Customer.id.in_(select(Identity.customer_id)
-                            .where(func.lower(Identity.value).like(pattern)))))
+        # a UNION of two trigram-indexed lookups: "name OR handle" as one OR made PostgreSQL
+        # scan every customer (51 ms at 100,000 customers; 1 ms this way)
+        stmt = stmt.where(Customer.id.in_(union(
+            select(Customer.id).where(func.lower(Customer.name).like(pattern)),
+            select(Identity.customer_id).where(func.lower(Identity.value).like(pattern)))))
     return list(session.scalars(stmt.order_by(Customer.updated_at.desc()).limit(limit)))
 
 
