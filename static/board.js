@@ -1,50 +1,13 @@
 // The sales board: deals by pipeline stage, moved by HTML5 drag and drop (optimistic, rolled
 // back when the API refuses), live through `deal.updated` on Socket.IO /agents. Plain
 // JavaScript module, no build step; deal and customer text only ever enters as text nodes.
-const csrf = document.querySelector('meta[name="csrf-token"]').content;
-const T = JSON.parse(document.getElementById("i18n").textContent);
+import { T, api, el, toast } from "./common.js";
+
 const boardEl = document.getElementById("board");
 
 const state = { stages: [], stagesDefined: false, deals: new Map(), agents: new Map(),
                 seen: new Set(), pending: new Map(), socket: null };
 window.threadline = { state };
-
-async function api(path, options = {}) {
-  const response = await fetch(path.startsWith("/board") ? path : `/api/v1${path}`, {
-    credentials: "same-origin",
-    headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
-    ...options,
-  });
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const error = new Error(body.message || response.statusText);
-    error.detail = body.detail; error.status = response.status;
-    throw error;
-  }
-  return body;
-}
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key.startsWith("data-") || key.startsWith("aria-") || ["title", "role"].includes(key))
-      node.setAttribute(key, value);
-    else node[key] = value;
-  }
-  for (const child of children.flat(Infinity)) if (child !== null && child !== undefined && child !== false)
-    node.append(child);
-  return node;
-}
-
-let toastTimer = null;
-function toast(text, ms = 5000) {
-  const node = document.getElementById("toast");
-  node.textContent = text; node.hidden = false;
-  clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => { node.hidden = true; }, ms);
-}
 
 function errorText(e) {
   const fields = e.detail && e.detail.json;

@@ -1,8 +1,8 @@
 // The agents' inbox: views, conversation list, thread + customer card, composer; live through
 // Socket.IO /agents. Plain JavaScript module, no build step. Customer text is only ever put
 // into the page as text nodes (textContent / append of strings), never parsed as HTML.
-const csrf = document.querySelector('meta[name="csrf-token"]').content;
-const T = JSON.parse(document.getElementById("i18n").textContent);
+import { T, api, csrf, el, toast } from "./common.js";
+
 const BOOT = JSON.parse(document.getElementById("boot").textContent);
 const $ = (id) => document.getElementById(id);
 const viewsEl = $("views"), listEl = $("list"), threadEl = $("thread"), bulkEl = $("bulk");
@@ -17,36 +17,6 @@ window.threadline = { state };
 
 // --- helpers --------------------------------------------------------------------------------
 
-async function api(path, options = {}) {
-  const response = await fetch(`/api/v1${path}`, {
-    credentials: "same-origin",
-    headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
-    ...options,
-  });
-  if (response.status === 204) return null;
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const error = new Error(body.message || response.statusText);
-    error.detail = body.detail; error.status = response.status;
-    throw error;
-  }
-  return body;
-}
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key.startsWith("data-") || key.startsWith("aria-") || ["title", "for", "list", "role"].includes(key))
-      node.setAttribute(key, value);
-    else node[key] = value;
-  }
-  for (const child of children.flat(Infinity)) if (child !== null && child !== undefined && child !== false)
-    node.append(child);  // strings become text nodes: never parsed as HTML
-  return node;
-}
-
 const fmt = (template, values) => template.replace(/\{(\w+)\}/g, (_, k) => values[k] ?? "");
 function time(iso) {
   if (!iso) return "";
@@ -58,14 +28,6 @@ function time(iso) {
 const fullTime = (iso) => (iso ? new Date(iso).toLocaleString() : "");
 const ICONS = { email: "✉", telegram: "✈", whatsapp: "◔", phone: "☎", webchat: "✦", site_user: "✦" };
 const KIND_LABEL = { email: "Email", telegram: "Telegram", whatsapp: "WhatsApp", webchat: "Chat" };
-
-function toast(text, timeout = 4000) {
-  const node = $("toast");
-  node.textContent = text;
-  node.hidden = false;
-  clearTimeout(toast.timer);
-  toast.timer = setTimeout(() => { node.hidden = true; }, timeout);
-}
 
 function showError(error) { toast(`${T.error}: ${error.message}`); }
 
