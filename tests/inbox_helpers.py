@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 
+import requests
+
 from app.auth import create_token
 from app.channels import add_channel
 from app.ingest import receive
@@ -84,3 +86,13 @@ def sign_in(browser, server, email: str, password: str = PASSWORD, width: int = 
     page.wait_for_selector("body[data-ready=yes]")
     page.wait_for_selector("body[data-live=yes]")
     return page
+
+
+def telegram_post(server, channel, secret, update_id, user_id, text, name="Ольга"):
+    """A Telegram update POSTed to a running server's webhook, as Telegram would."""
+    update = {"update_id": update_id, "message": {
+        "message_id": update_id, "from": {"id": user_id, "is_bot": False, "first_name": name},
+        "chat": {"id": user_id, "type": "private"}, "date": 1_800_000_000 + update_id, "text": text}}
+    response = requests.post(f"{server.url}/webhooks/telegram/{channel.id}", json=update,
+                             headers={"X-Telegram-Bot-Api-Secret-Token": secret}, timeout=30)
+    assert response.status_code == 200, response.text

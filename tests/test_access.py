@@ -3,10 +3,10 @@ the page, through the API and through Socket.IO; an admin sees everything."""
 from __future__ import annotations
 
 import pytest
-import requests
 
 from tests import inbox_helpers as h
-from tests.conftest import AgentSocket, login_session, wait_until
+from tests.conftest import AgentSocket, login_session
+from tests.inbox_helpers import telegram_post
 
 
 @pytest.fixture
@@ -83,15 +83,6 @@ def test_login_form_needs_its_csrf_token(app, world):
     client = app.test_client()
     response = client.post("/login", data={"email": "alice@example.com", "password": h.PASSWORD})
     assert response.status_code == 400
-
-
-def telegram_post(server, channel, secret, update_id, user_id, text, name):
-    update = {"update_id": update_id, "message": {
-        "message_id": update_id, "from": {"id": user_id, "is_bot": False, "first_name": name},
-        "chat": {"id": user_id, "type": "private"}, "date": 1_800_000_000 + update_id, "text": text}}
-    response = requests.post(f"{server.url}/webhooks/telegram/{channel.id}", json=update,
-                             headers={"X-Telegram-Bot-Api-Secret-Token": secret}, timeout=30)
-    assert response.status_code == 200, response.text
 
 
 @pytest.mark.slow

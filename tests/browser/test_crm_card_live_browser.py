@@ -7,7 +7,6 @@ import pytest
 import requests
 
 from tests import inbox_helpers as h
-from tests.browser.test_inbox_browser import world  # noqa: F401
 from tests.conftest import release_db
 from tests.inbox_helpers import shot, sign_in
 

@@ -3,34 +3,10 @@
 from __future__ import annotations
 
 import pytest
-import requests
 
-from tests import inbox_helpers as h
-from tests.inbox_helpers import shot, sign_in
-from tests.conftest import release_db
+from tests.inbox_helpers import shot, sign_in, telegram_post
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def telegram_post(server, channel, secret, update_id, user_id, text, name="Ольга"):
-    update = {"update_id": update_id, "message": {
-        "message_id": update_id, "from": {"id": user_id, "is_bot": False, "first_name": name},
-        "chat": {"id": user_id, "type": "private"}, "date": 1_800_000_000 + update_id, "text": text}}
-    response = requests.post(f"{server.url}/webhooks/telegram/{channel.id}", json=update,
-                             headers={"X-Telegram-Bot-Api-Secret-Token": secret}, timeout=30)
-    assert response.status_code == 200, response.text
-
-
-@pytest.fixture
-def world(ctx, admin, telegram_api, start_server):
-    support, sales = h.channels(telegram_api)
-    h.agent("anna@example.com", "Anna Agent", ["Support"])
-    h.agent("boris@example.com", "Boris Agent", ["Support"])
-    h.agent("sam@example.com", "Sam Sales", ["Sales"])
-    h.reset_login_limit()
-    release_db()
-    server = start_server()
-    return {"server": server, "support": support, "sales": sales, "telegram": telegram_api}
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])

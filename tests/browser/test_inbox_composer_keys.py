@@ -12,7 +12,7 @@ from sqlalchemy import select
 from app.models import Agent, CannedReply
 from app.state import db
 from tests import inbox_helpers as h
-from tests.browser.test_inbox_browser import telegram_post, world  # noqa: F401
+from tests.inbox_helpers import telegram_post
 from tests.conftest import release_db, wait_until
 from tests.inbox_helpers import shot, sign_in
 
