@@ -6,7 +6,7 @@ from typing import Any
 
 from apiflask import APIFlask
 
-from .config import load_config, redacted
+from app.infra.config import load_config, redacted
 
 log = logging.getLogger(__name__)
 
@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 def _configure_logging(config: dict[str, Any]) -> None:
     from sqlalchemy.engine import make_url
 
-    from .logs import install, register_secrets
+    from app.infra.logs import install, register_secrets
 
     install(config["log"]["level"])
     secrets = [config["secret_key"]]
@@ -27,10 +27,12 @@ def _configure_logging(config: dict[str, Any]) -> None:
 
 
 def create_app(config: dict[str, Any] | None = None, **overrides: Any) -> APIFlask:
-    from .db import Database
-    from .extensions import csrf, limiter, login_manager, socketio
-    from .jobs import InProcessQueue, RQQueue
-    from .realtime import register_handlers, socketio_options
+    from app import wiring
+    from app.infra.db import Database
+    from app.infra.extensions import csrf, limiter, login_manager, socketio
+    from app.infra.queues import InProcessQueue, RQQueue
+    from app.web import register_blueprints
+    from app.web.sockets import register_handlers, socketio_options
 
     config = config or load_config(overrides=overrides or None)
     _configure_logging(config)
@@ -69,20 +71,8 @@ def create_app(config: dict[str, Any] | None = None, **overrides: Any) -> APIFla
     socketio.init_app(app, **socketio_options(config))
     register_handlers()
 
-    from .api import bp as api_bp
-    from .auth import bp as auth_bp
-    from .inbox import bp as inbox_bp
-    from .webhooks import bp as webhooks_bp
-
-    app.register_blueprint(auth_bp)
-    app.register_blueprint(inbox_bp)
-    from .board import bp as board_bp; app.register_blueprint(board_bp)  # noqa: E702
-    from .canned import bp as canned_bp; app.register_blueprint(canned_bp)  # noqa: E702
-    app.register_blueprint(api_bp)
-    app.register_blueprint(webhooks_bp)
-    csrf.exempt(webhooks_bp)
-    from .widget import bp as widget_bp; app.register_blueprint(widget_bp); csrf.exempt(widget_bp)  # noqa: E702
-    csrf.exempt(api_bp)  # the API checks CSRF itself for cookie sessions (token calls need none)
+    wiring.wire()
+    register_blueprints(app)
 
     @app.teardown_appcontext
     def _remove_session(_exc: BaseException | None) -> None:

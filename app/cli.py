@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from .config import ConfigError, config_path, load_config, redact_url
+from app.infra.config import ConfigError, config_path, load_config, redact_url
 
 
 def _fail(message: str) -> None:
@@ -17,7 +17,7 @@ def _fail(message: str) -> None:
 
 
 def _app():
-    from . import create_app
+    from app import create_app
 
     try:
         return create_app()
@@ -74,7 +74,7 @@ def upgrade_database(app) -> str:
     cfg = AlembicConfig(str(root / "alembic.ini"))
     cfg.set_main_option("script_location", str(root / "migrations"))
     with app.app_context():
-        from .state import db
+        from app.infra.state import db
 
         with db.engine.begin() as connection:
             cfg.attributes["connection"] = connection
@@ -104,9 +104,9 @@ def init(admin_email, admin_password, admin_name, database_url, redis_url) -> No
     with app.app_context():
         from sqlalchemy import select
 
-        from .models import Agent, Team
-        from .state import db
-        from .users import create_agent, ensure_teams
+        from app.infra.models import Agent, Team
+        from app.infra.state import db
+        from app.domain.agents import create_agent, ensure_teams
 
         ensure_teams(["Support", "Sales"])
         if db.session.scalar(select(Agent.id).where(Agent.role == "admin").limit(1)):
@@ -148,7 +148,7 @@ def db_upgrade() -> None:
 @click.option("--port", type=int, help="Port (config server.port).")
 def serve(host, port) -> None:
     """Run the web inbox, API, webhooks and Socket.IO (and, without Redis, the jobs)."""
-    from .server import run_server
+    from app.server import run_server
 
     overrides: dict[str, Any] = {"server": {}}
     if host:
@@ -169,7 +169,7 @@ def worker(burst, no_sweeper) -> None:
     """Run an rq worker (needs redis_url)."""
     from rq import SimpleWorker
 
-    from .jobs import RQQueue, Sweeper, run_in_app, set_worker_app
+    from app.infra.queues import RQQueue, Sweeper, run_in_app, set_worker_app
 
     app = _app()
     config = app.config["THREADLINE"]
@@ -186,7 +186,7 @@ def worker(burst, no_sweeper) -> None:
         background.append(Sweeper(app, float(config["jobs"]["sweep_interval"])))
         background[-1].start()
     if not burst and config["server"]["pollers"]:
-        from .pollers import start_pollers
+        from app.usecases.pollers import start_pollers
 
         background += start_pollers(app)  # a Redis lock per channel: one poller per channel
     # SimpleWorker runs jobs in this process: no fork per job (≈6x the throughput of the
@@ -214,8 +214,8 @@ def user_create(email, name, password, role, teams) -> None:
     """Create an agent."""
     app = _app()
     with app.app_context():
-        from .state import db
-        from .users import create_agent
+        from app.infra.state import db
+        from app.domain.agents import create_agent
 
         if not password:
             password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
@@ -241,8 +241,8 @@ def token_create(email, name) -> None:
     """Print a new API token for an agent (shown once)."""
     app = _app()
     with app.app_context():
-        from .auth import create_token, find_agent
-        from .state import db
+        from app.domain.agents import create_token, find_agent
+        from app.infra.state import db
 
         agent = find_agent(email)
         if agent is None:
@@ -279,8 +279,8 @@ def channel_add(kind, name, pairs, teams, as_json) -> None:
     """Add a channel of KIND (email, telegram, whatsapp, webchat, crm)."""
     app = _app()
     with app.app_context():
-        from .channels import add_channel, channel_summary
-        from .state import db
+        from app.domain.channels import add_channel, channel_summary
+        from app.infra.state import db
 
         try:
             created = add_channel(kind, name, _parse_settings(pairs), list(teams))
@@ -303,7 +303,7 @@ def channel_list(as_json) -> None:
     """List channels (secrets hidden)."""
     app = _app()
     with app.app_context():
-        from .channels import all_channels, channel_summary
+        from app.domain.channels import all_channels, channel_summary
 
         rows = [channel_summary(c) for c in all_channels()]
         if as_json:
@@ -325,7 +325,7 @@ def channel_test(ref) -> None:
     with app.app_context():
         from connectors import get_connector
 
-        from .channels import find_channel
+        from app.domain.channels import find_channel
 
         found = find_channel(ref)
         if found is None:
@@ -351,8 +351,8 @@ def telegram_set_webhook(ref, base_url) -> None:
     with app.app_context():
         from connectors.telegram import set_webhook
 
-        from .channels import find_channel
-        from .state import db
+        from app.domain.channels import find_channel
+        from app.infra.state import db
 
         found = find_channel(ref)
         if found is None or found.kind != "telegram":
@@ -386,7 +386,7 @@ def events_replay(ids) -> None:
     """Process failed inbound events again."""
     app = _app()
     with app.app_context():
-        from .ingest import replay_failed
+        from app.usecases.ingest import replay_failed
 
         def progress(n: int, total: int, status: str) -> None:
             if n == total or n % 100 == 0:
@@ -410,8 +410,8 @@ def events_list(failed, limit) -> None:
     with app.app_context():
         from sqlalchemy import select
 
-        from .models import InboundEvent
-        from .state import db
+        from app.infra.models import InboundEvent
+        from app.infra.state import db
 
         stmt = select(InboundEvent).order_by(InboundEvent.id.desc()).limit(limit)
         if failed:
@@ -429,7 +429,7 @@ def demo(force) -> None:
     """Fill a fresh database with sample customers, conversations and CRM data."""
     app = _app()
     with app.app_context():
-        from .demo import DemoError, load_demo
+        from app.demo import DemoError, load_demo
 
         try:
             counts = load_demo(force=force, echo=click.echo)
@@ -438,7 +438,7 @@ def demo(force) -> None:
         click.echo("demo data: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
 
-from .cli_customers import customers as _customers  # noqa: E402  (threadline customers ...)
+from app.cli_customers import customers as _customers  # noqa: E402  (threadline customers ...)
 
 main.add_command(_customers)
 

@@ -15,11 +15,11 @@ from sqlalchemy import func, select
 
 from connectors.base import EMAIL, PHONE, TELEGRAM, WEBCHAT, Handle, Inbound
 
-from .channels import add_channel
-from .ingest import apply_inbound
-from .models import Agent, Channel, Conversation, Deal, Message, Note, Order, Team
-from .state import db
-from .users import create_agent, ensure_teams
+from app.domain.channels import add_channel
+from app.usecases.ingest import apply_inbound
+from app.infra.models import Agent, Channel, Conversation, Deal, Message, Note, Order, Team
+from app.infra.state import db
+from app.domain.agents import create_agent, ensure_teams
 
 
 class DemoError(RuntimeError):

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 def start_background(app) -> list[Any]:
     """In the embedded default (no Redis) the web process also runs the jobs, the sweeper
     and the channel pollers."""
-    from .jobs import InProcessQueue, Sweeper
+    from app.infra.queues import InProcessQueue, Sweeper
 
     config = app.config["THREADLINE"]
     started: list[Any] = []
@@ -28,7 +28,7 @@ def start_background(app) -> list[Any]:
         sweeper.start()
         started += [queue, sweeper]
     if config["server"]["pollers"] and isinstance(queue, InProcessQueue):
-        from .pollers import start_pollers
+        from app.usecases.pollers import start_pollers
 
         started += start_pollers(app)
     return started
@@ -54,7 +54,7 @@ class _Gunicorn(BaseApplication):
         self.cfg.set("loglevel", self.threadline_config["log"]["level"].lower())
 
     def load(self):
-        from . import create_app
+        from app import create_app
 
         app = create_app(self.threadline_config)
         start_background(app)

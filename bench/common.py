@@ -242,7 +242,7 @@ class BenchEnv:
         return self.backend == "postgres"
 
     def config(self) -> dict[str, Any]:
-        from app.config import load_config
+        from app.infra.config import load_config
 
         return load_config(path=self.work_dir / "absent.toml", environ={}, overrides={
             "database_url": self.database_url, "redis_url": self.redis_url,
@@ -274,7 +274,7 @@ class BenchEnv:
 
                 self._engine = create_engine(self.database_url, connect_args={"timeout": 60})
             else:
-                from app.db import make_engine
+                from app.infra.db import make_engine
 
                 self._engine = make_engine(self.database_url)
         return self._engine
@@ -338,8 +338,8 @@ class BenchEnv:
         from argon2 import PasswordHasher
         from sqlalchemy import select
 
-        from app.auth import _token_hash
-        from app.models import Agent, ApiToken, Channel, Team
+        from app.domain.agents import _token_hash
+        from app.infra.models import Agent, ApiToken, Channel, Team
         from connectors import get_connector
 
         token = "tl_bench_" + hashlib.sha256(os.urandom(16)).hexdigest()[:32]
@@ -385,8 +385,8 @@ class BenchEnv:
         return self.seeded
 
     def token_for(self, agent_id: int) -> str:
-        from app.auth import _token_hash
-        from app.models import ApiToken
+        from app.domain.agents import _token_hash
+        from app.infra.models import ApiToken
 
         token = f"tl_bench_agent_{agent_id}_" + hashlib.sha256(os.urandom(16)).hexdigest()[:24]
         with self.session() as s:

@@ -47,7 +47,7 @@ def build_requests(env: BenchEnv, count: int, senders: int, tag: str, prefix: tu
 def check_placement(env: BenchEnv, expected: dict[str, str]) -> dict:
     """Each expected message stored once, and every sender's messages in one conversation
     that belongs to the customer holding the sender's identity."""
-    from app.models import Conversation, Identity, Message
+    from app.infra.models import Conversation, Identity, Message
 
     with env.session() as s:
         identities = {f"{k}:{v}": c for k, v, c in s.execute(

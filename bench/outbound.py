@@ -18,7 +18,7 @@ CONCURRENCY = 16
 def seed_conversations(env: BenchEnv, count: int) -> list[tuple[int, str, str]]:
     """`count` customers who wrote once (half Telegram, half WhatsApp), each with an open
     conversation. Returns (conversation_id, channel kind, handle value)."""
-    from app.models import Conversation, Customer, Identity, Message, utcnow
+    from app.infra.models import Conversation, Customer, Identity, Message, utcnow
 
     seeded = env.seeded
     out = []

@@ -25,7 +25,7 @@ def reference_table():
     if _table is None:
         from sqlalchemy import Column, Integer, MetaData, String, Table, Text
 
-        from app.models import BigId, JSONType, UTCDateTime
+        from app.infra.models import BigId, JSONType, UTCDateTime
 
         _table = Table(
             "bench_reference", MetaData(),
@@ -47,10 +47,10 @@ def add_bench_routes(app) -> None:
     from flask import Blueprint, jsonify, request
     from sqlalchemy import text
 
-    from app.extensions import csrf, socketio
-    from app.models import utcnow
-    from app.realtime import ADMINS_ROOM, NAMESPACE, channel_room
-    from app.state import db
+    from app.infra.extensions import csrf, socketio
+    from app.infra.models import utcnow
+    from app.infra.events import ADMINS_ROOM, NAMESPACE, channel_room
+    from app.infra.state import db
 
     bp = Blueprint("bench", __name__, url_prefix="/bench")
     table = reference_table()
@@ -96,7 +96,7 @@ class BenchGunicorn(_Gunicorn):
 
 
 def main() -> None:
-    from app.config import load_config
+    from app.infra.config import load_config
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default=None)

@@ -2,7 +2,7 @@
 one from the Threadline configuration."""
 from alembic import context
 
-from app.models import Base
+from app.infra.models import Base
 
 config = context.config
 target_metadata = Base.metadata
@@ -21,8 +21,8 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    from app.config import load_config
-    from app.db import make_engine
+    from app.infra.config import load_config
+    from app.infra.db import make_engine
 
     engine = make_engine(load_config()["database_url"])
     with engine.begin() as connection:

@@ -100,7 +100,7 @@ def postgres_ready() -> str:
 def _truncate_postgres(url: str) -> None:
     from sqlalchemy import create_engine, text
 
-    from app.models import Base
+    from app.infra.models import Base
 
     engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
@@ -119,7 +119,7 @@ def _flush_redis(url: str) -> None:
 
 
 def _config(database_url: str, redis_url: str, data_dir: Path, **jobs: Any) -> dict[str, Any]:
-    from app.config import load_config
+    from app.infra.config import load_config
 
     config = load_config(path=data_dir / "absent.toml", environ={}, overrides={
         "database_url": database_url, "redis_url": redis_url, "data_dir": str(data_dir),
@@ -154,7 +154,7 @@ def app_config(backend, tmp_path, request) -> dict[str, Any]:
 @pytest.fixture
 def app(app_config):
     from app import create_app
-    from app.jobs import InProcessQueue
+    from app.infra.queues import InProcessQueue
 
     flask_app = create_app(app_config)
     flask_app.config["TESTING"] = True
@@ -162,10 +162,10 @@ def app(app_config):
     if isinstance(queue, InProcessQueue):
         queue.start()
     with flask_app.app_context():
-        from app.users import ensure_teams
+        from app.domain.agents import ensure_teams
 
         ensure_teams(["Support", "Sales"])
-        from app.state import db
+        from app.infra.state import db
 
         db.session.commit()
     yield flask_app
@@ -183,7 +183,7 @@ def ctx(app):
 def run_jobs(app, timeout: float = 30.0) -> None:
     """Run every queued job to the end: the in-process queue drains itself; with Redis a
     real `threadline worker --burst` process does the work."""
-    from app.jobs import InProcessQueue
+    from app.infra.queues import InProcessQueue
 
     with app.app_context():
         release_db()
@@ -224,7 +224,7 @@ def release_db() -> None:
     from flask import has_app_context
 
     if has_app_context():
-        from app.state import db
+        from app.infra.state import db
 
         db.session.commit()
 
@@ -240,8 +240,8 @@ def run_cli(config: dict[str, Any], *args: str, input: str | None = None,
 
 @pytest.fixture
 def admin(ctx):
-    from app.state import db
-    from app.users import create_agent
+    from app.infra.state import db
+    from app.domain.agents import create_agent
 
     agent = create_agent("admin@example.com", "Админ Тестовый", "correct horse battery",
                          role="admin", teams=["Support", "Sales"])
@@ -251,8 +251,8 @@ def admin(ctx):
 
 @pytest.fixture
 def admin_token(ctx, admin) -> str:
-    from app.auth import create_token
-    from app.state import db
+    from app.domain.agents import create_token
+    from app.infra.state import db
 
     value = create_token(admin, "tests")
     db.session.commit()
@@ -289,8 +289,8 @@ def telegram_api():
 
 @pytest.fixture
 def telegram_channel(ctx, telegram_api):
-    from app.channels import add_channel
-    from app.state import db
+    from app.domain.channels import add_channel
+    from app.infra.state import db
 
     channel = add_channel("telegram", "Shop bot", {
         "token": "123456:TEST-token", "mode": "webhook", "secret_token": "s3cret-token-value",

@@ -6,12 +6,12 @@ import itertools
 
 import requests
 
-from app.auth import create_token
-from app.channels import add_channel
-from app.ingest import receive
-from app.models import Conversation, Message
-from app.state import db
-from app.users import create_agent
+from app.domain.agents import create_token
+from app.domain.channels import add_channel
+from app.usecases.ingest import receive
+from app.infra.models import Conversation, Message
+from app.infra.state import db
+from app.domain.agents import create_agent
 from tests.conftest import telegram_update
 
 _ids = itertools.count(1000)
@@ -62,7 +62,7 @@ def conversation_of(message: Message) -> Conversation:
 
 def reset_login_limit() -> None:
     """The login rate limit counts per address; tests all come from 127.0.0.1."""
-    from app.extensions import limiter
+    from app.infra.extensions import limiter
 
     limiter.reset()
 

@@ -59,8 +59,8 @@ def test_api_shows_an_agent_only_their_channels(app, world):
 def db_admin():
     from sqlalchemy import select
 
-    from app.models import Agent
-    from app.state import db
+    from app.infra.models import Agent
+    from app.infra.state import db
 
     return db.session.scalar(select(Agent).where(Agent.role == "admin"))
 

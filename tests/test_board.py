@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.models import Deal, Event
-from app.state import db
+from app.infra.models import Deal, Event
+from app.infra.state import db
 from tests.conftest import login_session
 
 

@@ -7,8 +7,8 @@ import re
 
 from sqlalchemy import select
 
-from app.models import CannedReply
-from app.state import db
+from app.infra.models import CannedReply
+from app.infra.state import db
 from tests import inbox_helpers as h
 from tests.test_inbox_api import _login
 

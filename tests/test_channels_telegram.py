@@ -8,11 +8,11 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from app.channels import add_channel
-from app.ingest import receive
-from app.models import Channel, Event, Identity, InboundEvent, Message
-from app.pollers import TelegramPoller
-from app.state import db
+from app.domain.channels import add_channel
+from app.usecases.ingest import receive
+from app.infra.models import Channel, Event, Identity, InboundEvent, Message
+from app.usecases.pollers import TelegramPoller
+from app.infra.state import db
 from tests.conftest import AgentSocket, login_session, run_cli, run_jobs, telegram_update, wait_until
 
 
@@ -154,8 +154,8 @@ def test_bot_chats_from_a_laptop_without_public_url(backend, app_config, ctx, ad
 
 
 def test_photo_is_downloaded_and_a_too_large_file_gets_a_reason(app, ctx, telegram_api, telegram_channel):
-    from app.models import Attachment
-    from app.storage import attachment_path
+    from app.infra.models import Attachment
+    from app.infra.storage import attachment_path
 
     telegram_api.add_file("BIG-PHOTO", b"\xff\xd8 jpeg bytes" * 50, "photos/file_1.jpg")
     telegram_api.add_file("HUGE-DOC", b"x", "documents/huge.zip", file_size=25 * 1024 * 1024)
@@ -183,7 +183,7 @@ def test_photo_is_downloaded_and_a_too_large_file_gets_a_reason(app, ctx, telegr
 
 
 def test_album_is_one_message(app, ctx, telegram_channel):
-    from app.models import Attachment
+    from app.infra.models import Attachment
 
     def part(update_id: int, file_id: str, caption: str | None = None) -> dict:
         message = telegram_update(update_id, 42, "")["message"]

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from app.models import Attachment, Customer, Identity, InboundEvent, Message
-from app.state import db
+from app.infra.models import Attachment, Customer, Identity, InboundEvent, Message
+from app.infra.state import db
 from tests.conftest import run_jobs
 from tests.fakes.graph_api import FakeGraphAPI, sign
 
@@ -33,7 +33,7 @@ def graph():
 
 @pytest.fixture
 def wa_channel(ctx, graph):
-    from app.channels import add_channel
+    from app.domain.channels import add_channel
 
     channel = add_channel("whatsapp", "WhatsApp PL", {
         "phone_number_id": NUMBER_ID, "access_token": "test-access-token",
@@ -111,7 +111,7 @@ def test_media_is_fetched_and_checked(app, ctx, wa_channel, graph):
     db.session.expire_all()
     good = db.session.scalar(select(Attachment).join(Message).where(Message.external_id == "wamid.xyzxyz"))
     assert good.path and good.error is None and good.size == len(data)
-    from app.storage import attachment_path
+    from app.infra.storage import attachment_path
 
     assert attachment_path(good.path).read_bytes() == data
     bad = db.session.scalar(select(Attachment).join(Message).where(Message.external_id == "wamid.bad"))
@@ -151,7 +151,7 @@ def test_reply_and_statuses_never_move_backwards(app, ctx, api, wa_channel, grap
 
 
 def test_same_phone_on_whatsapp_and_telegram_is_one_customer(app, ctx, wa_channel, telegram_channel):
-    from app.ingest import receive
+    from app.usecases.ingest import receive
 
     post(app, wa_channel, text_message("wamid.P1", "Здравствуйте", wa_id="79161234567", name="Пётр"))
     run_jobs(app)
@@ -193,7 +193,7 @@ def test_closed_window_refuses_free_text_and_takes_a_template(app, ctx, api, wa_
 def test_catalog_order_lands_on_the_crm_card(app, ctx, wa_channel):
     from decimal import Decimal
 
-    from app.models import Order
+    from app.infra.models import Order
 
     payload = fixture("pywa_message__order.json")
     payload["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = NUMBER_ID
@@ -209,7 +209,7 @@ def test_catalog_order_lands_on_the_crm_card(app, ctx, wa_channel):
 
 
 def test_opening_the_conversation_sends_blue_ticks_when_enabled(app, ctx, api, wa_channel, graph):
-    from app.models import Channel
+    from app.infra.models import Channel
 
     post(app, wa_channel, text_message("wamid.READ1", "Dzień dobry", wa_id="48600111222"))
     run_jobs(app)
@@ -229,7 +229,7 @@ def test_opening_the_conversation_sends_blue_ticks_when_enabled(app, ctx, api, w
 
 
 def test_composer_is_offered_the_templates_when_the_window_is_closed(app, ctx, api, wa_channel):
-    from app.models import Channel
+    from app.infra.models import Channel
 
     channel = db.session.get(Channel, wa_channel.id)
     channel.settings = {**channel.settings, "templates": ["order_update", {"name": "opóźnienie", "language": "pl"}]}

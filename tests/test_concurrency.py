@@ -6,8 +6,8 @@ import multiprocessing
 import pytest
 from sqlalchemy import func, select
 
-from app.models import Conversation, Customer, Identity, InboundEvent, Message
-from app.state import db
+from app.infra.models import Conversation, Customer, Identity, InboundEvent, Message
+from app.infra.state import db
 from tests.conftest import SCALE_OUT, telegram_update
 
 ROUNDS = 15
@@ -16,9 +16,9 @@ ROUNDS = 15
 def _ingest_worker(config, channel_id, plan, barrier, results):
     """Runs in its own process: for each round, wait for the other process, then ingest."""
     from app import create_app
-    from app.ingest import receive
-    from app.models import Channel
-    from app.state import db as worker_db
+    from app.usecases.ingest import receive
+    from app.infra.models import Channel
+    from app.infra.state import db as worker_db
 
     app = create_app(config)
     with app.app_context():

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from app.config import ConfigError, load_config, redacted
+from app.infra.config import ConfigError, load_config, redacted
 
 
 def test_environment_overrides_file(tmp_path):
@@ -43,7 +43,7 @@ def test_redacted_hides_secrets(tmp_path):
 
 def test_secrets_are_scrubbed_from_logs(tmp_path, caplog):
     from app import create_app
-    from app.logs import register_channel_secrets
+    from app.infra.logs import register_channel_secrets
     from connectors import get_connector
 
     config = load_config(tmp_path / "none.toml", environ={

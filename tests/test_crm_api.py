@@ -8,9 +8,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from app.channels import add_channel
-from app.models import Customer, Deal, Event, Identity, InboundEvent, Order
-from app.state import db
+from app.domain.channels import add_channel
+from app.infra.models import Customer, Deal, Event, Identity, InboundEvent, Order
+from app.infra.state import db
 from tests.conftest import run_jobs
 
 FIXTURES = Path(__file__).parent / "fixtures" / "crm"

@@ -6,8 +6,8 @@ import time
 
 from sqlalchemy import select
 
-from app.models import Identity, Message
-from app.state import db
+from app.infra.models import Identity, Message
+from app.infra.state import db
 from tests.conftest import run_jobs
 from tests.test_channels_whatsapp import graph, post, text_message  # noqa: F401
 from tests.test_crm_scan import customer_of, telegram_own_contact, telegram_text, wa_channel  # noqa: F401

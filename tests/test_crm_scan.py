@@ -17,10 +17,10 @@ from email.message import EmailMessage
 import pytest
 from sqlalchemy import func, select
 
-from app.channels import add_channel
-from app.ingest import receive
-from app.models import Channel, Customer, Identity, MergeSuggestion, Message
-from app.state import db
+from app.domain.channels import add_channel
+from app.usecases.ingest import receive
+from app.infra.models import Channel, Customer, Identity, MergeSuggestion, Message
+from app.infra.state import db
 from tests.conftest import run_jobs, telegram_update
 from tests.test_channels_whatsapp import APP_SECRET, NUMBER_ID, graph, post, text_message  # noqa: F401
 

@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from sqlalchemy import select
 
-from app.models import WebhookDelivery
-from app.state import db
+from app.infra.models import WebhookDelivery
+from app.infra.state import db
 from tests.conftest import run_jobs, wait_until
 
 
@@ -88,7 +88,7 @@ def test_signed_retried_logged_replayed(app, ctx, api, receiver):
     assert delivery.response_status == 500 and "HTTP 500" in delivery.error
     assert delivery.next_attempt_at is not None
     time.sleep(0.5)  # backoff_base 0.2 s in tests
-    from app.hooks import sweep_webhooks
+    from app.usecases.hooks import sweep_webhooks
 
     assert sweep_webhooks()["queued"] == 1
     run_jobs(app)
@@ -113,7 +113,7 @@ def test_signed_retried_logged_replayed(app, ctx, api, receiver):
 
 
 def test_nothing_is_delivered_for_a_rolled_back_event(ctx, api, receiver):
-    from app.customers import upsert_order
+    from app.domain.customers import upsert_order
 
     created = api.post("/webhooks", json={"url": receiver.url})
     assert created.status_code == 201

@@ -8,8 +8,8 @@ import subprocess
 
 from sqlalchemy import func, select
 
-from app.models import Customer, Identity
-from app.state import db
+from app.infra.models import Customer, Identity
+from app.infra.state import db
 from tests.conftest import ROOT, cli_env, release_db
 
 CSV = """name,company,email,phone,telegram,tags,owner_email,cf.tier

@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 
 from sqlalchemy import func, select
 
-from app.ingest import apply_records
-from app.models import (
+from app.usecases.ingest import apply_records
+from app.infra.models import (
     AuditLog,
     Channel,
     Conversation,
@@ -20,7 +20,7 @@ from app.models import (
     Note,
     Order,
 )
-from app.state import db
+from app.infra.state import db
 from connectors.base import Handle, Inbound
 
 WA_ID = "79161234567"

@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from app.models import Agent, Message, utcnow
-from app.state import db
+from app.infra.models import Agent, Message, utcnow
+from app.infra.state import db
 from tests import inbox_helpers as h
 from tests.conftest import SCALE_OUT, run_jobs
 
@@ -205,7 +205,7 @@ def test_postgres_search_finds_a_rare_word_without_walking_every_message(backend
     takes the full-text index (app/search.py)."""
     from sqlalchemy import text
 
-    from app import search
+    from app.domain import search
 
     support, _ = setup
     seed = h.inbound(support, 990, "Самовар из Тулы, zamówienie 1", "Ольга")

@@ -5,9 +5,9 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, select
 
-from app.ingest import process_event, receive, replay_failed
-from app.models import Conversation, Customer, Event, Identity, InboundEvent, Message
-from app.state import db
+from app.usecases.ingest import process_event, receive, replay_failed
+from app.infra.models import Conversation, Customer, Event, Identity, InboundEvent, Message
+from app.infra.state import db
 from tests.conftest import run_jobs, telegram_update
 
 
@@ -111,7 +111,7 @@ def test_processing_an_event_twice_adds_nothing(ctx, telegram_channel):
 
 
 def test_sweeper_picks_up_an_event_nobody_processed(app, ctx, telegram_channel):
-    from app.outbox import sweep
+    from app.wiring import sweep
 
     result = receive(telegram_channel, "1", telegram_update(1, 42, "orphan"), process="none")
     event = db.session.get(InboundEvent, result.event_id)
@@ -124,7 +124,7 @@ def test_sweeper_picks_up_an_event_nobody_processed(app, ctx, telegram_channel):
 
 
 def test_sweeper_prunes_the_event_log(ctx, telegram_channel):
-    from app.outbox import sweep
+    from app.wiring import sweep
 
     receive(telegram_channel, "1", telegram_update(1, 42, "old"), process="inline")
     receive(telegram_channel, "2", telegram_update(2, 42, "new"), process="inline")
@@ -151,7 +151,7 @@ def _thread_texts() -> dict[str, list[str]]:
 
 
 def test_drain_applies_events_in_batches_in_order(app, ctx, telegram_channel):
-    from app.ingest import process_received
+    from app.usecases.ingest import process_received
 
     app.config["THREADLINE"]["jobs"]["ingest_batch"] = 7
     for n in range(30):  # 10 senders, 3 messages each, interleaved
@@ -171,7 +171,7 @@ def test_drain_applies_events_in_batches_in_order(app, ctx, telegram_channel):
 
 
 def test_one_unparsable_event_fails_alone_inside_a_batch(ctx, telegram_channel):
-    from app.ingest import process_received
+    from app.usecases.ingest import process_received
 
     receive(telegram_channel, "1", telegram_update(1, 42, "до"), process="none")
     broken = receive(telegram_channel, "2", {"update_id": 2, "message": {"message_id": 2}},
@@ -186,7 +186,7 @@ def test_one_unparsable_event_fails_alone_inside_a_batch(ctx, telegram_channel):
 
 def test_a_batch_that_fails_while_applying_falls_back_to_one_by_one(ctx, telegram_channel,
                                                                      monkeypatch):
-    from app import ingest
+    from app.usecases import ingest
 
     def explode(session, channel, inbound, message):
         if inbound.text == "boom":
@@ -206,7 +206,7 @@ def test_a_batch_that_fails_while_applying_falls_back_to_one_by_one(ctx, telegra
 
 
 def test_webhook_bursts_wake_one_drain_job(app, ctx, telegram_channel):
-    from app.jobs import RQQueue
+    from app.infra.queues import RQQueue
 
     queue = app.extensions["threadline.queue"]
     for n in range(40):

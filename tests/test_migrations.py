@@ -4,8 +4,8 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from app.models import Base
-from app.state import db
+from app.infra.models import Base
+from app.infra.state import db
 
 
 def test_autogenerate_finds_no_difference(ctx, backend):

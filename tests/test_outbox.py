@@ -11,9 +11,9 @@ import time
 import pytest
 from sqlalchemy import select
 
-from app.ingest import receive
-from app.models import Conversation, Message
-from app.state import db
+from app.usecases.ingest import receive
+from app.infra.models import Conversation, Message
+from app.infra.state import db
 from tests.conftest import ROOT, SCALE_OUT, cli_env, run_jobs, telegram_update, threadline_cmd, wait_until
 
 
@@ -51,7 +51,7 @@ def test_transient_error_is_retried_with_backoff(app, api, conversation, telegra
     assert message.status == "queued" and message.attempts == 1
     assert message.next_attempt_at is not None and "Bad Gateway" in message.error
     # the sweeper queues it again once it is due
-    from app.outbox import sweep
+    from app.wiring import sweep
 
     wait_until(lambda: sweep()["queued"] == 1, timeout=5, message="retry due")
     run_jobs(app)
@@ -61,7 +61,7 @@ def test_transient_error_is_retried_with_backoff(app, api, conversation, telegra
 
 
 def test_last_failed_attempt_marks_the_message_failed(app, api, conversation, telegram_api):
-    from app.outbox import sweep
+    from app.wiring import sweep
 
     for _ in range(3):  # max_attempts is 3 in the tests
         telegram_api.fail_next("sendMessage", 500, "Internal Server Error")
@@ -163,7 +163,7 @@ def test_a_burst_of_replies_is_drained_in_batches_each_sent_once(app, api, conve
 
 
 def test_the_drain_leaves_a_retry_that_is_not_due(app, api, conversation, telegram_api):
-    from app.outbox import send_queued
+    from app.usecases.outbox import send_queued
 
     telegram_api.fail_next("sendMessage", 502, "Bad Gateway")
     first = api.post(f"/conversations/{conversation.id}/messages", json={"text": "первый"}).json
@@ -172,7 +172,7 @@ def test_the_drain_leaves_a_retry_that_is_not_due(app, api, conversation, telegr
     message = message_state(first["id"])
     from datetime import timedelta
 
-    from app.models import utcnow
+    from app.infra.models import utcnow
 
     message.next_attempt_at = utcnow() + timedelta(minutes=5)
     db.session.commit()

@@ -8,8 +8,8 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from app.models import InboundEvent, Message
-from app.state import db
+from app.infra.models import InboundEvent, Message
+from app.infra.state import db
 from tests.conftest import (
     ROOT,
     SCALE_OUT,

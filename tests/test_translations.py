@@ -53,7 +53,7 @@ def test_the_committed_mo_is_the_compiled_po():
 def test_board_and_inbox_strings_in_russian(backend, ctx):
     from flask_babel import force_locale
 
-    from app import board, inbox
+    from app.web import board, inbox
 
     with force_locale("ru"):
         board_strings, inbox_strings = board.ui_strings(), inbox.ui_strings()

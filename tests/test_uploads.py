@@ -8,9 +8,9 @@ import io
 import pytest
 from sqlalchemy import select
 
-from app.ingest import receive
-from app.models import Attachment, Conversation, Message
-from app.state import db
+from app.usecases.ingest import receive
+from app.infra.models import Attachment, Conversation, Message
+from app.infra.state import db
 from tests.conftest import run_jobs, telegram_update
 from tests.test_channels_whatsapp import graph, post, text_message, wa_channel  # noqa: F401
 
@@ -92,7 +92,7 @@ def test_document_reply_goes_to_whatsapp(app, ctx, api, wa_channel, graph):  # n
 
 
 def test_too_large_upload_is_refused(app, api, ctx):
-    from app.state import config
+    from app.infra.state import config
 
     config["storage"]["max_attachment_bytes"] = 1000
     refused = upload(api, PDF, "big.pdf", "application/pdf")
@@ -104,8 +104,8 @@ def test_too_large_upload_is_refused(app, api, ctx):
 
 
 def test_forged_or_foreign_tokens_are_refused(app, api, tg_conversation, telegram_api):
-    from app.api.uploads import make_upload_token
-    from app.users import create_agent
+    from app.web.api.uploads import make_upload_token
+    from app.domain.agents import create_agent
 
     token = upload(api, PNG, "a.png", "image/png").json["upload_token"]
     path = db.session.scalars(select(Attachment.path)).all()  # none yet: no reply sent

@@ -9,8 +9,8 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from app.models import Attachment, Customer, Identity, InboundEvent, Message
-from app.state import db
+from app.infra.models import Attachment, Customer, Identity, InboundEvent, Message
+from app.infra.state import db
 from connectors.webchat import user_hash
 from tests.conftest import SCALE_OUT, run_jobs, wait_until
 
@@ -25,8 +25,8 @@ FIRST_PAGE = {"url": f"{ORIGIN}/coffee?utm_source=google&utm_medium=cpc&utm_camp
 
 @pytest.fixture(autouse=True)
 def _fresh_state(request):
-    from app import widget
-    from app.extensions import socketio
+    from app.web import widget
+    from app.infra.extensions import socketio
 
     if "backend" in request.fixturenames and request.getfixturevalue("backend") == "sqlite":
         # SocketIO.init_app keeps options of an earlier app in this process (a PostgreSQL +
@@ -42,7 +42,7 @@ def _fresh_state(request):
 
 @pytest.fixture
 def webchat(ctx):
-    from app.channels import add_channel
+    from app.domain.channels import add_channel
 
     channel = add_channel("webchat", "Site chat", {"allowed_origins": ORIGIN,
                                                    "secret": "widget-secret-123"})
@@ -52,7 +52,7 @@ def webchat(ctx):
 
 def set_settings(channel, **values) -> None:
     """Socket handlers share this thread's session and end it: work on a fresh copy."""
-    from app.models import Channel
+    from app.infra.models import Channel
 
     fresh = db.session.get(Channel, channel.id)
     fresh.settings = {**fresh.settings, **values}
@@ -72,7 +72,7 @@ class Visitor:
 
     def __init__(self, app, frame: str, visitor: str | None = None, user=None, page=None,
                  after: int = 0, prechat=None):
-        from app.extensions import socketio
+        from app.infra.extensions import socketio
 
         db.session.commit()  # SQLite: no open transaction while the handler writes
         self.client = socketio.test_client(app, namespace="/widget", auth={
@@ -106,7 +106,7 @@ class Visitor:
 
 
 def agent_reply(app, admin, message_id: int, text: str) -> Message:
-    from app.outbox import enqueue_reply
+    from app.usecases.outbox import enqueue_reply
 
     conversation = db.session.get(Message, message_id).conversation
     reply = enqueue_reply(db.session, conversation, admin, text)
@@ -140,7 +140,7 @@ def test_frame_is_served_only_to_allowed_origins(app, webchat):
 
 
 def test_any_origin_when_the_list_is_empty(app, ctx):
-    from app.channels import add_channel
+    from app.domain.channels import add_channel
 
     channel = add_channel("webchat", "Open chat", {})
     db.session.commit()
@@ -151,7 +151,7 @@ def test_any_origin_when_the_list_is_empty(app, ctx):
 
 
 def test_settings_are_validated(ctx):
-    from app.channels import add_channel
+    from app.domain.channels import add_channel
 
     with pytest.raises(ValueError, match="allowed_origins"):
         add_channel("webchat", "Bad", {"allowed_origins": "shop.example.com"})
@@ -241,7 +241,7 @@ def test_require_verified_refuses_anonymous_visitors(backend, app, webchat):
 
 @IN_PROCESS_SOCKETS
 def test_disallowed_or_forged_frame_tokens_are_refused(backend, app, webchat):
-    from app.widget import frame_token
+    from app.web.widget import frame_token
 
     assert not Visitor(app, "not-a-token").connected
     with app.test_request_context():
@@ -280,7 +280,7 @@ def test_agent_reply_reaches_the_visitor_live_and_after_a_reconnect(backend, app
     back = Visitor(app, frame, visitor=token, after=last_seen)
     assert [m["text"] for m in back.session["messages"]] == ["We also have a new one", "Anything else?"]
     # notes never reach the visitor
-    from app.outbox import add_note
+    from app.usecases.outbox import add_note
 
     add_note(db.session, db.session.get(Message, reply.id).conversation, admin, "internal only")
     db.session.commit()
@@ -320,8 +320,8 @@ def test_two_visitors_never_see_each_others_threads(backend, app, admin, webchat
     history = boris.call("history", {"after": 0})["messages"]
     assert {m["text"] for m in history} == {"Boris asks about delivery", "Boris: delivery takes 2 days"}
     # a token for another channel is not a key to this one
-    from app.channels import add_channel
-    from app.widget import visitor_token
+    from app.domain.channels import add_channel
+    from app.web.widget import visitor_token
 
     add_channel("webchat", "Second site", {})
     db.session.commit()
@@ -418,7 +418,7 @@ def test_prechat_form_and_away_status(backend, app, webchat):
 
 @IN_PROCESS_SOCKETS
 def test_prechat_phone_is_normalized_and_matches_the_known_customer(backend, app, webchat):
-    from app.models import MergeSuggestion
+    from app.infra.models import MergeSuggestion
 
     known = Customer(name="Иван Петров")
     db.session.add(known)
@@ -500,7 +500,7 @@ def test_business_hours():
 
 
 def test_demo_page_is_for_admins(app, admin, webchat):
-    from app.users import create_agent
+    from app.domain.agents import create_agent
 
     create_agent("agent@example.com", "Marek", "correct horse battery", role="agent",
                  teams=["Support"])
@@ -556,7 +556,7 @@ def test_scale_out_visitor_gets_the_workers_reply(backend, app, admin, webchat, 
         assert ack["ok"] is True, ack
         db.session.commit()
         conversation = db.session.get(Message, ack["message"]["id"]).conversation
-        from app.outbox import enqueue_reply
+        from app.usecases.outbox import enqueue_reply
 
         enqueue_reply(db.session, conversation, admin, "Reply from the worker")
         db.session.commit()

@@ -7,11 +7,11 @@ from email import message_from_bytes, policy
 import pytest
 from sqlalchemy import select
 
-from app.channels import add_channel
-from app.ingest import receive
-from app.models import Message
-from app.outbox import sweep
-from app.state import db
+from app.domain.channels import add_channel
+from app.usecases.ingest import receive
+from app.infra.models import Message
+from app.wiring import sweep
+from app.infra.state import db
 from tests.conftest import run_jobs
 from tests.servers.smtp import RecordingSMTP
 

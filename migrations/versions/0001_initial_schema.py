@@ -6,7 +6,7 @@ Create Date: 2026-11-23 09:47:30.004738
 """
 from alembic import op
 import sqlalchemy as sa
-import app.models
+import app.infra.models
 from sqlalchemy.dialects import postgresql
 
 revision = '0001'
@@ -25,7 +25,7 @@ def upgrade() -> None:
     sa.Column('role', sa.String(length=20), nullable=False),
     sa.Column('locale', sa.String(length=10), nullable=True),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('created_at', app.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.infra.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_agents')),
     sa.UniqueConstraint('email', name=op.f('uq_agents_email'))
     )
@@ -38,7 +38,7 @@ def upgrade() -> None:
     sa.Column('state', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('error', sa.Text(), nullable=True),
-    sa.Column('created_at', app.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.infra.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_channels')),
     sa.UniqueConstraint('name', name=op.f('uq_channels_name')),
     sa.UniqueConstraint('public_id', name=op.f('uq_channels_public_id'))
@@ -61,8 +61,8 @@ def upgrade() -> None:
     sa.Column('agent_id', sa.Integer(), nullable=False),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('name', sa.String(length=100), nullable=False),
-    sa.Column('created_at', app.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_used_at', app.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', app.infra.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_used_at', app.infra.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['agent_id'], ['agents.id'], name=op.f('fk_api_tokens_agent_id_agents'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_tokens')),
     sa.UniqueConstraint('token_hash', name=op.f('uq_api_tokens_token_hash'))
@@ -77,7 +77,7 @@ def upgrade() -> None:
     sa.Column('target_type', sa.String(length=40), nullable=False),
     sa.Column('target_id', sa.BigInteger(), nullable=True),
     sa.Column('details', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('created_at', app.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.infra.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['actor_id'], ['agents.id'], name=op.f('fk_audit_log_actor_id_agents'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_log'))
     )
@@ -90,8 +90,8 @@ def upgrade() -> None:
     sa.Column('tags', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('custom_fields', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('merged_into_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', app.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', app.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.infra.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', app.infra.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['merged_into_id'], ['customers.id'], name=op.f('fk_customers_merged_into_id_customers')),
     sa.ForeignKeyConstraint(['owner_id'], ['agents.id'], name=op.f('fk_customers_owner_id_agents'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_customers'))
@@ -101,7 +101,7 @@ def upgrade() -> None:
     sa.Column('type', sa.String(length=40), nullable=False),
     sa.Column('channel_id', sa.Integer(), nullable=True),
     sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('created_at', app.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.infra.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['channel_id'], ['channels.id'], name=op.f('fk_events_channel_id_channels'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_events'))
     )
@@ -116,9 +116,9 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=12), nullable=False),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('created_at', app.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('enqueued_at', app.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('processed_at', app.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', app.infra.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('enqueued_at', app.infra.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('processed_at', app.infra.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['channel_id'], ['channels.id'], name=op.f('fk_inbound_events_channel_id_channels')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_inbound_events')),
     sa.UniqueConstraint('channel_id', 'external_id', name=op.f('uq_inbound_events_channel_id_external_id'))
@@ -143,13 +143,13 @@ def upgrade() -> None:
     sa.Column('priority', sa.String(length=10), nullable=False),
     sa.Column('labels', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('subject', sa.String(length=500), nullable=True),
-    sa.Column('snoozed_until', app.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('last_activity_at', app.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_inbound_at', app.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('snoozed_until', app.infra.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_activity_at', app.infra.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_inbound_at', app.infra.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_message_preview', sa.String(length=200), nullable=False),
     sa.Column('unread_count', sa.Integer(), nullable=False),
-    sa.Column('created_at', app.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('resolved_at', app.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', app.infra.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('resolved_at', app.infra.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['assignee_id'], ['agents.id'], name=op.f('fk_conversations_assignee_id_agents'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['channel_id'], ['channels.id'], name=op.f('fk_conversations_channel_id_channels')),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_conversations_customer_id_customers')),
@@ -173,8 +173,8 @@ def upgrade() -> None:
     sa.Column('currency', sa.String(length=3), nullable=True),
     sa.Column('owner_id', sa.Integer(), nullable=True),
     sa.Column('expected_close', sa.Date(), nullable=True),
-    sa.Column('created_at', app.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', app.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.infra.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', app.infra.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_deals_customer_id_customers')),
     sa.ForeignKeyConstraint(['owner_id'], ['agents.id'], name=op.f('fk_deals_owner_id_agents'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_deals')),
@@ -190,7 +190,7 @@ def upgrade() -> None:
     sa.Column('value', sa.String(length=320), nullable=False),
     sa.Column('verified', sa.Boolean(), nullable=False),
     sa.Column('reachable', sa.Boolean(), nullable=False),
-    sa.Column('created_at', app.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.infra.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_identities_customer_id_customers')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_identities')),
     sa.UniqueConstraint('kind', 'value', name=op.f('uq_identities_kind_value'))
@@ -206,8 +206,8 @@ def upgrade() -> None:
     sa.Column('score', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=12), nullable=False),
     sa.Column('decided_by_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', app.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('decided_at', app.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', app.infra.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('decided_at', app.infra.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_merge_suggestions_customer_id_customers')),
     sa.ForeignKeyConstraint(['decided_by_id'], ['agents.id'], name=op.f('fk_merge_suggestions_decided_by_id_agents'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['other_customer_id'], ['customers.id'], name=op.f('fk_merge_suggestions_other_customer_id_customers')),
@@ -222,7 +222,7 @@ def upgrade() -> None:
     sa.Column('customer_id', sa.Integer(), nullable=False),
     sa.Column('author_id', sa.Integer(), nullable=True),
     sa.Column('text', sa.Text(), nullable=False),
-    sa.Column('created_at', app.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.infra.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['author_id'], ['agents.id'], name=op.f('fk_notes_author_id_agents'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_notes_customer_id_customers')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_notes'))
@@ -234,7 +234,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('customer_id', sa.Integer(), nullable=False),
     sa.Column('external_ref', sa.String(length=200), nullable=True),
-    sa.Column('placed_at', app.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('placed_at', app.infra.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('total', sa.Numeric(precision=14, scale=2), nullable=True),
     sa.Column('currency', sa.String(length=3), nullable=True),
     sa.Column('status', sa.String(length=40), nullable=False),
@@ -263,12 +263,12 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=12), nullable=False),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', app.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('enqueued_at', app.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('locked_at', app.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('sent_at', app.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', app.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('edited_at', app.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_attempt_at', app.infra.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('enqueued_at', app.infra.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('locked_at', app.infra.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('sent_at', app.infra.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', app.infra.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('edited_at', app.infra.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('deleted', sa.Boolean(), nullable=False),
     sa.Column('automated', sa.Boolean(), nullable=False),
     sa.Column('history', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),

@@ -8,7 +8,7 @@ Revises: 0001
 """
 from alembic import op
 import sqlalchemy as sa
-import app.models
+import app.infra.models
 
 revision = '0002'
 down_revision = '0001'
@@ -24,7 +24,7 @@ def upgrade() -> None:
         sa.Column('title', sa.String(length=200), nullable=False),
         sa.Column('text', sa.Text(), nullable=False),
         sa.Column('created_by_id', sa.Integer(), nullable=True),
-        sa.Column('created_at', app.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column('created_at', app.infra.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(['created_by_id'], ['agents.id'],
                                 name=op.f('fk_canned_replies_created_by_id_agents'),
                                 ondelete='SET NULL'),

@@ -6,7 +6,7 @@ Create Date: 2026-11-23 10:14:39.735299
 """
 from alembic import op
 import sqlalchemy as sa
-import app.models
+import app.infra.models
 from sqlalchemy.dialects import postgresql
 
 revision = '0003'
@@ -24,7 +24,7 @@ def upgrade() -> None:
     sa.Column('type', sa.String(length=10), nullable=False),
     sa.Column('choices', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('position', sa.Integer(), nullable=False),
-    sa.Column('created_at', app.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.infra.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_custom_field_defs')),
     sa.UniqueConstraint('key', name=op.f('uq_custom_field_defs_key'))
     )
@@ -34,7 +34,7 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=100), nullable=False),
     sa.Column('position', sa.Integer(), nullable=False),
     sa.Column('outcome', sa.String(length=10), nullable=False),
-    sa.Column('created_at', app.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.infra.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_pipeline_stages')),
     sa.UniqueConstraint('key', name=op.f('uq_pipeline_stages_key'))
     )
@@ -45,7 +45,7 @@ def upgrade() -> None:
     sa.Column('events', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('description', sa.String(length=200), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('created_at', app.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.infra.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_endpoints'))
     )
     op.create_table('webhook_deliveries',
@@ -56,14 +56,14 @@ def upgrade() -> None:
     sa.Column('body', sa.Text(), nullable=False),
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', app.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('enqueued_at', app.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('locked_at', app.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_attempt_at', app.infra.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('enqueued_at', app.infra.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('locked_at', app.infra.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('response_status', sa.Integer(), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('log', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('created_at', app.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('delivered_at', app.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', app.infra.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('delivered_at', app.infra.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['endpoint_id'], ['webhook_endpoints.id'], name=op.f('fk_webhook_deliveries_endpoint_id_webhook_endpoints'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_deliveries')),
     sa.UniqueConstraint('endpoint_id', 'event_id', name=op.f('uq_webhook_deliveries_endpoint_id_event_id'))
@@ -82,8 +82,8 @@ def upgrade() -> None:
     sa.Column('snapshot', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('chosen', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('status', sa.String(length=10), nullable=False),
-    sa.Column('created_at', app.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('unmerged_at', app.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', app.infra.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('unmerged_at', app.infra.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('unmerged_by_id', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['actor_id'], ['agents.id'], name=op.f('fk_customer_merges_actor_id_agents'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['source_id'], ['customers.id'], name=op.f('fk_customer_merges_source_id_customers')),

@@ -25,8 +25,8 @@ def open_board(browser, server, email: str):
 def world(ctx, admin, start_server):
     from datetime import date
 
-    from app.models import Customer, Deal
-    from app.state import db
+    from app.infra.models import Customer, Deal
+    from app.infra.state import db
 
     sam = h.agent("sam@example.com", "Sam Sales", ["Sales"])
     h.agent("anna@example.com", "Anna Agent", ["Support"])
@@ -47,8 +47,8 @@ def world(ctx, admin, start_server):
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_drag_a_deal_to_another_stage_live_for_the_other_agent(backend, world, browser):
-    from app.models import Deal
-    from app.state import db
+    from app.infra.models import Deal
+    from app.infra.state import db
 
     server, deal_id = world["server"], world["deal_id"]
     a = open_board(browser, server, "sam@example.com")
@@ -79,8 +79,8 @@ def test_drag_a_deal_to_another_stage_live_for_the_other_agent(backend, world, b
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_refused_move_rolls_back(backend, world, browser):
-    from app.models import PipelineStage
-    from app.state import db
+    from app.infra.models import PipelineStage
+    from app.infra.state import db
 
     server, deal_id = world["server"], world["deal_id"]
     a = open_board(browser, server, "sam@example.com")
@@ -98,8 +98,8 @@ def test_refused_move_rolls_back(backend, world, browser):
 
 @pytest.fixture
 def inbox_world(ctx, admin, telegram_api, start_server):
-    from app.models import Deal
-    from app.state import db
+    from app.infra.models import Deal
+    from app.infra.state import db
 
     _support, sales = h.channels(telegram_api)
     h.agent("sam@example.com", "Sam Sales", ["Sales"])
@@ -116,8 +116,8 @@ def inbox_world(ctx, admin, telegram_api, start_server):
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_inbox_card_edits_a_deal_inline_live(backend, inbox_world, browser):
-    from app.models import Deal
-    from app.state import db
+    from app.infra.models import Deal
+    from app.infra.state import db
 
     server, deal_id = inbox_world["server"], inbox_world["deal_id"]
     pages = []

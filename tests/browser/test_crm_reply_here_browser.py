@@ -8,8 +8,8 @@ import time
 import pytest
 from sqlalchemy import select
 
-from app.models import Identity, Message
-from app.state import db
+from app.infra.models import Identity, Message
+from app.infra.state import db
 from tests import inbox_helpers as h
 from tests.conftest import release_db, run_jobs
 from tests.inbox_helpers import shot

@@ -9,8 +9,8 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from app.models import Agent, CannedReply
-from app.state import db
+from app.infra.models import Agent, CannedReply
+from app.infra.state import db
 from tests import inbox_helpers as h
 from tests.inbox_helpers import telegram_post
 from tests.conftest import release_db, wait_until

@@ -8,9 +8,9 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import select
 
-from app.ingest import apply_records
-from app.models import Channel, Customer, Identity
-from app.state import db
+from app.usecases.ingest import apply_records
+from app.infra.models import Channel, Customer, Identity
+from app.infra.state import db
 from connectors.base import Handle, Inbound
 from tests import inbox_helpers as h
 from tests.conftest import release_db

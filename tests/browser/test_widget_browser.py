@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from app.models import Customer, InboundEvent, Message
-from app.state import db
+from app.infra.models import Customer, InboundEvent, Message
+from app.infra.state import db
 from connectors.webchat import user_hash
 from tests.conftest import OUTPUT, AgentSocket, free_port, login_session, wait_until
 
@@ -70,7 +70,7 @@ def sites(tmp_path):
 
 
 def webchat_channel(allowed: str):
-    from app.channels import add_channel
+    from app.domain.channels import add_channel
 
     channel = add_channel("webchat", "Sklep", {"allowed_origins": allowed, "secret": SECRET})
     db.session.commit()

@@ -10,9 +10,9 @@ from email.utils import make_msgid
 import pytest
 from sqlalchemy import func, select
 
-from app.models import Channel, Conversation, Customer, Identity, Message
-from app.pollers import EmailPoller
-from app.state import db
+from app.infra.models import Channel, Conversation, Customer, Identity, Message
+from app.usecases.pollers import EmailPoller
+from app.infra.state import db
 from tests.conftest import run_jobs
 
 
@@ -30,7 +30,7 @@ def mail(sender: str, subject: str, body: str, msgid: str | None = None,
 
 @pytest.fixture
 def email_channel(ctx, dovecot, smtp_server):
-    from app.channels import add_channel
+    from app.domain.channels import add_channel
 
     channel = add_channel("email", "Support mailbox", {
         **dovecot.settings(), **smtp_server.settings(),
@@ -110,7 +110,7 @@ def test_first_sync_of_a_large_mailbox(app, ctx, dovecot, email_channel, caplog)
         dovecot.deliver(mail(f"buyer{n % 50}@example.com", f"Order {n}", f"Message number {n}")[0])
     delivered = time.monotonic() - started
     started = time.monotonic()
-    with caplog.at_level("INFO", logger="app.pollers"):
+    with caplog.at_level("INFO", logger="app.usecases.pollers"):
         sync(app, email_channel, jobs_timeout=600)
     elapsed = time.monotonic() - started
     assert db.session.scalar(select(func.count(Message.id))) == count

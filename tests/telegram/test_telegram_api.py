@@ -24,7 +24,7 @@ from connectors.telegram import (
 )
 from tests.fakes.telegram_api import CONFLICT_OTHER_POLLER, FakeTelegramAPI
 
-from .conftest import TOKEN, load
+from tests.telegram.conftest import TOKEN, load
 
 CHAT = 312450981
 

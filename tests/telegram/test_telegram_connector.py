@@ -7,7 +7,7 @@ from connectors import get_connector
 from connectors.base import MalformedPayload, VerificationError
 from connectors.telegram import Connector
 
-from .conftest import TOKEN
+from tests.telegram.conftest import TOKEN
 
 
 def test_registered_under_its_kind():

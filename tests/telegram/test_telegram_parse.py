@@ -8,7 +8,7 @@ import pytest
 from connectors.base import PHONE, TELEGRAM, Handle, Ignored, Inbound, MalformedPayload
 from connectors.telegram import ReachabilityChange, normalize_phone
 
-from .conftest import load
+from tests.telegram.conftest import load
 
 
 def test_text_message_fields(parse):

@@ -1,0 +1,148 @@
+"""Shapes used by the live inbox (views, timeline, search, canned replies, bulk actions)."""
+from apiflask import Schema
+from apiflask.fields import Boolean, DateTime, Dict, Integer, List, Nested, String
+from apiflask.validators import Length, OneOf, Range, Regexp
+
+from app.infra.schemas import (
+    ConversationOut,
+    ConversationPatch,
+    ConversationQuery,
+    CustomerBrief,
+    CustomerOut,
+    IdentityOut,
+    MessageOut,
+)
+
+
+class InboxConversationQuery(ConversationQuery):
+    team_id = Integer(load_default=None)
+    label = String(load_default=None, validate=Length(1, 50))
+
+
+class NamedOut(Schema):
+    id = Integer()
+    name = String()
+
+
+class InboxAgentOut(Schema):
+    id = Integer()
+    name = String()
+    email = String()
+    role = String()
+    locale = String(allow_none=True)
+    team_ids = List(Integer())
+
+
+class InboxChannelOut(Schema):
+    id = Integer()
+    kind = String()
+    name = String()
+
+
+class CannedReplyOut(Schema):
+    id = Integer()
+    shortcut = String()
+    title = String()
+    text = String()
+
+
+class CannedReplyIn(Schema):
+    shortcut = String(required=True, validate=[Length(1, 60), Regexp(
+        r"^[\w-]+$", error="letters, digits, _ and - only")])
+    title = String(load_default="", validate=Length(0, 200))
+    text = String(required=True, validate=Length(1, 20_000))
+
+
+class CannedReplyPatch(Schema):
+    shortcut = String(validate=[Length(1, 60), Regexp(r"^[\w-]+$",
+                                                      error="letters, digits, _ and - only")])
+    title = String(validate=Length(0, 200))
+    text = String(validate=Length(1, 20_000))
+
+
+class CannedReplyList(Schema):
+    items = List(Nested(CannedReplyOut))
+
+
+class BootstrapOut(Schema):
+    me = Nested(InboxAgentOut)
+    agents = List(Nested(InboxAgentOut))
+    teams = List(Nested(NamedOut))
+    channels = List(Nested(InboxChannelOut))
+    labels = List(String())
+    canned_replies = List(Nested(CannedReplyOut))
+
+
+class ViewCountsOut(Schema):
+    counts = Dict(metadata={"description": "unread conversations per view: open, mine, "
+                                           "unassigned, snoozed, team:<id>, channel:<id>, "
+                                           "label:<name>"})
+
+
+class ReplyChannelOut(Schema):
+    id = Integer()
+    kind = String()
+    name = String()
+    identity_kinds = List(String(), metadata={"description": "kinds of customer handles this "
+                                                             "channel can send to"})
+    last_inbound_at = DateTime(allow_none=True)
+    window_open = Boolean(metadata={"description": "WhatsApp: inside the 24-hour window"})
+    templates = List(Dict(), metadata={"description": "WhatsApp: approved templates "
+                                                      "({name, language}) for a closed window"})
+
+
+class CardExtraOut(Schema):
+    orders = List(Dict())
+    deals = List(Dict())
+    notes = List(Dict())
+
+
+class TimelineIdentityOut(IdentityOut):
+    id = Integer(metadata={"description": "identity_id for a reply to this handle"})
+
+
+class TimelineCustomerOut(CustomerOut):
+    identities = List(Nested(TimelineIdentityOut))
+
+
+class TimelineOut(Schema):
+    conversation = Nested(ConversationOut)
+    customer = Nested(TimelineCustomerOut)
+    card = Nested(CardExtraOut)
+    conversations = List(Nested(ConversationOut))
+    messages = List(Nested(MessageOut))
+    reply_channels = List(Nested(ReplyChannelOut))
+    default_channel_id = Integer(allow_none=True)
+
+
+class BulkIn(ConversationPatch):
+    ids = List(Integer(), required=True, validate=Length(1, 200))
+
+
+class BulkOut(Schema):
+    items = List(Nested(ConversationOut))
+
+
+class SearchQuery(Schema):
+    q = String(required=True, validate=Length(1, 200))
+    limit = Integer(load_default=20, validate=Range(1, 50))
+
+
+class MessageHit(Schema):
+    message = Nested(MessageOut)
+    snippet = String()
+    customer = Nested(CustomerBrief)
+
+
+class SearchOut(Schema):
+    query = String()
+    terms = List(String())
+    customers = List(Nested(CustomerBrief))
+    customer_conversations = Dict(metadata={"description": "customer id → latest visible "
+                                                           "conversation id"})
+    messages = List(Nested(MessageHit))
+
+
+class ProfilePatch(Schema):
+    locale = String(allow_none=True, validate=OneOf(["en", "ru"]))
+    name = String(validate=Length(1, 200))

@@ -1,0 +1,173 @@
+"""Background jobs: rq on Redis when `redis_url` is set, otherwise worker threads inside
+the server process. Both run the same task functions, each in an app context with a
+fresh database session."""
+from __future__ import annotations
+
+import logging
+import queue as queue_module
+import threading
+from typing import Any, Callable, Protocol
+
+from flask import Flask
+
+log = logging.getLogger(__name__)
+
+# job name -> function, filled by app/wiring.py (the composition root)
+TASKS: dict[str, Callable[..., Any]] = {}
+
+
+def run_in_app(app: Flask, name: str, args: tuple) -> Any:
+    from app.infra.state import db
+
+    with app.app_context():
+        try:
+            return TASKS[name](*args)
+        finally:
+            db.session.remove()
+
+
+class JobQueue(Protocol):
+    def enqueue(self, name: str, *args: Any) -> None: ...
+
+    def wake(self, name: str) -> None:
+        """Enqueue the argument-less job `name` unless one is already waiting: many
+        callers (every webhook) ask for the same drain, a worker runs it once."""
+
+    def awake(self, name: str) -> None:
+        """Called by the job `name` as it starts, before it looks for work: a later
+        `wake` enqueues it again, so no work committed after this call is missed."""
+
+
+# A woken job that has not started within this many seconds may be enqueued once more: a
+# worker that died holding the flag delays the drain by this much at most.
+WAKE_TTL = 2
+
+
+class InProcessQueue:
+    """The embedded default: no Redis, jobs run on threads of this process.
+
+    Jobs are lost with the process, which is fine: what they work on is committed, and the
+    sweeper of the next start finds it (queued sends, received events) and queues it again.
+    """
+
+    def __init__(self, app: Flask, threads: int = 2):
+        self.app = app
+        self.threads = threads
+        self._queue: queue_module.Queue[tuple[str, tuple] | None] = queue_module.Queue()
+        self._workers: list[threading.Thread] = []
+        self._waking: set[str] = set()
+        self._waking_lock = threading.Lock()
+
+    def enqueue(self, name: str, *args: Any) -> None:
+        if name not in TASKS:
+            raise KeyError(f"unknown task {name!r}")
+        self._queue.put((name, args))
+
+    def wake(self, name: str) -> None:
+        with self._waking_lock:
+            if name in self._waking:
+                return
+            self._waking.add(name)
+        self.enqueue(name)
+
+    def awake(self, name: str) -> None:
+        with self._waking_lock:
+            self._waking.discard(name)
+
+    def start(self) -> None:
+        if self._workers:
+            return
+        for n in range(self.threads):
+            worker = threading.Thread(target=self._loop, name=f"threadline-job-{n}", daemon=True)
+            worker.start()
+            self._workers.append(worker)
+
+    def stop(self, timeout: float = 10) -> None:
+        for _ in self._workers:
+            self._queue.put(None)
+        for worker in self._workers:
+            worker.join(timeout)
+        self._workers = []
+
+    def join(self) -> None:
+        """Wait until every queued job has run (tests, `demo`)."""
+        self._queue.join()
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                name, args = item
+                try:
+                    run_in_app(self.app, name, args)
+                except Exception:
+                    log.exception("job %s%r failed", name, args)
+            finally:
+                self._queue.task_done()
+
+
+class RQQueue:
+    def __init__(self, redis_url: str, name: str):
+        from redis import Redis
+        from rq import Queue
+
+        self.redis = Redis.from_url(redis_url)
+        self.queue = Queue(name, connection=self.redis)
+
+    def enqueue(self, name: str, *args: Any) -> None:
+        if name not in TASKS:
+            raise KeyError(f"unknown task {name!r}")
+        self.queue.enqueue(run_task, name, *args, job_timeout=600, result_ttl=0,
+                           failure_ttl=7 * 86400)
+
+    def _wake_key(self, name: str) -> str:
+        return f"threadline:{self.queue.name}:waking:{name}"
+
+    def wake(self, name: str) -> None:
+        # one SET per webhook instead of an rq job (≈65 Redis commands per job, DESIGN 6)
+        if self.redis.set(self._wake_key(name), 1, nx=True, ex=WAKE_TTL):
+            self.enqueue(name)
+
+    def awake(self, name: str) -> None:
+        self.redis.delete(self._wake_key(name))
+
+
+_worker_app: Flask | None = None
+
+
+def set_worker_app(app: Flask) -> None:
+    global _worker_app
+    _worker_app = app
+
+
+def run_task(name: str, *args: Any) -> Any:
+    """The function rq runs: the worker process built its app once at start."""
+    global _worker_app
+    if _worker_app is None:  # a worker started by plain `rq worker`
+        from app import create_app
+
+        _worker_app = create_app()
+    return run_in_app(_worker_app, name, args)
+
+
+class Sweeper(threading.Thread):
+    """Every `interval` seconds: revive stale sends, queue due retries and left-over events."""
+
+    def __init__(self, app: Flask, interval: float):
+        super().__init__(name="threadline-sweeper", daemon=True)
+        self.app = app
+        self.interval = interval
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval):
+            try:
+                run_in_app(self.app, "sweep", ())
+            except Exception:
+                log.exception("sweep failed")
+
+    def stop(self) -> None:
+        self._stop_event.set()
+

@@ -1,0 +1,1 @@
+"""What the product does: ingest (the one inbound door), the outbox, outgoing webhooks, pollers. Imports app.domain and app.infra."""

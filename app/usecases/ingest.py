@@ -1,0 +1,574 @@
+"""The one door for inbound traffic.
+
+Webhooks, IMAP sync, Telegram polling and the widget all call `receive()` with a raw
+payload: it is stored first (a repeated delivery is a no-op insert on the unique
+(channel, external_id)), then `process_event()` parses it through the channel's connector
+and applies the records: dedupe, resolve the customer, place the message in a conversation,
+commit, then publish. A payload that fails keeps its raw event, marked failed with the
+error; `threadline events replay` runs it again.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from sqlalchemy import select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from connectors import get_connector
+from connectors.base import Handle, Ignored, Inbound, StatusUpdate
+
+from app.infra.schemas import conversation_schema, customer_schema, message_schema
+from app.infra.db import after_commit
+from app.infra.logs import register_channel_secrets
+from app.infra.models import (
+    Attachment,
+    Channel,
+    Conversation,
+    Customer,
+    Identity,
+    InboundEvent,
+    Message,
+    utcnow,
+)
+from app.infra.events import record_event
+from app.infra.state import config, db, queue
+from app.infra.storage import save_attachment
+from app.domain.customers import canonical
+from app.domain.suggestions import suggest
+
+log = logging.getLogger(__name__)
+
+# Delivery statuses only move forward; a late "delivered" never undoes "read".
+STATUS_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4}
+
+
+@dataclass(frozen=True)
+class Received:
+    event_id: int | None
+    duplicate: bool
+
+
+def _insert_ignore(session: Session):
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(InboundEvent)
+
+
+def receive(channel: Channel, external_id: str, payload: dict[str, Any],
+            process: str = "queue") -> Received:
+    """Store one raw delivery and have it processed.
+
+    process: "queue" (a job; the webhook answers at once), "inline" (now, in this thread),
+    or "none" (the caller processes it).
+    """
+    session = db.session
+    stmt = (
+        _insert_ignore(session)
+        .values(channel_id=channel.id, external_id=str(external_id)[:500], payload=payload,
+                status="received", attempts=0, created_at=utcnow(),
+                enqueued_at=utcnow() if process == "queue" else None)
+        .on_conflict_do_nothing(index_elements=["channel_id", "external_id"])
+        .returning(InboundEvent.id)
+    )
+    event_id = session.execute(stmt).scalar()
+    session.commit()
+    if event_id is None:
+        log.info("duplicate delivery ignored: channel %s event %s", channel.id, external_id)
+        return Received(None, True)
+    if process == "queue":
+        queue.wake("process_received")
+    elif process == "inline":
+        process_event(event_id)
+    return Received(event_id, False)
+
+
+RACE_RETRIES = 3
+
+
+def process_event(event_id: int) -> str:
+    """Parse and apply one stored event in one transaction; returns its final status.
+
+    No savepoints on this hot path (each costs two round trips): when a concurrent
+    transaction wins a race for the same customer, conversation or message, the unique
+    constraint fails ours, and the whole event is applied again on top of what won.
+    """
+    for attempt in range(1, RACE_RETRIES + 1):
+        try:
+            return _process_once(event_id)
+        except IntegrityError as exc:
+            db.session.rollback()
+            if attempt == RACE_RETRIES:
+                return _mark_failed(event_id, exc)
+            log.info("inbound event %s lost a race (%s); applying it again", event_id,
+                     type(exc.orig).__name__ if exc.orig else "IntegrityError")
+    raise AssertionError("unreachable")
+
+
+def _process_once(event_id: int) -> str:
+    session = db.session
+    event = session.get(InboundEvent, event_id, with_for_update=True)
+    if event is None:
+        raise LookupError(f"inbound event {event_id} does not exist")
+    if event.status == "processed":
+        session.rollback()
+        return event.status
+    try:
+        _apply_event(session, event)
+        session.flush()
+    except IntegrityError:
+        raise
+    except Exception as exc:  # keep the raw event; an admin sees the error and can replay it
+        session.rollback()
+        return _mark_failed(event_id, exc)
+    session.commit()
+    return event.status
+
+
+def _apply_event(session: Session, event: InboundEvent) -> None:
+    """Parse and apply one event in the caller's transaction. A payload the connector cannot
+    parse marks the event failed right here (parsing touches no rows); an error while
+    applying propagates, and the caller rolls back."""
+    channel = session.get(Channel, event.channel_id)
+    connector = get_connector(channel.kind)
+    register_channel_secrets(connector, channel.settings)
+    try:
+        records = connector.parse(channel.settings, event.payload)
+    except Exception as exc:
+        log.warning("inbound event %s failed: %s: %s", event.id, type(exc).__name__, exc)
+        status, error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
+    else:
+        apply_records(session, channel, records)
+        status, error = "processed", None
+    # set together after applying: one UPDATE of the event row, not one per autoflush
+    event.status, event.error = status, error
+    event.attempts += 1
+    event.processed_at = utcnow()
+
+
+def process_received() -> int:
+    """The ingest drain: apply received events in batches of `jobs.ingest_batch`, each batch
+    in one transaction, until none is left; returns how many events it took.
+
+    Webhooks only `wake` this job (app/jobs.py), so a burst of a thousand messages costs a
+    handful of jobs and commits instead of a thousand of each. PostgreSQL rows are claimed
+    with SKIP LOCKED, so several workers drain side by side; SQLite has one writer anyway.
+    A batch that fails while applying is rolled back and its events go one by one through
+    `process_event`, which re-applies lost races and marks a broken event failed alone.
+    """
+    queue.awake("process_received")
+    limit = int(config["jobs"]["ingest_batch"])
+    taken = 0
+    while True:
+        batch = _claim_received(limit)
+        if not batch:
+            return taken
+        taken += len(batch)
+        if len(batch) == limit:
+            queue.wake("process_received")  # more are waiting: let another worker join in
+        _apply_batch(batch)
+
+
+def _claim_received(limit: int) -> list[InboundEvent]:
+    return list(db.session.scalars(
+        select(InboundEvent).where(InboundEvent.status == "received")
+        .order_by(InboundEvent.id).limit(limit).with_for_update(skip_locked=True)))
+
+
+def _apply_batch(batch: list[InboundEvent]) -> None:
+    session = db.session
+    event_ids = [event.id for event in batch]
+    try:
+        for event in batch:
+            _apply_event(session, event)
+        session.commit()
+    except Exception as exc:
+        session.rollback()
+        log.info("batch of %s inbound events rolled back (%s: %s); applying them one by one",
+                 len(event_ids), type(exc).__name__, exc)
+        for event_id in event_ids:
+            process_event(event_id)
+
+
+def _mark_failed(event_id: int, exc: Exception) -> str:
+    log.warning("inbound event %s failed: %s: %s", event_id, type(exc).__name__, exc)
+    session = db.session
+    event = session.get(InboundEvent, event_id, with_for_update=True)
+    event.status, event.error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
+    event.attempts += 1
+    event.processed_at = utcnow()
+    session.commit()
+    return event.status
+
+
+def replay_failed(event_ids: list[int] | None = None,
+                  progress: Callable[[int, int, str], None] | None = None) -> dict[str, int]:
+    """Run failed events again (all failed ones, or the given ids)."""
+    session = db.session
+    query = select(InboundEvent.id).where(InboundEvent.status == "failed").order_by(InboundEvent.id)
+    if event_ids:
+        query = select(InboundEvent.id).where(InboundEvent.id.in_(event_ids)).order_by(InboundEvent.id)
+    ids = list(session.scalars(query))
+    counts: dict[str, int] = {}
+    for n, event_id in enumerate(ids, 1):
+        session.execute(update(InboundEvent).where(InboundEvent.id == event_id)
+                        .values(status="received"))
+        session.commit()
+        status = process_event(event_id)
+        counts[status] = counts.get(status, 0) + 1
+        if progress:
+            progress(n, len(ids), status)
+    return counts
+
+
+# --- applying records -------------------------------------------------------------------
+
+RecordHandler = Callable[[Session, Channel, Any], None]
+# channel-specific side effects of a new inbound message (a WhatsApp order joins the CRM card)
+AFTER_INBOUND: list[Callable[[Session, Channel, Inbound, Message], None]] = []
+# how each record type is applied (connectors may define their own types): app/wiring.py
+RECORD_HANDLERS: dict[type, RecordHandler] = {}
+
+
+def apply_records(session: Session, channel: Channel, records: list[Any]) -> None:
+    for record in records:
+        handler = RECORD_HANDLERS.get(type(record))
+        if handler is None:
+            raise TypeError(f"no handler for record type {type(record).__name__}")
+        handler(session, channel, record)
+
+
+def apply_ignored(session: Session, channel: Channel, record: Ignored) -> None:
+    log.info("channel %s: ignored: %s", channel.id, record.reason)
+
+
+def apply_inbound(session: Session, channel: Channel, inbound: Inbound) -> Message | None:
+    if inbound.kind == "edit":
+        return _apply_edit(session, channel, inbound)
+    if inbound.kind == "revoke":
+        return _apply_revoke(session, channel, inbound)
+    if inbound.kind == "reaction":
+        return _apply_reaction(session, channel, inbound)
+    return _add_inbound_message(session, channel, inbound)
+
+
+def _find_message(session: Session, channel: Channel, external_id: str | None) -> Message | None:
+    if not external_id:
+        return None
+    return session.scalar(select(Message).where(Message.channel_id == channel.id,
+                                                Message.external_id == external_id))
+
+
+def _add_inbound_message(session: Session, channel: Channel, inbound: Inbound) -> Message | None:
+    if _find_message(session, channel, inbound.external_id) is not None:
+        log.info("duplicate message %s on channel %s ignored", inbound.external_id, channel.id)
+        return None
+    album = _album_of(session, channel, inbound)
+    if album is not None:
+        return _add_to_album(session, album, inbound)
+    returned = _returned_message(session, channel, inbound)
+    if returned is not None:
+        # a bounce or receipt from a mail server: it belongs to the thread of the message it
+        # reports on, not to a new "customer" called MAILER-DAEMON
+        customer, conversation, opened = returned.conversation.customer, returned.conversation, False
+        _apply_delivery_report(session, returned, inbound)
+    else:
+        customer = resolve_customer(session, channel, inbound)
+        conversation, opened = place_in_conversation(session, customer, channel, inbound)
+    message = Message(
+        conversation_id=conversation.id, customer_id=customer.id, channel_id=channel.id,
+        direction="in", content_type=inbound.content_type, subject=inbound.subject,
+        text=inbound.text, html=inbound.html, external_id=inbound.external_id,
+        status="received", automated=inbound.automated, created_at=inbound.sent_at,
+        meta={**inbound.meta, "from": f"{inbound.sender.kind}:{inbound.sender.value}"},
+        attachments=[],  # a new message has none yet: saves a lazy SELECT per message
+    )
+    replied = _find_message(session, channel, inbound.reply_to_external_id)
+    if replied is not None:
+        message.reply_to_id = replied.id
+    session.add(message)
+    session.flush()  # a concurrent copy of this message fails here; process_event retries
+    _store_attachments(session, message, inbound)
+    for hook in AFTER_INBOUND:
+        hook(session, channel, inbound, message)
+    _touch_conversation(conversation, message, inbound)
+    session.flush()
+    if opened:
+        record_event(session, "conversation.created", conversation_schema.dump(conversation),
+                     conversation.channel_id)
+    else:
+        record_event(session, "conversation.updated", conversation_schema.dump(conversation),
+                     conversation.channel_id)
+    record_event(session, "message.created", message_schema.dump(message), conversation.channel_id)
+    return message
+
+
+def _album_of(session: Session, channel: Channel, inbound: Inbound) -> Message | None:
+    """Telegram sends an album as one message per photo sharing a media_group_id; the
+    thread shows it as one message, so later parts join the first."""
+    group = inbound.meta.get("media_group_id")
+    if not group:
+        return None
+    return session.scalar(select(Message).where(
+        Message.channel_id == channel.id, Message.direction == "in",
+        Message.meta["media_group_id"].as_string() == str(group)).limit(1))
+
+
+def _add_to_album(session: Session, album: Message, inbound: Inbound) -> Message | None:
+    parts = list(album.meta.get("album_parts", [album.external_id]))
+    if inbound.external_id in parts:
+        return None  # a repeated delivery of a part we have
+    album.meta = {**album.meta, "album_parts": [*parts, inbound.external_id]}
+    if inbound.text and inbound.text not in album.text:
+        album.text = f"{album.text}\n{inbound.text}".strip()
+    _store_attachments(session, album, inbound)
+    _emit_message_updated(session, album)
+    return album
+
+
+def _returned_message(session: Session, channel: Channel, inbound: Inbound) -> Message | None:
+    if not inbound.automated:
+        return None
+    reported = inbound.meta.get("bounced_message_id") or inbound.meta.get("original_message_id")
+    return _find_message(session, channel, str(reported).strip("<>")) if reported else None
+
+
+def _apply_delivery_report(session: Session, reported: Message, inbound: Inbound) -> None:
+    """A bounce fails the message it returns and marks the address failing; a read receipt
+    marks it read. A delayed-delivery notice changes nothing."""
+    kind = inbound.meta.get("auto_kind")
+    if kind == "bounce" and reported.direction == "out":
+        recipients = inbound.meta.get("failed_recipients") or []
+        reported.status = "failed"
+        reported.error = f"bounced: {', '.join(recipients) or 'the recipient'} ({inbound.subject or ''})"[:2000]
+        for address in recipients:
+            identity = session.scalar(select(Identity).where(Identity.kind == "email",
+                                                             Identity.value == address.lower()))
+            if identity is not None:
+                identity.reachable = False
+    elif kind == "mdn" and reported.direction == "out" \
+            and STATUS_RANK.get(reported.status, 99) < STATUS_RANK["read"]:
+        reported.status = "read"
+    else:
+        return
+    _emit_message_updated(session, reported)
+
+
+def _store_attachments(session: Session, message: Message, inbound: Inbound) -> None:
+    limit = _max_attachment_bytes()
+    for item in inbound.attachments:
+        attachment = Attachment(message_id=message.id, filename=item.filename,
+                                content_type=item.content_type, size=item.size,
+                                remote_ref=item.remote_ref, content_id=item.content_id,
+                                error=item.error)
+        if item.data is not None:
+            attachment.size = len(item.data)
+            if len(item.data) > limit:
+                attachment.error = f"too large: {len(item.data)} bytes (limit {limit})"
+            else:
+                attachment.path = save_attachment(item.data, item.filename)
+        session.add(attachment)
+        message.attachments.append(attachment)
+    if any(a.remote_ref and not a.path and not a.error for a in message.attachments):
+        session.flush()
+        after_commit(session, lambda: queue.enqueue("fetch_attachments", message.id))
+
+
+def _max_attachment_bytes() -> int:
+    from app.infra.state import config
+
+    return int(config["storage"]["max_attachment_bytes"])
+
+
+def _touch_conversation(conversation: Conversation, message: Message, inbound: Inbound) -> None:
+    conversation.last_activity_at = max(conversation.last_activity_at, message.created_at)
+    conversation.last_inbound_at = message.created_at
+    conversation.channel_id = message.channel_id
+    conversation.last_message_preview = (inbound.text or inbound.content_type)[:200]
+    conversation.unread_count += 1
+    if conversation.status in ("pending", "snoozed"):
+        conversation.status, conversation.snoozed_until = "open", None
+    if not conversation.subject and inbound.subject:
+        conversation.subject = inbound.subject[:500]
+
+
+# --- customers ---------------------------------------------------------------------------
+
+def _identity_lookup(session: Session, handles_: list[Handle]) -> dict[tuple[str, str], Identity]:
+    if not handles_:
+        return {}
+    keys = [(h.kind, h.value) for h in handles_]
+    rows = session.scalars(select(Identity).where(tuple_(Identity.kind, Identity.value).in_(keys)))
+    return {(i.kind, i.value): i for i in rows}
+
+
+def resolve_customer(session: Session, channel: Channel, inbound: Inbound) -> Customer:
+    """Exact match of a verified handle links to its customer; otherwise a new customer.
+    Extra verified handles join the customer; weaker evidence becomes merge suggestions."""
+    verified = [inbound.sender, *[h for h in inbound.also_known_as if h.verified]]
+    known = _identity_lookup(session, verified)
+    sender_identity = known.get((inbound.sender.kind, inbound.sender.value))
+    if sender_identity is None and known:
+        sender_identity = next(iter(known.values()))
+    if sender_identity is not None:
+        customer = canonical(session, sender_identity.customer)
+        _attach_handles(session, customer, verified, known)
+    else:
+        customer = _create_customer(session, channel, inbound, verified)
+    _suggest_merges(session, customer, inbound.evidence, "handle mentioned by the customer")
+    if inbound.source and not customer.source:
+        customer.source = inbound.source
+    if inbound.sender_name and not customer.name:
+        customer.name = inbound.sender_name[:200]
+    return customer
+
+
+def _create_customer(session: Session, channel: Channel, inbound: Inbound,
+                     handles_: list[Handle]) -> Customer:
+    """A new customer with its identities. If a concurrent transaction creates one of the
+    identities first, the unique (kind, value) fails this one and process_event retries."""
+    customer = Customer(name=(inbound.sender_name or inbound.sender.value)[:200],
+                        source=inbound.source or {"channel": channel.kind, "channel_id": channel.id})
+    session.add(customer)
+    session.flush()
+    for handle in dict.fromkeys(handles_):
+        session.add(Identity(customer_id=customer.id, kind=handle.kind, value=handle.value,
+                             verified=handle.verified))
+    session.flush()
+    record_event(session, "customer.created", customer_schema.dump(customer), None)
+    return customer
+
+
+def _attach_handles(session: Session, customer: Customer, handles_: list[Handle],
+                    known: dict[tuple[str, str], Identity]) -> None:
+    for handle in handles_:
+        identity = known.get((handle.kind, handle.value))
+        if identity is None:
+            session.add(Identity(customer_id=customer.id, kind=handle.kind,
+                                 value=handle.value, verified=handle.verified))
+            session.flush()
+        elif canonical(session, identity.customer).id != customer.id:
+            suggest(session, customer.id, identity.customer_id,
+                     {"reason": "same verified handle", "handle": f"{handle.kind}:{handle.value}"},
+                     score=90)
+
+
+def _suggest_merges(session: Session, customer: Customer, evidence: tuple[Handle, ...],
+                    reason: str) -> None:
+    known = _identity_lookup(session, list(evidence))
+    for (kind, value), identity in known.items():
+        other = canonical(session, identity.customer)
+        if other.id != customer.id:
+            suggest(session, customer.id, other.id,
+                     {"reason": reason, "handle": f"{kind}:{value}"}, score=60)
+
+
+# --- conversations -----------------------------------------------------------------------
+
+def open_conversation(session: Session, customer: Customer) -> Conversation | None:
+    return session.scalar(select(Conversation).where(
+        Conversation.customer_id == customer.id, Conversation.status != "resolved"))
+
+
+def _referenced_conversation(session: Session, channel: Channel,
+                             inbound: Inbound) -> Conversation | None:
+    """Our reply token first, then the Message-IDs it answers, newest first."""
+    from app.usecases.outbox import conversation_for_token
+
+    for ref in inbound.thread_refs:
+        conversation = None
+        if ref.startswith("token:"):
+            conversation_id = conversation_for_token(ref.removeprefix("token:"))
+            conversation = session.get(Conversation, conversation_id) if conversation_id else None
+        elif not ref.startswith("thread-index:"):
+            referenced = _find_message(session, channel, ref.strip("<>"))
+            conversation = referenced.conversation if referenced is not None else None
+        if conversation is not None and conversation.status != "resolved":
+            return conversation
+    return None
+
+
+def place_in_conversation(session: Session, customer: Customer, channel: Channel,
+                          inbound: Inbound) -> tuple[Conversation, bool]:
+    """The open conversation the message refers to (an email reply from a colleague Cc'd on
+    the thread), else the customer's open conversation, else a new one (a message after
+    resolution opens a new conversation; the timeline keeps the earlier ones)."""
+    referenced = _referenced_conversation(session, channel, inbound)
+    if referenced is not None:
+        return referenced, False
+    conversation = open_conversation(session, customer)
+    if conversation is not None:
+        return conversation, False
+    # one open conversation per customer is a partial unique index: a concurrent message
+    # that opened one first fails this flush, and process_event retries
+    conversation = Conversation(customer_id=customer.id, channel_id=channel.id, status="open",
+                                subject=inbound.subject, last_activity_at=inbound.sent_at,
+                                created_at=min(inbound.sent_at, utcnow()))
+    session.add(conversation)
+    session.flush()
+    return conversation, True
+
+
+# --- edits, revokes, reactions, statuses -------------------------------------------------
+
+def _emit_message_updated(session: Session, message: Message) -> None:
+    session.flush()
+    record_event(session, "message.updated", message_schema.dump(message),
+                 message.conversation.channel_id)
+
+
+def _apply_edit(session: Session, channel: Channel, inbound: Inbound) -> Message | None:
+    message = _find_message(session, channel, inbound.external_id)
+    if message is None:  # the original never reached us: keep the edited text as a message
+        return _add_inbound_message(session, channel, inbound)
+    if message.text != inbound.text:
+        message.history = [*message.history, {"text": message.text,
+                                              "until": inbound.sent_at.isoformat()}]
+        message.text, message.html = inbound.text, inbound.html
+        message.edited_at = inbound.sent_at
+        _emit_message_updated(session, message)
+    return message
+
+
+def _apply_revoke(session: Session, channel: Channel, inbound: Inbound) -> Message | None:
+    message = _find_message(session, channel, inbound.reply_to_external_id or inbound.external_id)
+    if message is not None and not message.deleted:
+        message.deleted = True
+        _emit_message_updated(session, message)
+    return message
+
+
+def _apply_reaction(session: Session, channel: Channel, inbound: Inbound) -> Message | None:
+    message = _find_message(session, channel, inbound.reply_to_external_id)
+    if message is None:
+        log.info("reaction to unknown message %s ignored", inbound.reply_to_external_id)
+        return None
+    reactions = dict(message.meta.get("reactions", {}))
+    who = f"{inbound.sender.kind}:{inbound.sender.value}"
+    if inbound.text:
+        reactions[who] = inbound.text
+    else:
+        reactions.pop(who, None)  # an empty emoji removes the reaction
+    message.meta = {**message.meta, "reactions": reactions}
+    _emit_message_updated(session, message)
+    return message
+
+
+def apply_status(session: Session, channel: Channel, update_: StatusUpdate) -> None:
+    message = session.scalar(select(Message).where(
+        Message.channel_id == channel.id, Message.direction == "out",
+        Message.external_id == update_.external_id))
+    if message is None:
+        log.info("status %s for unknown message %s ignored", update_.status, update_.external_id)
+        return
+    if update_.status == "failed":
+        if message.status == "failed":
+            return
+        message.status, message.error = "failed", update_.error or "failed"
+    elif STATUS_RANK.get(update_.status, -1) > STATUS_RANK.get(message.status, 99):
+        message.status = update_.status
+    else:
+        return  # older or repeated news
+    _emit_message_updated(session, message)

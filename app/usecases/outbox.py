@@ -1,0 +1,468 @@
+"""The durable outbox: a reply is a queued message committed with the action that made it;
+the `send_message` job sends it through the channel's connector.
+
+Nothing is sent that was not first committed; nothing committed is silently dropped: a
+send that dies with its worker is found "sending" past `stale_after` by the sweeper and
+queued again, and after the last attempt the message is failed with the error, visible
+and retryable.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import random
+from datetime import timedelta
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.orm import Session
+
+from connectors import get_connector
+from connectors.base import (
+    ChannelError,
+    Handle,
+    Outbound,
+    OutboundAttachment,
+    PermanentError,
+    SendResult,
+    TransientError,
+)
+
+from app.infra.schemas import conversation_schema, message_schema
+from app.infra.db import after_commit
+from app.infra.logs import register_channel_secrets
+from app.infra.models import (
+    Agent,
+    Attachment,
+    Channel,
+    Conversation,
+    Event,
+    Identity,
+    InboundEvent,
+    Message,
+    utcnow,
+)
+from app.infra.events import record_event
+from app.infra.state import config, db, queue
+from app.infra.storage import attachment_path
+
+log = logging.getLogger(__name__)
+
+# Which identity kinds a channel kind can address.
+CHANNEL_IDENTITY_KINDS = {
+    "email": ("email",),
+    "telegram": ("telegram",),
+    "whatsapp": ("whatsapp", "phone"),
+    "webchat": ("webchat", "site_user"),
+}
+
+
+# channel kind -> callbacks(message_id) run after a send of that kind is committed (the
+# site widget pushes the reply to the visitor's open browser tabs this way)
+SENT_HOOKS: dict[str, list] = {}
+
+
+class ReplyError(ValueError):
+    """The reply cannot be queued (no channel to reach the customer, ...)."""
+
+    def __init__(self, message: str, field: str = "channel_id"):
+        super().__init__(message)
+        self.field = field
+
+
+def customer_channel_ids(session: Session, customer_id: int) -> list[int]:
+    """Channels the customer wrote from, most recent first."""
+    rows = session.execute(
+        select(Message.channel_id, Message.id)
+        .where(Message.customer_id == customer_id, Message.direction == "in")
+        .order_by(Message.id.desc()).limit(500))
+    return list(dict.fromkeys(row.channel_id for row in rows if row.channel_id))
+
+
+def choose_channel(session: Session, conversation: Conversation,
+                   channel_id: int | None) -> Channel:
+    """The channel of the customer's latest inbound message, unless the agent picked another
+    of the customer's channels."""
+    available = customer_channel_ids(session, conversation.customer_id)
+    if channel_id is None:
+        if not available:
+            raise ReplyError("the customer has written on no channel we can answer on")
+        channel_id = available[0]
+    elif channel_id not in available:
+        raise ReplyError(f"channel {channel_id} is not one of this customer's channels")
+    channel = session.get(Channel, channel_id)
+    if channel is None or not channel.active:
+        raise ReplyError(f"channel {channel_id} is not active")
+    return channel
+
+
+def reply_token(conversation_id: int) -> str:
+    """Conversation id plus a MAC, so a forged reply address cannot pick a conversation."""
+    mac = hmac.new(config["secret_key"].encode(), f"conv:{conversation_id}".encode(),
+                   hashlib.sha256).hexdigest()[:12]
+    return f"{conversation_id}-{mac}"
+
+
+def conversation_for_token(token: str) -> int | None:
+    conversation_id, _, _mac = token.partition("-")
+    if conversation_id.isdigit() and hmac.compare_digest(reply_token(int(conversation_id)), token):
+        return int(conversation_id)
+    return None
+
+
+def last_inbound_at(session: Session, customer_id: int, channel_id: int,
+                    senders: list[str] | None = None):
+    """When the customer last wrote on the channel (from one of `senders`, "kind:value",
+    when given: WhatsApp's window is per number)."""
+    stmt = select(Message.created_at).where(
+        Message.customer_id == customer_id, Message.channel_id == channel_id,
+        Message.direction == "in")
+    if senders:
+        stmt = stmt.where(Message.meta["from"].as_string().in_(senders))
+    return session.scalar(stmt.order_by(Message.id.desc()).limit(1))
+
+
+def can_reach(channel_kind: str, identity_kind: str) -> bool:
+    return identity_kind in CHANNEL_IDENTITY_KINDS.get(channel_kind, ())
+
+
+def handle_forms(identity: Identity) -> list[str]:
+    """The "kind:value" forms one handle arrives as: a WhatsApp id and its phone number are
+    one WhatsApp user (the connector sends the phone as the sender when the wa_id is one)."""
+    from app.domain.customers import normalize_handle
+
+    forms = [f"{identity.kind}:{identity.value}"]
+    try:
+        if identity.kind == "whatsapp" and identity.value.isdigit():
+            forms.append("phone:" + normalize_handle("phone", "+" + identity.value))
+        elif identity.kind == "phone":
+            forms.append("whatsapp:" + normalize_handle("whatsapp", identity.value))
+    except ValueError:
+        pass
+    return forms
+
+
+def reply_target(session: Session, conversation: Conversation, identity_id: int,
+                 channel_id: int | None) -> tuple[Identity, int]:
+    """The handle an agent picked ("reply here" on the card) and the channel to reach it on:
+    the given one, else the customer's latest channel that can address that kind of handle."""
+    identity = session.get(Identity, identity_id)
+    if identity is None or identity.customer_id != conversation.customer_id:
+        raise ReplyError(f"identity {identity_id} is not a handle of this customer",
+                         field="identity_id")
+    if channel_id is None:
+        for candidate in customer_channel_ids(session, conversation.customer_id):
+            channel = session.get(Channel, candidate)
+            if channel is not None and channel.active and can_reach(channel.kind, identity.kind):
+                return identity, candidate
+        raise ReplyError(f"the customer wrote on no channel that reaches "
+                         f"{identity.kind}:{identity.value}", field="identity_id")
+    return identity, channel_id
+
+
+def check_channel_rules(session: Session, conversation: Conversation, channel: Channel,
+                        template: dict | None, identity: Identity | None = None) -> None:
+    """Refuse what the channel would refuse, before anything is queued."""
+    if identity is not None and not can_reach(channel.kind, identity.kind):
+        raise ReplyError(f"a {channel.kind} channel cannot send to the {identity.kind} handle "
+                         f"{identity.value}", field="identity_id")
+    if channel.kind == "whatsapp" and template is None:
+        from connectors.whatsapp import window_open
+
+        senders = handle_forms(identity) if identity is not None else None
+        if not window_open(last_inbound_at(session, conversation.customer_id, channel.id,
+                                           senders), utcnow()):
+            raise ReplyError("WhatsApp's 24-hour window is closed (the customer last wrote more "
+                             "than 24 hours ago): send an approved template instead",
+                             field="template")
+
+
+def enqueue_reply(session: Session, conversation: Conversation, agent: Agent | None, text: str,
+                  channel_id: int | None = None, subject: str | None = None,
+                  automated: bool = False, template: dict | None = None,
+                  attachments: list[dict] | None = None,
+                  identity_id: int | None = None) -> Message:
+    """Queue a reply. `attachments`: files already in storage, each {path, filename,
+    content_type, size}; they become the message's Attachment rows, committed with it.
+    `identity_id`: the customer's handle to send to (else the one they last wrote from)."""
+    identity = None
+    if identity_id is not None:
+        identity, channel_id = reply_target(session, conversation, identity_id, channel_id)
+    channel = choose_channel(session, conversation, channel_id)
+    check_channel_rules(session, conversation, channel, template, identity)
+    if attachments and template:
+        raise ReplyError("a WhatsApp template cannot carry attachments", field="attachments")
+    now = utcnow()
+    message = Message(conversation_id=conversation.id, customer_id=conversation.customer_id,
+                      channel_id=channel.id, direction="out",
+                      author_id=agent.id if agent else None, text=text,
+                      subject=subject or conversation.subject, status="queued",
+                      automated=automated, created_at=now, enqueued_at=now,
+                      meta={**({"template": template} if template else {}),
+                            **({"to": f"{identity.kind}:{identity.value}"} if identity else {})},
+                      attachments=[Attachment(path=a["path"], filename=a["filename"],
+                                              content_type=a["content_type"], size=a.get("size"))
+                                   for a in attachments or ()])
+    session.add(message)
+    conversation.last_activity_at = now
+    conversation.last_message_preview = (
+        text or "📎 " + ", ".join(a["filename"] for a in attachments or ()))[:200]
+    conversation.unread_count = 0
+    session.flush()
+    record_event(session, "message.created", message_schema.dump(message), conversation.channel_id)
+    record_event(session, "conversation.updated", conversation_schema.dump(conversation),
+                 conversation.channel_id)
+    after_commit(session, lambda: queue.wake("send_queued"))
+    return message
+
+
+def add_note(session: Session, conversation: Conversation, agent: Agent, text: str) -> Message:
+    """An internal note: part of the thread, never sent to the customer."""
+    message = Message(conversation_id=conversation.id, customer_id=conversation.customer_id,
+                      channel_id=None, direction="note", author_id=agent.id, text=text,
+                      status="received", created_at=utcnow())
+    session.add(message)
+    session.flush()
+    record_event(session, "message.created", message_schema.dump(message), conversation.channel_id)
+    return message
+
+
+def retry_message(session: Session, message: Message) -> None:
+    """An agent asks to try a failed message again."""
+    if message.direction != "out" or message.status != "failed":
+        raise ReplyError("only a failed outbound message can be retried", field="status")
+    now = utcnow()
+    message.status, message.error, message.attempts = "queued", None, 0
+    message.next_attempt_at, message.enqueued_at = None, now
+    session.flush()
+    record_event(session, "message.updated", message_schema.dump(message),
+                 message.conversation.channel_id)
+    after_commit(session, lambda: queue.wake("send_queued"))
+
+
+# --- the send job ------------------------------------------------------------------------
+
+def _recipient(session: Session, message: Message, channel: Channel) -> Handle:
+    """An explicit recipient (the widget's email fallback); else the handle the customer last
+    wrote from on this channel; else any matching identity."""
+    if message.meta.get("to"):
+        kind, _, value = message.meta["to"].partition(":")
+        return Handle(kind, value, verified=False)
+    latest = session.scalar(
+        select(Message.meta).where(Message.customer_id == message.customer_id,
+                                   Message.channel_id == channel.id, Message.direction == "in")
+        .order_by(Message.id.desc()).limit(1))
+    if latest and latest.get("from"):
+        kind, _, value = latest["from"].partition(":")
+        return Handle(kind, value)
+    for identity in message.conversation.customer.identities:
+        if identity.kind in CHANNEL_IDENTITY_KINDS.get(channel.kind, ()):
+            return Handle(identity.kind, identity.value, identity.verified)
+    raise PermanentError(f"the customer has no {channel.kind} handle to send to")
+
+
+def _references(session: Session, message: Message) -> tuple[str, ...]:
+    rows = session.scalars(
+        select(Message.external_id).where(Message.conversation_id == message.conversation_id,
+                                          Message.channel_id == message.channel_id,
+                                          Message.external_id.is_not(None),
+                                          Message.id != message.id)
+        .order_by(Message.id.desc()).limit(20))
+    return tuple(reversed(list(rows)))
+
+
+def build_outbound(session: Session, message: Message, channel: Channel) -> Outbound:
+    replied = session.get(Message, message.reply_to_id) if message.reply_to_id else None
+    files = []
+    for attachment in message.attachments:
+        try:
+            data = attachment_path(attachment.path).read_bytes()
+        except (OSError, TypeError, ValueError) as exc:
+            raise PermanentError(f"attachment {attachment.filename!r} cannot be read from "
+                                 f"storage: {exc}") from None
+        files.append(OutboundAttachment(attachment.filename, attachment.content_type, data))
+    return Outbound(
+        idempotency_key=message.uuid, to=_recipient(session, message, channel),
+        text=message.text, html=message.html, subject=message.subject,
+        reply_to_external_id=replied.external_id if replied else None,
+        references=_references(session, message) if channel.kind == "email" else (),
+        reply_token=reply_token(message.conversation_id), automated=message.automated,
+        template=message.meta.get("template"), attachments=tuple(files),
+    )
+
+
+def _claim(session: Session, message_id: int) -> bool:
+    """Atomically move a due queued message to sending; False if someone else has it."""
+    now = utcnow()
+    result = session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.status == "queued",
+               or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= now))
+        .values(status="sending", locked_at=now, attempts=Message.attempts + 1)
+        .execution_options(synchronize_session=False))
+    session.commit()
+    return result.rowcount == 1
+
+
+def backoff_delay(attempt: int, retry_after: float | None = None) -> float:
+    jobs = config["jobs"]
+    if retry_after is not None:
+        return float(retry_after)
+    delay = min(float(jobs["backoff_max"]), float(jobs["backoff_base"]) * 2 ** (attempt - 1))
+    return delay * random.uniform(0.5, 1.5)  # jitter: retries of many messages spread out
+
+
+def send_message(message_id: int) -> str:
+    """Send one message (the sweeper's retries); replies wake `send_queued` instead."""
+    session = db.session
+    if not _claim(session, message_id):
+        return "skipped"
+    return _send_claimed(session, message_id)
+
+
+def send_queued() -> int:
+    """The outbox drain: claim up to `jobs.send_batch` due messages in one transaction, send
+    them one by one, until none is due; returns how many it took.
+
+    One job and one claiming commit per batch instead of per reply. A full batch wakes
+    another drain so a second worker joins in; PostgreSQL rows are claimed with SKIP
+    LOCKED, and each result is committed right after its send, so a dead worker leaves at
+    most the one message it was sending for the sweeper (as before).
+    """
+    queue.awake("send_queued")
+    limit = int(config["jobs"]["send_batch"])
+    taken = 0
+    while True:
+        claimed = _claim_due(db.session, limit)
+        if not claimed:
+            return taken
+        taken += len(claimed)
+        if len(claimed) == limit:
+            queue.wake("send_queued")
+        for message_id in claimed:
+            _send_claimed(db.session, message_id)
+
+
+def _claim_due(session: Session, limit: int) -> list[int]:
+    now = utcnow()
+    claimed = list(session.scalars(
+        select(Message.id).where(Message.status == "queued",
+                                 or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= now))
+        .order_by(Message.id).limit(limit).with_for_update(skip_locked=True)))
+    if claimed:
+        session.execute(update(Message).where(Message.id.in_(claimed))
+                        .values(status="sending", locked_at=now, attempts=Message.attempts + 1)
+                        .execution_options(synchronize_session=False))
+    session.commit()
+    return claimed
+
+
+def _send_claimed(session: Session, message_id: int) -> str:
+    # the claim updated the row behind the session's back: load what it wrote
+    message = session.get(Message, message_id, populate_existing=True)
+    channel = session.get(Channel, message.channel_id)
+    connector = get_connector(channel.kind)
+    register_channel_secrets(connector, channel.settings)
+    try:
+        outbound = build_outbound(session, message, channel)
+        # no transaction stays open while the channel answers (it may take seconds)
+        session.commit()
+        if channel.state.get("demo"):  # `threadline demo` channels reach no real customer
+            result = SendResult(external_id=f"demo:{outbound.idempotency_key}")
+        else:
+            result = connector.send(channel.settings, outbound)
+    except PermanentError as exc:
+        _fail(message, str(exc))
+    except TransientError as exc:
+        _retry_or_fail(message, str(exc), exc.retry_after)
+    except ChannelError as exc:
+        _retry_or_fail(message, str(exc), None)
+    except Exception as exc:  # an unexpected bug or network error: retried, then shown
+        log.exception("sending message %s failed unexpectedly", message_id)
+        _retry_or_fail(message, f"{type(exc).__name__}: {exc}", None)
+    else:
+        message.status, message.error = "sent", None
+        message.external_id = result.external_id
+        message.sent_at = utcnow()
+        if result.extra_ids:
+            message.meta = {**message.meta, "extra_ids": list(result.extra_ids)}
+    message.locked_at = None
+    session.flush()
+    record_event(session, "message.updated", message_schema.dump(message),
+                 message.conversation.channel_id)
+    if message.status == "sent":
+        for hook in SENT_HOOKS.get(channel.kind, ()):
+            after_commit(session, lambda hook=hook: hook(message.id))
+    session.commit()
+    return message.status
+
+
+def _fail(message: Message, error: str) -> None:
+    message.status, message.error = "failed", error[:2000]
+    log.warning("message %s failed: %s", message.id, error)
+
+
+def _retry_or_fail(message: Message, error: str, retry_after: float | None) -> None:
+    if message.attempts >= int(config["jobs"]["max_attempts"]):
+        _fail(message, f"{error} (after {message.attempts} attempts)")
+        return
+    delay = backoff_delay(message.attempts, retry_after)
+    message.status, message.error = "queued", error[:2000]
+    message.next_attempt_at = utcnow() + timedelta(seconds=delay)
+    message.enqueued_at = None  # the sweeper enqueues it when it is due
+    log.info("message %s: attempt %s failed (%s); retry in %.1fs",
+             message.id, message.attempts, error, delay)
+
+
+# --- the sweeper -------------------------------------------------------------------------
+
+def revive_and_claim_due(session: Session, model, waiting: str, now, stale) -> tuple[int, list[int]]:
+    """For any outbox-shaped table (status, locked_at, next_attempt_at, enqueued_at): put rows
+    a dead worker left "sending" back to `waiting`, and mark the due ones enqueued now.
+    Returns (revived, due ids); the caller enqueues them after commit."""
+    revived = session.execute(
+        update(model).where(model.status == "sending", model.locked_at < stale)
+        .values(status=waiting, locked_at=None, next_attempt_at=None, enqueued_at=None)
+        .execution_options(synchronize_session=False)).rowcount
+    due = list(session.scalars(
+        select(model.id).where(
+            model.status == waiting,
+            or_(model.next_attempt_at.is_(None), model.next_attempt_at <= now),
+            or_(model.enqueued_at.is_(None), model.enqueued_at < stale))
+        .order_by(model.id).limit(1000)))
+    if due:
+        session.execute(update(model).where(model.id.in_(due)).values(enqueued_at=now)
+                        .execution_options(synchronize_session=False))
+    return revived, due
+
+
+def sweep() -> dict[str, int]:
+    """Re-queue sends and inbound events a dead worker left behind, and due retries; drop
+    events older than `events.retention_days` from the event log. (The "sweep" job also
+    sweeps outgoing webhooks and widget emails: app/wiring.sweep.)"""
+    session = db.session
+    now = utcnow()
+    stale = now - timedelta(seconds=float(config["jobs"]["stale_after"]))
+    revived, due = revive_and_claim_due(session, Message, "queued", now, stale)
+    events = list(session.scalars(
+        select(InboundEvent.id).where(InboundEvent.status == "received",
+                                      InboundEvent.created_at < stale,
+                                      or_(InboundEvent.enqueued_at.is_(None),
+                                          InboundEvent.enqueued_at < stale))
+        .order_by(InboundEvent.id).limit(1000)))
+    if events:
+        session.execute(update(InboundEvent).where(InboundEvent.id.in_(events))
+                        .values(enqueued_at=now).execution_options(synchronize_session=False))
+    retention = now - timedelta(days=float(config["events"]["retention_days"]))
+    pruned = session.execute(delete(Event).where(Event.created_at < retention)
+                             .execution_options(synchronize_session=False)).rowcount
+    session.commit()
+    for message_id in due:
+        queue.enqueue("send_message", message_id)
+    for event_id in events:
+        queue.enqueue("process_event", event_id)
+    if revived or due or events:
+        log.info("sweep: %s stale sends revived, %s sends and %s events queued",
+                 revived, len(due), len(events))
+    return {"revived": revived, "queued": len(due), "events": len(events), "pruned": pruned}
+

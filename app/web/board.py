@@ -1,0 +1,83 @@
+"""The sales board (issue 8): deals by pipeline stage, moved by drag and drop, live for every
+agent. Every signed-in agent sees the whole board: sales and support both work deals."""
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+from flask import Blueprint, jsonify, render_template
+from flask_babel import gettext as _
+from flask_login import login_required
+from sqlalchemy import select
+
+from app.infra.schemas import deal_schema
+from app.infra.models import Agent, Customer, Deal, PipelineStage
+from app.infra.state import db
+
+bp = Blueprint("board", __name__)
+DEFAULT_STAGES = ["new", "qualified", "proposal", "negotiation", "won", "lost"]
+DEFAULT_OUTCOMES = {"won": "won", "lost": "lost"}
+
+
+def stages(in_use: list[str]) -> tuple[list[dict[str, Any]], bool]:
+    """The board's columns and whether they are admin-defined. Admin-defined stages in
+    their order (plus, at the end, any stage a deal still holds that is no longer defined);
+    without any, the defaults followed by the other stages in use."""
+    defined = list(db.session.scalars(select(PipelineStage).order_by(PipelineStage.position,
+                                                                     PipelineStage.id)))
+    if defined:
+        columns = [{"key": s.key, "name": s.name, "outcome": s.outcome} for s in defined]
+    else:
+        columns = [{"key": key, "name": key.title(), "outcome": DEFAULT_OUTCOMES.get(key, "open")}
+                   for key in DEFAULT_STAGES]
+    known = {c["key"] for c in columns}
+    for key in in_use:
+        if key not in known:
+            known.add(key)
+            columns.append({"key": key, "name": key, "outcome": "open", "extra": bool(defined)})
+    return columns, bool(defined)
+
+
+def board_data() -> dict[str, Any]:
+    rows = db.session.execute(
+        select(Deal, Customer.name, Customer.company)
+        .join(Customer, Customer.id == Deal.customer_id)
+        .order_by(Deal.expected_close.is_(None), Deal.expected_close, Deal.id)).all()
+    deals = []
+    for deal, name, company in rows:
+        item = deal_schema.dump(deal)
+        item["customer_name"] = name or company or f"#{deal.customer_id}"
+        deals.append(item)
+    in_use = list(dict.fromkeys(d["stage"] for d in deals))
+    columns, defined = stages(in_use)
+    agents = [{"id": a.id, "name": a.name} for a in db.session.scalars(
+        select(Agent).order_by(Agent.name))]
+    totals: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    for d in deals:
+        if d["amount"] is not None:
+            totals[d["stage"]][d["currency"] or ""] += Decimal(d["amount"])
+    db.session.commit()  # SQLite: end the read transaction
+    return {"stages": columns, "stages_defined": defined, "deals": deals, "agents": agents,
+            "totals": {k: {c: str(v) for c, v in t.items()} for k, t in totals.items()}}
+
+
+def ui_strings() -> dict[str, str]:
+    return {
+        "board": _("Sales board"), "inbox": _("Inbox"), "total": _("Total"),
+        "no_owner": _("No owner"), "closes": _("closes"), "deals": _("deals"),
+        "moved": _("Moved"), "error": _("Something went wrong"), "live": _("Live"),
+        "offline": _("Reconnecting…"),
+    }
+
+
+@bp.get("/board")
+@login_required
+def board():
+    return render_template("board.html", strings=ui_strings())
+
+
+@bp.get("/board/data")
+@login_required
+def data():
+    return jsonify(board_data())

@@ -1,0 +1,103 @@
+"""The agents' inbox page, and the interface language (Flask-Babel: en, ru; the agent's
+profile first, else the browser's Accept-Language)."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, render_template, request
+from flask_babel import Babel, gettext as _
+from flask_login import current_user, login_required
+
+from app.domain.access import can_see_conversation
+from app.infra.models import Conversation
+from app.infra.state import db
+
+bp = Blueprint("inbox", __name__)
+LANGUAGES = ["en", "ru"]
+babel = Babel()
+
+
+def select_locale() -> str:
+    if current_user and current_user.is_authenticated and current_user.locale in LANGUAGES:
+        return current_user.locale
+    return request.accept_languages.best_match(LANGUAGES) or "en"
+
+
+@bp.record_once
+def _init_babel(state) -> None:
+    babel.init_app(state.app, locale_selector=select_locale)
+
+
+@bp.app_context_processor
+def _locale_in_templates() -> dict:
+    from flask_babel import get_locale
+
+    return {"get_locale": get_locale}
+
+
+def ui_strings() -> dict[str, str]:
+    """Strings the JavaScript shows, translated on the server (no build step, no JS i18n)."""
+    return {
+        "all_open": _("All open"), "mine": _("Mine"), "unassigned": _("Unassigned"),
+        "snoozed": _("Snoozed"), "resolved": _("Resolved"), "teams": _("Teams"),
+        "channels": _("Channels"), "labels": _("Labels"), "views": _("Views"),
+        "no_conversations": _("No conversations"), "load_more": _("Load more"),
+        "reply": _("Reply"), "note": _("Note"), "send": _("Send"), "add_note": _("Add note"),
+        "reply_placeholder": _("Reply… (Ctrl+Enter sends, / for canned replies)"),
+        "note_placeholder": _("Internal note, visible to agents only… (@name mentions)"),
+        "channel": _("Channel"), "subject": _("Subject"), "assign_me": _("Assign to me"),
+        "assignee": _("Assignee"), "team": _("Team"), "nobody": _("Nobody"),
+        "no_team": _("No team"), "status": _("Status"), "open": _("Open"),
+        "pending": _("Pending"), "snooze": _("Snooze"), "resolve": _("Resolve"),
+        "reopen": _("Reopen"), "priority": _("Priority"), "low": _("Low"), "normal": _("Normal"),
+        "high": _("High"), "urgent": _("Urgent"), "add_label": _("Add label…"),
+        "retry": _("Retry"), "queued": _("queued"), "sending": _("sending"), "sent": _("sent"),
+        "delivered": _("delivered"), "read": _("read"), "failed": _("failed"),
+        "received": _("received"), "internal_note": _("Internal note"),
+        "earlier_conversation": _("Earlier conversation"), "show": _("Show"), "hide": _("Hide"),
+        "viewing": _("viewing"), "typing": _("typing…"), "live": _("Live"),
+        "offline": _("Reconnecting…"), "search_placeholder": _("Search customers and messages (/)"),
+        "customers": _("Customers"), "messages": _("Messages"), "no_results": _("Nothing found"),
+        "collision": _("New messages arrived since you started typing. Look at them first; "
+                       "press Send again to send anyway."),
+        "wa_closed": _("WhatsApp 24-hour window is closed: only an approved template can be sent."),
+        "template": _("Template name"),
+        "tg_split": _("Longer than 4096 characters: Telegram gets it in {n} messages."),
+        "email_subject": _("Email: the subject line goes with the reply."),
+        "notifications": _("Notifications"), "notifications_on": _("Notifications on"),
+        "new_message_from": _("New message from {name}"), "mentioned_you": _("{name} mentioned you"),
+        "select_all": _("Select all"), "selected": _("{n} selected"), "apply": _("Apply"),
+        "card": _("Customer"), "orders": _("Orders"), "deals": _("Deals"), "notes": _("Notes"),
+        "attachments": _("Attachments"), "download": _("Download"),
+        "attach": _("Attach"), "attach_files": _("Attach files"), "uploading": _("uploading…"),
+        "remove": _("Remove"), "choose_template": _("Choose a template…"),
+        "no_templates": _("No approved templates are configured for this number "
+                          "(channel setting `templates`)."),
+        "no_channel": _("The customer wrote on no channel we can answer on."),
+        "error": _("Something went wrong"), "pick_conversation": _("Pick a conversation"),
+        "merge_suggestions": _("Merge suggestions"), "no_suggestions": _("No merge suggestions"),
+        "score": _("Score"), "reject": _("Reject"), "review": _("Review"), "merge": _("Merge"),
+        "merge_reason": _("Reason (optional)"),
+        "merge_into": _("{other} is merged into {keep}. Choose the value to keep:"),
+        "no_conflicts": _("No conflicting fields."), "moves": _("Moves"),
+        "merged": _("Customers merged"), "unmerged": _("Merge undone"), "unmerge": _("Unmerge"),
+        "merges": _("Merges"), "merged_from": _("Merged from customer #{id}"),
+        "reply_here": _("Reply here"), "reply_here_via": _("Reply to this handle via {channel}"),
+        "keep_customer": _("Customer to keep (the other is merged into it):"),
+        "snooze_until": _("Snooze until"), "shortcuts": _(
+            "j/k move · Enter open · r reply · n note · e resolve · / search · x select"),
+    }
+
+
+@bp.get("/")
+@login_required
+def index():
+    return render_template("inbox.html", strings=ui_strings(), conversation_id=None)
+
+
+@bp.get("/conversations/<int:conversation_id>")
+@login_required
+def conversation(conversation_id: int):
+    """A deep link. The page answers 404 for a conversation the agent may not see."""
+    found = db.session.get(Conversation, conversation_id)
+    if found is None or not can_see_conversation(current_user, found):
+        abort(404)
+    return render_template("inbox.html", strings=ui_strings(), conversation_id=conversation_id)

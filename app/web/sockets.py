@@ -1,0 +1,192 @@
+"""Socket.IO handlers for agents (`/agents`): connect joins the rooms of the channels the agent
+may see; presence (who views / types where). Events themselves are app.infra.events."""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from flask import request
+from flask_login import current_user
+from flask_socketio import disconnect, join_room, leave_room
+from sqlalchemy.orm import Session
+
+from app.infra.events import (
+    ADMINS_ROOM,
+    NAMESPACE,
+    agent_room,
+    channel_room,
+    conversation_room,
+)
+from app.infra.extensions import socketio
+
+log = logging.getLogger(__name__)
+
+
+class Presence:
+    """Who views / types in which conversation, per Socket.IO connection (this process).
+
+    Ephemeral by design: it is not in the event log, and a reconnecting browser re-announces
+    what it views. With several web processes each process knows its own connections; the
+    `presence` broadcast still reaches everyone through the message queue."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._by_sid: dict[str, dict[str, Any]] = {}
+
+    def set(self, sid: str, agent_id: int, name: str, conversation_id: int | None,
+            typing: bool = False) -> dict[str, Any] | None:
+        with self._lock:
+            previous = self._by_sid.get(sid)
+            if conversation_id is None:
+                self._by_sid.pop(sid, None)
+            else:
+                self._by_sid[sid] = {"agent_id": agent_id, "name": name,
+                                     "conversation_id": conversation_id, "typing": typing}
+            return previous
+
+    def drop(self, sid: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self._by_sid.pop(sid, None)
+
+    def viewers(self, conversation_id: int) -> list[dict[str, Any]]:
+        with self._lock:
+            seen: dict[int, dict[str, Any]] = {}
+            for entry in self._by_sid.values():
+                if entry["conversation_id"] == conversation_id:
+                    agent = seen.setdefault(entry["agent_id"], {
+                        "agent_id": entry["agent_id"], "name": entry["name"], "typing": False})
+                    agent["typing"] = agent["typing"] or entry["typing"]
+            return list(seen.values())
+
+
+presence = Presence()
+
+
+def _broadcast_presence(conversation_id: int) -> None:
+    socketio.emit("presence", {"type": "presence", "data": {
+        "conversation_id": conversation_id, "viewers": presence.viewers(conversation_id)}},
+        namespace=NAMESPACE, to=conversation_room(conversation_id))
+
+
+_registered = False
+
+
+def register_handlers() -> None:
+    """Socket.IO handlers live on the one module-level SocketIO; register them once."""
+    global _registered
+    if _registered:
+        return
+    _registered = True
+    from app.domain.access import can_see_conversation, visible_channel_ids
+    from app.infra.models import Conversation
+    from app.infra.state import db
+
+    import functools
+
+    def releasing(handler):
+        """Socket.IO handlers may run on a long-lived websocket thread: end the thread's
+        database session when the handler ends (on SQLite an open transaction holds the
+        write lock)."""
+        @functools.wraps(handler)
+        def wrapper(*args, **kwargs):
+            try:
+                return handler(*args, **kwargs)
+            finally:
+                db.session.remove()
+        return wrapper
+
+    @socketio.on("connect", namespace=NAMESPACE)
+    @releasing
+    def on_connect(auth=None):
+        if not current_user.is_authenticated:
+            return False  # refuses the connection
+        channels = visible_channel_ids(current_user)
+        if channels is None:
+            join_room(ADMINS_ROOM)
+        else:
+            for channel_id in channels:
+                join_room(channel_room(channel_id))
+        join_room(agent_room(current_user.id))
+        log.debug("agent %s connected (%s)", current_user.id, request.sid)
+        return True
+
+    @socketio.on("logout", namespace=NAMESPACE)
+    @releasing
+    def on_logout():
+        disconnect()
+
+    def _leave_current(sid: str, keep: int | None = None) -> None:
+        previous = presence.drop(sid)
+        if previous and previous["conversation_id"] != keep:
+            leave_room(conversation_room(previous["conversation_id"]))
+            _broadcast_presence(previous["conversation_id"])
+
+    @socketio.on("view", namespace=NAMESPACE)
+    @releasing
+    def on_view(data=None):
+        """The agent opened a conversation (or closed it: conversation_id null). Joining its
+        room needs can_see_conversation; the answer says who else is there."""
+        conversation_id = (data or {}).get("conversation_id")
+        if not current_user.is_authenticated:
+            return {"ok": False, "error": "signed out"}
+        if conversation_id is None:
+            _leave_current(request.sid)
+            return {"ok": True, "viewers": []}
+        try:
+            conversation = db.session.get(Conversation, int(conversation_id))
+        except (TypeError, ValueError):
+            conversation = None
+        if conversation is None or not can_see_conversation(current_user, conversation):
+            return {"ok": False, "error": "conversation not found"}
+        conversation_id = conversation.id
+        _leave_current(request.sid, keep=conversation_id)
+        join_room(conversation_room(conversation_id))
+        presence.set(request.sid, current_user.id, current_user.name, conversation_id)
+        _broadcast_presence(conversation_id)
+        return {"ok": True, "viewers": presence.viewers(conversation_id)}
+
+    @socketio.on("typing", namespace=NAMESPACE)
+    @releasing
+    def on_typing(data=None):
+        """{conversation_id, typing: bool}; only for the conversation this socket views."""
+        data = data if isinstance(data, dict) else {}
+        if not current_user.is_authenticated or not str(data.get("conversation_id", "")).isdigit():
+            return {"ok": False}
+        current = presence.viewers(int(data["conversation_id"]))
+        mine = [v for v in current if v["agent_id"] == current_user.id]
+        if not mine:
+            return {"ok": False, "error": "not viewing this conversation"}
+        presence.set(request.sid, current_user.id, current_user.name,
+                     int(data["conversation_id"]), bool(data.get("typing")))
+        _broadcast_presence(int(data["conversation_id"]))
+        from app.web.widget import agent_typing  # the site visitor sees "… is typing" too
+
+        agent_typing(int(data["conversation_id"]), current_user.name, bool(data.get("typing")))
+        return {"ok": True}
+
+    @socketio.on("disconnect", namespace=NAMESPACE)
+    @releasing
+    def on_disconnect(*_args):
+        previous = presence.drop(request.sid)
+        if previous:
+            _broadcast_presence(previous["conversation_id"])
+
+
+def socketio_options(config: dict) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        # threading + simple-websocket in every mode: no monkey patching, so database drivers
+        # and the in-process worker thread behave as plain threads (see README).
+        "async_mode": "threading",
+        "cors_allowed_origins": [],
+        "logger": False,
+        "engineio_logger": False,
+    }
+    # Always explicit: SocketIO.init_app keeps options of an app created earlier in the same
+    # process, so an embedded app after a Redis one would otherwise inherit its queue.
+    # Flask-SocketIO's channel name; any external emitter must use the same one.
+    options["message_queue"] = config["redis_url"] or None
+    options["channel"] = "flask-socketio"
+    return options
+
+

@@ -1,0 +1,98 @@
+"""Inbound webhooks: verify, store raw, answer at once; processing happens in a job."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+
+from flask import Blueprint, Response, abort, jsonify, request
+from sqlalchemy import select
+
+from connectors import get_connector
+from connectors.base import MalformedPayload, VerificationError
+
+from app.usecases.ingest import receive
+from app.infra.logs import register_channel_secrets
+from app.infra.models import Channel
+from app.infra.state import db
+
+log = logging.getLogger(__name__)
+bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+
+WEBHOOK_KINDS = ("telegram", "whatsapp", "crm")
+
+
+def _channel(kind: str, channel_id: int) -> Channel:
+    channel = db.session.get(Channel, channel_id)
+    if kind not in WEBHOOK_KINDS or channel is None or channel.kind != kind or not channel.active:
+        abort(404)
+    return channel
+
+
+@bp.post("/<kind>/<int:channel_id>")
+def inbound(kind: str, channel_id: int):
+    channel = _channel(kind, channel_id)
+    connector = get_connector(kind)
+    register_channel_secrets(connector, channel.settings)
+    body = request.get_data(cache=False)
+    try:
+        connector.verify_webhook(channel.settings, request.headers, body)
+    except VerificationError as exc:
+        log.warning("webhook %s/%s rejected: %s", kind, channel_id, exc)
+        return jsonify(error=str(exc)), exc.status
+    try:
+        payload = json.loads(body)
+        external_id = connector.event_key(payload, body)
+    except (ValueError, MalformedPayload) as exc:
+        # authentic but unreadable: keep it raw (it fails in processing, visible to admins)
+        # and answer 200 so the channel stops retrying
+        log.warning("webhook %s/%s: unreadable payload kept raw: %s", kind, channel_id, exc)
+        payload = {"_unparsed": body.decode("utf-8", errors="replace")}
+        external_id = "sha256:" + hashlib.sha256(body).hexdigest()
+    if kind == "whatsapp" and "_unparsed" not in payload:
+        return _receive_whatsapp(channel, payload, external_id)
+    result = receive(channel, external_id, payload, process="queue")
+    return jsonify(ok=True, duplicate=result.duplicate), 200
+
+
+@bp.get("/whatsapp/<int:channel_id>")
+def whatsapp_subscription(channel_id: int):
+    """Meta's subscription handshake: the challenge echoed as plain text."""
+    channel = _channel("whatsapp", channel_id)
+    from connectors.whatsapp import verify_subscription
+
+    try:
+        challenge = verify_subscription(channel.settings, request.args.get("hub.mode"),
+                                        request.args.get("hub.verify_token"),
+                                        request.args.get("hub.challenge"))
+    except VerificationError as exc:
+        return jsonify(error=str(exc)), exc.status
+    return Response(challenge, mimetype="text/plain")
+
+
+def _receive_whatsapp(channel: Channel, payload: dict, body_key: str):
+    """Several numbers may share one Meta app (and so one signed delivery): each number's
+    changes are stored under the channel configured for that phone_number_id."""
+    from connectors.whatsapp import phone_number_ids
+
+    by_number = {str(c.settings.get("phone_number_id")): c for c in db.session.scalars(
+        select(Channel).where(Channel.kind == "whatsapp", Channel.active.is_(True)))}
+    numbers = phone_number_ids(payload)
+    targets = {n: by_number.get(n, channel) for n in numbers} or {"": channel}
+    duplicate = True
+    for number, target in targets.items():
+        part = _changes_for_number(payload, number) if len(targets) > 1 else payload
+        result = receive(target, f"{body_key}:{number}" if number else body_key, part,
+                         process="queue")
+        duplicate = duplicate and result.duplicate
+    return jsonify(ok=True, duplicate=duplicate), 200
+
+
+def _changes_for_number(payload: dict, number: str) -> dict:
+    entries = []
+    for entry in payload.get("entry") or []:
+        changes = [c for c in entry.get("changes") or []
+                   if str(((c.get("value") or {}).get("metadata") or {}).get("phone_number_id")) == number]
+        if changes:
+            entries.append({**entry, "changes": changes})
+    return {**payload, "entry": entries}

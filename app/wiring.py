@@ -1,0 +1,84 @@
+"""The composition root: every job name, inbound record handler, after-inbound hook, sent hook
+and session listener of Threadline is wired here, and only here.
+
+Modules below do not register themselves on import: reading this file tells what runs when a
+record arrives, a job is queued, a reply is sent or a session commits. `wire()` is called by
+`create_app` (web, worker, CLI), and is idempotent.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import Pool
+
+from connectors.base import Ignored, Inbound, StatusUpdate
+from connectors.crm import CrmUpsert
+from connectors.telegram import ReachabilityChange
+from connectors.whatsapp import NumberChange
+
+from app.domain import search
+from app.infra import queues
+from app.usecases import attachments, channel_events, crm, hooks, ingest, outbox, widget_email
+from app.web import widget
+
+
+def sweep() -> dict[str, int]:
+    """The periodic "sweep" job: sends and inbound events a dead worker left behind, due
+    retries, outgoing webhooks, and replies the site chat's visitors missed (by email)."""
+    counts = outbox.sweep()
+    counts["webhooks"] = hooks.sweep_webhooks()["queued"]
+    widget_email.email_unseen_replies()
+    return counts
+
+
+# job name (as queued in rq and the in-process queue) -> function
+JOBS: dict[str, Callable[..., Any]] = {
+    "fetch_attachments": attachments.fetch_attachments,
+    "send_read_receipt": channel_events.send_read_receipt,
+    "process_event": ingest.process_event,
+    "process_received": ingest.process_received,
+    "send_message": outbox.send_message,
+    "send_queued": outbox.send_queued,
+    "sweep": sweep,
+    "deliver_webhook": hooks.deliver_webhook,
+    "sweep_webhooks": hooks.sweep_webhooks,
+    "scan_customer": crm.scan_customer,
+}
+
+# what a connector's record becomes in the database
+RECORD_HANDLERS: dict[type, ingest.RecordHandler] = {
+    Ignored: ingest.apply_ignored,
+    Inbound: ingest.apply_inbound,
+    StatusUpdate: ingest.apply_status,
+    ReachabilityChange: channel_events.apply_reachability,
+    NumberChange: channel_events.apply_number_change,
+    CrmUpsert: crm.apply_crm_upsert,
+}
+
+# channel-specific side effects of a new inbound message
+AFTER_INBOUND = [channel_events.whatsapp_order_to_crm]
+
+# per channel kind: called after a reply was sent (the site chat pushes it to the visitor)
+SENT_HOOKS = {"webchat": [widget.on_reply_sent]}
+
+# SQLAlchemy listeners: (target, event name, function)
+LISTENERS: list[tuple[Any, str, Callable[..., Any]]] = [
+    (Pool, "connect", search.attach_search_index),        # SQLite's FTS5 sidecar
+    (Session, "after_flush", search.index_changes),
+    (Session, "after_flush", hooks.collect_events),       # outgoing webhooks, suggestion scans
+    (Session, "before_commit", hooks.queue_deliveries),
+    (Session, "after_rollback", hooks.drop_pending),
+]
+
+
+def wire() -> None:
+    queues.TASKS.update(JOBS)
+    ingest.RECORD_HANDLERS.update(RECORD_HANDLERS)
+    ingest.AFTER_INBOUND[:] = AFTER_INBOUND
+    for kind, functions in SENT_HOOKS.items():
+        outbox.SENT_HOOKS[kind] = list(functions)
+    for target, name, function in LISTENERS:
+        if not event.contains(target, name, function):
+            event.listen(target, name, function)
