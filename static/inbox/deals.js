@@ -1,15 +1,15 @@
 // The card's deals: stage (a select), amount and expected close edited inline through
 // PATCH /deals/<id>; other agents' edits arrive as `deal.updated` (same as the sales board).
+// Until the pipeline's stages arrive, the stages are the server's defaults (the page's boot data).
 import { api, el } from "../common.js";
 import { showError } from "./format.js";
-import { state } from "./state.js";
+import { BOOT, state } from "./state.js";
 
-const DEAL_STAGES = ["new", "qualified", "proposal", "negotiation", "won", "lost"].map((key) => ({ key, name: key }));
 const dealState = { stages: null, live: false };
 
 export function renderDeals(deals) {
   if (!dealState.stages) {
-    dealState.stages = DEAL_STAGES;
+    dealState.stages = BOOT.deal_stages.map((key) => ({ key, name: key }));
     api("/pipeline/stages").then((r) => { if (r.items.length) { dealState.stages = r.items; refreshDeals(); } }).catch(() => {});
   }
   if (!dealState.live && state.socket) {
