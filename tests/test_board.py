@@ -81,8 +81,14 @@ def test_board_page_and_data(ctx, app, api, admin):
     assert data["totals"]["qualified"] == {"USD": "150.25"}
     mine = next(d for d in data["deals"] if d["id"] == deal["id"])
     assert mine["customer_name"] and mine["stage"] == "qualified"
-    # the inbox header links to the board
-    assert b'href="/board"' in client.get("/").data
+    # the inbox header links to the board; its card's deal stages default to the board's
+    inbox = client.get("/").get_data(as_text=True)
+    assert 'href="/board"' in inbox
+    import json
+
+    boot = json.loads(re.search(r'<script type="application/json" id="boot">(.*?)</script>',
+                                inbox).group(1))
+    assert boot["deal_stages"] == ["new", "qualified", "proposal", "negotiation", "won", "lost"]
 
 
 def test_patch_through_the_session_needs_csrf(app, admin, start_server):

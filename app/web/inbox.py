@@ -9,6 +9,7 @@ from flask_login import current_user, login_required
 from app.domain.access import can_see_conversation
 from app.infra.models import Conversation
 from app.infra.state import db
+from app.web.board import DEFAULT_STAGES
 
 bp = Blueprint("inbox", __name__)
 LANGUAGES = ["en", "ru"]
@@ -90,7 +91,8 @@ def ui_strings() -> dict[str, str]:
 @bp.get("/")
 @login_required
 def index():
-    return render_template("inbox.html", strings=ui_strings(), conversation_id=None)
+    return render_template("inbox.html", strings=ui_strings(), conversation_id=None,
+                           deal_stages=DEFAULT_STAGES)
 
 
 @bp.get("/conversations/<int:conversation_id>")
@@ -100,4 +102,5 @@ def conversation(conversation_id: int):
     found = db.session.get(Conversation, conversation_id)
     if found is None or not can_see_conversation(current_user, found):
         abort(404)
-    return render_template("inbox.html", strings=ui_strings(), conversation_id=conversation_id)
+    return render_template("inbox.html", strings=ui_strings(), conversation_id=conversation_id,
+                           deal_stages=DEFAULT_STAGES)

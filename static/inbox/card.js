@@ -1,0 +1,92 @@
+// The customer card beside the thread: handles (with "reply here"), tags, custom fields,
+// orders, deals, notes and merges. It stays live: customer.updated / customer.merged /
+// deal.updated about the customer on screen refetch the timeline's card and redraw it.
+import { T, api, el } from "../common.js";
+import { renderDeals } from "./deals.js";
+import { ICONS, channelIcons, fmt } from "./format.js";
+import { renderMerges } from "./merge.js";
+import { $, state, threadEl } from "./state.js";
+import { renderTimeline } from "./timeline.js";
+
+export function renderCard() {
+  const { customer, card } = state.current.data;
+  const field = (label, value) => (value ? el("div", { class: "field" }, el("span", { class: "k" }, label), el("span", { class: "v" }, value)) : null);
+  return el("aside", { class: "card", "aria-label": T.card },
+    el("h3", {}, customer.name || "—"),
+    field("", customer.company),
+    (customer.identities || []).map((i) => el("div", { class: `identity${i.reachable ? "" : " unreachable"}`, "data-identity": i.id },
+      el("span", { class: "icon" }, ICONS[i.kind] || "•"), ` ${i.value}`, replyHere(i))),
+    (customer.tags || []).length ? el("div", { class: "tags" }, customer.tags.map((t) => el("span", { class: "tag" }, t))) : null,
+    Object.entries(customer.custom_fields || {}).map(([k, v]) => field(k, String(v))),
+    card.orders.length ? [el("h4", {}, T.orders), card.orders.map((o) => el("div", { class: "line" },
+      `${o.external_ref || "#" + o.id} · ${o.status} · ${o.total || ""} ${o.currency || ""}`))] : null,
+    card.deals.length ? [el("h4", {}, T.deals), renderDeals(card.deals)] : null,
+    card.notes.length ? [el("h4", {}, T.notes), card.notes.map((n) => el("div", { class: "line note" }, n.text))] : null,
+    renderMerges(customer.id));
+}
+
+// "Reply here" on a handle: one button per reply channel that can reach it; the composer
+// takes that channel and handle (the reply carries identity_id) and gets the focus.
+function replyHere(identity) {
+  const cur = state.current;
+  const targets = (cur.data.reply_channels || []).filter((ch) => (ch.identity_kinds || []).includes(identity.kind));
+  if (!targets.length) return null;
+  return el("span", { class: "reply-here" },
+    el("span", { class: "via" }, ` · ${targets.map((ch) => ch.name).join(", ")} `),
+    targets.map((ch) => el("button", { type: "button", "data-action": "reply-here", "data-channel": ch.id,
+      title: fmt(T.reply_here_via, { channel: ch.name }), onclick: () => cur.replyHere && cur.replyHere(identity, ch.id) },
+      `↩ ${targets.length > 1 ? ch.name : T.reply_here}`)));
+}
+
+// The open card stays live: customer.updated / customer.merged / deal.updated about the
+// customer on screen (an order or deal pushed through the API, a note, tags, custom fields, a
+// new handle, a merge into or away from it) refetch the timeline's card and redraw it in place.
+// The composer is left alone; the thread is redrawn only when a merge changed its conversations.
+const cardRefresh = { running: false, again: false, deferred: null };
+
+export function concernsCard(type, data) {
+  const cur = state.current;
+  if (!cur) return false;
+  const id = cur.data.customer.id;
+  if (type === "deal.updated") return data.customer_id === id && !cur.data.card.deals.some((d) => d.id === data.id);
+  return data.id === id || data.merged_customer_id === id;
+}
+
+export async function refreshCard() {
+  const cur = state.current;
+  if (!cur) return;
+  if (cardRefresh.running) { cardRefresh.again = true; return; }
+  const aside = threadEl.querySelector("aside.card");
+  const active = document.activeElement;
+  if (aside && aside.contains(active) && /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName)) {
+    // mid-edit on the card: redraw once the agent leaves the field
+    if (cardRefresh.deferred !== active) {
+      cardRefresh.deferred = active;
+      active.addEventListener("blur", () => { cardRefresh.deferred = null; setTimeout(refreshCard, 0); }, { once: true });
+    }
+    return;
+  }
+  cardRefresh.running = true;
+  try {
+    const data = await api(`/conversations/${cur.id}/timeline`);
+    if (state.current !== cur) return;  // another conversation was opened meanwhile
+    const ids = (list) => list.map((c) => c.id).join(",");
+    const moved = ids(data.conversations) !== ids(cur.data.conversations);
+    Object.assign(cur.data, { customer: data.customer, card: data.card, conversation: data.conversation });
+    cur.conversation = data.conversation;
+    if (moved) {
+      Object.assign(cur.data, { conversations: data.conversations, messages: data.messages });
+      const messages = $("messages");
+      if (messages) messages.replaceWith(renderTimeline());
+    }
+    const who = threadEl.querySelector(".thread-head .who");
+    if (who) who.replaceChildren(el("strong", { class: "customer-name" }, data.customer.name || "—"), channelIcons(data.customer));
+    const card = threadEl.querySelector("aside.card");
+    if (card) card.replaceWith(renderCard());
+  } catch (e) {
+    /* no longer visible, or offline: the next event or opening it again redraws */
+  } finally {
+    cardRefresh.running = false;
+    if (cardRefresh.again) { cardRefresh.again = false; refreshCard(); }
+  }
+}

@@ -1,0 +1,79 @@
+// Live events through Socket.IO /agents: conversations, messages and the open customer's card
+// applied as they come (deduplicated by event id), caught up through GET /events after a
+// reconnect; presence and mentions.
+import { T, api, toast } from "../common.js";
+import { concernsCard, refreshCard } from "./card.js";
+import { fmt } from "./format.js";
+import { upsertConversation } from "./list.js";
+import { notifyDesktop } from "./notifications.js";
+import { $, state } from "./state.js";
+import { announceView, renderPresence } from "./thread.js";
+import { replaceMessage } from "./timeline.js";
+import { refreshCounts } from "./views.js";
+
+function applyEvent(event) {
+  if (event.id <= state.lastEventId && state.seen.has(event.id)) return;  // caught up already
+  state.seen.add(event.id);
+  state.lastEventId = Math.max(state.lastEventId, event.id);
+  const data = event.data;
+  if (event.type === "conversation.created" || event.type === "conversation.updated") {
+    upsertConversation(data);
+    refreshCounts();
+  } else if (event.type === "message.created" || event.type === "message.updated") {
+    applyMessage(event);
+  } else if (event.type === "customer.updated" || event.type === "customer.merged" || event.type === "deal.updated") {
+    if (concernsCard(event.type, data)) refreshCard();
+  }
+}
+
+function applyMessage(event) {
+  const data = event.data;
+  const cur = state.current;
+  if (cur && cur.data.conversations.some((c) => c.id === data.conversation_id)) {
+    replaceMessage(data);
+    const fromOthers = data.direction === "in" || (data.direction === "out" && data.author_id !== state.me.id);
+    if (event.type === "message.created" && fromOthers && cur.typingSince) cur.collision = true;
+    if (event.type === "message.created" && data.direction === "in" && data.conversation_id === cur.id && !document.hidden)
+      api(`/conversations/${cur.id}/read`, { method: "POST" }).then(upsertConversation).catch(() => {});
+  }
+  if (event.type === "message.created" && data.direction === "in") {
+    const conv = state.byId.get(data.conversation_id);
+    if (conv && conv.assignee_id === state.me.id && (document.hidden || !cur || cur.id !== conv.id))
+      notifyDesktop(fmt(T.new_message_from, { name: conv.customer.name }), data.text, conv.id);
+  }
+}
+
+async function catchUp() {
+  for (;;) {
+    const page = await api(`/events?after=${state.lastEventId}`);
+    page.items.forEach(applyEvent);
+    if (!page.next_cursor) break;
+  }
+}
+
+export function connect() {
+  const socket = io("/agents", { transports: ["websocket", "polling"] });
+  state.socket = socket;
+  window.threadline.socket = socket;
+  ["conversation.created", "conversation.updated", "message.created", "message.updated",
+   "customer.updated", "customer.merged", "deal.updated"].forEach((type) => socket.on(type, applyEvent));
+  socket.on("presence", (event) => {
+    if (state.current && event.data.conversation_id === state.current.id) {
+      state.viewers = event.data.viewers;
+      renderPresence();
+    }
+  });
+  socket.on("mention", (event) => {
+    const d = event.data;
+    toast(`${fmt(T.mentioned_you, { name: d.by.name })}: ${d.text}`, 8000);
+    notifyDesktop(fmt(T.mentioned_you, { name: d.by.name }), d.text, d.conversation_id);
+  });
+  socket.on("connect", async () => {
+    try { await catchUp(); } catch (e) { /* next connect tries again */ }
+    document.body.dataset.live = "yes";
+    $("live").title = T.live;
+    refreshCounts();
+    announceView();
+  });
+  socket.on("disconnect", () => { document.body.dataset.live = "no"; $("live").title = T.offline; });
+}

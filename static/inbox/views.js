@@ -1,0 +1,71 @@
+// The left pane: the views (all open, mine, unassigned, teams, channels, labels, snoozed,
+// resolved, merge suggestions) with their live counts, and what each view lists.
+import { T, api, el } from "../common.js";
+import { ICONS } from "./format.js";
+import { loadList } from "./list.js";
+import { loadMergeCount, loadSuggestions, mergeViewItem } from "./merge.js";
+import { MERGE_VIEW, state, viewsEl } from "./state.js";
+
+export function viewParams(view) {
+  const [kind, arg] = view.split(":");
+  switch (kind) {
+    case "mine": return { status: "open", assignee: "me" };
+    case "unassigned": return { status: "open", assignee: "none" };
+    case "snoozed": return { status: "snoozed" };
+    case "resolved": return { status: "resolved" };
+    case "team": return { status: "open", team_id: arg };
+    case "channel": return { status: "open", channel_id: arg };
+    case "label": return { status: "open", label: view.slice(6) };
+    default: return { status: "open" };
+  }
+}
+
+export function matchesView(view, c) {
+  const p = viewParams(view);
+  if (c.status !== p.status) return false;
+  if (p.assignee === "me" && c.assignee_id !== state.me.id) return false;
+  if (p.assignee === "none" && c.assignee_id !== null) return false;
+  if (p.team_id && String(c.team_id) !== p.team_id) return false;
+  if (p.channel_id && String(c.channel_id) !== p.channel_id) return false;
+  if (p.label && !(c.labels || []).includes(p.label)) return false;
+  return true;
+}
+
+export function renderViews() {
+  const item = (key, label, icon = "") => {
+    const n = state.counts[key] || 0;
+    return el("button", { class: `view${state.view === key ? " active" : ""}`, "data-view": key,
+                          type: "button", onclick: () => selectView(key) },
+      el("span", { class: "label" }, icon ? `${icon} ` : "", label),
+      el("span", { class: `count${n ? "" : " zero"}`, "data-count": key }, n ? String(n) : ""));
+  };
+  const section = (title, items) => (items.length ? [el("h3", {}, title), ...items] : []);
+  viewsEl.replaceChildren(
+    item("open", T.all_open), item("mine", T.mine), item("unassigned", T.unassigned),
+    ...section(T.teams, state.teams.map((t) => item(`team:${t.id}`, t.name))),
+    ...section(T.channels, [...state.channels.values()].map((c) => item(`channel:${c.id}`, c.name, ICONS[c.kind]))),
+    ...section(T.labels, state.labels.map((l) => item(`label:${l}`, l, "#"))),
+    el("h3", {}, "·"), item("snoozed", T.snoozed), item("resolved", T.resolved),
+    el("h3", {}, T.customers), mergeViewItem());
+}
+
+let countsTimer = null;
+export function refreshCounts() {
+  clearTimeout(countsTimer);
+  countsTimer = setTimeout(async () => {
+    try {
+      state.counts = (await api("/inbox/views")).counts;
+      renderViews();
+      loadMergeCount();
+    } catch (e) { /* a reconnect will try again */ }
+  }, 250);
+}
+
+export async function selectView(view) {
+  state.view = view;
+  state.selected.clear();
+  state.cursor = -1;
+  renderViews();
+  if (view === MERGE_VIEW) { await loadSuggestions(); return; }
+  await loadList();
+}
