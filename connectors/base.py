@@ -204,7 +204,10 @@ def normalize_phone(raw: Any, region: str | None = None, *,
         elif digits_are_international and text.isdigit() and len(digits) > 10:
             attempts = [international, (text, region)]
         else:
-            attempts = [(text, region)]
+            number = read_phone(text, region)
+            if number is not None and phonenumbers.is_possible_number(number):
+                return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+            return None
     for candidate, candidate_region in attempts:
         try:
             number = phonenumbers.parse(candidate, candidate_region)
@@ -213,6 +216,33 @@ def normalize_phone(raw: Any, region: str | None = None, *,
         if phonenumbers.is_possible_number(number):
             return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return None
+
+
+def read_phone(text: str, region: str | None) -> phonenumbers.PhoneNumber | None:
+    """A phone as a person wrote it, read in `region`; None when it is no phone at all.
+
+    Written with its country code but no '+' ("48601234567", "48 601 234 567" typed in a
+    Russian install), the national reading is no valid number while the international one
+    is: then the international reading wins. A valid national reading always wins
+    ("8 916 123-45-67" in RU).
+    """
+    text = str(text or "").strip()
+    national: phonenumbers.PhoneNumber | None
+    try:
+        national = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        national = None
+    if text.startswith("+") or (national is not None and phonenumbers.is_valid_number(national)):
+        return national
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if digits and not digits.startswith("0") and len(digits) >= 8:
+        try:
+            international = phonenumbers.parse("+" + digits, None)
+        except phonenumbers.NumberParseException:
+            international = None
+        if international is not None and phonenumbers.is_valid_number(international):
+            return international
+    return national
 
 
 def region_setting(value: Any) -> str:

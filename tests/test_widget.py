@@ -468,6 +468,12 @@ def test_webchat_parse_normalizes_the_typed_phone(typed, settings, app_region, e
     ("4915112345678", "DE", True, "+4915112345678"),     # a wa_id stays international
     ("79161234567", "DE", False, "+4979161234567"),      # typed in Germany: national
     ("8 916 123 45 67", "RU", True, "+79161234567"),
+    ("8 916 123 45 67", "RU", False, "+79161234567"),
+    # country code without "+": the national reading (RU) is no valid number, +48 is
+    ("48601234567", "RU", False, "+48601234567"),
+    ("48 601 234 567", "RU", False, "+48601234567"),
+    ("48601234567", "RU", True, "+48601234567"),
+    ("601 234 567", "PL", False, "+48601234567"),        # national, valid: stays national
     ("hello", "RU", True, None),
 ])
 def test_one_phone_normalization_for_every_connector(raw, region, international, expected):
