@@ -187,7 +187,10 @@ def test_visitor_writes_and_a_reload_continues_the_thread(backend, app, webchat)
     assert identity.kind == "webchat" and identity.verified
     # the same client id again (a resend after a dropped ack) is not a second message
     again = first.send("Dzień dobry, <b>czy</b> macie kawę bezkofeinową?", client_id="c1")
-    assert again["ok"] is False or again.get("duplicate") or again["message"]["id"] == message.id
+    # the one right answer: acknowledged as the message already stored, flagged duplicate
+    assert again["ok"] is True and again["duplicate"] is True
+    assert again["message"] == ack["message"] and again["message"]["id"] == message.id
+    assert ack["duplicate"] is False
     assert db.session.scalar(select(func.count(Message.id))) == 1
     first.close()
 
