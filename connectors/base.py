@@ -289,15 +289,35 @@ def _nested_deeper(value: Any, limit: int) -> bool:
 
 def without_nul(value: Any) -> Any:
     """`value` with every NUL character in its strings (and keys) replaced by U+FFFD; the same
-    object when there is none. Payloads are at most MAX_JSON_DEPTH deep, so recursion is safe."""
+    object when there is none (the common case costs one walk, no copy)."""
+    return _replace_nul(value) if _contains_nul(value) else value
+
+
+def _contains_nul(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if NUL in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return False
+
+
+def _replace_nul(value: Any) -> Any:
+    # payloads that reach here were depth-checked (load_json) or built by our own code
     if isinstance(value, str):
-        return value.replace(NUL, NUL_REPLACEMENT) if NUL in value else value
+        return value.replace(NUL, NUL_REPLACEMENT)
     if isinstance(value, dict):
-        return {without_nul(k): without_nul(v) for k, v in value.items()}
+        return {_replace_nul(k): _replace_nul(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [without_nul(v) for v in value]
+        return [_replace_nul(v) for v in value]
     if isinstance(value, tuple):
-        return tuple(without_nul(v) for v in value)
+        return tuple(_replace_nul(v) for v in value)
     return value
 
 
