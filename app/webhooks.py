@@ -8,7 +8,13 @@ from flask import Blueprint, Response, abort, jsonify, request
 from sqlalchemy import select
 
 from connectors import get_connector
-from connectors.base import MalformedPayload, VerificationError, is_unparsed, load_json, raw_payload
+from connectors.base import (
+    MalformedPayload,
+    VerificationError,
+    is_unparsed,
+    load_json,
+    raw_payload,
+)
 
 from .ingest import receive
 from .logs import register_channel_secrets
