@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Mapping
 
-from .base import Outbound, Record, SendResult
+from .base import DEFAULT_MAX_TEXT_CHARS, Outbound, Record, SendResult
 
 # "crm" (signed upserts from a shop or CRM) joins with the CRM work.
 CHANNEL_KINDS = ("email", "telegram", "whatsapp", "webchat", "crm")
@@ -24,6 +24,9 @@ class Connector:
     secret_keys: frozenset[str] = frozenset()
     #: keys that must be present
     required_keys: tuple[str, ...] = ()
+    #: the most text one stored message may hold; longer is cut with a visible marker
+    #: (`connectors.base.bounded_inbound`), the raw payload keeps it whole
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
 
     def default_settings(self) -> dict[str, Any]:
         """Values filled in at `channel add` (e.g. a generated webhook secret)."""

@@ -6,8 +6,11 @@ Socket.IO; `app/ingest` is the one door that stores what they produce.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -204,7 +207,10 @@ def normalize_phone(raw: Any, region: str | None = None, *,
         elif digits_are_international and text.isdigit() and len(digits) > 10:
             attempts = [international, (text, region)]
         else:
-            attempts = [(text, region)]
+            number = read_phone(text, region)
+            if number is not None and phonenumbers.is_possible_number(number):
+                return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+            return None
     for candidate, candidate_region in attempts:
         try:
             number = phonenumbers.parse(candidate, candidate_region)
@@ -213,6 +219,171 @@ def normalize_phone(raw: Any, region: str | None = None, *,
         if phonenumbers.is_possible_number(number):
             return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return None
+
+
+def read_phone(text: str, region: str | None) -> phonenumbers.PhoneNumber | None:
+    """A phone as a person wrote it, read in `region`; None when it is no phone at all.
+
+    Written with its country code but no '+' ("48601234567", "48 601 234 567" typed in a
+    Russian install), the national reading is no valid number while the international one
+    is: then the international reading wins. A valid national reading always wins
+    ("8 916 123-45-67" in RU).
+    """
+    text = str(text or "").strip()
+    national: phonenumbers.PhoneNumber | None
+    try:
+        national = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        national = None
+    if text.startswith("+") or (national is not None and phonenumbers.is_valid_number(national)):
+        return national
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if digits and not digits.startswith("0") and len(digits) >= 8:
+        try:
+            international = phonenumbers.parse("+" + digits, None)
+        except phonenumbers.NumberParseException:
+            international = None
+        if international is not None and phonenumbers.is_valid_number(international):
+            return international
+    return national
+
+
+# ---- payloads that are hard to read or too big --------------------------------------------
+
+#: No authentic Telegram or WhatsApp payload nests deeper than a dozen levels.
+MAX_JSON_DEPTH = 64
+#: What one message may hold unless its connector says otherwise (email, WhatsApp).
+DEFAULT_MAX_TEXT_CHARS = 65_536
+NUL = "\x00"
+NUL_REPLACEMENT = "\ufffd"      # PostgreSQL stores no NUL in text or jsonb
+
+
+def load_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse a webhook body defensively: MalformedPayload (never RecursionError) for what is
+    not UTF-8 JSON or nests deeper than `max_depth`. NUL characters become U+FFFD."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedPayload(f"body is not UTF-8: {exc}") from None
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise MalformedPayload(f"JSON nested deeper than {max_depth} levels") from None
+    except ValueError as exc:
+        raise MalformedPayload(f"body is not JSON: {exc}") from None
+    if _nested_deeper(value, max_depth):
+        raise MalformedPayload(f"JSON nested deeper than {max_depth} levels")
+    return without_nul(value) if "\\u0000" in text else value
+
+
+def _nested_deeper(value: Any, limit: int) -> bool:
+    stack = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def without_nul(value: Any) -> Any:
+    """`value` with every NUL character in its strings (and keys) replaced by U+FFFD; the same
+    object when there is none (the common case costs one walk, no copy)."""
+    return _replace_nul(value) if _contains_nul(value) else value
+
+
+def _contains_nul(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if NUL in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return False
+
+
+def _replace_nul(value: Any) -> Any:
+    # payloads that reach here were depth-checked (load_json) or built by our own code
+    if isinstance(value, str):
+        return value.replace(NUL, NUL_REPLACEMENT)
+    if isinstance(value, dict):
+        return {_replace_nul(k): _replace_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_nul(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_replace_nul(v) for v in value)
+    return value
+
+
+def raw_payload(body: bytes) -> dict[str, str]:
+    """How an authentic but unreadable body is kept, byte for byte: as text when it is
+    UTF-8 without NUL (storable anywhere), else base64."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and NUL not in text:
+        return {"_unparsed": text}
+    return {"_unparsed_base64": base64.b64encode(body).decode("ascii")}
+
+
+def is_unparsed(payload: Any) -> bool:
+    return isinstance(payload, dict) and ("_unparsed" in payload or "_unparsed_base64" in payload)
+
+
+def unparsed_bytes(payload: Any) -> bytes | None:
+    """The raw body kept by `raw_payload`, or None."""
+    if not isinstance(payload, dict):
+        return None
+    if "_unparsed" in payload:
+        return str(payload["_unparsed"]).encode("utf-8")
+    if "_unparsed_base64" in payload:
+        try:
+            return base64.b64decode(payload["_unparsed_base64"], validate=True)
+        except (binascii.Error, ValueError):
+            return None
+    return None
+
+
+def cut_marker(chars: int, kept: int) -> str:
+    return (f"\n\n[… message cut: it had {chars:,} characters, the first {kept:,} are shown; "
+            f"the original is kept in the raw event]")
+
+
+def bounded_inbound(inbound: Inbound, max_chars: int = DEFAULT_MAX_TEXT_CHARS) -> Inbound:
+    """What one stored message may hold: no NUL characters in its text fields, and at most
+    `max_chars` characters of text followed by a visible marker saying it was cut (the raw
+    payload keeps everything). An HTML body more than 8 times that is dropped (the text
+    stays). Returns `inbound` itself when nothing needed changing."""
+    changes: dict[str, Any] = {}
+    meta = dict(inbound.meta)
+    for name in ("text", "html", "subject", "sender_name"):
+        value = getattr(inbound, name)
+        if isinstance(value, str) and NUL in value:
+            changes[name] = value.replace(NUL, NUL_REPLACEMENT)
+    text = changes.get("text", inbound.text) or ""
+    if len(text) > max_chars:
+        changes["text"] = text[:max_chars] + cut_marker(len(text), max_chars)
+        meta["text_cut"] = {"chars": len(text), "kept": max_chars}
+    html = changes.get("html", inbound.html)
+    if html is not None and len(html) > 8 * max_chars:
+        changes["html"] = None
+        meta["html_dropped"] = {"chars": len(html)}
+    if inbound.subject is not None and len(changes.get("subject", inbound.subject)) > 998:
+        changes["subject"] = changes.get("subject", inbound.subject)[:998]
+    clean_meta = without_nul(meta)
+    if clean_meta != inbound.meta:
+        changes["meta"] = clean_meta
+    if inbound.attachments and any(NUL in a.filename for a in inbound.attachments):
+        changes["attachments"] = tuple(replace(a, filename=a.filename.replace(NUL, NUL_REPLACEMENT))
+                                       for a in inbound.attachments)
+    return replace(inbound, **changes) if changes else inbound
 
 
 def region_setting(value: Any) -> str:

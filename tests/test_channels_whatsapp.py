@@ -148,6 +148,24 @@ def test_reply_and_statuses_never_move_backwards(app, ctx, api, wa_channel, grap
     run_jobs(app)
     db.session.expire_all()
     assert db.session.get(Message, reply.json["id"]).status == "read"
+    # Meta delivers out of order: a "delivered" (or "sent") that arrives after "read" is
+    # older news and must not overwrite it, nor tell the agents anything.
+    updates_before = _count_events("message.updated")
+    for name, ts in (("delivered", 310), ("sent", 320)):
+        assert post(app, wa_channel, status(name, ts)).status_code == 200
+        run_jobs(app)
+    db.session.expire_all()
+    events = db.session.scalars(select(InboundEvent).order_by(InboundEvent.id)).all()
+    assert [e.status for e in events[-2:]] == ["processed", "processed"]   # really applied
+    assert db.session.get(Message, reply.json["id"]).status == "read"
+    assert _count_events("message.updated") == updates_before
+
+
+def _count_events(kind: str) -> int:
+    from app.infra.models import Event
+
+    db.session.expire_all()
+    return db.session.scalar(select(func.count(Event.id)).where(Event.type == kind))
 
 
 def test_same_phone_on_whatsapp_and_telegram_is_one_customer(app, ctx, wa_channel, telegram_channel):

@@ -49,6 +49,29 @@ def test_order_upsert_is_idempotent_and_validated(ctx, api):
     assert _count(Order) == 1
 
 
+def test_phone_with_country_code_but_no_plus_finds_the_polish_customer(ctx, api):
+    # The default region is RU; "48601234567" read there is no valid number, while the
+    # international reading (+48 601 234 567, Poland) is: that one is meant.
+    first = api.post("/orders", json={"external_ref": "PL-1", "total": "10", "currency": "PLN",
+                                      "customer": {"phone": "+48 601 234 567",
+                                                   "name": "Zofia Wójcik"}})
+    assert first.status_code == 201, first.json
+    for written in ("48601234567", "48 601 234 567", "48-601-234-567"):
+        again = api.post("/orders", json={"external_ref": f"PL-{written}", "total": "1",
+                                          "currency": "PLN", "customer": {"phone": written}})
+        assert again.status_code == 201, again.json
+        assert again.json["customer_id"] == first.json["customer_id"], written
+        found = api.get("/customers", query_string={"q": written}).json["items"]
+        assert [c["id"] for c in found] == [first.json["customer_id"]], written
+    # A valid national reading still wins: 8 916 ... is Moscow, not +8 (no such code).
+    ru = api.post("/orders", json={"external_ref": "RU-1", "total": "1", "currency": "RUB",
+                                   "customer": {"phone": "8 916 123-45-67"}})
+    assert ru.status_code == 201
+    assert db.session.scalar(select(Identity.value).where(
+        Identity.customer_id == ru.json["customer_id"], Identity.kind == "phone")) == "+79161234567"
+    assert _count(Customer) == 2
+
+
 def test_deals_follow_the_pipeline_and_notes_upsert(ctx, api, admin):
     for n, key in enumerate(["lead", "proposal", "won"]):
         created = api.post("/pipeline/stages", json={"key": key, "name": key.title(),

@@ -187,7 +187,10 @@ def test_visitor_writes_and_a_reload_continues_the_thread(backend, app, webchat)
     assert identity.kind == "webchat" and identity.verified
     # the same client id again (a resend after a dropped ack) is not a second message
     again = first.send("Dzień dobry, <b>czy</b> macie kawę bezkofeinową?", client_id="c1")
-    assert again["ok"] is False or again.get("duplicate") or again["message"]["id"] == message.id
+    # the one right answer: acknowledged as the message already stored, flagged duplicate
+    assert again["ok"] is True and again["duplicate"] is True
+    assert again["message"] == ack["message"] and again["message"]["id"] == message.id
+    assert ack["duplicate"] is False
     assert db.session.scalar(select(func.count(Message.id))) == 1
     first.close()
 
@@ -468,6 +471,12 @@ def test_webchat_parse_normalizes_the_typed_phone(typed, settings, app_region, e
     ("4915112345678", "DE", True, "+4915112345678"),     # a wa_id stays international
     ("79161234567", "DE", False, "+4979161234567"),      # typed in Germany: national
     ("8 916 123 45 67", "RU", True, "+79161234567"),
+    ("8 916 123 45 67", "RU", False, "+79161234567"),
+    # country code without "+": the national reading (RU) is no valid number, +48 is
+    ("48601234567", "RU", False, "+48601234567"),
+    ("48 601 234 567", "RU", False, "+48601234567"),
+    ("48601234567", "RU", True, "+48601234567"),
+    ("601 234 567", "PL", False, "+48601234567"),        # national, valid: stays national
     ("hello", "RU", True, None),
 ])
 def test_one_phone_normalization_for_every_connector(raw, region, international, expected):

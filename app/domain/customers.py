@@ -13,6 +13,8 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from connectors.base import read_phone
+
 from app.infra.schemas import card_schema, customer_schema, deal_schema
 from app.infra.models import (
     Agent,
@@ -74,10 +76,9 @@ def normalize_phone(raw: str, region: str | None = None) -> str:
     text = str(raw or "").strip()
     if not text:
         raise ValueError("empty phone number")
-    try:
-        number = phonenumbers.parse(text, region or default_region())
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError(f"not a phone number: {exc}") from None
+    number = read_phone(text, region or default_region())   # "48601234567": +48 wins
+    if number is None:
+        raise ValueError("not a phone number")
     if not phonenumbers.is_valid_number(number):
         raise ValueError("not a valid phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

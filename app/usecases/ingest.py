@@ -19,7 +19,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from connectors import get_connector
-from connectors.base import Handle, Ignored, Inbound, StatusUpdate
+from connectors.base import (
+    Handle,
+    Ignored,
+    Inbound,
+    StatusUpdate,
+    bounded_inbound,
+    is_unparsed,
+    load_json,
+    unparsed_bytes,
+    without_nul,
+)
 
 from app.infra.schemas import conversation_schema, customer_schema, message_schema
 from app.infra.db import after_commit
@@ -65,6 +75,7 @@ def receive(channel: Channel, external_id: str, payload: dict[str, Any],
     or "none" (the caller processes it).
     """
     session = db.session
+    payload = without_nul(payload)   # PostgreSQL stores no NUL in jsonb
     stmt = (
         _insert_ignore(session)
         .values(channel_id=channel.id, external_id=str(external_id)[:500], payload=payload,
@@ -135,7 +146,10 @@ def _apply_event(session: Session, event: InboundEvent) -> None:
     connector = get_connector(channel.kind)
     register_channel_secrets(connector, channel.settings)
     try:
-        records = connector.parse(channel.settings, event.payload)
+        payload = event.payload
+        if is_unparsed(payload):   # kept raw at the door: read again (its error, or a replay)
+            payload = load_json(unparsed_bytes(payload) or b"")
+        records = connector.parse(channel.settings, payload)
     except Exception as exc:
         log.warning("inbound event %s failed: %s: %s", event.id, type(exc).__name__, exc)
         status, error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
@@ -245,6 +259,8 @@ def apply_ignored(session: Session, channel: Channel, record: Ignored) -> None:
 
 
 def apply_inbound(session: Session, channel: Channel, inbound: Inbound) -> Message | None:
+    # no NUL (PostgreSQL refuses it) and a bounded text, marked when cut; the raw event keeps all
+    inbound = bounded_inbound(inbound, get_connector(channel.kind).max_text_chars)
     if inbound.kind == "edit":
         return _apply_edit(session, channel, inbound)
     if inbound.kind == "revoke":

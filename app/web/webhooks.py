@@ -2,14 +2,19 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 
 from flask import Blueprint, Response, abort, jsonify, request
 from sqlalchemy import select
 
 from connectors import get_connector
-from connectors.base import MalformedPayload, VerificationError
+from connectors.base import (
+    MalformedPayload,
+    VerificationError,
+    is_unparsed,
+    load_json,
+    raw_payload,
+)
 
 from app.usecases.ingest import receive
 from app.infra.logs import register_channel_secrets
@@ -41,15 +46,15 @@ def inbound(kind: str, channel_id: int):
         log.warning("webhook %s/%s rejected: %s", kind, channel_id, exc)
         return jsonify(error=str(exc)), exc.status
     try:
-        payload = json.loads(body)
+        payload = load_json(body)             # depth-limited; NUL becomes U+FFFD
         external_id = connector.event_key(payload, body)
-    except (ValueError, MalformedPayload) as exc:
-        # authentic but unreadable: keep it raw (it fails in processing, visible to admins)
-        # and answer 200 so the channel stops retrying
+    except (ValueError, RecursionError, MalformedPayload) as exc:
+        # authentic but unreadable: keep the bytes raw (it fails in processing, visible to
+        # admins, replayable) and answer 200 so the channel stops retrying
         log.warning("webhook %s/%s: unreadable payload kept raw: %s", kind, channel_id, exc)
-        payload = {"_unparsed": body.decode("utf-8", errors="replace")}
+        payload = raw_payload(body)
         external_id = "sha256:" + hashlib.sha256(body).hexdigest()
-    if kind == "whatsapp" and "_unparsed" not in payload:
+    if kind == "whatsapp" and not is_unparsed(payload):
         return _receive_whatsapp(channel, payload, external_id)
     result = receive(channel, external_id, payload, process="queue")
     return jsonify(ok=True, duplicate=result.duplicate), 200

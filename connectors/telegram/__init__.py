@@ -75,6 +75,7 @@ def _bool_setting(value: Any) -> bool:
 
 class Connector(connectors.Connector):
     kind = "telegram"
+    max_text_chars = 4096          # Telegram's own limit for one message
     setting_keys = ("token", "mode", "secret_token", "api_base_url", "public_url", "allow_groups")
     secret_keys = frozenset({"token", "secret_token"})
     required_keys = ("token",)

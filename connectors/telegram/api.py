@@ -166,23 +166,45 @@ def map_error(exc: tg_error.TelegramError, token: str = "") -> ChannelError:
 # ---- text splitting ------------------------------------------------------------------------
 
 def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
-    """Cut `text` into parts of at most `limit` UTF-16 units, at a newline or space if any."""
+    """Cut `text` into parts of at most `limit` UTF-16 units; `"".join(parts) == text`.
+
+    A part ends after a run of whitespace (a line break preferred, else a space) when there
+    is one in the second half of the part, so the whitespace at the cut stays at the end of
+    the earlier part, character for character. One long word is cut between code points
+    (never inside a surrogate pair). No part is whitespace only (Telegram refuses an empty
+    text) unless the text itself has no visible character there.
+    """
     parts: list[str] = []
     rest = text
     while utf16_len(rest) > limit:
-        cut = _fit(rest, limit)
-        boundary = max(rest.rfind("\n", 0, cut + 1), -1)
-        if boundary < cut // 2:
-            boundary = rest.rfind(" ", 0, cut + 1)
-        if boundary >= cut // 2 and boundary > 0:
-            parts.append(rest[:boundary])
-            rest = rest[boundary + 1:]       # the separator itself is not repeated
-        else:
-            parts.append(rest[:cut])         # one long word: hard cut between code points
-            rest = rest[cut:]
+        cut = _fit(rest, limit)                      # rest[:cut] fits
+        visible_end = len(rest.rstrip())
+        if 0 < visible_end <= cut:                   # what would follow is only whitespace:
+            cut = visible_end - 1                    # keep a visible character for it
+        floor = max(cut // 2, 1)
+        boundary = (_boundary(rest, cut, floor, "\n") or _boundary(rest, cut, floor, None)
+                    or max(cut, 1))                  # one long word: hard cut
+        parts.append(rest[:boundary])
+        rest = rest[boundary:]
     if rest or not parts:
         parts.append(rest)
-    return [p for p in parts if p] or [text]
+    return parts
+
+
+def _boundary(text: str, cut: int, floor: int, needle: str | None) -> int:
+    """The largest floor <= p <= cut where a whitespace run ends (text[p-1] blank, text[p]
+    not) and, with `needle`, the run contains it; 0 when there is none."""
+    p = cut
+    while p >= floor:
+        if text[p - 1].isspace() and p < len(text) and not text[p].isspace():
+            start = p
+            while start > 0 and text[start - 1].isspace():
+                start -= 1
+            if start > 0 and (needle is None or needle in text[start:p]):
+                return p                     # (a part of whitespace alone is no boundary)
+            p = start
+        p -= 1
+    return 0
 
 
 def _fit(text: str, limit: int) -> int:

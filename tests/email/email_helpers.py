@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.corpus import shared_corpus
+
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "email"
-SHARED_CORPUS = ROOT.parent / "shared" / "fixtures" / "email"  # shared/ sits beside the repo
+SHARED_CORPUS = shared_corpus("email")  # shared/ sits beside the repo; None when absent
 
 BASE_SETTINGS = {
     "from_address": "support@shop.example.test",

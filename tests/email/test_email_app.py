@@ -177,6 +177,51 @@ def test_a_colleague_replying_on_the_thread_joins_it(app, ctx, api, dovecot, smt
     assert reply.status_code == 201
 
 
+def test_replies_from_other_addresses_thread_by_message_id(app, ctx, api, dovecot, smtp_server,
+                                                          email_channel):
+    """In-Reply-To / References place a reply, whoever sends it: a new address and a customer
+    who has an open conversation of their own both land in the thread they answer. (The
+    replies go to the plain support address: no reply token helps here.)"""
+    raw, anna_first = mail("Анна Петрова <anna@customer.example>", "Заказ №77",
+                           "Где мой заказ №77?")
+    dovecot.deliver(raw)
+    dovecot.deliver(mail("Tomasz Nowak <tomasz@firma.example>", "Faktura VAT",
+                         "Proszę o fakturę VAT.")[0])
+    sync(app, email_channel)
+    anna = db.session.scalar(select(Conversation).where(Conversation.subject == "Заказ №77"))
+    tomasz = db.session.scalar(select(Conversation).where(Conversation.subject == "Faktura VAT"))
+    assert anna.id != tomasz.id and tomasz.status == "open"
+    reply = api.post(f"/conversations/{anna.id}/messages", json={"text": "Отправили сегодня."})
+    assert reply.status_code == 201
+    run_jobs(app)
+    ours = message_from_bytes(smtp_server.received[-1].raw, policy=policy.default)
+    our_id = ours["Message-ID"]
+
+    # 1. a colleague of Anna's, never seen before, answers our reply by Message-ID
+    marta, _ = mail("Marta <marta@customer.example>", "Re: Заказ №77", "Я её коллега, спасибо!",
+                    in_reply_to=our_id)
+    # 2. Tomasz, whose own conversation is open, answers Anna's first mail (References)
+    cc = EmailMessage()
+    cc["From"], cc["To"] = "Tomasz Nowak <tomasz@firma.example>", "support@shop.example.test"
+    cc["Subject"], cc["Date"] = "Re: Заказ №77", "Mon, 23 Nov 2026 11:00:00 +0000"
+    cc["Message-ID"] = make_msgid(domain="firma.example")
+    cc["In-Reply-To"] = f"<{anna_first}>"
+    cc["References"] = f"<{anna_first}> {our_id}"
+    cc.set_content("Dołączam się do wątku: paczka dotarła do nas.")
+    for raw_reply in (marta, cc.as_bytes()):
+        dovecot.deliver(raw_reply)
+    sync(app, email_channel)
+    placed = {m.text.strip(): m for m in db.session.scalars(select(Message))}
+    assert placed["Я её коллега, спасибо!"].conversation_id == anna.id
+    assert placed["Dołączam się do wątku: paczka dotarła do nas."].conversation_id == anna.id
+    assert placed["Proszę o fakturę VAT."].conversation_id == tomasz.id
+    assert db.session.scalar(select(func.count(Conversation.id))) == 2
+    # the senders stay who they are: Marta is a new customer, Tomasz keeps his own card
+    marta_message = placed["Я её коллега, спасибо!"]
+    assert marta_message.customer_id not in (anna.customer_id, tomasz.customer_id)
+    assert placed["Dołączam się do wątku: paczka dotarła do nas."].customer_id == tomasz.customer_id
+
+
 def test_auto_reply_never_starts_a_loop(app, ctx, api, dovecot, smtp_server, email_channel):
     dovecot.deliver(mail("Piotr <piotr@customer.example>", "Zamówienie", "Kiedy wysyłka?")[0])
     sync(app, email_channel)

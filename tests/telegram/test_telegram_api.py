@@ -1,6 +1,7 @@
 """Sending, getMe, polling, webhooks and downloads: real PTB over HTTP against the fake API."""
 from __future__ import annotations
 
+import random
 import threading
 
 import pytest
@@ -50,9 +51,9 @@ def test_long_text_is_split_in_order(connector, fake, settings):
     parts = [c.params["text"] for c in fake.calls("sendMessage")]
     assert len(parts) == 2
     assert all(len(p) <= 4096 for p in parts)
-    # Cut at the last space before the limit: nothing lost, no word broken, order kept.
-    assert parts[0] + " " + parts[1] == text
-    assert parts[0].startswith("słowo0000") and parts[0].endswith("słowo0408")
+    # Cut after the last space before the limit: nothing lost, no word broken, order kept.
+    assert parts[0] + parts[1] == text
+    assert parts[0].startswith("słowo0000") and parts[0].endswith("słowo0408 ")
     assert parts[1].startswith("słowo0409") and parts[1].endswith("к" * 450)
     assert result.external_id == f"{CHAT}:1" and result.extra_ids == (f"{CHAT}:2",)
 
@@ -60,11 +61,63 @@ def test_long_text_is_split_in_order(connector, fake, settings):
 def test_split_text_prefers_newlines_and_counts_utf16():
     assert split_text("abc") == ["abc"]
     parts = split_text("a" * 3000 + "\n" + "b" * 3000)
-    assert parts == ["a" * 3000, "b" * 3000]
+    assert parts == ["a" * 3000 + "\n", "b" * 3000]
     emoji = "😀" * 3000                                     # 6000 UTF-16 units, no boundaries
     parts = split_text(emoji)
     assert "".join(parts) == emoji
     assert all(len(p.encode("utf-16-le")) // 2 <= 4096 for p in parts)
+
+
+def _utf16(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _random_texts(rng: random.Random, count: int, limit: int):
+    words = ["Здравствуйте", "заказ", "№1543", "Zażółć", "gęślą", "jaźń", "ok", "a", "😀",
+             "👩‍💻", "🇵🇱", "x" * (limit // 3), "ё" * (limit + 7), "😀" * (limit // 2 + 3)]
+    gaps = [" ", "  ", "\n", "\n\n", " \n", "\n \n", "\t", "\u00a0", " " * (limit // 4)]
+    for _ in range(count):
+        pieces = []
+        for _ in range(rng.randrange(1, 60)):
+            pieces.append(rng.choice(words))
+            pieces.append(rng.choice(gaps))
+        if rng.random() < 0.5:
+            pieces.pop()                                  # sometimes trailing whitespace
+        if rng.random() < 0.2:
+            pieces.insert(0, rng.choice(gaps))            # sometimes leading whitespace
+        yield "".join(pieces)
+
+
+@pytest.mark.parametrize("limit", [7, 16, 64, 300])
+def test_split_text_parts_join_to_the_text_exactly(limit):
+    rng = random.Random(limit)
+    checked = 0
+    for text in _random_texts(rng, 400, limit):
+        parts = split_text(text, limit)
+        assert "".join(parts) == text                     # character for character
+        assert all(_utf16(p) <= limit for p in parts)
+        assert all(p for p in parts) or parts == [""]
+        if len(parts) > 1:
+            checked += 1
+            # Telegram refuses a blank text: every part carries something visible.
+            assert all(p.strip() for p in parts), parts
+    assert checked > 100
+
+
+@pytest.mark.parametrize("gap", ["\n\n", "  ", " \n ", "\n\n\n"])
+@pytest.mark.parametrize("shift", range(-3, 4))
+def test_split_text_keeps_whitespace_at_the_cut(gap, shift):
+    # The whitespace sits right at, before or after the limit.
+    head = "Привет, это длинный ответ. " * 200
+    head = head[:4096 + shift - len(gap) // 2]
+    text = head + gap + "Dziękujemy za zamówienie 😀 " * 10
+    parts = split_text(text)
+    assert "".join(parts) == text
+    assert len(parts) == 2 and all(_utf16(p) <= 4096 for p in parts)
+    # Cut where a whitespace run ends: the run stays whole at the end of the first part.
+    assert parts[0][-1].isspace() and not parts[1][0].isspace()
+    if len(head) + len(gap) <= 4096:
+        assert parts[0].endswith(gap) and parts[1].startswith("Dziękujemy")
 
 
 def test_send_photo_and_document(connector, fake, settings):

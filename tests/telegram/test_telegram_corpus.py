@@ -9,13 +9,14 @@ import pytest
 
 from connectors.base import Ignored, Inbound, MalformedPayload, StatusUpdate
 from connectors.telegram import Connector, ReachabilityChange
+from tests.corpus import require_shared_corpus, shared_corpus
 
-SHARED = Path("/work/shared/fixtures/telegram")
+SHARED = shared_corpus("telegram")         # beside the repository root; None when absent
 LOCAL = Path(__file__).resolve().parent.parent / "fixtures" / "telegram"
 
 
-def _files(folder: Path) -> list[Path]:
-    return sorted(folder.glob("*.json")) if folder.is_dir() else []
+def _files(folder: Path | None) -> list[Path]:
+    return sorted(folder.glob("*.json")) if folder is not None and folder.is_dir() else []
 
 
 def _updates(data: dict) -> list[dict]:
@@ -54,7 +55,6 @@ def _check(path: Path) -> None:
                 assert rec.text or rec.attachments, path.name
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="shared fixture folder absent")
 @pytest.mark.parametrize("path", _files(SHARED), ids=lambda p: p.name)
 def test_shared_corpus(path: Path) -> None:
     _check(path)
@@ -67,3 +67,8 @@ def test_local_corpus(path: Path) -> None:
 
 def test_corpus_is_not_empty() -> None:
     assert len(_files(LOCAL)) >= 40
+
+
+def test_shared_corpus_is_present_and_not_empty() -> None:
+    """Fails on CI (skips elsewhere) when the shared corpus is missing."""
+    assert len(_files(require_shared_corpus("telegram"))) >= 40

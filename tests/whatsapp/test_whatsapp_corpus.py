@@ -8,10 +8,11 @@ import pytest
 
 from connectors.base import Ignored, Inbound, StatusUpdate
 from connectors.whatsapp import NumberChange
+from tests.corpus import require_shared_corpus, shared_corpus
 
-# shared/ sits beside the repository root (on CI too)
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "whatsapp"
-FILES = sorted(CORPUS.glob("*.json")) if CORPUS.is_dir() else []
+# shared/ sits beside the repository root (on CI too); None when absent
+CORPUS = shared_corpus("whatsapp")
+FILES = sorted(CORPUS.glob("*.json")) if CORPUS is not None else []
 
 
 def _ids(payload: dict) -> set[str]:
@@ -30,12 +31,12 @@ def _mentions(record, wamid: str) -> bool:
     return isinstance(record, Ignored) and wamid in record.reason
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared WhatsApp corpus is absent")
 def test_corpus_is_not_empty():
+    """Fails on CI (skips elsewhere) when the shared corpus is missing."""
+    assert len(sorted(require_shared_corpus("whatsapp").glob("*.json"))) >= 30
     assert len(FILES) >= 30
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared WhatsApp corpus is absent")
 @pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
 def test_corpus_file_parses_and_keeps_every_id(connector, path):
     payload = json.loads(path.read_bytes())

@@ -285,6 +285,16 @@ def test_window_open():
     assert window_open(datetime(2026, 11, 20, 1, 0), now)     # naive = UTC
 
 
-def test_text_mentioning_status_read_is_still_a_send(connector, settings, fake):
-    connector.send(settings, outbound('Your "status": "read" — statusy przeczytane'))
-    assert [r.kind for r in fake.requests] == ["send"]
+def test_text_mentioning_status_read_is_a_text_message_not_a_receipt(connector, settings, fake):
+    """Our send and our mark_read write different bodies to the same /messages endpoint: a
+    text that talks about "status": "read" is sent as text, whole, and never as a receipt."""
+    text = 'Your "status": "read" — statusy przeczytane, статус «прочитано»'
+    result = connector.send(settings, outbound(text))
+    mark_read(settings, "wamid.INCOMING==")
+    sent, receipt = (r.json for r in fake.requests)
+    assert sent["type"] == "text" and sent["text"]["body"] == text
+    assert "status" not in sent and "message_id" not in sent
+    assert sent["to"] == "48601234567" and sent["biz_opaque_callback_data"] == "msg-42"
+    assert result.external_id.startswith("wamid.")
+    assert receipt == {"messaging_product": "whatsapp", "status": "read",
+                       "message_id": "wamid.INCOMING=="}
