@@ -13,6 +13,8 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.domain.errors import DomainError
+from app.domain.suggestions import suggest
 from app.infra.schemas import card_schema, customer_schema, deal_schema
 from app.infra.models import (
     Agent,
@@ -44,17 +46,8 @@ IDENTITY_CHANNEL_KINDS = {
 CARD_FIELDS = ("name", "company", "owner_id", "source", "tags", "custom_fields")
 
 
-class FieldError(ValueError):
+class FieldError(DomainError):
     """Bad input naming its field: the API answers 422 {"json": {field: [message]}}."""
-
-    def __init__(self, field: str, message: str, status: int = 422):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-        self.status = status
-
-    def detail(self, location: str = "json") -> dict[str, Any]:
-        return {location: {self.field: [self.message]}}
 
 
 # --- handles -----------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from connectors.base import (
     TransientError,
 )
 
+from app.domain.errors import DomainError
 from app.infra.schemas import conversation_schema, message_schema
 from app.infra.db import after_commit
 from app.infra.logs import register_channel_secrets
@@ -62,12 +63,13 @@ CHANNEL_IDENTITY_KINDS = {
 SENT_HOOKS: dict[str, list] = {}
 
 
-class ReplyError(ValueError):
-    """The reply cannot be queued (no channel to reach the customer, ...)."""
+class ReplyError(DomainError):
+    """The reply cannot be queued (no channel to reach the customer, ...): 422 on `field`;
+    a message that cannot be retried: 409."""
 
-    def __init__(self, message: str, field: str = "channel_id"):
-        super().__init__(message)
-        self.field = field
+    def __init__(self, message: str, field: str | None = "channel_id", status: int | None = None):
+        super().__init__(field, message, status)
+        self.args = (message,)  # str(exc): the message alone, as before
 
 
 def customer_channel_ids(session: Session, customer_id: int) -> list[int]:
@@ -230,7 +232,7 @@ def add_note(session: Session, conversation: Conversation, agent: Agent, text: s
 def retry_message(session: Session, message: Message) -> None:
     """An agent asks to try a failed message again."""
     if message.direction != "out" or message.status != "failed":
-        raise ReplyError("only a failed outbound message can be retried", field="status")
+        raise ReplyError("only a failed outbound message can be retried", field=None, status=409)
     now = utcnow()
     message.status, message.error, message.attempts = "queued", None, 0
     message.next_attempt_at, message.enqueued_at = None, now

@@ -3,12 +3,15 @@ session cookie plus its CSRF token."""
 from __future__ import annotations
 
 from apiflask import APIBlueprint, HTTPTokenAuth, abort
-from flask import request
+from apiflask.exceptions import HTTPError
+from flask import current_app, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, validate_csrf
 from wtforms import ValidationError
 
 from app.domain.agents import agent_for_token
+from app.domain.errors import DomainError
+from app.infra.state import db
 
 bp = APIBlueprint("api", __name__, url_prefix="/api/v1")
 
@@ -37,6 +40,23 @@ token_auth = TokenOrSessionAuth(scheme="Bearer",
 
 def current_agent():
     return token_auth.current_user
+
+
+@bp.errorhandler(DomainError)
+def domain_error(exc: DomainError):
+    """Every refusal of a domain rule, the same way: the transaction rolled back, then the
+    status, the message and {"json": {field: [message]}} (the API's usual error body)."""
+    db.session.rollback()
+    return current_app.error_callback(HTTPError(exc.status, exc.message,
+                                                detail=exc.detail() or None))
+
+
+def require_admin():
+    """The caller, when an admin; else 403."""
+    agent = current_agent()
+    if not agent.is_admin:
+        abort(403, "admins only")
+    return agent
 
 
 from app.web.api import conversations, crm, customers, events, webhooks_out  # noqa: E402,F401  (routes)

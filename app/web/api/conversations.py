@@ -20,7 +20,7 @@ from app.infra.schemas import (
     conversation_schema,
 )
 from app.infra.models import Agent, Conversation, Customer, Message, Team, utcnow
-from app.usecases.outbox import ReplyError, add_note, enqueue_reply, retry_message
+from app.usecases.outbox import add_note, enqueue_reply, retry_message
 from app.infra.events import record_event
 from app.infra.state import db
 from app.infra.events import notify_agent
@@ -203,14 +203,10 @@ def send_reply(conversation_id: int, reply):
             errors[index] = [str(exc)]
     if errors:
         abort(422, "invalid attachments", detail={"json": {"attachments": errors}})
-    try:
-        message = enqueue_reply(db.session, conversation, agent, reply["text"],
-                                channel_id=reply["channel_id"], subject=reply["subject"],
-                                template=reply["template"], attachments=files,
-                                identity_id=reply["identity_id"])
-    except ReplyError as exc:
-        db.session.rollback()
-        abort(422, str(exc), detail={"json": {exc.field: [str(exc)]}})
+    message = enqueue_reply(db.session, conversation, agent, reply["text"],
+                            channel_id=reply["channel_id"], subject=reply["subject"],
+                            template=reply["template"], attachments=files,
+                            identity_id=reply["identity_id"])
     db.session.commit()
     return message
 
@@ -247,9 +243,6 @@ def retry(message_id: int):
     message = db.session.get(Message, message_id)
     if message is None or not can_see_conversation(current_agent(), message.conversation):
         abort(404, "message not found")
-    try:
-        retry_message(db.session, message)
-    except ReplyError as exc:
-        abort(409, str(exc))
+    retry_message(db.session, message)
     db.session.commit()
     return message

@@ -9,7 +9,6 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.domain.customers import (
-    FieldError,
     can_see_customer,
     check_agent,
     check_stage,
@@ -24,8 +23,7 @@ from app.infra.extensions import socketio
 from app.infra.events import NAMESPACE, record_event
 from app.infra.models import Customer, CustomFieldDef, Deal, Note, Order, PipelineStage, utcnow
 from app.infra.state import db
-from app.web.api import bp, current_agent, token_auth
-from app.web.api.customers import field_abort, require_admin
+from app.web.api import bp, current_agent, require_admin, token_auth
 from app.infra.schemas import (
     DealIn,
     DealOut,
@@ -66,10 +64,7 @@ def _check_customer_access(data) -> None:
 
 def _upsert(fn, data, **kw):
     _check_customer_access(data)
-    try:
-        row, created = fn(db.session, data, **kw)
-    except FieldError as exc:
-        field_abort(exc)
+    row, created = fn(db.session, data, **kw)
     db.session.commit()
     return row, created
 
@@ -124,13 +119,10 @@ def patch_deal(deal_id: int, data):
     deal = session.get(Deal, deal_id)
     if deal is None:
         abort(404, "deal not found")
-    try:
-        if "stage" in data:
-            check_stage(session, data["stage"])
-        if "owner_id" in data:
-            check_agent(session, data["owner_id"], "owner_id")
-    except FieldError as exc:
-        field_abort(exc)
+    if "stage" in data:
+        check_stage(session, data["stage"])
+    if "owner_id" in data:
+        check_agent(session, data["owner_id"], "owner_id")
     for key in ("title", "stage", "amount", "owner_id", "expected_close"):
         if key in data:
             setattr(deal, key, data[key])
