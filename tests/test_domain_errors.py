@@ -85,3 +85,37 @@ def test_reply_errors_answer_the_field_and_retry_a_conflict(ctx, api, telegram_a
     assert refused.status_code == 422
     reason = f"channel {support.id} is not active"
     assert refused.json == {"message": reason, "detail": {"json": {"channel_id": [reason]}}}
+
+
+def test_conversation_rules_answer_as_before(ctx, api, telegram_api):
+    support, _sales = h.channels(telegram_api)
+    first = h.conversation_of(h.inbound(support, 502, "Первый вопрос"))
+    url = f"/conversations/{first.id}"
+
+    snooze = api.patch(url, json={"status": "snoozed"})
+    assert snooze.status_code == 422
+    assert snooze.json == {"message": "snoozed_until is required",
+                           "detail": {"json": {"snoozed_until": ["required when snoozing"]}}}
+    nobody = api.patch(url, json={"assignee_id": 987654})
+    assert nobody.status_code == 422
+    assert nobody.json == {"message": "unknown agent",
+                           "detail": {"json": {"assignee_id": ["no such active agent"]}}}
+    no_team = api.patch(url, json={"team_id": 987654})
+    assert no_team.json == {"message": "unknown team",
+                            "detail": {"json": {"team_id": ["no such team"]}}}
+
+    assert api.patch(url, json={"status": "resolved"}).json["status"] == "resolved"
+    second = h.conversation_of(h.inbound(support, 502, "Второй вопрос"))
+    assert second.id != first.id
+    reopen = api.patch(url, json={"status": "open"})
+    assert reopen.status_code == 409
+    assert reopen.json == {"message": f"the customer already has open conversation {second.id}",
+                           "detail": {}}
+    # a refused bulk change leaves every conversation as it was
+    refused = api.post("/conversations/bulk", json={"ids": [second.id, first.id], "status": "open",
+                                                    "priority": "high"})
+    assert refused.status_code == 409
+    db.session.expire_all()
+    from app.infra.models import Conversation
+
+    assert db.session.get(Conversation, second.id).priority != "high"

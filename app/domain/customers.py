@@ -425,7 +425,8 @@ def first_stage(session: Session) -> str:
                                                              PipelineStage.id).limit(1)) or "new"
 
 
-def upsert_deal(session: Session, data: dict[str, Any]) -> tuple[Deal, bool]:
+def _deal_owner(session: Session, data: dict[str, Any]) -> int | None:
+    """Check the stage and the owner a deal change names; the owner's id."""
     if "stage" in data:
         check_stage(session, data["stage"])
     owner_id = None
@@ -433,26 +434,49 @@ def upsert_deal(session: Session, data: dict[str, Any]) -> tuple[Deal, bool]:
         owner_id = agent_by_email(session, data["owner_email"], "owner_email")
     if data.get("owner_id") is not None:
         owner_id = check_agent(session, data["owner_id"], "owner_id")
+    return owner_id
+
+
+def _set_deal(deal: Deal, data: dict[str, Any], owner_id: int | None) -> None:
+    for key in ("title", "stage", "amount", "expected_close"):
+        if key in data:
+            setattr(deal, key, data[key])
+    if "currency" in data:
+        deal.currency = data["currency"].upper() if data["currency"] else None
+    if "owner_id" in data or "owner_email" in data:
+        deal.owner_id = owner_id
+    deal.updated_at = utcnow()
+
+
+def _deal_changed(session: Session, deal: Deal):
+    """Publish `deal.updated` and the customer's card; returns the deal's event."""
+    session.flush()
+    event = record_event(session, "deal.updated", deal_schema.dump(deal),
+                         customer_channel_id(session, deal.customer_id))
+    publish_customer(session, session.get(Customer, deal.customer_id))
+    return event
+
+
+def update_deal(session: Session, deal: Deal, data: dict[str, Any]):
+    """Edit a deal (title, stage, amount, currency, owner, expected close), checked and
+    published; returns the `deal.updated` event."""
+    owner_id = _deal_owner(session, data)
+    _set_deal(deal, data, owner_id)
+    return _deal_changed(session, deal)
+
+
+def upsert_deal(session: Session, data: dict[str, Any]) -> tuple[Deal, bool]:
+    owner_id = _deal_owner(session, data)
 
     def apply(deal: Deal, created: bool) -> None:
         if created and not data.get("title"):
             raise FieldError("title", "required for a new deal")
-        for key in ("title", "stage", "amount", "expected_close"):
-            if key in data:
-                setattr(deal, key, data[key])
-        if "currency" in data:
-            deal.currency = data["currency"].upper() if data["currency"] else None
-        if "owner_id" in data or "owner_email" in data:
-            deal.owner_id = owner_id
+        _set_deal(deal, data, owner_id)
         if created and not deal.stage:
             deal.stage = first_stage(session)
-        deal.updated_at = utcnow()
 
     deal, created = _upsert(session, Deal, data, apply)
-    session.flush()
-    record_event(session, "deal.updated", deal_schema.dump(deal),
-                 customer_channel_id(session, deal.customer_id))
-    publish_customer(session, session.get(Customer, deal.customer_id))
+    _deal_changed(session, deal)
     return deal, created
 
 

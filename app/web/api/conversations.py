@@ -1,4 +1,5 @@
-"""Conversations and their messages."""
+"""Conversations (list, get, change one or several, mark read) and their messages (list,
+reply, note, retry)."""
 from __future__ import annotations
 
 import base64
@@ -9,6 +10,12 @@ from sqlalchemy import and_, or_, select, text
 from sqlalchemy.orm import selectinload
 
 from app.domain.access import can_see_conversation, visible_channel_ids
+from app.domain.agents import mentioned_agents
+from app.domain.conversations import apply_patch
+from app.domain.conversations import mark_read as mark_conversation_read
+from app.infra.events import notify_agent
+from app.infra.inbox_schemas import BulkIn, BulkOut, InboxConversationQuery
+from app.infra.models import Conversation, Customer, Message
 from app.infra.schemas import (
     ConversationOut,
     ConversationPage,
@@ -17,15 +24,10 @@ from app.infra.schemas import (
     MessagePage,
     MessageQuery,
     NoteIn,
-    conversation_schema,
 )
-from app.infra.models import Agent, Conversation, Customer, Message, Team, utcnow
-from app.usecases.outbox import add_note, enqueue_reply, retry_message
-from app.infra.events import record_event
 from app.infra.state import db
-from app.infra.events import notify_agent
-from app.web.api import bp, current_agent, token_auth
-from app.infra.inbox_schemas import InboxConversationQuery
+from app.usecases.outbox import add_note, enqueue_reply, retry_message
+from app.web.api.base import bp, current_agent, token_auth
 from app.web.api.uploads import ReplyWithAttachmentsIn, load_upload_token
 
 
@@ -122,46 +124,42 @@ def get_conversation(conversation_id: int):
 @bp.doc(summary="Assign, change status, label, set priority")
 def update_conversation(conversation_id: int, patch):
     conversation = get_visible_conversation(conversation_id)
-    apply_patch(conversation, patch)
+    apply_patch(db.session, conversation, patch)
     db.session.commit()
     return conversation
 
 
-def apply_patch(conversation: Conversation, patch: dict) -> None:
-    """One change to one conversation, checked, with its conversation.updated event."""
-    if patch.get("status") == "snoozed" and not patch.get("snoozed_until"):
-        abort(422, "snoozed_until is required", detail={"json": {"snoozed_until": ["required when snoozing"]}})
-    if patch.get("assignee_id") is not None:
-        assignee = db.session.get(Agent, patch["assignee_id"])
-        if assignee is None or not assignee.active:
-            abort(422, "unknown agent", detail={"json": {"assignee_id": ["no such active agent"]}})
-    if patch.get("team_id") is not None and db.session.get(Team, patch["team_id"]) is None:
-        abort(422, "unknown team", detail={"json": {"team_id": ["no such team"]}})
-    if "status" in patch and patch["status"] != "resolved":
-        _check_reopen(conversation)
-    if patch.get("status") == "resolved" and conversation.status != "resolved":
-        conversation.resolved_at = utcnow()
-    if "status" in patch and patch["status"] != "snoozed":
-        conversation.snoozed_until = None
-    if "labels" in patch:
-        patch["labels"] = list(dict.fromkeys(label.strip() for label in patch["labels"]
-                                             if label.strip()))
-    for key, value in patch.items():
-        setattr(conversation, key, value)
-    db.session.flush()
-    record_event(db.session, "conversation.updated", conversation_schema.dump(conversation),
-                 conversation.channel_id)
+@bp.post("/conversations/<int:conversation_id>/read")
+@bp.auth_required(token_auth)
+@bp.output(ConversationOut)
+@bp.doc(summary="Mark the conversation read (unread count back to 0)")
+def mark_read(conversation_id: int):
+    conversation = get_visible_conversation(conversation_id)
+    if mark_conversation_read(db.session, conversation):
+        db.session.commit()
+    return conversation
 
 
-def _check_reopen(conversation: Conversation) -> None:
-    """At most one open conversation per customer: reopening an old one needs the newer one resolved."""
-    if conversation.status != "resolved":
-        return
-    other = db.session.scalar(select(Conversation.id).where(
-        Conversation.customer_id == conversation.customer_id, Conversation.status != "resolved",
-        Conversation.id != conversation.id))
-    if other is not None:
-        abort(409, f"the customer already has open conversation {other}")
+
+@bp.post("/conversations/bulk")
+@bp.auth_required(token_auth)
+@bp.input(BulkIn, arg_name="bulk")
+@bp.output(BulkOut)
+@bp.doc(summary="Apply one change (assign, status, labels, priority) to several conversations")
+def bulk_update(bulk):
+    ids = bulk.pop("ids")
+    if not bulk:
+        abort(422, "nothing to change", detail={"json": {"_schema": ["give at least one field"]}})
+    items = []
+    for conversation_id in dict.fromkeys(ids):
+        conversation = db.session.get(Conversation, conversation_id)
+        if conversation is None or not can_see_conversation(current_agent(), conversation):
+            abort(404, f"conversation {conversation_id} not found")
+        apply_patch(db.session, conversation, dict(bulk))
+        items.append(conversation)
+    db.session.commit()
+    return {"items": items}
+
 
 
 @bp.get("/conversations/<int:conversation_id>/messages")
@@ -218,8 +216,6 @@ def send_reply(conversation_id: int, reply):
 @bp.doc(summary="Add an internal note (never sent to the customer)")
 def create_note(conversation_id: int, note):
     conversation = get_visible_conversation(conversation_id)
-    from app.web.api.inbox import mentioned_agents
-
     author = current_agent()
     message = add_note(db.session, conversation, author, note["text"])
     mentioned = [a for a in mentioned_agents(note["text"]) if a.id != author.id]

@@ -26,7 +26,7 @@ from app.domain.merge import (
 )
 from app.infra.models import AuditLog, Customer, CustomerMerge, Identity, MergeSuggestion
 from app.infra.state import db
-from app.web.api import bp, current_agent, require_admin, token_auth
+from app.web.api.base import bp, current_agent, require_admin, token_auth
 from app.infra.schemas import (
     AuditPage,
     CustomerCardOut,

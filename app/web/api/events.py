@@ -6,7 +6,7 @@ from sqlalchemy import func, or_, select
 from app.domain.access import visible_channel_ids
 from app.infra.models import Event
 from app.infra.state import db
-from app.web.api import bp, current_agent, token_auth
+from app.web.api.base import bp, current_agent, token_auth
 from app.infra.schemas import EventPage, EventQuery
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from app.usecases.hooks import replay
 from app.infra.models import AuditLog, WebhookDelivery, WebhookEndpoint
 from app.infra.state import db
-from app.web.api import bp, current_agent, token_auth
+from app.web.api.base import bp, current_agent, token_auth
 from app.web.api.customers import require_admin
 from app.infra.schemas import (
     DeliveryOut,
