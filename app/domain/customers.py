@@ -3,17 +3,21 @@ orders / deals / notes upserted by `external_ref`, and every change published
 ("customer.updated", "deal.updated") in the transaction that made it."""
 from __future__ import annotations
 
-import re
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-import phonenumbers
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.domain.errors import DomainError
+from app.domain.handles import (  # noqa: F401  (normalize_* and default_region: also used from here)
+    IDENTITY_CHANNEL_KINDS,
+    default_region,
+    normalize_handle,
+    normalize_phone,
+)
 from app.domain.suggestions import suggest
 from app.infra.schemas import card_schema, customer_schema, deal_schema
 from app.infra.models import (
@@ -33,16 +37,6 @@ from app.infra.models import (
 )
 from app.infra.events import record_event
 
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-# which channel kinds can carry which identity kinds (the card shows a handle's channels)
-IDENTITY_CHANNEL_KINDS = {
-    "email": ("email",),
-    "phone": ("whatsapp", "telegram"),
-    "telegram": ("telegram",),
-    "whatsapp": ("whatsapp",),
-    "webchat": ("webchat",),
-    "site_user": ("webchat",),
-}
 CARD_FIELDS = ("name", "company", "owner_id", "source", "tags", "custom_fields")
 
 
@@ -51,53 +45,6 @@ class FieldError(DomainError):
 
 
 # --- handles -----------------------------------------------------------------------------
-
-def default_region() -> str:
-    from app.infra.state import config
-
-    try:
-        return str(config["identity"]["default_region"] or "RU").upper()
-    except RuntimeError:  # outside an app context
-        return "RU"
-
-
-def normalize_phone(raw: str, region: str | None = None) -> str:
-    """E.164 (`+79161234567`); a number without +country code is read in the default
-    region (config identity.default_region). ValueError when it is no valid number."""
-    text = str(raw or "").strip()
-    if not text:
-        raise ValueError("empty phone number")
-    try:
-        number = phonenumbers.parse(text, region or default_region())
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError(f"not a phone number: {exc}") from None
-    if not phonenumbers.is_valid_number(number):
-        raise ValueError("not a valid phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def normalize_handle(kind: str, value: str, region: str | None = None) -> str:
-    value = str(value or "").strip()
-    if not value:
-        raise ValueError("empty value")
-    if kind == "email":
-        value = value.lower()
-        if not EMAIL_RE.match(value):
-            raise ValueError("not an email address")
-        return value
-    if kind == "phone":
-        return normalize_phone(value, region)
-    if kind == "whatsapp":  # wa_id: the number's digits, without "+"
-        return normalize_phone(value if value.startswith("+") else "+" + value.lstrip("0"),
-                               region).lstrip("+")
-    if kind == "telegram":
-        if not value.lstrip("-").isdigit():
-            raise ValueError("a Telegram user id is a number")
-        return value
-    if kind in ("webchat", "site_user"):
-        return value[:320]
-    raise ValueError(f"unknown identity kind {kind!r}")
-
 
 # --- lookups -----------------------------------------------------------------------------
 
@@ -420,9 +367,16 @@ def check_stage(session: Session, stage: str) -> str:
     return stage
 
 
+# the sales pipeline until an admin defines its stages (the board's columns, the card's
+# choices, the demo's deals)
+DEFAULT_STAGES = ("new", "qualified", "proposal", "negotiation", "won", "lost")
+DEFAULT_OUTCOMES = {"won": "won", "lost": "lost"}
+
+
 def first_stage(session: Session) -> str:
     return session.scalar(select(PipelineStage.key).order_by(PipelineStage.position,
-                                                             PipelineStage.id).limit(1)) or "new"
+                                                             PipelineStage.id).limit(1)) \
+        or DEFAULT_STAGES[0]
 
 
 def _deal_owner(session: Session, data: dict[str, Any]) -> int | None:

@@ -28,6 +28,7 @@ from app.infra.schemas import (
 from app.infra.state import db
 from app.usecases.outbox import add_note, enqueue_reply, retry_message
 from app.web.api.base import bp, current_agent, token_auth
+from app.web.api.paging import bad_cursor, page
 from app.web.api.uploads import ReplyWithAttachmentsIn, load_upload_token
 
 
@@ -40,7 +41,7 @@ def _decode_cursor(cursor: str) -> list[str]:
     try:
         return base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
     except Exception:
-        abort(422, "invalid cursor", detail={"query": {"cursor": ["not a cursor we issued"]}})
+        bad_cursor()
 
 
 def get_visible_conversation(conversation_id: int) -> Conversation:
@@ -85,19 +86,12 @@ def list_conversations(query):
         try:
             last_at, last_id = datetime.fromisoformat(ts), int(cid)
         except ValueError:
-            abort(422, "invalid cursor", detail={"query": {"cursor": ["not a cursor we issued"]}})
+            bad_cursor()
         stmt = stmt.where(or_(Conversation.last_activity_at < last_at,
                               and_(Conversation.last_activity_at == last_at,
                                    Conversation.id < last_id)))
-    limit = query["limit"]
-    rows = list(db.session.scalars(
-        stmt.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
-        .limit(limit + 1)))
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = _encode_cursor(rows[-1].last_activity_at, rows[-1].id)
-    return {"items": rows, "next_cursor": next_cursor}
+    return page(stmt.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()),
+                query["limit"], lambda row: _encode_cursor(row.last_activity_at, row.id))
 
 
 def _has_label(label: str):
@@ -176,13 +170,8 @@ def list_messages(conversation_id: int, query):
         if not last_id.isdigit():
             abort(422, "invalid cursor")
         stmt = stmt.where(Message.id < int(last_id))
-    limit = query["limit"]
-    rows = list(db.session.scalars(stmt.order_by(Message.id.desc()).limit(limit + 1)))
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = _encode_cursor(rows[-1].id)
-    return {"items": rows, "next_cursor": next_cursor}
+    return page(stmt.order_by(Message.id.desc()), query["limit"],
+                lambda row: _encode_cursor(row.id))
 
 
 @bp.post("/conversations/<int:conversation_id>/messages")

@@ -12,10 +12,10 @@ from app.domain.customers import (
     add_identity,
     can_see_customer,
     card,
-    normalize_phone,
     update_customer,
     visible_customer_filter,
 )
+from app.domain.handles import normalize_phone
 from app.domain.merge import (
     accept_suggestion,
     latest_merge,
@@ -27,6 +27,7 @@ from app.domain.merge import (
 from app.infra.models import AuditLog, Customer, CustomerMerge, Identity, MergeSuggestion
 from app.infra.state import db
 from app.web.api.base import bp, current_agent, require_admin, token_auth
+from app.web.api.paging import bad_cursor, id_cursor, page
 from app.infra.schemas import (
     AuditPage,
     CustomerCardOut,
@@ -93,16 +94,8 @@ def list_customers(query):
                     and_(Identity.kind == "whatsapp", Identity.value == phone.lstrip("+")))))
         stmt = stmt.where(or_(*terms))
     if query["cursor"]:
-        if not query["cursor"].isdigit():
-            abort(422, "invalid cursor", detail={"query": {"cursor": ["not a cursor we issued"]}})
-        stmt = stmt.where(Customer.id < int(query["cursor"]))
-    limit = query["limit"]
-    rows = list(db.session.scalars(stmt.order_by(Customer.id.desc()).limit(limit + 1)))
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = str(rows[-1].id)
-    return {"items": rows, "next_cursor": next_cursor}
+        stmt = stmt.where(Customer.id < id_cursor(query["cursor"]))
+    return page(stmt.order_by(Customer.id.desc()), query["limit"])
 
 
 @bp.get("/customers/<int:customer_id>")
@@ -203,16 +196,8 @@ def customer_audit(customer_id: int, query):
                                   or_(AuditLog.target_id == customer.id,
                                       AuditLog.details["source_id"].as_integer() == customer.id))
     if query["cursor"]:
-        if not query["cursor"].isdigit():
-            abort(422, "invalid cursor", detail={"query": {"cursor": ["not a cursor we issued"]}})
-        stmt = stmt.where(AuditLog.id < int(query["cursor"]))
-    limit = query["limit"]
-    rows = list(db.session.scalars(stmt.order_by(AuditLog.id.desc()).limit(limit + 1)))
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = str(rows[-1].id)
-    return {"items": rows, "next_cursor": next_cursor}
+        stmt = stmt.where(AuditLog.id < id_cursor(query["cursor"]))
+    return page(stmt.order_by(AuditLog.id.desc()), query["limit"])
 
 
 # --- suggestions --------------------------------------------------------------------------
@@ -242,17 +227,12 @@ def list_suggestions(query):
         try:
             score, last_id = (int(x) for x in query["cursor"].split(":"))
         except ValueError:
-            abort(422, "invalid cursor", detail={"query": {"cursor": ["not a cursor we issued"]}})
+            bad_cursor()
         stmt = stmt.where(or_(MergeSuggestion.score < score,
                               and_(MergeSuggestion.score == score, MergeSuggestion.id < last_id)))
-    limit = query["limit"]
-    rows = list(db.session.scalars(stmt.order_by(MergeSuggestion.score.desc(),
-                                                 MergeSuggestion.id.desc()).limit(limit + 1)))
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = f"{rows[-1].score}:{rows[-1].id}"
-    return {"items": [_suggestion(s) for s in rows], "next_cursor": next_cursor}
+    result = page(stmt.order_by(MergeSuggestion.score.desc(), MergeSuggestion.id.desc()),
+                  query["limit"], lambda row: f"{row.score}:{row.id}")
+    return {**result, "items": [_suggestion(s) for s in result["items"]]}
 
 
 def _suggestion(s: MergeSuggestion) -> dict:

@@ -2,20 +2,18 @@
 take (the inbox's thread view)."""
 from __future__ import annotations
 
-from datetime import timedelta
-
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from connectors.whatsapp import window_open
+
 from app.domain.access import visible_channel_ids
+from app.domain.handles import CHANNEL_IDENTITY_KINDS
 from app.infra.inbox_schemas import TimelineOut
 from app.infra.models import Channel, Conversation, Customer, Deal, Message, Note, Order, utcnow
 from app.infra.state import db
-from app.usecases.outbox import CHANNEL_IDENTITY_KINDS
 from app.web.api.base import bp, current_agent, token_auth
 from app.web.api.conversations import get_visible_conversation
-
-WHATSAPP_WINDOW = timedelta(hours=24)
 
 
 def _templates(channel: Channel) -> list[dict]:
@@ -45,8 +43,7 @@ def _reply_channels(customer_id: int) -> list[dict]:
     channels = db.session.scalars(select(Channel).where(Channel.id.in_(latest)))
     result = [{"id": c.id, "kind": c.kind, "name": c.name, "last_inbound_at": latest[c.id],
                "identity_kinds": list(CHANNEL_IDENTITY_KINDS.get(c.kind, ())),
-               "window_open": c.kind != "whatsapp" or (latest[c.id] is not None
-                                                       and now - latest[c.id] < WHATSAPP_WINDOW),
+               "window_open": c.kind != "whatsapp" or window_open(latest[c.id], now),
                "templates": _templates(c)}
               for c in channels if c.active]
     return sorted(result, key=lambda r: r["last_inbound_at"], reverse=True)
