@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from connectors.base import EMAIL, PHONE, TELEGRAM, WEBCHAT, Handle, Inbound
 
 from app.domain.channels import add_channel
+from app.domain.customers import DEFAULT_STAGES
 from app.usecases.ingest import apply_inbound
 from app.infra.models import Agent, Channel, Conversation, Deal, Message, Note, Order, Team
 from app.infra.state import db
@@ -108,7 +109,6 @@ REPLIES = {
 
 NOTES = ["VIP: ordered 5+ times, offer free shipping.", "Клиент просил звонить после 18:00.",
          "Prefers WhatsApp over email.", "Zapytać o opinię po dostawie."]
-STAGES = ["new", "qualified", "proposal", "negotiation", "won", "lost"]
 
 AGENTS = [("Ирина Соколова", "irina@demo.threadline.local", ["Support"]),
           ("Marek Nowicki", "marek@demo.threadline.local", ["Sales"]),
@@ -245,7 +245,7 @@ def _crm(session, rng: random.Random, customer_id: int, company: str | None, age
     if company or rng.random() < 0.25:
         session.add(Deal(customer_id=customer_id, external_ref=f"demo-deal-{index}",
                          title=f"{company or 'Wholesale'}: {rng.choice(['опт', 'hurt', 'bulk order'])}",
-                         stage=rng.choice(STAGES), amount=Decimal(rng.randint(10, 400) * 100),
+                         stage=rng.choice(DEFAULT_STAGES), amount=Decimal(rng.randint(10, 400) * 100),
                          currency=rng.choice(["RUB", "PLN", "EUR"]),
                          owner_id=rng.choice(agents).id,
                          expected_close=date.today() + timedelta(days=rng.randint(5, 60))))

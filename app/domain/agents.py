@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from app.infra.models import Agent, ApiToken, Team, utcnow
 from app.infra.state import db
 
+MENTION = re.compile(r"@([\w.\-]+(?:@[\w.\-]+)?)", re.UNICODE)
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 8
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
@@ -90,3 +91,17 @@ def create_agent(email: str, name: str, password: str, role: str = "agent",
     db.session.add(agent)
     db.session.flush()
     return agent
+
+
+def mentioned_agents(text: str) -> list[Agent]:
+    """`@irina`, `@irina@demo.threadline.local` or `@Ирина` (a first name) name an agent."""
+    handles = {h.lower().rstrip(".") for h in MENTION.findall(text or "")}
+    if not handles:
+        return []
+    found = []
+    for agent in db.session.scalars(select(Agent).where(Agent.active.is_(True))):
+        local = agent.email.split("@")[0].lower()
+        first = (agent.name.split() or [""])[0].lower()
+        if agent.email.lower() in handles or local in handles or first in handles:
+            found.append(agent)
+    return found

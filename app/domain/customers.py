@@ -3,18 +3,22 @@ orders / deals / notes upserted by `external_ref`, and every change published
 ("customer.updated", "deal.updated") in the transaction that made it."""
 from __future__ import annotations
 
-import re
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-import phonenumbers
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from connectors.base import read_phone
-
+from app.domain.errors import DomainError
+from app.domain.handles import (  # noqa: F401  (normalize_* and default_region: also used from here)
+    IDENTITY_CHANNEL_KINDS,
+    default_region,
+    normalize_handle,
+    normalize_phone,
+)
+from app.domain.suggestions import suggest
 from app.infra.schemas import card_schema, customer_schema, deal_schema
 from app.infra.models import (
     Agent,
@@ -33,79 +37,14 @@ from app.infra.models import (
 )
 from app.infra.events import record_event
 
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-# which channel kinds can carry which identity kinds (the card shows a handle's channels)
-IDENTITY_CHANNEL_KINDS = {
-    "email": ("email",),
-    "phone": ("whatsapp", "telegram"),
-    "telegram": ("telegram",),
-    "whatsapp": ("whatsapp",),
-    "webchat": ("webchat",),
-    "site_user": ("webchat",),
-}
 CARD_FIELDS = ("name", "company", "owner_id", "source", "tags", "custom_fields")
 
 
-class FieldError(ValueError):
+class FieldError(DomainError):
     """Bad input naming its field: the API answers 422 {"json": {field: [message]}}."""
-
-    def __init__(self, field: str, message: str, status: int = 422):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-        self.status = status
-
-    def detail(self, location: str = "json") -> dict[str, Any]:
-        return {location: {self.field: [self.message]}}
 
 
 # --- handles -----------------------------------------------------------------------------
-
-def default_region() -> str:
-    from app.infra.state import config
-
-    try:
-        return str(config["identity"]["default_region"] or "RU").upper()
-    except RuntimeError:  # outside an app context
-        return "RU"
-
-
-def normalize_phone(raw: str, region: str | None = None) -> str:
-    """E.164 (`+79161234567`); a number without +country code is read in the default
-    region (config identity.default_region). ValueError when it is no valid number."""
-    text = str(raw or "").strip()
-    if not text:
-        raise ValueError("empty phone number")
-    number = read_phone(text, region or default_region())   # "48601234567": +48 wins
-    if number is None:
-        raise ValueError("not a phone number")
-    if not phonenumbers.is_valid_number(number):
-        raise ValueError("not a valid phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def normalize_handle(kind: str, value: str, region: str | None = None) -> str:
-    value = str(value or "").strip()
-    if not value:
-        raise ValueError("empty value")
-    if kind == "email":
-        value = value.lower()
-        if not EMAIL_RE.match(value):
-            raise ValueError("not an email address")
-        return value
-    if kind == "phone":
-        return normalize_phone(value, region)
-    if kind == "whatsapp":  # wa_id: the number's digits, without "+"
-        return normalize_phone(value if value.startswith("+") else "+" + value.lstrip("0"),
-                               region).lstrip("+")
-    if kind == "telegram":
-        if not value.lstrip("-").isdigit():
-            raise ValueError("a Telegram user id is a number")
-        return value
-    if kind in ("webchat", "site_user"):
-        return value[:320]
-    raise ValueError(f"unknown identity kind {kind!r}")
-
 
 # --- lookups -----------------------------------------------------------------------------
 
@@ -428,12 +367,20 @@ def check_stage(session: Session, stage: str) -> str:
     return stage
 
 
+# the sales pipeline until an admin defines its stages (the board's columns, the card's
+# choices, the demo's deals)
+DEFAULT_STAGES = ("new", "qualified", "proposal", "negotiation", "won", "lost")
+DEFAULT_OUTCOMES = {"won": "won", "lost": "lost"}
+
+
 def first_stage(session: Session) -> str:
     return session.scalar(select(PipelineStage.key).order_by(PipelineStage.position,
-                                                             PipelineStage.id).limit(1)) or "new"
+                                                             PipelineStage.id).limit(1)) \
+        or DEFAULT_STAGES[0]
 
 
-def upsert_deal(session: Session, data: dict[str, Any]) -> tuple[Deal, bool]:
+def _deal_owner(session: Session, data: dict[str, Any]) -> int | None:
+    """Check the stage and the owner a deal change names; the owner's id."""
     if "stage" in data:
         check_stage(session, data["stage"])
     owner_id = None
@@ -441,26 +388,49 @@ def upsert_deal(session: Session, data: dict[str, Any]) -> tuple[Deal, bool]:
         owner_id = agent_by_email(session, data["owner_email"], "owner_email")
     if data.get("owner_id") is not None:
         owner_id = check_agent(session, data["owner_id"], "owner_id")
+    return owner_id
+
+
+def _set_deal(deal: Deal, data: dict[str, Any], owner_id: int | None) -> None:
+    for key in ("title", "stage", "amount", "expected_close"):
+        if key in data:
+            setattr(deal, key, data[key])
+    if "currency" in data:
+        deal.currency = data["currency"].upper() if data["currency"] else None
+    if "owner_id" in data or "owner_email" in data:
+        deal.owner_id = owner_id
+    deal.updated_at = utcnow()
+
+
+def _deal_changed(session: Session, deal: Deal):
+    """Publish `deal.updated` and the customer's card; returns the deal's event."""
+    session.flush()
+    event = record_event(session, "deal.updated", deal_schema.dump(deal),
+                         customer_channel_id(session, deal.customer_id))
+    publish_customer(session, session.get(Customer, deal.customer_id))
+    return event
+
+
+def update_deal(session: Session, deal: Deal, data: dict[str, Any]):
+    """Edit a deal (title, stage, amount, currency, owner, expected close), checked and
+    published; returns the `deal.updated` event."""
+    owner_id = _deal_owner(session, data)
+    _set_deal(deal, data, owner_id)
+    return _deal_changed(session, deal)
+
+
+def upsert_deal(session: Session, data: dict[str, Any]) -> tuple[Deal, bool]:
+    owner_id = _deal_owner(session, data)
 
     def apply(deal: Deal, created: bool) -> None:
         if created and not data.get("title"):
             raise FieldError("title", "required for a new deal")
-        for key in ("title", "stage", "amount", "expected_close"):
-            if key in data:
-                setattr(deal, key, data[key])
-        if "currency" in data:
-            deal.currency = data["currency"].upper() if data["currency"] else None
-        if "owner_id" in data or "owner_email" in data:
-            deal.owner_id = owner_id
+        _set_deal(deal, data, owner_id)
         if created and not deal.stage:
             deal.stage = first_stage(session)
-        deal.updated_at = utcnow()
 
     deal, created = _upsert(session, Deal, data, apply)
-    session.flush()
-    record_event(session, "deal.updated", deal_schema.dump(deal),
-                 customer_channel_id(session, deal.customer_id))
-    publish_customer(session, session.get(Customer, deal.customer_id))
+    _deal_changed(session, deal)
     return deal, created
 
 

@@ -14,7 +14,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.infra.schemas import card_schema, conversation_schema
-from app.domain.customers import CARD_FIELDS, FieldError, card, customer_channel_id, publish_customer
+from app.domain.errors import Conflict
+from app.domain.customers import CARD_FIELDS, card, customer_channel_id, publish_customer
 from app.infra.models import (
     Agent,
     AuditLog,
@@ -37,8 +38,11 @@ MOVED_TABLES = {"identities": Identity, "conversations": Conversation, "notes": 
 SCALAR_FIELDS = ("name", "company", "owner_id")
 
 
-class MergeError(FieldError):
-    def __init__(self, message: str, field: str = "other_id", status: int = 409):
+class MergeError(Conflict):
+    """A merge, unmerge or suggestion decision that the current state refuses (409, or 422
+    for a bad choice)."""
+
+    def __init__(self, message: str, field: str = "other_id", status: int | None = None):
         super().__init__(field, message, status)
 
 

@@ -17,13 +17,11 @@ TASKS: dict[str, Callable[..., Any]] = {}
 
 
 def run_in_app(app: Flask, name: str, args: tuple) -> Any:
-    from app.infra.state import db
-
     with app.app_context():
         try:
             return TASKS[name](*args)
         finally:
-            db.session.remove()
+            app.extensions["threadline.db"].session.remove()
 
 
 class JobQueue(Protocol):

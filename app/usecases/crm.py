@@ -21,12 +21,12 @@ from app.infra.schemas import ContactIn, DealIn, NoteUpsertIn, OrderIn
 from app.domain.customers import (
     FieldError,
     canonical,
-    normalize_handle,
     upsert_contact,
     upsert_deal,
     upsert_note,
     upsert_order,
 )
+from app.domain.handles import normalize_handle
 from app.domain.suggestions import suggest
 from app.infra.models import Channel, Customer, CustomerMerge, Identity, MergeSuggestion
 from app.infra.state import db

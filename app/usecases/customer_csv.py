@@ -38,9 +38,9 @@ def import_csv(session: Session, text: str, dry_run: bool = False, actor=None) -
         FieldError,
         agent_by_email,
         canonical,
-        normalize_handle,
         validate_custom_fields,
     )
+    from app.domain.handles import normalize_handle
     from app.infra.models import AuditLog, Customer, Identity, utcnow
     from app.infra.events import record_event
 

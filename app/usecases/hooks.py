@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import json
 import logging
-import random
 import time
 from datetime import timedelta
 from typing import Any
@@ -28,6 +27,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from app.infra.models import Customer, Event, Identity, WebhookDelivery, WebhookEndpoint, utcnow
+from app.usecases.outbox import backoff_delay, revive_and_claim_due
 
 log = logging.getLogger(__name__)
 
@@ -180,14 +180,6 @@ def _claim(session: Session, delivery_id: int) -> bool:
     return result.rowcount == 1
 
 
-def _backoff(attempt: int) -> float:
-    from app.infra.state import config
-
-    jobs = config["jobs"]
-    delay = min(float(jobs["backoff_max"]), float(jobs["backoff_base"]) * 2 ** (attempt - 1))
-    return delay * random.uniform(0.5, 1.5)
-
-
 def deliver_webhook(delivery_id: int) -> str:
     """One attempt: POST the signed body; 2xx delivers, anything else retries with backoff
     until jobs.max_attempts, then the delivery is failed (visible, replayable)."""
@@ -230,7 +222,7 @@ def deliver_webhook(delivery_id: int) -> str:
     elif delivery.attempts >= int(config["jobs"]["max_attempts"]):
         delivery.status, delivery.error = "failed", f"{error} (after {delivery.attempts} attempts)"
     else:
-        delay = _backoff(delivery.attempts)
+        delay = backoff_delay(delivery.attempts)
         delivery.status, delivery.error = "pending", error
         delivery.next_attempt_at = utcnow() + timedelta(seconds=delay)
         delivery.enqueued_at = None  # the sweep queues it when due
@@ -242,7 +234,6 @@ def deliver_webhook(delivery_id: int) -> str:
 
 def sweep_webhooks() -> dict[str, int]:
     """Queue due retries and deliveries a dead worker left behind (run by the sweep)."""
-    from app.usecases.outbox import revive_and_claim_due
     from app.infra.state import config, db, queue
 
     session = db.session

@@ -28,6 +28,12 @@ from connectors.base import (
     TransientError,
 )
 
+from app.domain.errors import DomainError
+from app.domain.handles import (  # noqa: F401  (CHANNEL_IDENTITY_KINDS: also read from here)
+    CHANNEL_IDENTITY_KINDS,
+    can_reach,
+    handle_forms,
+)
 from app.infra.schemas import conversation_schema, message_schema
 from app.infra.db import after_commit
 from app.infra.logs import register_channel_secrets
@@ -48,26 +54,18 @@ from app.infra.storage import attachment_path
 
 log = logging.getLogger(__name__)
 
-# Which identity kinds a channel kind can address.
-CHANNEL_IDENTITY_KINDS = {
-    "email": ("email",),
-    "telegram": ("telegram",),
-    "whatsapp": ("whatsapp", "phone"),
-    "webchat": ("webchat", "site_user"),
-}
-
-
 # channel kind -> callbacks(message_id) run after a send of that kind is committed (the
 # site widget pushes the reply to the visitor's open browser tabs this way)
 SENT_HOOKS: dict[str, list] = {}
 
 
-class ReplyError(ValueError):
-    """The reply cannot be queued (no channel to reach the customer, ...)."""
+class ReplyError(DomainError):
+    """The reply cannot be queued (no channel to reach the customer, ...): 422 on `field`;
+    a message that cannot be retried: 409."""
 
-    def __init__(self, message: str, field: str = "channel_id"):
-        super().__init__(message)
-        self.field = field
+    def __init__(self, message: str, field: str | None = "channel_id", status: int | None = None):
+        super().__init__(field, message, status)
+        self.args = (message,)  # str(exc): the message alone, as before
 
 
 def customer_channel_ids(session: Session, customer_id: int) -> list[int]:
@@ -120,26 +118,6 @@ def last_inbound_at(session: Session, customer_id: int, channel_id: int,
     if senders:
         stmt = stmt.where(Message.meta["from"].as_string().in_(senders))
     return session.scalar(stmt.order_by(Message.id.desc()).limit(1))
-
-
-def can_reach(channel_kind: str, identity_kind: str) -> bool:
-    return identity_kind in CHANNEL_IDENTITY_KINDS.get(channel_kind, ())
-
-
-def handle_forms(identity: Identity) -> list[str]:
-    """The "kind:value" forms one handle arrives as: a WhatsApp id and its phone number are
-    one WhatsApp user (the connector sends the phone as the sender when the wa_id is one)."""
-    from app.domain.customers import normalize_handle
-
-    forms = [f"{identity.kind}:{identity.value}"]
-    try:
-        if identity.kind == "whatsapp" and identity.value.isdigit():
-            forms.append("phone:" + normalize_handle("phone", "+" + identity.value))
-        elif identity.kind == "phone":
-            forms.append("whatsapp:" + normalize_handle("whatsapp", identity.value))
-    except ValueError:
-        pass
-    return forms
 
 
 def reply_target(session: Session, conversation: Conversation, identity_id: int,
@@ -230,7 +208,7 @@ def add_note(session: Session, conversation: Conversation, agent: Agent, text: s
 def retry_message(session: Session, message: Message) -> None:
     """An agent asks to try a failed message again."""
     if message.direction != "out" or message.status != "failed":
-        raise ReplyError("only a failed outbound message can be retried", field="status")
+        raise ReplyError("only a failed outbound message can be retried", field=None, status=409)
     now = utcnow()
     message.status, message.error, message.attempts = "queued", None, 0
     message.next_attempt_at, message.enqueued_at = None, now
@@ -256,7 +234,7 @@ def _recipient(session: Session, message: Message, channel: Channel) -> Handle:
         kind, _, value = latest["from"].partition(":")
         return Handle(kind, value)
     for identity in message.conversation.customer.identities:
-        if identity.kind in CHANNEL_IDENTITY_KINDS.get(channel.kind, ()):
+        if can_reach(channel.kind, identity.kind):
             return Handle(identity.kind, identity.value, identity.verified)
     raise PermanentError(f"the customer has no {channel.kind} handle to send to")
 

@@ -1,7 +1,9 @@
 """Sign-in for agents (sessions) and API tokens (Bearer)."""
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+import functools
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from app.infra.extensions import limiter, login_manager
@@ -78,3 +80,15 @@ def account():
 def logout():
     logout_user()
     return redirect(url_for("auth.login"))
+
+
+def admin_required(view):
+    """Signed in (else the login page), and an admin (else 403). A decorator rather than a
+    before_request: APIFlask's OpenAPI builder trips over a plain blueprint's hooks."""
+    @functools.wraps(view)
+    @login_required
+    def wrapper(*args, **kwargs):
+        if not current_user.is_admin:
+            abort(403)
+        return view(*args, **kwargs)
+    return wrapper

@@ -11,13 +11,12 @@ from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy import select
 
+from app.domain.customers import DEFAULT_OUTCOMES, DEFAULT_STAGES
 from app.infra.schemas import deal_schema
 from app.infra.models import Agent, Customer, Deal, PipelineStage
 from app.infra.state import db
 
 bp = Blueprint("board", __name__)
-DEFAULT_STAGES = ["new", "qualified", "proposal", "negotiation", "won", "lost"]
-DEFAULT_OUTCOMES = {"won": "won", "lost": "lost"}
 
 
 def stages(in_use: list[str]) -> tuple[list[dict[str, Any]], bool]:

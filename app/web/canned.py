@@ -6,34 +6,22 @@ unique; the text may use {{customer.first_name}}, {{customer.name}}, {{agent.nam
 {{agent.first_name}}, filled in by the composer when an agent types /shortcut."""
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_required
+from flask_login import current_user
 from marshmallow import ValidationError
 from sqlalchemy import select
 
 from app.infra.inbox_schemas import CannedReplyIn
 from app.infra.models import CannedReply
 from app.infra.state import db
+from app.web.auth import admin_required
 
 bp = Blueprint("canned", __name__, url_prefix="/admin")
 VARIABLES = ["{{customer.first_name}}", "{{customer.name}}", "{{agent.name}}",
              "{{agent.first_name}}"]
-
-
-def admin_required(view):
-    """Signed in (else the login page), and an admin (else 403). A decorator rather than a
-    before_request: APIFlask's OpenAPI builder trips over a plain blueprint's hooks."""
-    @functools.wraps(view)
-    @login_required
-    def wrapper(*args, **kwargs):
-        if not current_user.is_admin:
-            abort(403)
-        return view(*args, **kwargs)
-    return wrapper
 
 
 def _errors(exc: ValidationError) -> list[str]:

@@ -9,7 +9,7 @@ from flask_login import current_user, login_required
 from app.domain.access import can_see_conversation
 from app.infra.models import Conversation
 from app.infra.state import db
-from app.web.board import DEFAULT_STAGES
+from app.domain.customers import DEFAULT_STAGES
 
 bp = Blueprint("inbox", __name__)
 LANGUAGES = ["en", "ru"]
@@ -92,7 +92,7 @@ def ui_strings() -> dict[str, str]:
 @login_required
 def index():
     return render_template("inbox.html", strings=ui_strings(), conversation_id=None,
-                           deal_stages=DEFAULT_STAGES)
+                           deal_stages=list(DEFAULT_STAGES))
 
 
 @bp.get("/conversations/<int:conversation_id>")
@@ -103,4 +103,4 @@ def conversation(conversation_id: int):
     if found is None or not can_see_conversation(current_user, found):
         abort(404)
     return render_template("inbox.html", strings=ui_strings(), conversation_id=conversation_id,
-                           deal_stages=DEFAULT_STAGES)
+                           deal_stages=list(DEFAULT_STAGES))

@@ -40,7 +40,6 @@ from flask import (
     request,
     send_file,
 )
-from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, join_room
 from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
 from sqlalchemy import select
@@ -58,8 +57,10 @@ from connectors.webchat import (
     within_business_hours,
 )
 
+from app.domain.customers import canonical
 from app.infra.extensions import limiter, socketio
 from app.infra.models import Agent, Attachment, Channel, Customer, Identity, Message, utcnow
+from app.web.auth import admin_required
 
 log = logging.getLogger(__name__)
 bp = Blueprint("widget", __name__)
@@ -215,12 +216,7 @@ def customer_for(session, visitor: Visitor) -> Customer | None:
         identity = session.scalar(select(Identity).where(Identity.kind == kind,
                                                          Identity.value == value))
         if identity is not None:
-            customer = identity.customer
-            seen = set()
-            while customer.merged_into_id and customer.id not in seen:
-                seen.add(customer.id)
-                customer = session.get(Customer, customer.merged_into_id)
-            return customer
+            return canonical(session, identity.customer)
     return None
 
 
@@ -493,14 +489,11 @@ def file(token: str):
 
 
 @bp.get("/widget/demo")
+@admin_required
 def demo():
     """A sample shop page with the widget, for admins to try a webchat channel."""
     from app.infra.state import db
 
-    if not current_user.is_authenticated:
-        return current_app.login_manager.unauthorized()
-    if not current_user.is_admin:
-        abort(403)
     channels = list(db.session.scalars(select(Channel).where(Channel.kind == "webchat",
                                                              Channel.active.is_(True))
                                        .order_by(Channel.id)))
@@ -524,7 +517,7 @@ def _payload_user(visitor: Visitor) -> dict[str, Any]:
 
 
 def handle_message(visitor: Visitor, data: dict[str, Any]) -> dict[str, Any]:
-    from app.domain.customers import default_region
+    from app.domain.handles import default_region
     from app.usecases.ingest import receive
     from app.infra.state import db
 

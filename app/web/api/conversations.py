@@ -1,4 +1,5 @@
-"""Conversations and their messages."""
+"""Conversations (list, get, change one or several, mark read) and their messages (list,
+reply, note, retry)."""
 from __future__ import annotations
 
 import base64
@@ -9,6 +10,12 @@ from sqlalchemy import and_, or_, select, text
 from sqlalchemy.orm import selectinload
 
 from app.domain.access import can_see_conversation, visible_channel_ids
+from app.domain.agents import mentioned_agents
+from app.domain.conversations import apply_patch
+from app.domain.conversations import mark_read as mark_conversation_read
+from app.infra.events import notify_agent
+from app.infra.inbox_schemas import BulkIn, BulkOut, InboxConversationQuery
+from app.infra.models import Conversation, Customer, Message
 from app.infra.schemas import (
     ConversationOut,
     ConversationPage,
@@ -17,15 +24,11 @@ from app.infra.schemas import (
     MessagePage,
     MessageQuery,
     NoteIn,
-    conversation_schema,
 )
-from app.infra.models import Agent, Conversation, Customer, Message, Team, utcnow
-from app.usecases.outbox import ReplyError, add_note, enqueue_reply, retry_message
-from app.infra.events import record_event
 from app.infra.state import db
-from app.infra.events import notify_agent
-from app.web.api import bp, current_agent, token_auth
-from app.infra.inbox_schemas import InboxConversationQuery
+from app.usecases.outbox import add_note, enqueue_reply, retry_message
+from app.web.api.base import bp, current_agent, token_auth
+from app.web.api.paging import bad_cursor, page
 from app.web.api.uploads import ReplyWithAttachmentsIn, load_upload_token
 
 
@@ -38,7 +41,7 @@ def _decode_cursor(cursor: str) -> list[str]:
     try:
         return base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
     except Exception:
-        abort(422, "invalid cursor", detail={"query": {"cursor": ["not a cursor we issued"]}})
+        bad_cursor()
 
 
 def get_visible_conversation(conversation_id: int) -> Conversation:
@@ -83,19 +86,12 @@ def list_conversations(query):
         try:
             last_at, last_id = datetime.fromisoformat(ts), int(cid)
         except ValueError:
-            abort(422, "invalid cursor", detail={"query": {"cursor": ["not a cursor we issued"]}})
+            bad_cursor()
         stmt = stmt.where(or_(Conversation.last_activity_at < last_at,
                               and_(Conversation.last_activity_at == last_at,
                                    Conversation.id < last_id)))
-    limit = query["limit"]
-    rows = list(db.session.scalars(
-        stmt.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
-        .limit(limit + 1)))
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = _encode_cursor(rows[-1].last_activity_at, rows[-1].id)
-    return {"items": rows, "next_cursor": next_cursor}
+    return page(stmt.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()),
+                query["limit"], lambda row: _encode_cursor(row.last_activity_at, row.id))
 
 
 def _has_label(label: str):
@@ -122,46 +118,42 @@ def get_conversation(conversation_id: int):
 @bp.doc(summary="Assign, change status, label, set priority")
 def update_conversation(conversation_id: int, patch):
     conversation = get_visible_conversation(conversation_id)
-    apply_patch(conversation, patch)
+    apply_patch(db.session, conversation, patch)
     db.session.commit()
     return conversation
 
 
-def apply_patch(conversation: Conversation, patch: dict) -> None:
-    """One change to one conversation, checked, with its conversation.updated event."""
-    if patch.get("status") == "snoozed" and not patch.get("snoozed_until"):
-        abort(422, "snoozed_until is required", detail={"json": {"snoozed_until": ["required when snoozing"]}})
-    if patch.get("assignee_id") is not None:
-        assignee = db.session.get(Agent, patch["assignee_id"])
-        if assignee is None or not assignee.active:
-            abort(422, "unknown agent", detail={"json": {"assignee_id": ["no such active agent"]}})
-    if patch.get("team_id") is not None and db.session.get(Team, patch["team_id"]) is None:
-        abort(422, "unknown team", detail={"json": {"team_id": ["no such team"]}})
-    if "status" in patch and patch["status"] != "resolved":
-        _check_reopen(conversation)
-    if patch.get("status") == "resolved" and conversation.status != "resolved":
-        conversation.resolved_at = utcnow()
-    if "status" in patch and patch["status"] != "snoozed":
-        conversation.snoozed_until = None
-    if "labels" in patch:
-        patch["labels"] = list(dict.fromkeys(label.strip() for label in patch["labels"]
-                                             if label.strip()))
-    for key, value in patch.items():
-        setattr(conversation, key, value)
-    db.session.flush()
-    record_event(db.session, "conversation.updated", conversation_schema.dump(conversation),
-                 conversation.channel_id)
+@bp.post("/conversations/<int:conversation_id>/read")
+@bp.auth_required(token_auth)
+@bp.output(ConversationOut)
+@bp.doc(summary="Mark the conversation read (unread count back to 0)")
+def mark_read(conversation_id: int):
+    conversation = get_visible_conversation(conversation_id)
+    if mark_conversation_read(db.session, conversation):
+        db.session.commit()
+    return conversation
 
 
-def _check_reopen(conversation: Conversation) -> None:
-    """At most one open conversation per customer: reopening an old one needs the newer one resolved."""
-    if conversation.status != "resolved":
-        return
-    other = db.session.scalar(select(Conversation.id).where(
-        Conversation.customer_id == conversation.customer_id, Conversation.status != "resolved",
-        Conversation.id != conversation.id))
-    if other is not None:
-        abort(409, f"the customer already has open conversation {other}")
+
+@bp.post("/conversations/bulk")
+@bp.auth_required(token_auth)
+@bp.input(BulkIn, arg_name="bulk")
+@bp.output(BulkOut)
+@bp.doc(summary="Apply one change (assign, status, labels, priority) to several conversations")
+def bulk_update(bulk):
+    ids = bulk.pop("ids")
+    if not bulk:
+        abort(422, "nothing to change", detail={"json": {"_schema": ["give at least one field"]}})
+    items = []
+    for conversation_id in dict.fromkeys(ids):
+        conversation = db.session.get(Conversation, conversation_id)
+        if conversation is None or not can_see_conversation(current_agent(), conversation):
+            abort(404, f"conversation {conversation_id} not found")
+        apply_patch(db.session, conversation, dict(bulk))
+        items.append(conversation)
+    db.session.commit()
+    return {"items": items}
+
 
 
 @bp.get("/conversations/<int:conversation_id>/messages")
@@ -178,13 +170,8 @@ def list_messages(conversation_id: int, query):
         if not last_id.isdigit():
             abort(422, "invalid cursor")
         stmt = stmt.where(Message.id < int(last_id))
-    limit = query["limit"]
-    rows = list(db.session.scalars(stmt.order_by(Message.id.desc()).limit(limit + 1)))
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = _encode_cursor(rows[-1].id)
-    return {"items": rows, "next_cursor": next_cursor}
+    return page(stmt.order_by(Message.id.desc()), query["limit"],
+                lambda row: _encode_cursor(row.id))
 
 
 @bp.post("/conversations/<int:conversation_id>/messages")
@@ -203,14 +190,10 @@ def send_reply(conversation_id: int, reply):
             errors[index] = [str(exc)]
     if errors:
         abort(422, "invalid attachments", detail={"json": {"attachments": errors}})
-    try:
-        message = enqueue_reply(db.session, conversation, agent, reply["text"],
-                                channel_id=reply["channel_id"], subject=reply["subject"],
-                                template=reply["template"], attachments=files,
-                                identity_id=reply["identity_id"])
-    except ReplyError as exc:
-        db.session.rollback()
-        abort(422, str(exc), detail={"json": {exc.field: [str(exc)]}})
+    message = enqueue_reply(db.session, conversation, agent, reply["text"],
+                            channel_id=reply["channel_id"], subject=reply["subject"],
+                            template=reply["template"], attachments=files,
+                            identity_id=reply["identity_id"])
     db.session.commit()
     return message
 
@@ -222,8 +205,6 @@ def send_reply(conversation_id: int, reply):
 @bp.doc(summary="Add an internal note (never sent to the customer)")
 def create_note(conversation_id: int, note):
     conversation = get_visible_conversation(conversation_id)
-    from app.web.api.inbox import mentioned_agents
-
     author = current_agent()
     message = add_note(db.session, conversation, author, note["text"])
     mentioned = [a for a in mentioned_agents(note["text"]) if a.id != author.id]
@@ -247,9 +228,6 @@ def retry(message_id: int):
     message = db.session.get(Message, message_id)
     if message is None or not can_see_conversation(current_agent(), message.conversation):
         abort(404, "message not found")
-    try:
-        retry_message(db.session, message)
-    except ReplyError as exc:
-        abort(409, str(exc))
+    retry_message(db.session, message)
     db.session.commit()
     return message

@@ -5,27 +5,16 @@ from __future__ import annotations
 from apiflask import Schema, abort
 from apiflask.fields import Date, Decimal as DecimalField, Integer, String
 from apiflask.validators import Length, Range, Regexp
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app.domain.customers import (
-    FieldError,
-    can_see_customer,
-    check_agent,
-    check_stage,
-    customer_channel_id,
-    publish_customer,
-    upsert_deal,
-    upsert_note,
-    upsert_order,
-)
+from app.domain.customers import can_see_customer, update_deal, upsert_deal, upsert_note, upsert_order
 from app.infra.db import after_commit
 from app.infra.extensions import socketio
-from app.infra.events import NAMESPACE, record_event
-from app.infra.models import Customer, CustomFieldDef, Deal, Note, Order, PipelineStage, utcnow
+from app.infra.events import NAMESPACE
+from app.infra.models import Customer, CustomFieldDef, Deal, PipelineStage
 from app.infra.state import db
-from app.web.api import bp, current_agent, token_auth
-from app.web.api.customers import field_abort, require_admin
+from app.web.api.base import bp, current_agent, require_admin, token_auth
 from app.infra.schemas import (
     DealIn,
     DealOut,
@@ -42,7 +31,6 @@ from app.infra.schemas import (
     StageList,
     StageOut,
     StagePatch,
-    deal_schema,
 )
 
 
@@ -66,10 +54,7 @@ def _check_customer_access(data) -> None:
 
 def _upsert(fn, data, **kw):
     _check_customer_access(data)
-    try:
-        row, created = fn(db.session, data, **kw)
-    except FieldError as exc:
-        field_abort(exc)
+    row, created = fn(db.session, data, **kw)
     db.session.commit()
     return row, created
 
@@ -124,24 +109,8 @@ def patch_deal(deal_id: int, data):
     deal = session.get(Deal, deal_id)
     if deal is None:
         abort(404, "deal not found")
-    try:
-        if "stage" in data:
-            check_stage(session, data["stage"])
-        if "owner_id" in data:
-            check_agent(session, data["owner_id"], "owner_id")
-    except FieldError as exc:
-        field_abort(exc)
-    for key in ("title", "stage", "amount", "owner_id", "expected_close"):
-        if key in data:
-            setattr(deal, key, data[key])
-    if "currency" in data:
-        deal.currency = data["currency"].upper() if data["currency"] else None
-    deal.updated_at = utcnow()
-    session.flush()
-    event = record_event(session, "deal.updated", deal_schema.dump(deal),
-                         customer_channel_id(session, deal.customer_id))
+    event = update_deal(session, deal, data)
     broadcast_deal(session, event)
-    publish_customer(session, session.get(Customer, deal.customer_id))
     session.commit()
     return deal
 

@@ -9,16 +9,14 @@ from sqlalchemy.orm import aliased, selectinload
 
 from app.domain.access import visible_channel_ids
 from app.domain.customers import (
-    FieldError,
     add_identity,
     can_see_customer,
     card,
-    normalize_phone,
     update_customer,
     visible_customer_filter,
 )
+from app.domain.handles import normalize_phone
 from app.domain.merge import (
-    MergeError,
     accept_suggestion,
     latest_merge,
     merge,
@@ -28,7 +26,8 @@ from app.domain.merge import (
 )
 from app.infra.models import AuditLog, Customer, CustomerMerge, Identity, MergeSuggestion
 from app.infra.state import db
-from app.web.api import bp, current_agent, token_auth
+from app.web.api.base import bp, current_agent, require_admin, token_auth
+from app.web.api.paging import bad_cursor, id_cursor, page
 from app.infra.schemas import (
     AuditPage,
     CustomerCardOut,
@@ -50,18 +49,6 @@ from app.infra.schemas import (
     SuggestionQuery,
     UnmergeIn,
 )
-
-
-def field_abort(exc: FieldError):
-    db.session.rollback()
-    abort(exc.status, exc.message, detail=exc.detail())
-
-
-def require_admin():
-    agent = current_agent()
-    if not agent.is_admin:
-        abort(403, "admins only")
-    return agent
 
 
 def get_visible_customer(customer_id: int, field: str | None = None) -> Customer:
@@ -107,16 +94,8 @@ def list_customers(query):
                     and_(Identity.kind == "whatsapp", Identity.value == phone.lstrip("+")))))
         stmt = stmt.where(or_(*terms))
     if query["cursor"]:
-        if not query["cursor"].isdigit():
-            abort(422, "invalid cursor", detail={"query": {"cursor": ["not a cursor we issued"]}})
-        stmt = stmt.where(Customer.id < int(query["cursor"]))
-    limit = query["limit"]
-    rows = list(db.session.scalars(stmt.order_by(Customer.id.desc()).limit(limit + 1)))
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = str(rows[-1].id)
-    return {"items": rows, "next_cursor": next_cursor}
+        stmt = stmt.where(Customer.id < id_cursor(query["cursor"]))
+    return page(stmt.order_by(Customer.id.desc()), query["limit"])
 
 
 @bp.get("/customers/<int:customer_id>")
@@ -137,10 +116,7 @@ def patch_customer(customer_id: int, patch):
     customer = get_visible_customer(customer_id)
     if customer.merged_into_id:
         abort(409, f"customer was merged into {customer.merged_into_id}; edit that one")
-    try:
-        update_customer(db.session, customer, patch)
-    except FieldError as exc:
-        field_abort(exc)
+    update_customer(db.session, customer, patch)
     db.session.commit()
     return card(db.session, customer)
 
@@ -153,11 +129,8 @@ def patch_customer(customer_id: int, patch):
                 "customer has it")
 def create_identity(customer_id: int, data):
     customer = get_visible_customer(customer_id)
-    try:
-        identity = add_identity(db.session, customer, data["kind"], data["value"],
-                                data["verified"])
-    except FieldError as exc:
-        field_abort(exc)
+    identity = add_identity(db.session, customer, data["kind"], data["value"],
+                            data["verified"])
     db.session.commit()
     return {"id": identity.id, "kind": identity.kind, "value": identity.value,
             "verified": identity.verified, "reachable": identity.reachable, "channels": []}
@@ -174,10 +147,7 @@ def create_identity(customer_id: int, data):
 def merge_preview(customer_id: int, data):
     this = get_visible_customer(customer_id)
     other = get_visible_customer(data["other_id"], field="other_id")
-    try:
-        return preview(db.session, this, other)
-    except FieldError as exc:
-        field_abort(exc)
+    return preview(db.session, this, other)
 
 
 @bp.post("/customers/<int:customer_id>/merge")
@@ -189,10 +159,7 @@ def merge_preview(customer_id: int, data):
 def merge_customers(customer_id: int, data):
     this = get_visible_customer(customer_id)
     other = get_visible_customer(data["other_id"], field="other_id")
-    try:
-        record = merge(db.session, this, other, current_agent(), data["choose"], data["reason"])
-    except FieldError as exc:
-        field_abort(exc)
+    record = merge(db.session, this, other, current_agent(), data["choose"], data["reason"])
     db.session.commit()
     return record
 
@@ -213,10 +180,7 @@ def unmerge_customer(customer_id: int, data):
         record = latest_merge(db.session, customer)
         if record is None:
             abort(409, "nothing to unmerge")
-    try:
-        unmerge(db.session, record, current_agent(), data["reason"])
-    except FieldError as exc:
-        field_abort(exc)
+    unmerge(db.session, record, current_agent(), data["reason"])
     db.session.commit()
     return record
 
@@ -232,16 +196,8 @@ def customer_audit(customer_id: int, query):
                                   or_(AuditLog.target_id == customer.id,
                                       AuditLog.details["source_id"].as_integer() == customer.id))
     if query["cursor"]:
-        if not query["cursor"].isdigit():
-            abort(422, "invalid cursor", detail={"query": {"cursor": ["not a cursor we issued"]}})
-        stmt = stmt.where(AuditLog.id < int(query["cursor"]))
-    limit = query["limit"]
-    rows = list(db.session.scalars(stmt.order_by(AuditLog.id.desc()).limit(limit + 1)))
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = str(rows[-1].id)
-    return {"items": rows, "next_cursor": next_cursor}
+        stmt = stmt.where(AuditLog.id < id_cursor(query["cursor"]))
+    return page(stmt.order_by(AuditLog.id.desc()), query["limit"])
 
 
 # --- suggestions --------------------------------------------------------------------------
@@ -271,17 +227,12 @@ def list_suggestions(query):
         try:
             score, last_id = (int(x) for x in query["cursor"].split(":"))
         except ValueError:
-            abort(422, "invalid cursor", detail={"query": {"cursor": ["not a cursor we issued"]}})
+            bad_cursor()
         stmt = stmt.where(or_(MergeSuggestion.score < score,
                               and_(MergeSuggestion.score == score, MergeSuggestion.id < last_id)))
-    limit = query["limit"]
-    rows = list(db.session.scalars(stmt.order_by(MergeSuggestion.score.desc(),
-                                                 MergeSuggestion.id.desc()).limit(limit + 1)))
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = f"{rows[-1].score}:{rows[-1].id}"
-    return {"items": [_suggestion(s) for s in rows], "next_cursor": next_cursor}
+    result = page(stmt.order_by(MergeSuggestion.score.desc(), MergeSuggestion.id.desc()),
+                  query["limit"], lambda row: f"{row.score}:{row.id}")
+    return {**result, "items": [_suggestion(s) for s in result["items"]]}
 
 
 def _suggestion(s: MergeSuggestion) -> dict:
@@ -308,11 +259,8 @@ def _visible_suggestion(suggestion_id: int) -> MergeSuggestion:
 @bp.doc(summary="Accept: merge the two customers (the older one is kept unless `keep`)")
 def accept(suggestion_id: int, data):
     suggestion = _visible_suggestion(suggestion_id)
-    try:
-        record = accept_suggestion(db.session, suggestion, current_agent(), data["keep"],
-                                   data["choose"], data["reason"])
-    except FieldError as exc:
-        field_abort(exc)
+    record = accept_suggestion(db.session, suggestion, current_agent(), data["keep"],
+                               data["choose"], data["reason"])
     db.session.commit()
     return record
 
@@ -324,10 +272,7 @@ def accept(suggestion_id: int, data):
 @bp.doc(summary="Reject: the two stay apart (audited)")
 def reject(suggestion_id: int, data):
     suggestion = _visible_suggestion(suggestion_id)
-    try:
-        reject_suggestion(db.session, suggestion, current_agent(), data["reason"])
-    except MergeError as exc:
-        field_abort(exc)
+    reject_suggestion(db.session, suggestion, current_agent(), data["reason"])
     db.session.commit()
     return _suggestion(suggestion)
 

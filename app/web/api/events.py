@@ -6,7 +6,8 @@ from sqlalchemy import func, or_, select
 from app.domain.access import visible_channel_ids
 from app.infra.models import Event
 from app.infra.state import db
-from app.web.api import bp, current_agent, token_auth
+from app.web.api.base import bp, current_agent, token_auth
+from app.web.api.paging import page
 from app.infra.schemas import EventPage, EventQuery
 
 
@@ -20,13 +21,7 @@ def list_events(query):
     channels = visible_channel_ids(current_agent())
     if channels is not None:
         stmt = stmt.where(or_(Event.channel_id.in_(channels or [-1])))
-    limit = query["limit"]
-    rows = list(db.session.scalars(stmt.order_by(Event.id).limit(limit + 1)))
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = str(rows[-1].id)
-    return {"items": rows, "next_cursor": next_cursor}
+    return page(stmt.order_by(Event.id), query["limit"])
 
 
 @bp.get("/events/head")

@@ -13,7 +13,7 @@ from marshmallow import ValidationError, validates_schema
 
 from app.infra.state import config
 from app.infra.storage import attachment_path, save_attachment
-from app.web.api import bp, current_agent, token_auth
+from app.web.api.base import bp, current_agent, token_auth
 from app.infra.schemas import ReplyIn
 
 TOKEN_MAX_AGE = 7 * 24 * 3600      # a draft may wait a while before it is sent

@@ -9,7 +9,8 @@ from sqlalchemy import select
 from app.usecases.hooks import replay
 from app.infra.models import AuditLog, WebhookDelivery, WebhookEndpoint
 from app.infra.state import db
-from app.web.api import bp, current_agent, token_auth
+from app.web.api.base import bp, current_agent, token_auth
+from app.web.api.paging import id_cursor, page
 from app.web.api.customers import require_admin
 from app.infra.schemas import (
     DeliveryOut,
@@ -102,16 +103,8 @@ def list_deliveries(query):
     if query["status"]:
         stmt = stmt.where(WebhookDelivery.status == query["status"])
     if query["cursor"]:
-        if not query["cursor"].isdigit():
-            abort(422, "invalid cursor", detail={"query": {"cursor": ["not a cursor we issued"]}})
-        stmt = stmt.where(WebhookDelivery.id < int(query["cursor"]))
-    limit = query["limit"]
-    rows = list(db.session.scalars(stmt.order_by(WebhookDelivery.id.desc()).limit(limit + 1)))
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = str(rows[-1].id)
-    return {"items": rows, "next_cursor": next_cursor}
+        stmt = stmt.where(WebhookDelivery.id < id_cursor(query["cursor"]))
+    return page(stmt.order_by(WebhookDelivery.id.desc()), query["limit"])
 
 
 @bp.get("/webhook-deliveries/<int:delivery_id>")

@@ -1,0 +1,59 @@
+"""The `/api/v1` blueprint: its authentication (a Bearer token, or the inbox's session cookie
+plus its CSRF token), the admin check, and the one translation of domain errors to HTTP."""
+from __future__ import annotations
+
+from apiflask import APIBlueprint, HTTPTokenAuth, abort
+from apiflask.exceptions import HTTPError
+from flask import current_app, request
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError, validate_csrf
+from wtforms import ValidationError
+
+from app.domain.agents import agent_for_token
+from app.domain.errors import DomainError
+from app.infra.state import db
+
+bp = APIBlueprint("api", __name__, url_prefix="/api/v1")
+
+
+class TokenOrSessionAuth(HTTPTokenAuth):
+    """A Bearer token, or the inbox's signed-in session (with its CSRF token on writes)."""
+
+    def authenticate(self, auth, stored_password):
+        token = getattr(auth, "token", None)
+        if token:
+            return agent_for_token(token)
+        if not current_user.is_authenticated:
+            return None
+        if request.method in UNSAFE_METHODS:
+            try:
+                validate_csrf(request.headers.get("X-CSRFToken", ""))
+            except (CSRFError, ValidationError):
+                abort(400, "missing or invalid CSRF token (X-CSRFToken header)")
+        return current_user._get_current_object()
+
+
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+token_auth = TokenOrSessionAuth(scheme="Bearer",
+                                description="`threadline token create --user <email>`")
+
+
+def current_agent():
+    return token_auth.current_user
+
+
+@bp.errorhandler(DomainError)
+def domain_error(exc: DomainError):
+    """Every refusal of a domain rule, the same way: the transaction rolled back, then the
+    status, the message and {"json": {field: [message]}} (the API's usual error body)."""
+    db.session.rollback()
+    return current_app.error_callback(HTTPError(exc.status, exc.message,
+                                                detail=exc.detail() or None))
+
+
+def require_admin():
+    """The caller, when an admin; else 403."""
+    agent = current_agent()
+    if not agent.is_admin:
+        abort(403, "admins only")
+    return agent
