@@ -50,6 +50,12 @@ DEFAULTS: dict[str, Any] = {
     "events": {
         "retention_days": 30,    # event log kept for reconnecting clients
     },
+    "realtime": {
+        # the Redis pub/sub channel of Socket.IO's message queue; empty: "threadline-" and a
+        # short hash of database_url, so installs sharing one Redis never hear each other
+        # (Redis pub/sub ignores the db number in redis_url)
+        "channel": "",
+    },
     "log": {
         "level": "INFO",
     },
@@ -127,8 +133,30 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         config["database_url"] = f"sqlite:///{Path(config['data_dir']) / 'threadline.db'}"
     if not config["storage"]["attachments_dir"]:
         config["storage"]["attachments_dir"] = str(Path(config["data_dir"]) / "attachments")
+    if not config["realtime"]["channel"]:
+        config["realtime"]["channel"] = install_channel(config["database_url"])
     config["config_path"] = str(path)
     return config
+
+
+def install_channel(database_url: str) -> str:
+    """The default Socket.IO channel of an install: derived from its database, the one thing
+    every process of one install shares and two installs never do. The driver name and the
+    password are left out, so `postgresql://` and `postgresql+psycopg://` spellings (and a
+    rotated password) still meet on one channel."""
+    import hashlib
+
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(database_url)
+        url = url.set(drivername=url.get_backend_name())
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            url = url.set(database=os.path.realpath(url.database))
+        key = url.render_as_string(hide_password=True)
+    except Exception:
+        key = database_url
+    return "threadline-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def redacted(config: dict[str, Any]) -> dict[str, Any]:
