@@ -191,7 +191,7 @@ def _backoff(attempt: int) -> float:
 def deliver_webhook(delivery_id: int) -> str:
     """One attempt: POST the signed body; 2xx delivers, anything else retries with backoff
     until jobs.max_attempts, then the delivery is failed (visible, replayable)."""
-    import requests
+    import httpx
 
     from app.infra.state import config, db
 
@@ -211,12 +211,12 @@ def deliver_webhook(delivery_id: int) -> str:
     started = time.monotonic()
     status_code, error = None, None
     try:
-        response = requests.post(endpoint.url, data=body, headers=headers, timeout=TIMEOUT,
-                                 allow_redirects=False)
+        response = httpx.post(endpoint.url, content=body, headers=headers, timeout=TIMEOUT,
+                              follow_redirects=False)
         status_code = response.status_code
         if not 200 <= status_code < 300:
             error = f"HTTP {status_code}: {response.text[:200]}"
-    except requests.RequestException as exc:
+    except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"[:500]
     entry = {"at": utcnow().isoformat(), "attempt": delivery.attempts,
              "status_code": status_code, "error": error,
