@@ -30,7 +30,11 @@ DEFAULTS: dict[str, Any] = {
         "backoff_base": 2.0,     # seconds; attempt n waits base * 2**(n-1), with jitter
         "backoff_max": 600.0,
         "sweep_interval": 5.0,   # seconds between sweeps for due retries and stale sends
-        "stale_after": 120.0,    # a send still "sending" after this long is retried
+        # a job queued but not started after this long (lost with its worker) is queued again
+        "stale_after": 120.0,
+        # seconds a worker's claim (a send, a webhook delivery) lives without renewal: a
+        # live worker renews it every lease/3 seconds; a dead one's lapses and is reclaimed
+        "lease": 10.0,
         "inprocess_threads": 2,  # worker threads of the embedded default
         # inbound events a worker applies in one transaction (one commit, one job per batch)
         "ingest_batch": 100,
