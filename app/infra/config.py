@@ -48,6 +48,16 @@ DEFAULTS: dict[str, Any] = {
         "attachments_dir": "",   # empty: <data_dir>/attachments
         "max_attachment_bytes": 25 * 1024 * 1024,
     },
+    "limits": {
+        # bytes of one request body; larger ones are answered 413 (JSON) without being read
+        "max_request_bytes": 32 * 1024 * 1024,   # anything not listed below
+        "webhook_bytes": 2 * 1024 * 1024,        # /webhooks/* (Telegram, WhatsApp, CRM)
+        "api_bytes": 2 * 1024 * 1024,            # /api/v1 JSON calls
+        "widget_bytes": 256 * 1024,              # the site chat's calls other than uploads
+        # file uploads (/api/v1/uploads, /widget/upload) and CSV imports get
+        # storage.max_attachment_bytes plus this much for the multipart envelope
+        "upload_overhead_bytes": 64 * 1024,
+    },
     "identity": {
         "default_region": "RU",  # region for phone numbers written without +country code
     },
