@@ -47,6 +47,11 @@ DEFAULTS: dict[str, Any] = {
     "storage": {
         "attachments_dir": "",   # empty: <data_dir>/attachments
         "max_attachment_bytes": 25 * 1024 * 1024,
+        # a site-chat upload not sent with a message within this many seconds is deleted
+        "widget_upload_ttl": 3600.0,
+        # uploads one site-chat visitor may have waiting (not yet sent) at once
+        "widget_upload_max_files": 10,
+        "widget_upload_max_bytes": 50 * 1024 * 1024,
     },
     "limits": {
         # bytes of one request body; larger ones are answered 413 (JSON) without being read
