@@ -26,10 +26,12 @@ from app.web import widget
 
 def sweep() -> dict[str, int]:
     """The periodic "sweep" job: sends and inbound events a dead worker left behind, due
-    retries, outgoing webhooks, and replies the site chat's visitors missed (by email)."""
+    retries, outgoing webhooks, replies the site chat's visitors missed (by email), and
+    site-chat uploads never sent."""
     counts = outbox.sweep()
     counts["webhooks"] = hooks.sweep_webhooks()["queued"]
     widget_email.email_unseen_replies()
+    counts["widget_uploads"] = widget.expire_uploads()
     return counts
 
 

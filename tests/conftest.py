@@ -124,7 +124,7 @@ def _config(database_url: str, redis_url: str, data_dir: Path, **jobs: Any) -> d
     config = load_config(path=data_dir / "absent.toml", environ={}, overrides={
         "database_url": database_url, "redis_url": redis_url, "data_dir": str(data_dir),
         "secret_key": "test-secret-key-0123456789",
-        "jobs": {"sweep_interval": 0.5, "stale_after": 3.0, "backoff_base": 0.2,
+        "jobs": {"sweep_interval": 0.5, "stale_after": 3.0, "lease": 2.0, "backoff_base": 0.2,
                  "backoff_max": 1.0, "max_attempts": 3, **jobs},
         "server": {"pollers": False},
         "log": {"level": "INFO"},
@@ -205,6 +205,7 @@ def cli_env(config: dict[str, Any]) -> dict[str, str]:
         "THREADLINE_DATA_DIR": config["data_dir"],
         "THREADLINE_JOBS_SWEEP_INTERVAL": str(config["jobs"]["sweep_interval"]),
         "THREADLINE_JOBS_STALE_AFTER": str(config["jobs"]["stale_after"]),
+        "THREADLINE_JOBS_LEASE": str(config["jobs"]["lease"]),
         "THREADLINE_JOBS_BACKOFF_BASE": str(config["jobs"]["backoff_base"]),
         "THREADLINE_JOBS_BACKOFF_MAX": str(config["jobs"]["backoff_max"]),
         "THREADLINE_JOBS_MAX_ATTEMPTS": str(config["jobs"]["max_attempts"]),

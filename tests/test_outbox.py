@@ -136,7 +136,11 @@ def test_worker_killed_mid_send_is_recovered(app, api, backend, conversation, te
             os.killpg(worker.pid, signal.SIGKILL)
         telegram_api.release("sendMessage")
     assert message_state(message_id).status == "sending"  # nobody finished it
-    time.sleep(float(config["jobs"]["stale_after"]) + 0.5)
+    # the dead worker's lease lapses within seconds (jobs.lease), long before stale_after
+    config["jobs"]["stale_after"] = 120.0
+    from app.wiring import sweep
+
+    wait_until(lambda: sweep()["revived"] == 1, timeout=15, message="the lease lapsed")
     restarted = subprocess.run(threadline_cmd("worker", "--burst"), cwd=ROOT, env=env,
                                capture_output=True, text=True, timeout=60)
     assert restarted.returncode == 0, restarted.stderr

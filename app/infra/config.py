@@ -30,7 +30,11 @@ DEFAULTS: dict[str, Any] = {
         "backoff_base": 2.0,     # seconds; attempt n waits base * 2**(n-1), with jitter
         "backoff_max": 600.0,
         "sweep_interval": 5.0,   # seconds between sweeps for due retries and stale sends
-        "stale_after": 120.0,    # a send still "sending" after this long is retried
+        # a job queued but not started after this long (lost with its worker) is queued again
+        "stale_after": 120.0,
+        # seconds a worker's claim (a send, a webhook delivery) lives without renewal: a
+        # live worker renews it every lease/3 seconds; a dead one's lapses and is reclaimed
+        "lease": 10.0,
         "inprocess_threads": 2,  # worker threads of the embedded default
         # inbound events a worker applies in one transaction (one commit, one job per batch)
         "ingest_batch": 100,
@@ -43,12 +47,33 @@ DEFAULTS: dict[str, Any] = {
     "storage": {
         "attachments_dir": "",   # empty: <data_dir>/attachments
         "max_attachment_bytes": 25 * 1024 * 1024,
+        # a site-chat upload not sent with a message within this many seconds is deleted
+        "widget_upload_ttl": 3600.0,
+        # uploads one site-chat visitor may have waiting (not yet sent) at once
+        "widget_upload_max_files": 10,
+        "widget_upload_max_bytes": 50 * 1024 * 1024,
+    },
+    "limits": {
+        # bytes of one request body; larger ones are answered 413 (JSON) without being read
+        "max_request_bytes": 32 * 1024 * 1024,   # anything not listed below
+        "webhook_bytes": 2 * 1024 * 1024,        # /webhooks/* (Telegram, WhatsApp, CRM)
+        "api_bytes": 2 * 1024 * 1024,            # /api/v1 JSON calls
+        "widget_bytes": 256 * 1024,              # the site chat's calls other than uploads
+        # file uploads (/api/v1/uploads, /widget/upload) and CSV imports get
+        # storage.max_attachment_bytes plus this much for the multipart envelope
+        "upload_overhead_bytes": 64 * 1024,
     },
     "identity": {
         "default_region": "RU",  # region for phone numbers written without +country code
     },
     "events": {
         "retention_days": 30,    # event log kept for reconnecting clients
+    },
+    "realtime": {
+        # the Redis pub/sub channel of Socket.IO's message queue; empty: "threadline-" and a
+        # short hash of database_url, so installs sharing one Redis never hear each other
+        # (Redis pub/sub ignores the db number in redis_url)
+        "channel": "",
     },
     "log": {
         "level": "INFO",
@@ -127,8 +152,30 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         config["database_url"] = f"sqlite:///{Path(config['data_dir']) / 'threadline.db'}"
     if not config["storage"]["attachments_dir"]:
         config["storage"]["attachments_dir"] = str(Path(config["data_dir"]) / "attachments")
+    if not config["realtime"]["channel"]:
+        config["realtime"]["channel"] = install_channel(config["database_url"])
     config["config_path"] = str(path)
     return config
+
+
+def install_channel(database_url: str) -> str:
+    """The default Socket.IO channel of an install: derived from its database, the one thing
+    every process of one install shares and two installs never do. The driver name and the
+    password are left out, so `postgresql://` and `postgresql+psycopg://` spellings (and a
+    rotated password) still meet on one channel."""
+    import hashlib
+
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(database_url)
+        url = url.set(drivername=url.get_backend_name())
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            url = url.set(database=os.path.realpath(url.database))
+        key = url.render_as_string(hide_password=True)
+    except Exception:
+        key = database_url
+    return "threadline-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def redacted(config: dict[str, Any]) -> dict[str, Any]:

@@ -150,6 +150,51 @@ def run_task(name: str, *args: Any) -> Any:
     return run_in_app(_worker_app, name, args)
 
 
+class Lease:
+    """Keeps a worker's claims alive while it works on them.
+
+    A claim is a row moved to "sending" with `locked_at`; the sweeper takes back a claim
+    whose `locked_at` is older than `jobs.lease` seconds (its worker died). While the worker
+    lives, this thread renews `locked_at` of the claimed rows every lease/3 seconds on a
+    connection of its own, so a send that takes longer than the lease (a slow SMTP server)
+    keeps its claim, and a SIGKILLed worker's claims lapse within seconds."""
+
+    def __init__(self, engine, model, ids, seconds: float):
+        self.engine, self.model, self.ids = engine, model, list(ids)
+        self.interval = max(0.05, float(seconds) / 3)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="threadline-lease", daemon=True)
+
+    def __enter__(self) -> "Lease":
+        if self.ids:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(10)
+
+    def renew(self) -> int:
+        from sqlalchemy import update
+
+        from app.infra.models import utcnow
+
+        model = self.model
+        with self.engine.begin() as connection:
+            return connection.execute(
+                update(model).where(model.id.in_(self.ids), model.status == "sending")
+                .values(locked_at=utcnow())).rowcount
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                if not self.renew():
+                    return  # every claim is done (or was taken back)
+            except Exception:
+                log.exception("renewing the lease of %s %s failed", self.model.__name__, self.ids)
+
+
 class Sweeper(threading.Thread):
     """Every `interval` seconds: revive stale sends, queue due retries and left-over events."""
 

@@ -183,7 +183,7 @@ def _claim(session: Session, delivery_id: int) -> bool:
 def deliver_webhook(delivery_id: int) -> str:
     """One attempt: POST the signed body; 2xx delivers, anything else retries with backoff
     until jobs.max_attempts, then the delivery is failed (visible, replayable)."""
-    import requests
+    import httpx
 
     from app.infra.state import config, db
 
@@ -202,14 +202,18 @@ def deliver_webhook(delivery_id: int) -> str:
     session.commit()  # no transaction open while we wait on the network
     started = time.monotonic()
     status_code, error = None, None
-    try:
-        response = requests.post(endpoint.url, data=body, headers=headers, timeout=TIMEOUT,
-                                 allow_redirects=False)
-        status_code = response.status_code
-        if not 200 <= status_code < 300:
-            error = f"HTTP {status_code}: {response.text[:200]}"
-    except requests.RequestException as exc:
-        error = f"{type(exc).__name__}: {exc}"[:500]
+    from app.infra.queues import Lease
+
+    # the claim is renewed while we wait; a dead worker's lapses after jobs.lease seconds
+    with Lease(db.engine, WebhookDelivery, [delivery_id], float(config["jobs"]["lease"])):
+        try:
+            response = httpx.post(endpoint.url, content=body, headers=headers, timeout=TIMEOUT,
+                                  follow_redirects=False)
+            status_code = response.status_code
+            if not 200 <= status_code < 300:
+                error = f"HTTP {status_code}: {response.text[:200]}"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
     entry = {"at": utcnow().isoformat(), "attempt": delivery.attempts,
              "status_code": status_code, "error": error,
              "ms": round((time.monotonic() - started) * 1000)}
@@ -239,7 +243,8 @@ def sweep_webhooks() -> dict[str, int]:
     session = db.session
     now = utcnow()
     stale = now - timedelta(seconds=float(config["jobs"]["stale_after"]))
-    revived, due = revive_and_claim_due(session, WebhookDelivery, "pending", now, stale)
+    lapsed = now - timedelta(seconds=float(config["jobs"]["lease"]))
+    revived, due = revive_and_claim_due(session, WebhookDelivery, "pending", now, stale, lapsed)
     session.commit()
     for delivery_id in due:
         queue.enqueue("deliver_webhook", delivery_id)

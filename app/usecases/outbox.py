@@ -2,9 +2,12 @@
 the `send_message` job sends it through the channel's connector.
 
 Nothing is sent that was not first committed; nothing committed is silently dropped: a
-send that dies with its worker is found "sending" past `stale_after` by the sweeper and
-queued again, and after the last attempt the message is failed with the error, visible
-and retryable.
+send claimed by a worker is held by a lease (`jobs.lease` seconds, renewed while the worker
+lives); the sweeper takes back a claim whose lease lapsed and queues it again, and after the
+last attempt the message is failed with the error, visible and retryable. Delivery to the
+channel is at least once: a worker killed after the channel took the message but before its
+result was committed leaves a send that goes out again (email repeats carry the same
+Message-ID; WhatsApp gets the same `biz_opaque_callback_data`).
 """
 from __future__ import annotations
 
@@ -295,7 +298,26 @@ def send_message(message_id: int) -> str:
     session = db.session
     if not _claim(session, message_id):
         return "skipped"
-    return _send_claimed(session, message_id)
+    with _lease([message_id]):
+        return _send_claimed(session, message_id)
+
+
+def _lease(ids: list[int]):
+    """Renew the claims on these messages while this worker sends them (app/infra/queues)."""
+    from app.infra.queues import Lease
+
+    return Lease(db.engine, Message, ids, float(config["jobs"]["lease"]))
+
+
+def _still_claimed(session: Session, message_id: int, attempts: int) -> bool:
+    """Renew our claim just before the send, fenced by the attempt number the claim set: a
+    claim the sweeper took back (its lease lapsed) and another worker took again has a
+    higher number, and this worker must not send it a second time."""
+    return session.execute(
+        update(Message).where(Message.id == message_id, Message.status == "sending",
+                              Message.attempts == attempts)
+        .values(locked_at=utcnow()).execution_options(synchronize_session=False)
+    ).rowcount == 1
 
 
 def send_queued() -> int:
@@ -317,8 +339,9 @@ def send_queued() -> int:
         taken += len(claimed)
         if len(claimed) == limit:
             queue.wake("send_queued")
-        for message_id in claimed:
-            _send_claimed(db.session, message_id)
+        with _lease(claimed):
+            for message_id in claimed:
+                _send_claimed(db.session, message_id)
 
 
 def _claim_due(session: Session, limit: int) -> list[int]:
@@ -341,8 +364,14 @@ def _send_claimed(session: Session, message_id: int) -> str:
     channel = session.get(Channel, message.channel_id)
     connector = get_connector(channel.kind)
     register_channel_secrets(connector, channel.settings)
+    attempts = message.attempts
     try:
         outbound = build_outbound(session, message, channel)
+        if not _still_claimed(session, message_id, attempts):
+            session.rollback()
+            log.warning("message %s: claim lapsed before its send; left to its new owner",
+                        message_id)
+            return "skipped"
         # no transaction stays open while the channel answers (it may take seconds)
         session.commit()
         if channel.state.get("demo"):  # `threadline demo` channels reach no real customer
@@ -394,12 +423,15 @@ def _retry_or_fail(message: Message, error: str, retry_after: float | None) -> N
 
 # --- the sweeper -------------------------------------------------------------------------
 
-def revive_and_claim_due(session: Session, model, waiting: str, now, stale) -> tuple[int, list[int]]:
+def revive_and_claim_due(session: Session, model, waiting: str, now, stale,
+                         lapsed=None) -> tuple[int, list[int]]:
     """For any outbox-shaped table (status, locked_at, next_attempt_at, enqueued_at): put rows
-    a dead worker left "sending" back to `waiting`, and mark the due ones enqueued now.
+    a dead worker left "sending" (its lease not renewed since `lapsed`) back to `waiting`,
+    and mark the due ones enqueued now (unless a job for them was queued after `stale`).
     Returns (revived, due ids); the caller enqueues them after commit."""
+    lapsed = stale if lapsed is None else lapsed
     revived = session.execute(
-        update(model).where(model.status == "sending", model.locked_at < stale)
+        update(model).where(model.status == "sending", model.locked_at < lapsed)
         .values(status=waiting, locked_at=None, next_attempt_at=None, enqueued_at=None)
         .execution_options(synchronize_session=False)).rowcount
     due = list(session.scalars(
@@ -421,7 +453,8 @@ def sweep() -> dict[str, int]:
     session = db.session
     now = utcnow()
     stale = now - timedelta(seconds=float(config["jobs"]["stale_after"]))
-    revived, due = revive_and_claim_due(session, Message, "queued", now, stale)
+    lapsed = now - timedelta(seconds=float(config["jobs"]["lease"]))
+    revived, due = revive_and_claim_due(session, Message, "queued", now, stale, lapsed)
     events = list(session.scalars(
         select(InboundEvent.id).where(InboundEvent.status == "received",
                                       InboundEvent.created_at < stale,
@@ -434,7 +467,19 @@ def sweep() -> dict[str, int]:
     retention = now - timedelta(days=float(config["events"]["retention_days"]))
     pruned = session.execute(delete(Event).where(Event.created_at < retention)
                              .execution_options(synchronize_session=False)).rowcount
+    # Wake the drains whenever work waits, not only after `stale_after`: what a killed
+    # process acknowledged (or a job lost with it) is taken within one sweep interval.
+    # A wake is one Redis SET NX when a drain is already on its way.
+    received = session.scalar(select(InboundEvent.id)
+                              .where(InboundEvent.status == "received").limit(1))
+    queued = session.scalar(select(Message.id).where(
+        Message.status == "queued",
+        or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= now)).limit(1))
     session.commit()
+    if received is not None:
+        queue.wake("process_received")
+    if queued is not None:
+        queue.wake("send_queued")
     for message_id in due:
         queue.enqueue("send_message", message_id)
     for event_id in events:
@@ -442,5 +487,6 @@ def sweep() -> dict[str, int]:
     if revived or due or events:
         log.info("sweep: %s stale sends revived, %s sends and %s events queued",
                  revived, len(due), len(events))
-    return {"revived": revived, "queued": len(due), "events": len(events), "pruned": pruned}
+    return {"revived": revived, "queued": len(due), "events": len(events), "pruned": pruned,
+            "woken": int(received is not None) + int(queued is not None)}
 

@@ -184,9 +184,12 @@ def socketio_options(config: dict) -> dict[str, Any]:
     }
     # Always explicit: SocketIO.init_app keeps options of an app created earlier in the same
     # process, so an embedded app after a Redis one would otherwise inherit its queue.
-    # Flask-SocketIO's channel name; any external emitter must use the same one.
+    # The Redis pub/sub channel is per install ([realtime] channel, by default derived from
+    # the database): Redis pub/sub ignores the db number, so a fixed name would carry one
+    # install's events to the agents of another sharing the Redis server. Workers build
+    # their app through create_app too, so they publish on the same channel.
     options["message_queue"] = config["redis_url"] or None
-    options["channel"] = "flask-socketio"
+    options["channel"] = config.get("realtime", {}).get("channel") or "threadline"
     return options
 
 

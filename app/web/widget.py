@@ -67,7 +67,6 @@ bp = Blueprint("widget", __name__)
 NAMESPACE = "/widget"
 STATIC = Path(__file__).resolve().parents[2] / "static"
 FRAME_MAX_AGE = 7 * 24 * 3600
-UPLOAD_MAX_AGE = 3600
 HISTORY_LIMIT = 200
 LANGUAGES = ("en", "ru", "pl")
 
@@ -424,6 +423,64 @@ def _uploads_dir() -> Path:
     return path
 
 
+def _visitor_uploads_dir(visitor_id: str) -> Path:
+    """Each visitor's waiting uploads in a folder of their own (named by a hash of the
+    visitor id), so they can be counted against the per-visitor cap."""
+    import hashlib
+
+    return _uploads_dir() / hashlib.sha256(str(visitor_id).encode()).hexdigest()[:32]
+
+
+def _upload_ttl() -> float:
+    from app.infra.state import config
+
+    return float(config["storage"]["widget_upload_ttl"])
+
+
+_last_expiry = 0.0
+EXPIRY_EVERY = 60.0  # seconds between the upload route's own expiry passes
+
+
+def expire_uploads() -> int:
+    """Delete site-chat uploads older than `storage.widget_upload_ttl` that no message took
+    (a sent upload is moved into attachment storage at once; its token dies with the same
+    age). Run by the sweep job, and by the upload route at most once a minute (the web
+    process that stores the files may run no sweeper). Returns how many files it deleted."""
+    global _last_expiry
+    _last_expiry = time.time()
+    root = _uploads_dir()
+    cutoff = time.time() - _upload_ttl()
+    removed = 0
+    for path in list(root.rglob("*")):
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except OSError:  # taken by its message meanwhile
+            continue
+    for folder in root.iterdir():
+        try:
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        except OSError:
+            continue
+    if removed:
+        log.info("deleted %s site-chat uploads never sent", removed)
+    return removed
+
+
+def _waiting_uploads(folder: Path) -> tuple[int, int]:
+    count = size = 0
+    if folder.is_dir():
+        for path in folder.iterdir():
+            try:
+                size += path.stat().st_size
+                count += 1
+            except OSError:
+                continue
+    return count, size
+
+
 @bp.post("/widget/upload")
 @limiter.limit("30/minute")
 @limiter.limit("10/minute", key_func=_visitor_key)
@@ -441,8 +498,20 @@ def upload():
         return jsonify(error="too_large", limit=limit), 413
     if not data:
         return jsonify(error="empty file"), 400
+    if time.time() - _last_expiry > EXPIRY_EVERY:
+        expire_uploads()
+    from app.infra.state import config
+
+    storage = config["storage"]
+    folder = _visitor_uploads_dir(visitor_id)
+    count, size = _waiting_uploads(folder)
+    if count >= int(storage["widget_upload_max_files"]) \
+            or size + len(data) > int(storage["widget_upload_max_bytes"]):
+        return jsonify(error="too_many_uploads", files=int(storage["widget_upload_max_files"]),
+                       bytes=int(storage["widget_upload_max_bytes"])), 429
     upload_id = uuid.uuid4().hex
-    (_uploads_dir() / upload_id).write_bytes(data)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / upload_id).write_bytes(data)
     token = _timed("threadline.widget.upload").dumps({
         "f": upload_id, "v": visitor_id, "c": channel.public_id,
         "n": Path(item.filename).name[:200],
@@ -452,12 +521,12 @@ def upload():
 
 def _take_upload(token: str, visitor: Visitor) -> dict[str, Any] | None:
     try:
-        data = _timed("threadline.widget.upload").loads(str(token), max_age=UPLOAD_MAX_AGE)
+        data = _timed("threadline.widget.upload").loads(str(token), max_age=_upload_ttl())
     except BadSignature:
         return None
     if data.get("v") != visitor.visitor_id or data.get("c") != visitor.public_id:
         return None
-    path = _uploads_dir() / str(data["f"])
+    path = _visitor_uploads_dir(visitor.visitor_id) / str(data["f"])
     if not path.is_file():
         return None
     content = path.read_bytes()
