@@ -125,7 +125,8 @@ def list_customers(query):
 @bp.doc(summary="The CRM card: handles with their channels, owner, source, tags, custom "
                 "fields, notes, orders, deals, conversations, merges")
 def get_customer(customer_id: int):
-    return card(db.session, get_visible_customer(customer_id))
+    return card(db.session, get_visible_customer(customer_id),
+                visible=visible_channel_ids(current_agent()))
 
 
 @bp.patch("/customers/<int:customer_id>")
@@ -142,7 +143,7 @@ def patch_customer(customer_id: int, patch):
     except FieldError as exc:
         field_abort(exc)
     db.session.commit()
-    return card(db.session, customer)
+    return card(db.session, customer, visible=visible_channel_ids(current_agent()))
 
 
 @bp.post("/customers/<int:customer_id>/identities")
@@ -155,7 +156,7 @@ def create_identity(customer_id: int, data):
     customer = get_visible_customer(customer_id)
     try:
         identity = add_identity(db.session, customer, data["kind"], data["value"],
-                                data["verified"])
+                                data["verified"], channels=visible_channel_ids(current_agent()))
     except FieldError as exc:
         field_abort(exc)
     db.session.commit()
