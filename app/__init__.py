@@ -58,6 +58,7 @@ def create_app(config: dict[str, Any] | None = None, **overrides: Any) -> APIFla
         REMEMBER_COOKIE_DURATION=timedelta(days=float(config["security"]["remember_days"])),
         WTF_CSRF_TIME_LIMIT=None,
         RATELIMIT_STORAGE_URI=config["redis_url"] or "memory://",
+        RATELIMIT_HEADERS_ENABLED=True,  # Retry-After on 429
         AUTH_ERROR_SCHEMA=None,
     )
     # every request thread may hold a connection at once: waiting for one cost 10% of a

@@ -45,8 +45,23 @@ def safe_next(target: str) -> str | None:
     return target
 
 
+def _failed(response) -> bool:
+    return response.status_code == 401
+
+
+def _account_key() -> str:
+    return "login-account:" + request.form.get("email", "").strip().lower()
+
+
+def _account_limit() -> str:
+    return current_app.config["THREADLINE"]["security"]["login_account_limit"]
+
+
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit("10 per minute", methods=["POST"])
+# failed sign-ins only: per address (the client's, behind security.trusted_proxy_hops
+# proxies), and per account whatever the address; 429 with Retry-After
+@limiter.limit("10 per minute", methods=["POST"], deduct_when=_failed)
+@limiter.limit(_account_limit, methods=["POST"], key_func=_account_key, deduct_when=_failed)
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("inbox.index"))
