@@ -100,6 +100,12 @@ def register_handlers() -> None:
     @socketio.on("connect", namespace=NAMESPACE)
     @releasing
     def on_connect(auth=None):
+        from app.web.origins import foreign_origin
+
+        origin = foreign_origin()
+        if origin is not None:  # another site's page riding on the agent's cookie
+            log.info("agents socket refused for origin %s", origin[:200])
+            return False
         if not current_user.is_authenticated:
             return False  # refuses the connection
         channels = visible_channel_ids(current_user)
