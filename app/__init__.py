@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from apiflask import APIFlask
@@ -44,14 +45,20 @@ def create_app(config: dict[str, Any] | None = None, **overrides: Any) -> APIFla
                    spec_path="/api/v1/openapi.json", docs_path="/api/v1/docs",
                    template_folder="templates", static_folder="../static",
                    static_url_path="/static")
+    https = config["server"]["public_url"].lower().startswith("https://")
     app.config.update(
         SECRET_KEY=config["secret_key"],
         THREADLINE=config,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=https,
         REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=https,
+        REMEMBER_COOKIE_DURATION=timedelta(days=float(config["security"]["remember_days"])),
         WTF_CSRF_TIME_LIMIT=None,
         RATELIMIT_STORAGE_URI=config["redis_url"] or "memory://",
+        RATELIMIT_HEADERS_ENABLED=True,  # Retry-After on 429
         AUTH_ERROR_SCHEMA=None,
     )
     # every request thread may hold a connection at once: waiting for one cost 10% of a
@@ -64,6 +71,12 @@ def create_app(config: dict[str, Any] | None = None, **overrides: Any) -> APIFla
     else:
         app.extensions["threadline.queue"] = InProcessQueue(
             app, int(config["jobs"]["inprocess_threads"]))
+
+    hops = int(config["security"]["trusted_proxy_hops"])
+    if hops > 0:  # X-Forwarded-* only from the configured proxies (login limits, https)
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     login_manager.init_app(app)
     csrf.init_app(app)

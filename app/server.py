@@ -51,6 +51,11 @@ class _Gunicorn(BaseApplication):
         self.cfg.set("timeout", 0)
         self.cfg.set("graceful_timeout", 5)
         self.cfg.set("accesslog", None)
+        # gunicorn >= 25.1 opens a control socket at one fixed path per user
+        # (~/.gunicorn/gunicorn.ctl): a second `serve` on the host would remove the first's.
+        # Threadline does not use gunicornc, so there is none.
+        if "control_socket_disable" in self.cfg.settings:
+            self.cfg.set("control_socket_disable", True)
         self.cfg.set("loglevel", self.threadline_config["log"]["level"].lower())
 
     def load(self):

@@ -18,7 +18,7 @@ from connectors.crm import CrmUpsert
 from connectors.telegram import ReachabilityChange
 from connectors.whatsapp import NumberChange
 
-from app.domain import search
+from app.domain import agents, search
 from app.infra import queues
 from app.usecases import attachments, channel_events, crm, hooks, ingest, outbox, widget_email
 from app.web import widget
@@ -72,6 +72,7 @@ LISTENERS: list[tuple[Any, str, Callable[..., Any]]] = [
     (Session, "after_flush", hooks.collect_events),       # outgoing webhooks, suggestion scans
     (Session, "before_commit", hooks.queue_deliveries),
     (Session, "after_rollback", hooks.drop_pending),
+    (Session, "before_flush", agents.revoke_on_change),   # sessions end on password change
 ]
 
 

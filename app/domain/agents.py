@@ -8,8 +8,11 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
+from sqlalchemy.orm import Session
 
+from app.infra.db import after_commit
+from app.infra.events import end_agent_sockets
 from app.infra.models import Agent, ApiToken, Team, utcnow
 from app.infra.state import db
 
@@ -29,6 +32,42 @@ def check_password(agent: Agent, password: str) -> bool:
         return _hasher.verify(agent.password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+def end_sessions(agent: Agent) -> None:
+    """Sign the agent out everywhere: every session and remember cookie stops loading (their
+    id carries the old generation) and, once committed, every open socket is disconnected."""
+    agent.session_generation = (agent.session_generation or 0) + 1
+
+
+def load_session_agent(session_id: str) -> Agent | None:
+    """The agent of a session or remember cookie id "<agent id>:<generation>" (Agent.get_id),
+    if active and the generation is current."""
+    agent_id, _, generation = session_id.partition(":")
+    if not agent_id.isdigit() or not generation.isdigit():
+        return None
+    agent = db.session.get(Agent, int(agent_id))
+    if agent is None or not agent.active or (agent.session_generation or 0) != int(generation):
+        return None
+    return agent
+
+
+def revoke_on_change(session: Session, _context, _instances) -> None:
+    """Session listener (before_flush, wired in app.wiring): a new password or a
+    deactivation ends the agent's sessions; after commit, any raised generation (also
+    end_sessions) disconnects the agent's sockets."""
+    for obj in list(session.dirty):
+        if not isinstance(obj, Agent):
+            continue
+        state = inspect(obj)
+        generation = state.attrs.session_generation.history
+        password = state.attrs.password_hash.history
+        deactivated = state.attrs.active.history.has_changes() and not obj.active
+        if (password.has_changes() or deactivated) and not generation.has_changes():
+            end_sessions(obj)
+        if password.has_changes() or deactivated or generation.has_changes():
+            agent_id = obj.id
+            after_commit(session, lambda agent_id=agent_id: end_agent_sockets(agent_id))
 
 
 def find_agent(email: str) -> Agent | None:

@@ -79,16 +79,24 @@ def visible_customer_filter(channels: set[int] | None):
 def can_see_customer(session: Session, agent: Agent, customer: Customer) -> bool:
     from app.domain.access import visible_channel_ids
 
-    condition = visible_customer_filter(visible_channel_ids(agent))
+    return within_reach(session, visible_channel_ids(agent), customer.id)
+
+
+def within_reach(session: Session, channels: set[int] | None, customer_id: int) -> bool:
+    """The customer is visible to a caller who sees these channels (None: every channel)."""
+    condition = visible_customer_filter(channels)
     if condition is None:
         return True
-    return bool(session.scalar(select(Customer.id).where(Customer.id == customer.id, condition)))
+    return bool(session.scalar(select(Customer.id).where(Customer.id == customer_id, condition)))
 
 
 # --- the card ----------------------------------------------------------------------------
 
-def card(session: Session, customer: Customer, limit: int = 100) -> dict[str, Any]:
-    """The CRM card as a plain dict, ready for CustomerCardOut (API answers and events)."""
+def card(session: Session, customer: Customer, limit: int = 100,
+         visible: set[int] | None = None) -> dict[str, Any]:
+    """The CRM card as a plain dict, ready for CustomerCardOut (API answers and events).
+    `visible`: list only conversations on these channels (what the reader may see; None:
+    all, for admins)."""
     channel_ids = list(dict.fromkeys(session.scalars(
         select(Message.channel_id).where(Message.customer_id == customer.id,
                                          Message.direction == "in",
@@ -118,9 +126,11 @@ def card(session: Session, customer: Customer, limit: int = 100) -> dict[str, An
                                   .order_by(Order.placed_at.desc(), Order.id.desc()).limit(limit)))
     deals = list(session.scalars(select(Deal).where(Deal.customer_id == customer.id)
                                  .order_by(Deal.updated_at.desc(), Deal.id.desc()).limit(limit)))
+    conv_stmt = select(Conversation).where(Conversation.customer_id == customer.id)
+    if visible is not None:
+        conv_stmt = conv_stmt.where(Conversation.channel_id.in_(visible or [-1]))
     conversations = list(session.scalars(
-        select(Conversation).where(Conversation.customer_id == customer.id)
-        .order_by(Conversation.last_activity_at.desc()).limit(limit)))
+        conv_stmt.order_by(Conversation.last_activity_at.desc()).limit(limit)))
     merges = list(session.scalars(select(CustomerMerge).where(
         or_(CustomerMerge.target_id == customer.id, CustomerMerge.source_id == customer.id))
         .order_by(CustomerMerge.id.desc()).limit(limit)))
@@ -137,8 +147,12 @@ def publish_customer(session: Session, customer: Customer, type_: str = "custome
     """Record the card as an event in this transaction (emitted after commit)."""
     session.flush()
     session.refresh(customer)
-    payload = card_schema.dump(card(session, customer))
-    return record_event(session, type_, payload, customer_channel_id(session, customer.id))
+    channel_id = customer_channel_id(session, customer.id)
+    # the event reaches the agents of that channel: its card lists only that channel's
+    # conversations (clients refetch the full card through the API, which filters per reader)
+    payload = card_schema.dump(card(session, customer,
+                                    visible={channel_id} if channel_id else set()))
+    return record_event(session, type_, payload, channel_id)
 
 
 # --- custom fields and updates -----------------------------------------------------------
@@ -223,7 +237,7 @@ def update_customer(session: Session, customer: Customer, patch: dict[str, Any])
 
 
 def add_identity(session: Session, customer: Customer, kind: str, value: str,
-                 verified: bool = True) -> Identity:
+                 verified: bool = True, channels: set[int] | None = None) -> Identity:
     try:
         value = normalize_handle(kind, value)
     except ValueError as exc:
@@ -233,6 +247,10 @@ def add_identity(session: Session, customer: Customer, kind: str, value: str,
         owner = canonical(session, existing.customer)
         if owner.id == customer.id:
             return existing
+        if not within_reach(session, channels, owner.id):
+            # no oracle for a customer the caller cannot see
+            raise FieldError("value", f"{kind}:{value} already belongs to another customer",
+                             status=409)
         raise FieldError("value", f"{kind}:{value} belongs to customer {owner.id}; merge them",
                          status=409)
     identity = Identity(customer_id=customer.id, kind=kind, value=value, verified=verified)
@@ -248,15 +266,26 @@ def add_identity(session: Session, customer: Customer, kind: str, value: str,
 REF_KINDS = ("email", "phone", "telegram", "whatsapp", "site_user")
 
 
+OUT_OF_REACH = ("belongs to a customer outside your teams' channels; "
+                "write it with an admin token")
+
+
 def resolve_ref(session: Session, customer_id: int | None, ref: dict[str, Any] | None,
-                create: bool = True) -> tuple[Customer, bool]:
+                create: bool = True, channels: set[int] | None = None) -> tuple[Customer, bool]:
     """The customer a pushed record names: by id, else by an exact handle, else a new
-    customer with those handles. Returns (customer, created)."""
+    customer with those handles. Returns (customer, created).
+
+    `channels`: the caller's reach (visible channel ids; None: everything, for admins and
+    signed channel webhooks). A customer outside it is never found by id (as if absent) and
+    never attached by a handle: a handle of such a customer is refused (422), since the
+    handle is unique and cannot start a second customer."""
     if customer_id is not None:
         customer = session.get(Customer, customer_id)
-        if customer is None:
+        if customer is not None:
+            customer = canonical(session, customer)
+        if customer is None or not within_reach(session, channels, customer.id):
             raise FieldError("customer_id", f"no customer {customer_id}")
-        return canonical(session, customer), False
+        return customer, False
     ref = ref or {}
     handles: list[tuple[str, str]] = []
     for kind in REF_KINDS:
@@ -274,6 +303,8 @@ def resolve_ref(session: Session, customer_id: int | None, ref: dict[str, Any] |
                                                          Identity.value == value))
         if identity is not None:
             owner = canonical(session, identity.customer)
+            if not within_reach(session, channels, owner.id):
+                raise FieldError(f"customer.{kind}", OUT_OF_REACH)
             if owner not in found:
                 found.append(owner)
     if found:
@@ -306,10 +337,16 @@ def resolve_ref(session: Session, customer_id: int | None, ref: dict[str, Any] |
 
 # --- upserts by external_ref -------------------------------------------------------------
 
-def _find_or_new(session: Session, model, external_ref: str | None):
+def _find_or_new(session: Session, model, external_ref: str | None,
+                 channels: set[int] | None = None):
     if external_ref:
         row = session.scalar(select(model).where(model.external_ref == external_ref))
         if row is not None:
+            if row.customer_id is not None and not within_reach(session, channels,
+                                                                  row.customer_id):
+                # another team's record: neither read nor changed (nor moved)
+                raise FieldError("external_ref", "taken by a record outside your teams' "
+                                                 "channels; use another reference")
             return row, False
     return model(external_ref=external_ref), True
 
@@ -325,12 +362,14 @@ def _save(session: Session, row, created: bool) -> None:
         session.flush()
 
 
-def _upsert(session: Session, model, data: dict[str, Any], apply) -> tuple[Any, bool]:
+def _upsert(session: Session, model, data: dict[str, Any], apply,
+            channels: set[int] | None = None) -> tuple[Any, bool]:
     ref = data.get("external_ref")
     for _attempt in range(2):
-        row, created = _find_or_new(session, model, ref)
+        row, created = _find_or_new(session, model, ref, channels)
         if created or "customer_id" in data or "customer" in data:
-            customer, _ = resolve_ref(session, data.get("customer_id"), data.get("customer"))
+            customer, _ = resolve_ref(session, data.get("customer_id"), data.get("customer"),
+                                      channels=channels)
             row.customer_id = customer.id
         apply(row, created)
         try:
@@ -343,7 +382,8 @@ def _upsert(session: Session, model, data: dict[str, Any], apply) -> tuple[Any, 
     raise RuntimeError(f"could not upsert {model.__tablename__} {ref}")
 
 
-def upsert_order(session: Session, data: dict[str, Any]) -> tuple[Order, bool]:
+def upsert_order(session: Session, data: dict[str, Any], channels: set[int] | None = None
+                 ) -> tuple[Order, bool]:
     def apply(order: Order, created: bool) -> None:
         for key in ("placed_at", "total", "status", "items"):
             if key in data:
@@ -355,7 +395,7 @@ def upsert_order(session: Session, data: dict[str, Any]) -> tuple[Order, bool]:
             order.items = order.items or []
             order.placed_at = order.placed_at or utcnow()
 
-    order, created = _upsert(session, Order, data, apply)
+    order, created = _upsert(session, Order, data, apply, channels)
     publish_customer(session, session.get(Customer, order.customer_id))
     return order, created
 
@@ -419,7 +459,8 @@ def update_deal(session: Session, deal: Deal, data: dict[str, Any]):
     return _deal_changed(session, deal)
 
 
-def upsert_deal(session: Session, data: dict[str, Any]) -> tuple[Deal, bool]:
+def upsert_deal(session: Session, data: dict[str, Any], channels: set[int] | None = None
+                ) -> tuple[Deal, bool]:
     owner_id = _deal_owner(session, data)
 
     def apply(deal: Deal, created: bool) -> None:
@@ -429,13 +470,13 @@ def upsert_deal(session: Session, data: dict[str, Any]) -> tuple[Deal, bool]:
         if created and not deal.stage:
             deal.stage = first_stage(session)
 
-    deal, created = _upsert(session, Deal, data, apply)
+    deal, created = _upsert(session, Deal, data, apply, channels)
     _deal_changed(session, deal)
     return deal, created
 
 
-def upsert_note(session: Session, data: dict[str, Any], author: Agent | None = None
-                ) -> tuple[Note, bool]:
+def upsert_note(session: Session, data: dict[str, Any], author: Agent | None = None,
+                channels: set[int] | None = None) -> tuple[Note, bool]:
     def apply(note: Note, created: bool) -> None:
         if created and not data.get("text"):
             raise FieldError("text", "required for a new note")
@@ -445,13 +486,15 @@ def upsert_note(session: Session, data: dict[str, Any], author: Agent | None = N
             note.author_id = author.id if author else None
             note.created_at = data.get("created_at") or utcnow()
 
-    note, created = _upsert(session, Note, data, apply)
+    note, created = _upsert(session, Note, data, apply, channels)
     publish_customer(session, session.get(Customer, note.customer_id))
     return note, created
 
 
-def upsert_contact(session: Session, data: dict[str, Any]) -> tuple[Customer, bool]:
-    customer, created = resolve_ref(session, data.get("customer_id"), data.get("customer"))
+def upsert_contact(session: Session, data: dict[str, Any], channels: set[int] | None = None
+                   ) -> tuple[Customer, bool]:
+    customer, created = resolve_ref(session, data.get("customer_id"), data.get("customer"),
+                                    channels=channels)
     patch = {k: data[k] for k in ("name", "company", "tags", "custom_fields") if k in data}
     if "owner_email" in data:
         patch["owner_id"] = agent_by_email(session, data["owner_email"], "owner_email")

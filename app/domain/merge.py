@@ -181,9 +181,10 @@ def merge(session: Session, this: Customer, other: Customer, actor: Agent | None
     session.flush()
     session.expire_all()
     _publish_conversations(session, moved["conversations"])
-    payload = card_schema.dump(card(session, this))
+    channel_id = customer_channel_id(session, this.id)
+    payload = card_schema.dump(card(session, this, visible={channel_id} if channel_id else set()))
     payload.update(merged_customer_id=other.id, merge_id=record.id)
-    record_event(session, "customer.merged", payload, customer_channel_id(session, this.id))
+    record_event(session, "customer.merged", payload, channel_id)
     return record
 
 

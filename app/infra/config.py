@@ -78,6 +78,18 @@ DEFAULTS: dict[str, Any] = {
     "log": {
         "level": "INFO",
     },
+    "security": {
+        # "keep me signed in" lasts this many days (the remember cookie)
+        "remember_days": 30,
+        # proxies in front of Threadline whose X-Forwarded-For / -Proto / -Host are trusted
+        # (0: none; the client address is the TCP peer's)
+        "trusted_proxy_hops": 0,
+        # failed sign-ins per account (email) before it answers 429 for a while, whatever
+        # the address; the per-address limit stays 10 per minute
+        "login_account_limit": "5 per 15 minutes",
+        # outgoing webhooks may target loopback, link-local and private addresses
+        "allow_private_webhook_urls": False,
+    },
 }
 
 SECRET_KEYS = {"secret_key", "database_url", "redis_url"}

@@ -35,6 +35,15 @@ def notify_agent(agent_id: int, type_: str, payload: dict[str, Any]) -> None:
                   to=agent_room(agent_id))
 
 
+def end_agent_sockets(agent_id: int) -> None:
+    """Disconnect every open /agents socket of the agent, in every web process: closing the
+    agent's room is published on the message queue, and each process's client manager
+    (app.web.sockets) disconnects its own members of an `agent:<id>` room before closing it."""
+    if socketio.server is None:
+        return
+    socketio.close_room(agent_room(agent_id), namespace=NAMESPACE)
+
+
 def record_event(session: Session, type_: str, payload: dict[str, Any],
                  channel_id: int | None) -> Event:
     """Add the event to the log in the current transaction; emit it after commit."""

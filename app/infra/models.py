@@ -110,6 +110,9 @@ class Agent(Base):
     role: Mapped[str] = mapped_column(String(20), default="agent")  # admin | agent
     locale: Mapped[str | None] = mapped_column(String(10))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # part of the id in every session and remember cookie: raising it (sign-out, password
+    # change, deactivation) ends every session of the agent (app.domain.agents.end_sessions)
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     teams: Mapped[list[Team]] = relationship(secondary=agent_teams, back_populates="agents")
 
@@ -131,7 +134,9 @@ class Agent(Base):
         return False
 
     def get_id(self) -> str:
-        return str(self.id)
+        """Flask-Login's "alternative id": the agent and their session generation, so that
+        a session or remember cookie from before a sign-out everywhere no longer loads."""
+        return f"{self.id}:{self.session_generation or 0}"
 
 
 class ApiToken(Base):

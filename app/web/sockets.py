@@ -6,6 +6,7 @@ import logging
 import threading
 from typing import Any
 
+import socketio as socketio_module
 from flask import request
 from flask_login import current_user
 from flask_socketio import disconnect, join_room, leave_room
@@ -99,6 +100,12 @@ def register_handlers() -> None:
     @socketio.on("connect", namespace=NAMESPACE)
     @releasing
     def on_connect(auth=None):
+        from app.web.origins import foreign_origin
+
+        origin = foreign_origin()
+        if origin is not None:  # another site's page riding on the agent's cookie
+            log.info("agents socket refused for origin %s", origin[:200])
+            return False
         if not current_user.is_authenticated:
             return False  # refuses the connection
         channels = visible_channel_ids(current_user)
@@ -173,6 +180,45 @@ def register_handlers() -> None:
             _broadcast_presence(previous["conversation_id"])
 
 
+def _disconnect_members(manager, room: str | None, namespace: str | None) -> None:
+    """Closing an agent's room (app.infra.events.end_agent_sockets) disconnects its sockets
+    connected to this process: a revoked session keeps no live feed."""
+    if namespace != NAMESPACE or not room or not room.startswith("agent:"):
+        return
+    sids = [sid for sid, _eio_sid in manager.get_participants(namespace, room)]
+
+    def disconnect_all() -> None:
+        # on its own thread: the disconnect handler ends the thread's database session,
+        # and the caller may be inside a commit (after_commit) on its request thread
+        for sid in sids:
+            manager.server.disconnect(sid, namespace=namespace, ignore_queue=True)
+
+    if sids:
+        manager.server.start_background_task(disconnect_all)
+
+
+class RevokingManager(socketio_module.Manager):
+    """The in-process client manager (no Redis)."""
+
+    def close_room(self, room, namespace):
+        _disconnect_members(self, room, namespace)
+        return super().close_room(room, namespace)
+
+
+class RevokingRedisManager(socketio_module.RedisManager):
+    """The Redis client manager: a close_room published by any process reaches each."""
+
+    def _handle_close_room(self, message):
+        _disconnect_members(self, message.get("room"), message.get("namespace"))
+        return super()._handle_close_room(message)
+
+
+def _client_manager(options: dict[str, Any]):
+    if options.get("message_queue"):
+        return RevokingRedisManager(options["message_queue"], channel=options["channel"])
+    return RevokingManager()
+
+
 def socketio_options(config: dict) -> dict[str, Any]:
     options: dict[str, Any] = {
         # threading + simple-websocket in every mode: no monkey patching, so database drivers
@@ -190,6 +236,8 @@ def socketio_options(config: dict) -> dict[str, Any]:
     # their app through create_app too, so they publish on the same channel.
     options["message_queue"] = config["redis_url"] or None
     options["channel"] = config.get("realtime", {}).get("channel") or "threadline"
+    # always a new manager of ours (SocketIO.init_app would keep an earlier app's)
+    options["client_manager"] = _client_manager(options)
     return options
 
 

@@ -45,6 +45,7 @@ from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import object_session
 
+from app.web.origins import foreign_origin
 from connectors.webchat import (
     MAX_TEXT,
     allowed_origins,
@@ -399,8 +400,7 @@ def _http_visitor() -> tuple[Channel, str]:
     channel = _channel_by_public_id(public_id)
     if not origin_allowed(channel.settings, origin or None, own_origin=_own_origin()):
         abort(403, "origin not allowed")
-    caller = normalize_origin(request.headers.get("Origin"))
-    if caller and caller != _own_origin():  # only the frame itself (same origin) may call
+    if foreign_origin() is not None:  # only the frame itself (same origin) may call
         abort(403, "cross-origin call")
     visitor = read_visitor_token(request.headers.get("X-Threadline-Visitor"), public_id)
     if visitor is None:
@@ -690,6 +690,12 @@ def register_handlers() -> None:
                 raise ConnectionRefusedError("unknown_channel")
             own = normalize_origin(request.host_url)
             if not origin_allowed(channel.settings, origin or None, own_origin=own):
+                raise ConnectionRefusedError("origin_not_allowed")
+            # as for the frame's HTTP calls: only the frame itself (our origin) may connect;
+            # a frame token fetched server-side does not let another site host the chat
+            if foreign_origin() is not None:
+                log.info("widget %s: socket refused for origin %s", channel.id,
+                         str(request.headers.get("Origin"))[:200])
                 raise ConnectionRefusedError("origin_not_allowed")
             user = auth.get("user") if isinstance(auth.get("user"), dict) else {}
             user_id = None

@@ -75,5 +75,17 @@ export function connect() {
     refreshCounts();
     announceView();
   });
-  socket.on("disconnect", () => { document.body.dataset.live = "no"; $("live").title = T.offline; });
+  socket.on("disconnect", (reason) => {
+    document.body.dataset.live = "no";
+    $("live").title = T.offline;
+    // the server ends the sockets of a signed-out agent: try once more, and when the
+    // session is gone too the connect is refused (below)
+    if (reason === "io server disconnect") socket.connect();
+  });
+  socket.on("connect_error", (err) => {
+    if (err && err.message === "Connection rejected by server") {
+      document.body.dataset.signedOut = "yes";
+      window.location.assign("/login");
+    }
+  });
 }

@@ -10,3 +10,5 @@ from app.web.api import conversations, crm, customers, events, webhooks_out  # n
 from app.web.api import inbox, timeline, search, attachments, canned  # noqa: E402,F401
 
 from app.web.api import uploads  # noqa: E402,F401  (files attached to replies)
+
+from app.web.api import sessions  # noqa: E402,F401  (sign-out everywhere)

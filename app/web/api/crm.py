@@ -8,6 +8,7 @@ from apiflask.validators import Length, Range, Regexp
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from app.domain.access import visible_channel_ids
 from app.domain.customers import can_see_customer, update_deal, upsert_deal, upsert_note, upsert_order
 from app.infra.db import after_commit
 from app.infra.extensions import socketio
@@ -44,17 +45,11 @@ class DealPatch(Schema):
     expected_close = Date(allow_none=True)
 
 
-def _check_customer_access(data) -> None:
-    if data.get("customer_id") is not None:
-        customer = db.session.get(Customer, data["customer_id"])
-        if customer is None or not can_see_customer(db.session, current_agent(), customer):
-            abort(422, "customer not found",
-                  detail={"json": {"customer_id": ["no such customer"]}})
-
-
 def _upsert(fn, data, **kw):
-    _check_customer_access(data)
-    row, created = fn(db.session, data, **kw)
+    """The caller's reach bounds the upsert like a read: a customer (by id or handle) or an
+    `external_ref` of another team's record is refused with 422; admin tokens write
+    everywhere."""
+    row, created = fn(db.session, data, channels=visible_channel_ids(current_agent()), **kw)
     db.session.commit()
     return row, created
 
@@ -72,7 +67,11 @@ def _result(row, created, extra=None):
 @bp.output(OrderResult, status_code=200)
 @bp.doc(summary="Create or update an order by `external_ref` (idempotent); 201 when created",
         description="The customer is `customer_id`, or `customer` handles (email, phone, "
-                    "telegram, whatsapp, site_user): found by exact handle, else created.")
+                    "telegram, whatsapp, site_user): found by exact handle, else created. "
+                    "An agent's token reaches only customers of their teams' channels (and "
+                    "customers with no conversation yet): a handle or `external_ref` of "
+                    "another team's customer or record is refused with 422; admin tokens "
+                    "write everywhere.")
 def upsert_order_view(data):
     return _result(*_upsert(upsert_order, data))
 

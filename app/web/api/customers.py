@@ -104,7 +104,8 @@ def list_customers(query):
 @bp.doc(summary="The CRM card: handles with their channels, owner, source, tags, custom "
                 "fields, notes, orders, deals, conversations, merges")
 def get_customer(customer_id: int):
-    return card(db.session, get_visible_customer(customer_id))
+    return card(db.session, get_visible_customer(customer_id),
+                visible=visible_channel_ids(current_agent()))
 
 
 @bp.patch("/customers/<int:customer_id>")
@@ -118,7 +119,7 @@ def patch_customer(customer_id: int, patch):
         abort(409, f"customer was merged into {customer.merged_into_id}; edit that one")
     update_customer(db.session, customer, patch)
     db.session.commit()
-    return card(db.session, customer)
+    return card(db.session, customer, visible=visible_channel_ids(current_agent()))
 
 
 @bp.post("/customers/<int:customer_id>/identities")
@@ -130,7 +131,7 @@ def patch_customer(customer_id: int, patch):
 def create_identity(customer_id: int, data):
     customer = get_visible_customer(customer_id)
     identity = add_identity(db.session, customer, data["kind"], data["value"],
-                            data["verified"])
+                            data["verified"], channels=visible_channel_ids(current_agent()))
     db.session.commit()
     return {"id": identity.id, "kind": identity.kind, "value": identity.value,
             "verified": identity.verified, "reachable": identity.reachable, "channels": []}
