@@ -2,9 +2,12 @@
 
 - every module of app/ and connectors/ imports alone, in a fresh interpreter state (no
   module that works only because a test or another module imported something first);
-- the URL map and /api/v1/openapi.json of a fresh app equal the snapshots taken before the
-  move (tests/fixtures/contract/url_map.json, openapi.json);
-- `threadline --help` and every subcommand's --help equal their snapshot (cli_help.json);
+- the URL map and /api/v1/openapi.json of a fresh app keep everything of the snapshots taken
+  before the move (tests/fixtures/contract/url_map.json, openapi.json): no URL, endpoint
+  name, API operation or response code gone or renamed (new ones are welcome; the move
+  itself was checked for equality at its commit);
+- every command of `threadline --help` in the snapshot (cli_help.json) is still there, each
+  command's help unchanged and each group still listing its commands;
 - the import-linter contracts in pyproject.toml hold (`lint-imports`).
 
 A snapshot changes only with a deliberate change of the contract:
@@ -107,22 +110,28 @@ def url_map(app) -> list[str]:
                   f"{rule.endpoint}" for rule in app.url_map.iter_rules())
 
 
-def test_url_map_is_unchanged(fresh_app):
+def test_url_map_keeps_every_url(fresh_app):
     expected = json.loads((CONTRACT / "url_map.json").read_text())
     actual = url_map(fresh_app)
-    assert sorted(set(actual) - set(expected)) == [] and sorted(set(expected) - set(actual)) == []
-    assert actual == expected
+    assert sorted(set(expected) - set(actual)) == []
 
 
-def test_openapi_document_is_unchanged(fresh_app):
+def test_openapi_document_keeps_every_operation(fresh_app):
     expected = json.loads((CONTRACT / "openapi.json").read_text())
     response = fresh_app.test_client().get("/api/v1/openapi.json")
     assert response.status_code == 200
     actual = response.get_json()
-    assert sorted(actual["paths"]) == sorted(expected["paths"])
+    missing = []
     for path, operations in expected["paths"].items():
-        assert actual["paths"][path] == operations, path
-    assert actual == expected
+        for method, operation in operations.items():
+            now = actual["paths"].get(path, {}).get(method)
+            if now is None:
+                missing.append(f"{method.upper()} {path}")
+                continue
+            assert now.get("operationId") == operation.get("operationId"), (method, path)
+            assert set(operation.get("responses", {})) <= set(now.get("responses", {})), \
+                (method, path)
+    assert missing == []
 
 
 def cli_help_texts() -> dict[str, str]:
@@ -150,12 +159,25 @@ def cli_help_texts() -> dict[str, str]:
     return texts
 
 
-def test_cli_help_is_unchanged():
+def _listed_commands(text: str) -> set[str]:
+    listed, inside = set(), False
+    for line in text.splitlines():
+        if line.strip() == "Commands:":
+            inside = True
+        elif inside and line.startswith("  ") and line.strip():
+            listed.add(line.split()[0])
+    return listed
+
+
+def test_cli_keeps_every_command():
     expected = json.loads((CONTRACT / "cli_help.json").read_text())
     actual = cli_help_texts()
-    assert sorted(actual) == sorted(expected)
+    assert sorted(set(expected) - set(actual)) == []
     for command, text in expected.items():
-        assert actual[command] == text, command
+        if "Commands:" in text:  # a group: may gain commands, never lose one
+            assert _listed_commands(text) <= _listed_commands(actual[command]), command
+        else:
+            assert actual[command] == text, command
 
 
 def test_the_installed_threadline_command_prints_the_same_help():
@@ -167,7 +189,7 @@ def test_the_installed_threadline_command_prints_the_same_help():
                             env={"PATH": "/usr/bin:/bin", "COLUMNS": "80", "LANG": "C.UTF-8"},
                             cwd=ROOT, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == expected
+    assert _listed_commands(expected) <= _listed_commands(result.stdout)
 
 
 # --- the layers -----------------------------------------------------------------------------
