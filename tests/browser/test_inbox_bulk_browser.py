@@ -20,7 +20,7 @@ def test_bulk_priority_and_resolve_then_label_and_assign(backend, world, browser
     telegram_post(server, support, "support-secret", 7302, 6262, "Второй вопрос", "Пётр")
     for text in ("Первый вопрос", "Второй вопрос"):
         page.wait_for_selector(f".row:has-text('{text}')", timeout=10_000)
-    assert page.locator("#bulk").is_hidden()
+    page.wait_for_selector("#bulk", state="hidden", timeout=10_000)
     # pick both rows: the bulk bar counts them
     page.check(".row:has-text('Первый вопрос') .pick")
     page.wait_for_selector("#bulk:not([hidden]) span:text-is('1 selected')")
@@ -35,7 +35,7 @@ def test_bulk_priority_and_resolve_then_label_and_assign(backend, world, browser
     page.wait_for_selector("#bulk span:text-is('2 selected')")
     page.click("#bulk [data-bulk=resolve]")
     page.wait_for_selector("#list .empty", timeout=10_000)
-    assert page.locator("#bulk").is_hidden()
+    page.wait_for_selector("#bulk", state="hidden", timeout=10_000)
     # the Resolved view lists them; one is labelled and assigned from its thread
     page.click("[data-view=resolved]")
     page.wait_for_selector(".row:has-text('Второй вопрос')", timeout=10_000)
