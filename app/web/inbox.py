@@ -57,6 +57,7 @@ def ui_strings() -> dict[str, str]:
         "viewing": _("viewing"), "typing": _("typing…"), "live": _("Live"),
         "offline": _("Reconnecting…"), "search_placeholder": _("Search customers and messages (/)"),
         "customers": _("Customers"), "messages": _("Messages"), "no_results": _("Nothing found"),
+        "more_results": _("More results"),
         "collision": _("New messages arrived since you started typing. Look at them first; "
                        "press Send again to send anyway."),
         "wa_closed": _("WhatsApp 24-hour window is closed: only an approved template can be sent."),

@@ -3,15 +3,18 @@
 import { T, el, toast } from "../common.js";
 import { state } from "./state.js";
 
+// dates, times and numbers in the agent's chosen language (the page's lang), not the browser's
+export const LOCALE = document.documentElement.lang || "en";
 export const fmt = (template, values) => template.replace(/\{(\w+)\}/g, (_, k) => values[k] ?? "");
 export function time(iso) {
   if (!iso) return "";
   const d = new Date(iso), now = new Date();
   return d.toDateString() === now.toDateString()
-    ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
-    : d.toLocaleDateString([], { day: "numeric", month: "short" });
+    ? d.toLocaleTimeString(LOCALE, { hour: "2-digit", minute: "2-digit" })
+    : d.toLocaleDateString(LOCALE, { day: "numeric", month: "short",
+      ...(d.getFullYear() === now.getFullYear() ? {} : { year: "numeric" }) });
 }
-export const fullTime = (iso) => (iso ? new Date(iso).toLocaleString() : "");
+export const fullTime = (iso) => (iso ? new Date(iso).toLocaleString(LOCALE, { dateStyle: "medium", timeStyle: "short" }) : "");
 export const ICONS = { email: "✉", telegram: "✈", whatsapp: "◔", phone: "☎", webchat: "✦", site_user: "✦" };
 
 export function showError(error) { toast(`${T.error}: ${error.message}`); }

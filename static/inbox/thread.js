@@ -10,7 +10,8 @@ import { $, state, threadEl } from "./state.js";
 import { renderTimeline } from "./timeline.js";
 
 let openSeq = 0;
-export async function openConversation(id) {
+// `focus`: {messageId, terms} from a search hit: that message scrolled into view, highlighted
+export async function openConversation(id, focus = null) {
   // j/k pressed quickly: timelines may answer out of order, the last pick wins
   const seq = ++openSeq;
   let data;
@@ -26,10 +27,22 @@ export async function openConversation(id) {
   state.viewers = [];
   renderThread();
   renderList();
+  if (focus && focus.messageId) showMessage(focus.messageId);
   announceView();
   if (data.conversation.unread_count) {
     api(`/conversations/${id}/read`, { method: "POST" }).then(upsertConversation).catch(() => {});
   }
+}
+
+export function showMessage(messageId) {
+  const node = document.querySelector(`#messages [data-message="${Number(messageId)}"]`);
+  if (!node) return false;
+  const folded = node.closest(".conv-body");
+  if (folded && folded.hidden) folded.previousElementSibling.click();
+  document.querySelectorAll("#messages .msg.search-hit").forEach((n) => n.classList.remove("search-hit"));
+  node.classList.add("search-hit");
+  node.scrollIntoView({ block: "center" });
+  return true;
 }
 
 export function announceView() {
