@@ -152,5 +152,5 @@ class SearchOut(Schema):
 
 
 class ProfilePatch(Schema):
-    locale = String(allow_none=True, validate=OneOf(["en", "ru"]))
+    locale = String(allow_none=True, validate=OneOf(["en", "ru", "pl"]))
     name = String(validate=Length(1, 200))

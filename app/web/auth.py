@@ -8,6 +8,7 @@ from app.infra.extensions import limiter, login_manager
 from app.domain.agents import MIN_PASSWORD, check_password, find_agent, hash_password
 from app.infra.models import Agent
 from app.infra.state import db
+from app.web.inbox import LANGUAGES
 
 bp = Blueprint("auth", __name__)
 login_manager.login_view = "auth.login"
@@ -52,7 +53,7 @@ def account():
     if request.method == "POST":
         form = request.form
         if form.get("action") == "locale":
-            agent.locale = form.get("locale") if form.get("locale") in ("en", "ru") else None
+            agent.locale = form.get("locale") if form.get("locale") in LANGUAGES else None
             db.session.commit()
             flash(_("Language saved."), "ok")
             return redirect(url_for("auth.account"))
