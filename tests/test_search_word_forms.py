@@ -126,6 +126,9 @@ def test_partial_phone_digits_in_any_format_find_the_customer(backend, api, setu
     # the customer's card still comes by name and the phone as stored
     assert names("котова") == ["Марина Котова"]
     assert names("+79161234567") == ["Марина Котова"]
+    # each customer comes with the date of their latest conversation's activity
+    answer = api.get("/search?q=916123").json
+    assert answer["customer_activity"][str(first.customer_id)].startswith("20")
 
 
 def test_results_come_in_pages_newest_first_with_dates(backend, api, setup, monkeypatch):
