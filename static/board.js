@@ -20,7 +20,7 @@ const LOCALE = document.documentElement.lang || "en";
 const money = (amount, currency) => {
   if (amount === null || amount === undefined || amount === "") return "";
   const n = Number(amount);
-  const text = Number.isFinite(n) ? n.toLocaleString(LOCALE, { minimumFractionDigits: 0, maximumFractionDigits: 2 }) : amount;
+  const text = Number.isFinite(n) ? n.toLocaleString(LOCALE, { minimumFractionDigits: Number.isInteger(n) ? 0 : 2, maximumFractionDigits: 2 }) : amount;
   return currency ? `${text} ${currency}` : text;
 };
 const day = (iso) => (iso ? new Date(`${iso}T00:00:00`).toLocaleDateString(LOCALE, { day: "numeric", month: "short", year: "numeric" }) : "");

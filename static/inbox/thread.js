@@ -4,7 +4,7 @@ import { api, el, T } from "../common.js";
 import { renderActions } from "./actions.js";
 import { renderCard } from "./card.js";
 import { renderComposer } from "./composer.js";
-import { channelIcons, showError } from "./format.js";
+import { channelIcons, highlight, showError } from "./format.js";
 import { renderList, upsertConversation } from "./list.js";
 import { $, state, threadEl } from "./state.js";
 import { renderTimeline } from "./timeline.js";
@@ -27,16 +27,26 @@ export async function openConversation(id, focus = null) {
   state.viewers = [];
   renderThread();
   renderList();
-  if (focus && focus.messageId) showMessage(focus.messageId);
+  if (focus && focus.messageId) showMessage(focus.messageId, focus.terms);
   announceView();
   if (data.conversation.unread_count) {
     api(`/conversations/${id}/read`, { method: "POST" }).then(upsertConversation).catch(() => {});
   }
 }
 
-export function showMessage(messageId) {
+// a search hit: the message scrolled into view and outlined, the matched words marked
+export function showMessage(messageId, terms = []) {
   const node = document.querySelector(`#messages [data-message="${Number(messageId)}"]`);
   if (!node) return false;
+  if (terms.length) {
+    const walk = document.createTreeWalker(node, NodeFilter.SHOW_TEXT);
+    const texts = [];
+    while (walk.nextNode()) if (!walk.currentNode.parentElement.closest("button, .meta, .badge, time")) texts.push(walk.currentNode);
+    for (const t of texts) {
+      const parts = highlight(t.textContent, terms);
+      if (parts.length > 1) t.replaceWith(...parts);
+    }
+  }
   const folded = node.closest(".conv-body");
   if (folded && folded.hidden) folded.previousElementSibling.click();
   document.querySelectorAll("#messages .msg.search-hit").forEach((n) => n.classList.remove("search-hit"));

@@ -86,6 +86,23 @@ def test_polish_inbox_has_no_untranslated_strings(backend, world, browser):
     release_db()
     telegram_post(server, support, "support-secret", 9001, 7001,
                   "Dzień dobry, gdzie jest moje zamówienie?", "Paweł")
+    from decimal import Decimal
+
+    from sqlalchemy import select
+
+    from app.infra.models import Customer, Order
+
+    import time
+
+    deadline = time.monotonic() + 20
+    while (customer := db.session.scalar(select(Customer).where(Customer.name == "Paweł"))) is None:
+        assert time.monotonic() < deadline, "the webhook's message was never ingested"
+        db.session.rollback()
+        time.sleep(0.1)   # polling for a condition, not waiting a fixed time
+    db.session.add(Order(customer_id=customer.id, external_ref="PL-1", total=Decimal("9150.50"),
+                         currency="EUR", status="shipped", items=[]))
+    db.session.commit()
+    release_db()
     english = _english_only()
     assert {"All open", "Snoozed", "Reply", "Send"} <= english
 
@@ -103,6 +120,9 @@ def test_polish_inbox_has_no_untranslated_strings(backend, world, browser):
         # the status select says what a conversation is (Odłożona), not a view (Odłożone)
         options = page.locator("select option[value=snoozed], select option[value=resolved]").all_inner_texts()
         assert "Odłożona" in options and "Rozwiązana" in options, options
+        # the card's order: status and amount in Polish (9150,50 or 9 150,50, not 9,150.50)
+        order = page.locator(".card .line:has-text('PL-1')").inner_text()
+        assert "wysłane" in order and re.search(r"9\s?150,50 EUR", order), order
         # dates in the agent's language, though the browser says en-US
         dates = " ".join(page.locator(".row").all_inner_texts()).lower()
         assert any(m in dates for m in POLISH_MONTHS), dates

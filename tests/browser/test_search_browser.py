@@ -92,6 +92,8 @@ def test_search_dropdown_dates_keyboard_paging_and_jump_to_message(backend, worl
     page.wait_for_selector(".msg.search-hit:has-text('5512')")
     target = page.locator(".msg.search-hit")
     assert "zamówieniu nr 5512" in target.inner_text()
+    # the word form that matched is marked inside the message
+    assert target.locator(".text mark").all_inner_texts() == ["zamówieniu"]
     assert page.locator(".msg.search-hit").count() == 1
     page.wait_for_function("""() => {
         const n = document.querySelector('.msg.search-hit');
