@@ -196,6 +196,20 @@ def test_password_change_and_russian_interface(app):
     assert '<html lang="en">' in english and _strings(english)["all_open"] == "All open"
     assert fresh.patch("/api/v1/inbox/me", json={"locale": "de"},
                        headers={"X-CSRFToken": client_csrf}).status_code == 422
+    # Polish: from the account page's picker, over a Russian browser
+    account = fresh.get("/account").get_data(as_text=True)
+    assert '<option value="pl"' in account and "Polski" in account
+    form_csrf = re.search(r'name="csrf_token" value="([^"]+)"', account).group(1)
+    saved = fresh.post("/account", data={"csrf_token": form_csrf, "action": "locale", "locale": "pl"})
+    assert saved.status_code in (200, 302)
+    polish = fresh.get("/", headers={"Accept-Language": "ru-RU,ru;q=0.9"}).get_data(as_text=True)
+    assert '<html lang="pl">' in polish and "Wyloguj" in polish
+    assert _strings(polish)["all_open"] == "Wszystkie otwarte"
+    # a Polish browser with no choice made gets Polish too
+    assert fresh.patch("/api/v1/inbox/me", json={"locale": None},
+                       headers={"X-CSRFToken": client_csrf}).status_code == 200
+    browser_pl = fresh.get("/", headers={"Accept-Language": "pl-PL,pl;q=0.9"}).get_data(as_text=True)
+    assert '<html lang="pl">' in browser_pl
 
 
 @pytest.mark.parametrize("backend", SCALE_OUT)

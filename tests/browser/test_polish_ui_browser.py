@@ -127,4 +127,15 @@ def test_polish_inbox_has_no_untranslated_strings(backend, world, browser):
         dates = " ".join(page.locator(".row").all_inner_texts()).lower()
         assert any(m in dates for m in POLISH_MONTHS), dates
         shot(page, f"inbox-polish-{width}")
+        # the sales board and the account page in Polish too
+        page.goto(f"{server.url}/board")
+        page.wait_for_selector("body[data-ready=yes]")
+        assert "Lejek sprzedaży" in page.inner_text("body")
+        assert "Wygrana" in page.inner_text("body") and "Przegrana" in page.inner_text("body")
+        _check(page, english, placeholders=width > 600)
+        shot(page, f"board-polish-{width}")
+        page.goto(f"{server.url}/account")
+        assert "Zmień hasło" in page.inner_text("body")
+        assert page.locator("select[name=locale] option[value=pl]").get_attribute("selected") is not None
+        _check(page, english, placeholders=width > 600)
         page.context.close()
