@@ -18,7 +18,8 @@ from connectors.base import EMAIL, PHONE, TELEGRAM, WEBCHAT, Handle, Inbound
 from app.domain.channels import add_channel
 from app.domain.customers import DEFAULT_STAGES
 from app.usecases.ingest import apply_inbound
-from app.infra.models import Agent, Channel, Conversation, Deal, Message, Note, Order, Team
+from app.infra.models import (Agent, CannedReply, Channel, Conversation, Deal, Message, Note, Order,
+                              Team)
 from app.infra.state import db
 from app.domain.agents import create_agent, ensure_teams
 
@@ -168,7 +169,8 @@ def load_demo(force: bool = False, echo: Callable[[str], None] = print,
         agents.append(existing or create_agent(email, name, DEMO_PASSWORD, teams=team_names))
     channels = _channels()
     now = datetime.now(timezone.utc).replace(microsecond=0)
-    counts = {"customers": 0, "conversations": 0, "messages": 0, "orders": 0, "deals": 0}
+    counts = {"customers": 0, "conversations": 0, "messages": 0, "orders": 0, "deals": 0,
+              "canned_replies": _canned_replies(session)}
     for index, (name, lang, company) in enumerate(PEOPLE):
         kinds = rng.sample(list(channels), k=rng.choice([1, 1, 2, 3]))
         handles = {k: _handle(k, index, name) for k in kinds}
@@ -228,6 +230,39 @@ def load_demo(force: bool = False, echo: Callable[[str], None] = print,
     session.commit()
     echo(f"demo agents (password {DEMO_PASSWORD!r}): " + ", ".join(a.email for a in agents))
     return counts
+
+
+# canned replies in the shops' three languages: `/` in the reply box works on day one
+CANNED_REPLIES = [
+    ("privet", "Приветствие", "Здравствуйте, {{customer.first_name}}! Меня зовут {{agent.name}}, "
+                              "чем могу помочь?"),
+    ("trek", "Трек-номер", "{{customer.first_name}}, ваш заказ передан в доставку. Трек-номер "
+                           "пришлём в этот чат, как только он появится."),
+    ("vozvrat", "Возврат", "Вернуть товар можно в течение 14 дней: напишите номер заказа, и мы "
+                           "пришлём этикетку для возврата."),
+    ("dzien-dobry", "Powitanie", "Dzień dobry, {{customer.first_name}}! Nazywam się {{agent.name}}, "
+                                 "w czym mogę pomóc?"),
+    ("przesylka", "Numer przesyłki", "{{customer.first_name}}, Twoje zamówienie zostało wysłane. "
+                                     "Numer przesyłki wyślemy w tej rozmowie."),
+    ("zwrot", "Zwrot", "Zwrot jest możliwy w ciągu 14 dni: podaj numer zamówienia, a prześlemy "
+                       "etykietę zwrotną."),
+    ("hello", "Greeting", "Hello {{customer.first_name}}! This is {{agent.name}}, how can I help?"),
+    ("tracking", "Tracking number", "{{customer.first_name}}, your order has shipped; we will post "
+                                    "the tracking number in this chat as soon as we have it."),
+    ("returns", "Returns", "You can return an item within 14 days: send us the order number and "
+                           "we will email a return label."),
+]
+
+
+def _canned_replies(session) -> int:
+    """The demo's canned replies (Russian, Polish, English); shortcuts already taken are kept."""
+    taken = set(session.scalars(select(CannedReply.shortcut)))
+    added = 0
+    for shortcut, title, body in CANNED_REPLIES:
+        if shortcut not in taken:
+            session.add(CannedReply(shortcut=shortcut, title=title, text=body))
+            added += 1
+    return added
 
 
 def _crm(session, rng: random.Random, customer_id: int, company: str | None, agents: list[Agent],

@@ -68,6 +68,7 @@ SENT_HOOKS = {"webchat": [widget.on_reply_sent]}
 # SQLAlchemy listeners: (target, event name, function)
 LISTENERS: list[tuple[Any, str, Callable[..., Any]]] = [
     (Pool, "connect", search.attach_search_index),        # SQLite's FTS5 sidecar
+    (Session, "before_flush", search.fill_stems),         # messages.search_stems
     (Session, "after_flush", search.index_changes),
     (Session, "after_flush", hooks.collect_events),       # outgoing webhooks, suggestion scans
     (Session, "before_commit", hooks.queue_deliveries),

@@ -13,6 +13,7 @@ import uuid
 from urllib.parse import quote
 from datetime import datetime, timedelta, timezone
 
+from app.domain.search import stems
 from bench import textgen
 from bench.common import BenchEnv, Request, Row, at_most, closed_loop, summary
 
@@ -80,17 +81,19 @@ def _message_rows(plan: dict):
             at = at + timedelta(minutes=1 + 30 * rng.random())
             inbound = j % 3 != 1
             kind = kinds[channel]
+            body = textgen.sentence(rng, lang)
             yield (mid, str(uuid.UUID(int=rng.getrandbits(128), version=4)), conv_id, customer,
                    channel, "in" if inbound else "out", "text",
-                   textgen.sentence(rng, lang), f"gen-{mid}" if inbound else None,
+                   body, f"gen-{mid}" if inbound else None,
                    "received" if inbound else "sent", 0, at, False, False, "[]",
-                   json.dumps({"from": f"{kind}:{customer}"}) if inbound else "{}")
+                   json.dumps({"from": f"{kind}:{customer}"}) if inbound else "{}",
+                   stems(body))  # what the app's flush hook would store
         plan.setdefault("last", {})[conv_id] = (at, textgen.sentence(rng, lang)[:200])
 
 
 MSG_COLS = ("id", "uuid", "conversation_id", "customer_id", "channel_id", "direction",
             "content_type", "text", "external_id", "status", "attempts", "created_at",
-            "deleted", "automated", "history", "meta")
+            "deleted", "automated", "history", "meta", "search_stems")
 
 
 def load(env: BenchEnv, plan: dict) -> None:

@@ -15,13 +15,15 @@ function errorText(e) {
   return e.message || T.error;
 }
 
+// numbers and dates in the agent's chosen language (the page's lang), not the browser's
+const LOCALE = document.documentElement.lang || "en";
 const money = (amount, currency) => {
   if (amount === null || amount === undefined || amount === "") return "";
   const n = Number(amount);
-  const text = Number.isFinite(n) ? n.toLocaleString(undefined, { minimumFractionDigits: 0, maximumFractionDigits: 2 }) : amount;
+  const text = Number.isFinite(n) ? n.toLocaleString(LOCALE, { minimumFractionDigits: Number.isInteger(n) ? 0 : 2, maximumFractionDigits: 2 }) : amount;
   return currency ? `${text} ${currency}` : text;
 };
-const day = (iso) => (iso ? new Date(`${iso}T00:00:00`).toLocaleDateString([], { day: "numeric", month: "short", year: "numeric" }) : "");
+const day = (iso) => (iso ? new Date(`${iso}T00:00:00`).toLocaleDateString(LOCALE, { day: "numeric", month: "short", year: "numeric" }) : "");
 
 // --- rendering ----------------------------------------------------------------------------
 

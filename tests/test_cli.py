@@ -115,5 +115,15 @@ def test_demo_fills_a_fresh_database_once(tmp_path):
                   .removeprefix("demo data: ").split(", "))
     assert int(counts["customers"]) == 50 and int(counts["conversations"]) == 200
     assert int(counts["orders"]) > 20 and int(counts["deals"]) > 5
+    # canned replies in Russian, Polish and English, so `/` in the reply box works at once
+    assert int(counts["canned_replies"]) == 9
+    import re
+    import sqlite3
+
+    database = sqlite3.connect(next((tmp_path / "var").glob("*.db")))
+    texts = [r[0] for r in database.execute("SELECT text FROM canned_replies")]
+    assert any(re.search(r"[а-яё]", t) for t in texts), texts
+    assert any(re.search(r"[ąćęłńóśźż]", t) for t in texts), texts
+    assert any(t.startswith("Hello") for t in texts), texts
     again = fresh(tmp_path, "demo")
     assert again.returncode != 0 and "--force" in again.stderr

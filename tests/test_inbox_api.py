@@ -123,7 +123,8 @@ def test_search_finds_customers_and_messages_in_cyrillic_and_latin(app, api, set
     assert api.get("/search?q=").status_code == 422
     assert api.get("/search?q=nothinglikethis").json == {
         "query": "nothinglikethis", "terms": ["nothinglikethis"], "customers": [],
-        "customer_conversations": {}, "messages": []}
+        "customer_conversations": {}, "customer_activity": {}, "messages": [],
+        "next_cursor": None}
 
 
 def test_canned_replies_are_managed_by_admins(app, api, setup):
@@ -195,6 +196,20 @@ def test_password_change_and_russian_interface(app):
     assert '<html lang="en">' in english and _strings(english)["all_open"] == "All open"
     assert fresh.patch("/api/v1/inbox/me", json={"locale": "de"},
                        headers={"X-CSRFToken": client_csrf}).status_code == 422
+    # Polish: from the account page's picker, over a Russian browser
+    account = fresh.get("/account").get_data(as_text=True)
+    assert '<option value="pl"' in account and "Polski" in account
+    form_csrf = re.search(r'name="csrf_token" value="([^"]+)"', account).group(1)
+    saved = fresh.post("/account", data={"csrf_token": form_csrf, "action": "locale", "locale": "pl"})
+    assert saved.status_code in (200, 302)
+    polish = fresh.get("/", headers={"Accept-Language": "ru-RU,ru;q=0.9"}).get_data(as_text=True)
+    assert '<html lang="pl">' in polish and "Wyloguj" in polish
+    assert _strings(polish)["all_open"] == "Wszystkie otwarte"
+    # a Polish browser with no choice made gets Polish too
+    assert fresh.patch("/api/v1/inbox/me", json={"locale": None},
+                       headers={"X-CSRFToken": client_csrf}).status_code == 200
+    browser_pl = fresh.get("/", headers={"Accept-Language": "pl-PL,pl;q=0.9"}).get_data(as_text=True)
+    assert '<html lang="pl">' in browser_pl
 
 
 @pytest.mark.parametrize("backend", SCALE_OUT)
@@ -211,11 +226,14 @@ def test_postgres_search_finds_a_rare_word_without_walking_every_message(backend
     seed = h.inbound(support, 990, "Самовар из Тулы, zamówienie 1", "Ольга")
     columns = [c for c in db.session.scalars(text(
         "SELECT column_name FROM information_schema.columns WHERE table_name = 'messages' "
-        "AND column_name NOT IN ('id', 'uuid', 'text', 'external_id') ORDER BY ordinal_position"))]
+        "AND column_name NOT IN ('id', 'uuid', 'text', 'external_id', 'search_stems') "
+        "ORDER BY ordinal_position"))]
     listed = ", ".join(columns)
+    assert search.stems("доставка заказа номер 7") == "доставк заказ номер 7"
     db.session.execute(text(
-        f"INSERT INTO messages ({listed}, uuid, text) SELECT {listed}, gen_random_uuid(), "
-        f"'доставка заказа номер ' || g FROM messages, generate_series(1, 40000) g "
+        f"INSERT INTO messages ({listed}, uuid, text, search_stems) SELECT {listed}, "
+        f"gen_random_uuid(), 'доставка заказа номер ' || g, 'доставк заказ номер ' || g "
+        f"FROM messages, generate_series(1, 40000) g "
         f"WHERE messages.id = :seed"), {"seed": seed.id})
     db.session.execute(text("ANALYZE messages"))
     db.session.commit()

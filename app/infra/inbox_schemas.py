@@ -126,11 +126,16 @@ class BulkOut(Schema):
 class SearchQuery(Schema):
     q = String(required=True, validate=Length(1, 200))
     limit = Integer(load_default=20, validate=Range(1, 50))
+    cursor = String(load_default=None, validate=Regexp(r"^[0-9]{1,19}$"),
+                    metadata={"description": "the previous answer's next_cursor: the next "
+                                             "page of messages (customers come on the first)"})
 
 
 class MessageHit(Schema):
     message = Nested(MessageOut)
     snippet = String()
+    matches = List(String(), metadata={"description": "the words of the message the query "
+                                                      "matched, as written (word forms too)"})
     customer = Nested(CustomerBrief)
 
 
@@ -140,9 +145,12 @@ class SearchOut(Schema):
     customers = List(Nested(CustomerBrief))
     customer_conversations = Dict(metadata={"description": "customer id → latest visible "
                                                            "conversation id"})
+    customer_activity = Dict(metadata={"description": "customer id → last activity of that "
+                                                      "conversation (ISO 8601)"})
     messages = List(Nested(MessageHit))
+    next_cursor = String(allow_none=True)
 
 
 class ProfilePatch(Schema):
-    locale = String(allow_none=True, validate=OneOf(["en", "ru"]))
+    locale = String(allow_none=True, validate=OneOf(["en", "ru", "pl"]))
     name = String(validate=Length(1, 200))

@@ -256,6 +256,9 @@ class Message(Base):
     content_type: Mapped[str] = mapped_column(String(30), default="text")
     subject: Mapped[str | None] = mapped_column(String(500))
     text: Mapped[str] = mapped_column(Text, default="")
+    # the text's words as stems (Russian, Polish, English), what search matches word forms
+    # by; filled on flush by app.domain.search.fill_stems
+    search_stems: Mapped[str | None] = mapped_column(Text)
     html: Mapped[str | None] = mapped_column(Text)
     external_id: Mapped[str | None] = mapped_column(String(500))
     reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
@@ -495,11 +498,15 @@ class CannedReply(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-# Search (PostgreSQL): full-text over message text ('simple' config: Russian, Polish and
-# English alike, no stemming) and trigram indexes for customer names and handles. They are
-# expression indexes, so SQLite (where app/search.py keeps FTS5 tables) never creates them.
-Index("ix_messages_text_fts", text("to_tsvector('simple', text)"), postgresql_using="gin",
-      _table=Message.__table__)
+# Search (PostgreSQL): full-text over the messages' stems ('simple' config over words
+# stemmed in Python: Russian, Polish and English alike), trigram indexes for customer names,
+# handles and the digits of phone handles. They are expression indexes, so SQLite (where
+# app/domain/search.py keeps FTS5 tables) never creates them.
+Index("ix_messages_stems_fts", text("to_tsvector('simple', search_stems)"),
+      postgresql_using="gin", _table=Message.__table__)
+Index("ix_identities_digits_trgm", text("regexp_replace(value, '[^0-9]', '', 'g') gin_trgm_ops"),
+      postgresql_using="gin", postgresql_where=text("kind IN ('phone', 'whatsapp')"),
+      _table=Identity.__table__)
 Index("ix_customers_name_trgm", text("lower(name) gin_trgm_ops"), postgresql_using="gin",
       _table=Customer.__table__)
 Index("ix_identities_value_trgm", text("lower(value) gin_trgm_ops"), postgresql_using="gin",

@@ -19,6 +19,7 @@ from app.domain.agents import (
 )
 from app.infra.models import Agent
 from app.infra.state import db
+from app.web.inbox import LANGUAGES
 
 bp = Blueprint("auth", __name__)
 login_manager.login_view = "auth.login"
@@ -96,7 +97,7 @@ def account():
             flash(_("Signed out everywhere."), "ok")
             return redirect(url_for("auth.login"))
         if form.get("action") == "locale":
-            agent.locale = form.get("locale") if form.get("locale") in ("en", "ru") else None
+            agent.locale = form.get("locale") if form.get("locale") in LANGUAGES else None
             db.session.commit()
             flash(_("Language saved."), "ok")
             return redirect(url_for("auth.account"))

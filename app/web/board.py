@@ -19,6 +19,16 @@ from app.infra.state import db
 bp = Blueprint("board", __name__)
 
 
+def stage_names() -> dict[str, str]:
+    """The default stages' names in the agent's language."""
+    from flask_babel import pgettext
+
+    return {"new": pgettext("deal stage", "New"), "qualified": pgettext("deal stage", "Qualified"),
+            "proposal": pgettext("deal stage", "Proposal"),
+            "negotiation": pgettext("deal stage", "Negotiation"),
+            "won": pgettext("deal stage", "Won"), "lost": pgettext("deal stage", "Lost")}
+
+
 def stages(in_use: list[str]) -> tuple[list[dict[str, Any]], bool]:
     """The board's columns and whether they are admin-defined. Admin-defined stages in
     their order (plus, at the end, any stage a deal still holds that is no longer defined);
@@ -28,8 +38,8 @@ def stages(in_use: list[str]) -> tuple[list[dict[str, Any]], bool]:
     if defined:
         columns = [{"key": s.key, "name": s.name, "outcome": s.outcome} for s in defined]
     else:
-        columns = [{"key": key, "name": key.title(), "outcome": DEFAULT_OUTCOMES.get(key, "open")}
-                   for key in DEFAULT_STAGES]
+        columns = [{"key": key, "name": stage_names().get(key, key.title()),
+                    "outcome": DEFAULT_OUTCOMES.get(key, "open")} for key in DEFAULT_STAGES]
     known = {c["key"] for c in columns}
     for key in in_use:
         if key not in known:

@@ -2,17 +2,20 @@
 profile first, else the browser's Accept-Language)."""
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, abort, render_template, request
-from flask_babel import Babel, gettext as _
+from flask_babel import Babel, gettext as _, pgettext
 from flask_login import current_user, login_required
 
 from app.domain.access import can_see_conversation
 from app.infra.models import Conversation
 from app.infra.state import db
 from app.domain.customers import DEFAULT_STAGES
+from app.web.board import stage_names
 
 bp = Blueprint("inbox", __name__)
-LANGUAGES = ["en", "ru"]
+LANGUAGES = ["en", "ru", "pl"]
 babel = Babel()
 
 
@@ -34,7 +37,7 @@ def _locale_in_templates() -> dict:
     return {"get_locale": get_locale}
 
 
-def ui_strings() -> dict[str, str]:
+def ui_strings() -> dict[str, Any]:
     """Strings the JavaScript shows, translated on the server (no build step, no JS i18n)."""
     return {
         "all_open": _("All open"), "mine": _("Mine"), "unassigned": _("Unassigned"),
@@ -47,6 +50,21 @@ def ui_strings() -> dict[str, str]:
         "channel": _("Channel"), "subject": _("Subject"), "assign_me": _("Assign to me"),
         "assignee": _("Assignee"), "team": _("Team"), "nobody": _("Nobody"),
         "no_team": _("No team"), "status": _("Status"), "open": _("Open"),
+        # the status select says what a conversation is, not which view lists it
+        "status_snoozed": pgettext("conversation status", "Snoozed"),
+        "status_resolved": pgettext("conversation status", "Resolved"),
+        # names that come from the server's defaults, in the agent's language
+        "stage_names": stage_names(),
+        "team_names": {"Support": _("Support"), "Sales": _("Sales")},
+        "order_statuses": {
+            "new": pgettext("order status", "new"), "paid": pgettext("order status", "paid"),
+            "processing": pgettext("order status", "processing"),
+            "shipped": pgettext("order status", "shipped"),
+            "delivered": pgettext("order status", "delivered"),
+            "completed": pgettext("order status", "completed"),
+            "cancelled": pgettext("order status", "cancelled"),
+            "returned": pgettext("order status", "returned"),
+            "refunded": pgettext("order status", "refunded")},
         "pending": _("Pending"), "snooze": _("Snooze"), "resolve": _("Resolve"),
         "reopen": _("Reopen"), "priority": _("Priority"), "low": _("Low"), "normal": _("Normal"),
         "high": _("High"), "urgent": _("Urgent"), "add_label": _("Add label…"),
@@ -57,6 +75,7 @@ def ui_strings() -> dict[str, str]:
         "viewing": _("viewing"), "typing": _("typing…"), "live": _("Live"),
         "offline": _("Reconnecting…"), "search_placeholder": _("Search customers and messages (/)"),
         "customers": _("Customers"), "messages": _("Messages"), "no_results": _("Nothing found"),
+        "more_results": _("More results"),
         "collision": _("New messages arrived since you started typing. Look at them first; "
                        "press Send again to send anyway."),
         "wa_closed": _("WhatsApp 24-hour window is closed: only an approved template can be sent."),

@@ -21,14 +21,14 @@ export function renderActions() {
   const team = el("select", { "aria-label": T.team, "data-action": "team", onchange: (e) =>
       patchCurrent({ team_id: e.target.value ? Number(e.target.value) : null }) },
     el("option", { value: "" }, T.no_team),
-    state.teams.map((t) => el("option", { value: t.id, selected: t.id === c.team_id }, t.name)));
+    state.teams.map((t) => el("option", { value: t.id, selected: t.id === c.team_id }, (T.team_names || {})[t.name] || t.name)));
   const prio = el("select", { "aria-label": T.priority, "data-action": "priority", onchange: (e) => patchCurrent({ priority: e.target.value }) },
     ["low", "normal", "high", "urgent"].map((p) => el("option", { value: p, selected: p === c.priority }, T[p])));
   const status = el("select", { "aria-label": T.status, "data-action": "status", onchange: (e) => {
       if (e.target.value === "snoozed") { snoozeInput.hidden = false; snoozeInput.focus(); return; }
       patchCurrent({ status: e.target.value });
     } },
-    ["open", "pending", "snoozed", "resolved"].map((s) => el("option", { value: s, selected: s === c.status }, T[s === "snoozed" ? "snoozed" : s])));
+    ["open", "pending", "snoozed", "resolved"].map((s) => el("option", { value: s, selected: s === c.status }, T[{ snoozed: "status_snoozed", resolved: "status_resolved" }[s] || s])));
   const snoozeInput = el("input", { type: "datetime-local", hidden: true, title: T.snooze_until, onchange: (e) => {
       if (e.target.value) patchCurrent({ status: "snoozed", snoozed_until: new Date(e.target.value).toISOString() });
     } });

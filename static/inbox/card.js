@@ -3,7 +3,7 @@
 // deal.updated about the customer on screen refetch the timeline's card and redraw it.
 import { T, api, el } from "../common.js";
 import { renderDeals } from "./deals.js";
-import { ICONS, channelIcons, fmt } from "./format.js";
+import { ICONS, channelIcons, fmt, money } from "./format.js";
 import { renderMerges } from "./merge.js";
 import { $, state, threadEl } from "./state.js";
 import { renderTimeline } from "./timeline.js";
@@ -19,7 +19,7 @@ export function renderCard() {
     (customer.tags || []).length ? el("div", { class: "tags" }, customer.tags.map((t) => el("span", { class: "tag" }, t))) : null,
     Object.entries(customer.custom_fields || {}).map(([k, v]) => field(k, String(v))),
     card.orders.length ? [el("h4", {}, T.orders), card.orders.map((o) => el("div", { class: "line" },
-      `${o.external_ref || "#" + o.id} · ${o.status} · ${o.total || ""} ${o.currency || ""}`))] : null,
+      `${o.external_ref || "#" + o.id} · ${(T.order_statuses || {})[o.status] || o.status} · ${money(o.total, o.currency)}`))] : null,
     card.deals.length ? [el("h4", {}, T.deals), renderDeals(card.deals)] : null,
     card.notes.length ? [el("h4", {}, T.notes), card.notes.map((n) => el("div", { class: "line note" }, n.text))] : null,
     renderMerges(customer.id));

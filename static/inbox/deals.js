@@ -1,7 +1,7 @@
 // The card's deals: stage (a select), amount and expected close edited inline through
 // PATCH /deals/<id>; other agents' edits arrive as `deal.updated` (same as the sales board).
 // Until the pipeline's stages arrive, the stages are the server's defaults (the page's boot data).
-import { api, el } from "../common.js";
+import { T, api, el } from "../common.js";
 import { showError } from "./format.js";
 import { BOOT, state } from "./state.js";
 
@@ -9,7 +9,7 @@ const dealState = { stages: null, live: false };
 
 export function renderDeals(deals) {
   if (!dealState.stages) {
-    dealState.stages = BOOT.deal_stages.map((key) => ({ key, name: key }));
+    dealState.stages = BOOT.deal_stages.map((key) => ({ key, name: (T.stage_names || {})[key] || key }));
     api("/pipeline/stages").then((r) => { if (r.items.length) { dealState.stages = r.items; refreshDeals(); } }).catch(() => {});
   }
   if (!dealState.live && state.socket) {

@@ -3,15 +3,26 @@
 import { T, el, toast } from "../common.js";
 import { state } from "./state.js";
 
+// dates, times and numbers in the agent's chosen language (the page's lang), not the browser's
+export const LOCALE = document.documentElement.lang || "en";
 export const fmt = (template, values) => template.replace(/\{(\w+)\}/g, (_, k) => values[k] ?? "");
 export function time(iso) {
   if (!iso) return "";
   const d = new Date(iso), now = new Date();
   return d.toDateString() === now.toDateString()
-    ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
-    : d.toLocaleDateString([], { day: "numeric", month: "short" });
+    ? d.toLocaleTimeString(LOCALE, { hour: "2-digit", minute: "2-digit" })
+    : d.toLocaleDateString(LOCALE, { day: "numeric", month: "short",
+      ...(d.getFullYear() === now.getFullYear() ? {} : { year: "numeric" }) });
 }
-export const fullTime = (iso) => (iso ? new Date(iso).toLocaleString() : "");
+export const fullTime = (iso) => (iso ? new Date(iso).toLocaleString(LOCALE, { dateStyle: "medium", timeStyle: "short" }) : "");
+// an amount with its currency in the agent's language: 9 150,50 EUR (pl, ru), 9,150.50 EUR (en)
+export function money(amount, currency) {
+  if (amount === null || amount === undefined || amount === "") return "";
+  const n = Number(amount);
+  const text = Number.isFinite(n)
+    ? n.toLocaleString(LOCALE, { minimumFractionDigits: Number.isInteger(n) ? 0 : 2, maximumFractionDigits: 2 }) : String(amount);
+  return currency ? `${text} ${currency}` : text;
+}
 export const ICONS = { email: "✉", telegram: "✈", whatsapp: "◔", phone: "☎", webchat: "✦", site_user: "✦" };
 
 export function showError(error) { toast(`${T.error}: ${error.message}`); }

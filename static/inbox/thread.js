@@ -4,13 +4,14 @@ import { api, el, T } from "../common.js";
 import { renderActions } from "./actions.js";
 import { renderCard } from "./card.js";
 import { renderComposer } from "./composer.js";
-import { channelIcons, showError } from "./format.js";
+import { channelIcons, highlight, showError } from "./format.js";
 import { renderList, upsertConversation } from "./list.js";
 import { $, state, threadEl } from "./state.js";
 import { renderTimeline } from "./timeline.js";
 
 let openSeq = 0;
-export async function openConversation(id) {
+// `focus`: {messageId, terms} from a search hit: that message scrolled into view, highlighted
+export async function openConversation(id, focus = null) {
   // j/k pressed quickly: timelines may answer out of order, the last pick wins
   const seq = ++openSeq;
   let data;
@@ -26,10 +27,32 @@ export async function openConversation(id) {
   state.viewers = [];
   renderThread();
   renderList();
+  if (focus && focus.messageId) showMessage(focus.messageId, focus.terms);
   announceView();
   if (data.conversation.unread_count) {
     api(`/conversations/${id}/read`, { method: "POST" }).then(upsertConversation).catch(() => {});
   }
+}
+
+// a search hit: the message scrolled into view and outlined, the matched words marked
+export function showMessage(messageId, terms = []) {
+  const node = document.querySelector(`#messages [data-message="${Number(messageId)}"]`);
+  if (!node) return false;
+  if (terms.length) {
+    const walk = document.createTreeWalker(node, NodeFilter.SHOW_TEXT);
+    const texts = [];
+    while (walk.nextNode()) if (!walk.currentNode.parentElement.closest("button, .meta, .badge, time")) texts.push(walk.currentNode);
+    for (const t of texts) {
+      const parts = highlight(t.textContent, terms);
+      if (parts.length > 1) t.replaceWith(...parts);
+    }
+  }
+  const folded = node.closest(".conv-body");
+  if (folded && folded.hidden) folded.previousElementSibling.click();
+  document.querySelectorAll("#messages .msg.search-hit").forEach((n) => n.classList.remove("search-hit"));
+  node.classList.add("search-hit");
+  node.scrollIntoView({ block: "center" });
+  return true;
 }
 
 export function announceView() {

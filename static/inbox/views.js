@@ -42,7 +42,7 @@ export function renderViews() {
   const section = (title, items) => (items.length ? [el("h3", {}, title), ...items] : []);
   viewsEl.replaceChildren(
     item("open", T.all_open), item("mine", T.mine), item("unassigned", T.unassigned),
-    ...section(T.teams, state.teams.map((t) => item(`team:${t.id}`, t.name))),
+    ...section(T.teams, state.teams.map((t) => item(`team:${t.id}`, (T.team_names || {})[t.name] || t.name))),
     ...section(T.channels, [...state.channels.values()].map((c) => item(`channel:${c.id}`, c.name, ICONS[c.kind]))),
     ...section(T.labels, state.labels.map((l) => item(`label:${l}`, l, "#"))),
     el("h3", {}, "·"), item("snoozed", T.snoozed), item("resolved", T.resolved),
