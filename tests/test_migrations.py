@@ -16,7 +16,7 @@ def test_autogenerate_finds_no_difference(ctx, backend):
     assert diff == [], f"models and migrations differ on {backend}: {diff}"
 
 
-def test_0005_backfills_the_stems_of_existing_messages_in_chunks(tmp_path):
+def test_the_word_form_migration_backfills_the_stems_of_existing_messages_in_chunks(tmp_path):
     """A database with messages from before word-form search gets their stems from the
     migration (more rows than one chunk of the backfill), and finds them by word form."""
     import sqlite3

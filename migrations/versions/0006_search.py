@@ -8,14 +8,14 @@ million messages for the stemming and a few more for the updates (README, "Searc
 Rows it has not reached yet (or written by an older process during a rolling upgrade) get
 their stems on their next write, and the SQLite index is rebuilt from the text when attached.
 
-Revision ID: 0005_search
-Revises: 0004
+Revision ID: 0006_search
+Revises: 0005_seca
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = '0005_search'
-down_revision = '0004'
+revision = '0006_search'
+down_revision = '0005_seca'
 branch_labels = None
 depends_on = None
 
