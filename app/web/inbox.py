@@ -10,6 +10,7 @@ from app.domain.access import can_see_conversation
 from app.infra.models import Conversation
 from app.infra.state import db
 from app.web.board import DEFAULT_STAGES
+from app.web.inbox_screen import page_boot, screen_strings
 
 bp = Blueprint("inbox", __name__)
 LANGUAGES = ["en", "ru"]
@@ -85,6 +86,7 @@ def ui_strings() -> dict[str, str]:
         "keep_customer": _("Customer to keep (the other is merged into it):"),
         "snooze_until": _("Snooze until"), "shortcuts": _(
             "j/k move · Enter open · r reply · n note · e resolve · / search · x select"),
+        **screen_strings(),
     }
 
 
@@ -92,7 +94,7 @@ def ui_strings() -> dict[str, str]:
 @login_required
 def index():
     return render_template("inbox.html", strings=ui_strings(), conversation_id=None,
-                           deal_stages=DEFAULT_STAGES)
+                           deal_stages=DEFAULT_STAGES, **page_boot())
 
 
 @bp.get("/conversations/<int:conversation_id>")
@@ -103,4 +105,4 @@ def conversation(conversation_id: int):
     if found is None or not can_see_conversation(current_user, found):
         abort(404)
     return render_template("inbox.html", strings=ui_strings(), conversation_id=conversation_id,
-                           deal_stages=DEFAULT_STAGES)
+                           deal_stages=DEFAULT_STAGES, **page_boot())

@@ -5,6 +5,7 @@ import { T, api, el } from "../common.js";
 import { renderDeals } from "./deals.js";
 import { ICONS, channelIcons, fmt } from "./format.js";
 import { renderMerges } from "./merge.js";
+import { backToList, backToThread, toCard } from "./phone.js";
 import { $, state, threadEl } from "./state.js";
 import { renderTimeline } from "./timeline.js";
 
@@ -12,6 +13,7 @@ export function renderCard() {
   const { customer, card } = state.current.data;
   const field = (label, value) => (value ? el("div", { class: "field" }, el("span", { class: "k" }, label), el("span", { class: "v" }, value)) : null);
   return el("aside", { class: "card", "aria-label": T.card },
+    backToThread(),
     el("h3", {}, customer.name || "—"),
     field("", customer.company),
     (customer.identities || []).map((i) => el("div", { class: `identity${i.reachable ? "" : " unreachable"}`, "data-identity": i.id },
@@ -80,7 +82,7 @@ export async function refreshCard() {
       if (messages) messages.replaceWith(renderTimeline());
     }
     const who = threadEl.querySelector(".thread-head .who");
-    if (who) who.replaceChildren(el("strong", { class: "customer-name" }, data.customer.name || "—"), channelIcons(data.customer));
+    if (who) who.replaceChildren(backToList(), el("strong", { class: "customer-name" }, data.customer.name || "—"), channelIcons(data.customer), toCard());
     const card = threadEl.querySelector("aside.card");
     if (card) card.replaceWith(renderCard());
   } catch (e) {

@@ -27,8 +27,8 @@ export function setupSearch() {
         el("b", {}, h.customer ? h.customer.name : ""), " ", channelBadge(h.message.channel_id), " ",
         el("span", { class: "snippet" }, highlight(h.snippet, answer.terms))));
       results.replaceChildren(
-        customers.length ? el("h4", {}, T.customers) : null, ...customers,
-        messages.length ? el("h4", {}, T.messages) : null, ...messages,
+        customers.length ? el("h4", {}, T.customers) : "", ...customers,
+        messages.length ? el("h4", {}, T.messages) : "", ...messages,
         !customers.length && !messages.length ? el("p", { class: "empty" }, T.no_results) : "");
       results.hidden = false;
     }, 200);

@@ -3,11 +3,12 @@
 import { api, el, T } from "../common.js";
 import { renderActions } from "./actions.js";
 import { renderCard } from "./card.js";
+import { backToList, setPane, toCard } from "./phone.js";
 import { renderComposer } from "./composer.js";
-import { channelIcons, showError } from "./format.js";
+import { channelIcons, fmt, showError } from "./format.js";
 import { renderList, upsertConversation } from "./list.js";
 import { $, state, threadEl } from "./state.js";
-import { renderTimeline } from "./timeline.js";
+import { renderTimeline, scrollToCurrent } from "./timeline.js";
 
 let openSeq = 0;
 export async function openConversation(id) {
@@ -25,6 +26,7 @@ export async function openConversation(id) {
   if (!previous || previous.id !== id) history.replaceState(null, "", `/conversations/${id}`);
   state.viewers = [];
   renderThread();
+  setPane("thread");
   renderList();
   announceView();
   if (data.conversation.unread_count) {
@@ -47,7 +49,7 @@ function renderThread() {
   const cur = state.current;
   const customer = cur.data.customer;
   const head = el("header", { class: "thread-head" },
-    el("div", { class: "who" }, el("strong", { class: "customer-name" }, customer.name || "—"), channelIcons(customer)),
+    el("div", { class: "who" }, backToList(), el("strong", { class: "customer-name" }, customer.name || "—"), channelIcons(customer), toCard()),
     el("div", { id: "presence", class: "presence" }),
     el("div", { id: "actions", class: "actions" }));
   const timeline = renderTimeline();
@@ -55,13 +57,16 @@ function renderThread() {
   threadEl.replaceChildren(main, renderCard());
   renderActions();
   renderPresence();
-  timeline.scrollTop = timeline.scrollHeight;
+  scrollToCurrent(timeline);
 }
 
 export function renderPresence() {
   const node = $("presence");
   if (!node) return;
   const others = state.viewers.filter((v) => v.agent_id !== state.me.id);
-  node.replaceChildren(...others.map((v) => el("span", { class: `viewer${v.typing ? " typing" : ""}`, "data-agent": v.agent_id },
+  const visitor = state.current && state.visitorTyping.get(state.current.id)
+    ? el("span", { class: "visitor-typing", "data-visitor-typing": "yes" },
+        `✎ ${fmt(T.customer_typing, { name: state.current.data.customer.name || T.site_visitor })}`) : "";
+  node.replaceChildren(visitor, ...others.map((v) => el("span", { class: `viewer${v.typing ? " typing" : ""}`, "data-agent": v.agent_id },
     `● ${v.name} ${v.typing ? T.typing : T.viewing}`)));
 }
