@@ -56,5 +56,5 @@ def screen_strings() -> dict[str, str]:
         "src_referrer": _("Referrer"), "src_landing": _("Landing page"),
         "src_ad": _("Ad click"), "src_payload": _("Deep link"),
         # phone layout
-        "back": _("Back"), "show_card": _("Customer card"), "show_views": _("Views"),
+        "edit_details": _("Edit details"), "back": _("Back"), "show_card": _("Customer card"), "show_views": _("Views"),
     }

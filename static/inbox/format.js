@@ -28,6 +28,16 @@ export function humanError(error) {
 }
 export function showError(error) { toast(humanError(error), 8000); }
 
+// an amount in the agent's language: 9 150,50 € (ru), €9,150.50 (en)
+export function money(amount, currency) {
+  const n = Number(amount);
+  if (amount === null || amount === undefined || amount === "" || Number.isNaN(n)) return "";
+  try {
+    return new Intl.NumberFormat(document.documentElement.lang || undefined, currency
+      ? { style: "currency", currency: currency.toUpperCase() } : { minimumFractionDigits: 2 }).format(n);
+  } catch (e) { return `${amount} ${currency || ""}`.trim(); }
+}
+
 // "30 Nov, 09:00" in the page's language (the agent's, not the browser's)
 export function dateTime(iso) {
   if (!iso) return "";

@@ -32,5 +32,5 @@ export function snoozeMenu(onPick, onCancel) {
 export function snoozedUntil(conversation, prefix = T.snoozed_until) {
   if (conversation.status !== "snoozed" || !conversation.snoozed_until) return "";
   return el("span", { class: "snoozed-until", title: dateTime(conversation.snoozed_until) },
-    `⏰ ${prefix} ${dateTime(conversation.snoozed_until)}`);
+    `◷ ${prefix} ${dateTime(conversation.snoozed_until)}`);
 }
