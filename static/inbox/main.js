@@ -7,7 +7,7 @@ import { showError } from "./format.js";
 import { loadList } from "./list.js";
 import { setupNotifications } from "./notifications.js";
 import { watchNetwork } from "./offline.js";
-import { setupPhone } from "./phone.js";
+import { setupPhone, showCard } from "./phone.js";
 import { setupSearch } from "./search.js";
 import { setupKeys } from "./shortcuts.js";
 import { connect } from "./socket.js";
@@ -35,7 +35,9 @@ async function start() {
   setupNotifications();
   watchNetwork();
   connect();
+  const wantsCard = location.hash === "#card";  // the board's link to a customer's card
   if (BOOT.conversation_id) await openConversation(BOOT.conversation_id);
+  if (wantsCard && state.current) showCard();
   document.body.dataset.ready = "yes";
 }
 

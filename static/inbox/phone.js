@@ -22,3 +22,10 @@ export function setupPhone() {
 export const backToList = () => paneButton("list", `← ${T.back}`, { "aria-label": T.back });
 export const toCard = () => paneButton("card", `${T.show_card} →`);
 export const backToThread = () => paneButton("thread", `← ${T.back}`, { "aria-label": T.back });
+
+// the card on screen: its own pane at phone width; scrolled to and focused beside the thread
+export function showCard() {
+  setPane("card");
+  const card = document.querySelector("aside.card");
+  if (card) { card.tabIndex = -1; card.focus(); }
+}
