@@ -15,7 +15,8 @@ export function handleDetails(identity, messages) {
     const from = mine.filter((x) => x.meta.visitor_id === identity.value);
     const email = from.map((x) => x.meta.contact_email).filter(Boolean).pop();
     const phone = from.map((x) => x.meta.contact_phone).filter(Boolean).pop();
-    return { label: `${T.site_visitor} …${identity.value.slice(-6)}`, title: identity.value,
+    const id = identity.value.length > 16 ? `…${identity.value.slice(-6)}` : identity.value;
+    return { label: `${T.site_visitor} ${id}`, title: identity.value,
       extra: [email && { kind: "email", value: email }, phone && { kind: "phone", value: phone }].filter(Boolean) };
   }
   return { label: identity.value, extra: [] };
