@@ -189,6 +189,9 @@ def test_board_links_keyboard_owner_filter_and_locale(backend, world, browser):
     # amounts in the agent's language, every column inside the 1440 px window
     amount = page.inner_text(f"{card} .deal-amount").replace("\u00a0", " ").replace("\u202f", " ")
     assert amount == "9 150,50 €"
+    body = page.inner_text("body")  # the board's own words in Russian
+    for english in ("Owner", "All owners", "No owner", "Conversation", "Sign out"):
+        assert english not in body, english
     rights = page.eval_on_selector_all(".column", "cs => cs.map(c => c.getBoundingClientRect().right)")
     assert len(rights) == 6 and max(rights) <= 1440, rights
     # links to the customer's card and the conversation

@@ -65,3 +65,20 @@ def test_phone_flow_from_list_to_reply_and_axe(backend, world, browser):
         assert page.is_visible(selector), selector
     assert not page.is_visible("[data-pane-to=card]")
     check_axe(page, "inbox thread at 1440 px")
+    # in Russian (longer words): nothing cut or spilling over, at either width
+    status = page.evaluate("""fetch('/api/v1/inbox/me', {method: 'PATCH', credentials: 'same-origin',
+        headers: {'Content-Type': 'application/json',
+                  'X-CSRFToken': document.querySelector('meta[name=csrf-token]').content},
+        body: JSON.stringify({locale: 'ru'})}).then((r) => r.status)""")
+    assert status == 200
+    page.reload()
+    page.wait_for_selector("body[data-ready=yes][data-live=yes]")
+    page.click(".row:has-text('Ольга')")
+    page.wait_for_selector("aside.card h4:text('Контакты')")
+    assert page.inner_text("#composer-send") == "Отправить"
+    check_screen(page)
+    page.set_viewport_size(PHONE)
+    page.click(".thread-head [data-pane-to=card]")
+    page.wait_for_selector("aside.card [data-pane-to=thread]:text('← Назад')", state="visible")
+    check_screen(page, sizes=(PHONE,))
+    shot(page, "inbox-phone-card-ru")
