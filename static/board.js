@@ -149,6 +149,10 @@ async function move(id, stage, keepFocus = false) {
   try {
     const saved = await api(`/deals/${id}`, { method: "PATCH", body: JSON.stringify({ stage }) });
     Object.assign(deal, saved);
+    if (keepFocus) {  // moved by keyboard or the select: said aloud (the toast is a live region)
+      const name = (columns().find((c) => c.key === stage) || { name: stage }).name;
+      toast(T.moved_to.replace("{title}", deal.title).replace("{stage}", name));
+    }
   } catch (e) {
     Object.assign(deal, before);  // roll back
     toast(errorText(e));

@@ -207,6 +207,7 @@ def test_board_links_keyboard_owner_filter_and_locale(backend, world, browser):
     page.keyboard.press("ArrowRight")
     page.wait_for_selector(f".column[data-stage=qualified] {card}:not(.pending)", timeout=10_000)
     assert page.evaluate("document.activeElement.dataset.deal") == str(deal_id)
+    page.wait_for_selector("#toast[role=status]:has-text('Мария: доставка')")
 
     def stage() -> str:
         db.session.expire_all()
