@@ -1,12 +1,14 @@
-// The sales board: deals by pipeline stage, moved by HTML5 drag and drop (optimistic, rolled
-// back when the API refuses), live through `deal.updated` on Socket.IO /agents. Plain
+// The sales board: deals by pipeline stage, moved by HTML5 drag and drop, by the arrow keys on
+// a focused card or by its stage select (touch); optimistic, rolled back when the API refuses;
+// live through `deal.updated` on Socket.IO /agents. An owner filter; amounts in the agent's
+// language; each card links to the customer's card and conversation. Plain
 // JavaScript module, no build step; deal and customer text only ever enters as text nodes.
 import { T, api, el, toast } from "./common.js";
 
 const boardEl = document.getElementById("board");
 
 const state = { stages: [], stagesDefined: false, deals: new Map(), agents: new Map(),
-                seen: new Set(), pending: new Map(), socket: null };
+                seen: new Set(), pending: new Map(), socket: null, owner: "", focus: null };
 window.threadline = { state };
 
 function errorText(e) {
@@ -15,15 +17,19 @@ function errorText(e) {
   return e.message || T.error;
 }
 
-// numbers and dates in the agent's chosen language (the page's lang), not the browser's
-const LOCALE = document.documentElement.lang || "en";
+// amounts and dates in the agent's language (the page's lang), not the browser's
+const LANG = document.documentElement.lang || undefined;
 const money = (amount, currency) => {
   if (amount === null || amount === undefined || amount === "") return "";
   const n = Number(amount);
-  const text = Number.isFinite(n) ? n.toLocaleString(LOCALE, { minimumFractionDigits: Number.isInteger(n) ? 0 : 2, maximumFractionDigits: 2 }) : amount;
+  if (!Number.isFinite(n)) return `${amount} ${currency || ""}`.trim();
+  try {
+    if (currency) return new Intl.NumberFormat(LANG, { style: "currency", currency: currency.toUpperCase() }).format(n);
+  } catch (e) { /* not an ISO currency: the number and the code */ }
+  const text = n.toLocaleString(LANG, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
   return currency ? `${text} ${currency}` : text;
 };
-const day = (iso) => (iso ? new Date(`${iso}T00:00:00`).toLocaleDateString(LOCALE, { day: "numeric", month: "short", year: "numeric" }) : "");
+const day = (iso) => (iso ? new Date(`${iso}T00:00:00`).toLocaleDateString(LANG, { day: "numeric", month: "short", year: "numeric" }) : "");
 
 // --- rendering ----------------------------------------------------------------------------
 
@@ -46,14 +52,31 @@ function totals(deals) {
 
 function renderCard(deal) {
   const owner = deal.owner_id ? (state.agents.get(deal.owner_id) || `#${deal.owner_id}`) : T.no_owner;
+  const cols = columns();
+  const conv = deal.conversation_id ? `/conversations/${deal.conversation_id}` : null;
   const card = el("article", { class: `deal${state.pending.has(deal.id) ? " pending" : ""}`, draggable: true,
-                               "data-deal": deal.id, "data-stage": deal.stage },
+                               "data-deal": deal.id, "data-stage": deal.stage, tabindex: "0",
+                               "aria-label": deal.title, title: T.move_hint },
     el("div", { class: "deal-title" }, deal.title),
-    el("div", { class: "deal-customer" }, deal.customer_name || `#${deal.customer_id}`),
+    el("div", { class: "deal-customer" }, conv
+      ? el("a", { href: `${conv}#card`, class: "deal-customer-link", title: T.open_customer }, deal.customer_name || `#${deal.customer_id}`)
+      : (deal.customer_name || `#${deal.customer_id}`)),
     el("div", { class: "deal-meta" },
       el("span", { class: "deal-amount" }, money(deal.amount, deal.currency)),
       el("span", { class: "deal-owner" }, owner)),
-    deal.expected_close ? el("div", { class: "deal-close" }, `${T.closes} ${day(deal.expected_close)}`) : null);
+    deal.expected_close ? el("div", { class: "deal-close" }, `${T.closes} ${day(deal.expected_close)}`) : null,
+    el("div", { class: "deal-foot" },
+      el("select", { class: "deal-stage", "aria-label": `${T.stage}: ${deal.title}`, onchange: (e) => move(deal.id, e.target.value, true) },
+        cols.map((c) => el("option", { value: c.key, selected: c.key === deal.stage }, c.name))),
+      conv ? el("a", { href: conv, class: "deal-conversation" }, `${T.open_conversation} →`) : null));
+  // keyboard: ← → move the focused card to the previous / next stage, and it keeps the focus
+  card.addEventListener("keydown", (e) => {
+    if (e.target !== card || !["ArrowLeft", "ArrowRight"].includes(e.key)) return;
+    e.preventDefault();
+    const at = cols.findIndex((c) => c.key === deal.stage);
+    const to = cols[at + (e.key === "ArrowRight" ? 1 : -1)];
+    if (to) move(deal.id, to.key, true);
+  });
   card.addEventListener("dragstart", (e) => {
     e.dataTransfer.setData("text/plain", String(deal.id));
     e.dataTransfer.effectAllowed = "move";
@@ -63,9 +86,26 @@ function renderCard(deal) {
   return card;
 }
 
+function visible(deal) {
+  if (!state.owner) return true;
+  return state.owner === "none" ? !deal.owner_id : String(deal.owner_id) === state.owner;
+}
+
+function renderFilter() {
+  const holder = document.getElementById("board-filter");
+  const current = holder.querySelector("select");
+  const options = [el("option", { value: "" }, T.all_owners), el("option", { value: "none" }, T.no_owner),
+    [...state.agents.entries()].map(([id, name]) => el("option", { value: String(id) }, name))];
+  if (current && current.options.length === state.agents.size + 2) return;
+  holder.replaceChildren(el("label", { for: "owner-filter" }, T.owner),
+    el("select", { id: "owner-filter", onchange: (e) => { state.owner = e.target.value; render(); } }, options));
+  holder.querySelector("select").value = state.owner;
+}
+
 function render() {
+  renderFilter();
   const byStage = new Map();
-  for (const deal of state.deals.values()) {
+  for (const deal of [...state.deals.values()].filter(visible)) {
     if (!byStage.has(deal.stage)) byStage.set(deal.stage, []);
     byStage.get(deal.stage).push(deal);
   }
@@ -90,13 +130,18 @@ function render() {
     return col;
   });
   boardEl.replaceChildren(...cols);
+  if (state.focus) {  // the card moved by keyboard keeps the focus in its new column
+    const card = boardEl.querySelector(`[data-deal="${state.focus}"]`);
+    if (card) card.focus();
+  }
 }
 
 // --- moving --------------------------------------------------------------------------------
 
-async function move(id, stage) {
+async function move(id, stage, keepFocus = false) {
   const deal = state.deals.get(id);
   if (!deal || deal.stage === stage) return;
+  state.focus = keepFocus ? id : null;
   const before = { ...deal };
   deal.stage = stage;  // optimistic
   state.pending.set(id, (state.pending.get(id) || 0) + 1);
@@ -104,6 +149,10 @@ async function move(id, stage) {
   try {
     const saved = await api(`/deals/${id}`, { method: "PATCH", body: JSON.stringify({ stage }) });
     Object.assign(deal, saved);
+    if (keepFocus) {  // moved by keyboard or the select: said aloud (the toast is a live region)
+      const name = (columns().find((c) => c.key === stage) || { name: stage }).name;
+      toast(T.moved_to.replace("{title}", deal.title).replace("{stage}", name));
+    }
   } catch (e) {
     Object.assign(deal, before);  // roll back
     toast(errorText(e));

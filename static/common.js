@@ -26,7 +26,7 @@ export function el(tag, attrs = {}, ...children) {
   for (const [key, value] of Object.entries(attrs)) {
     if (value === undefined || value === null || value === false) continue;
     if (key === "class") node.className = value;
-    else if (key.startsWith("data-") || key.startsWith("aria-") || ["title", "for", "list", "role"].includes(key))
+    else if (key.startsWith("data-") || key.startsWith("aria-") || ["title", "for", "list", "role", "tabindex"].includes(key))
       node.setAttribute(key, value);
     else node[key] = value;
   }
@@ -35,9 +35,12 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-export function toast(text, timeout = 4000) {
+// a short message at the top of the page (never over the composer's Send button); an action
+// (e.g. Undo) becomes a button in it; errors stay longer and are announced as alerts
+export function toast(text, timeout = 4000, action = null) {
   const node = document.getElementById("toast");
-  node.textContent = text;
+  node.replaceChildren(el("span", { class: "toast-text" }, text),
+    action ? el("button", { type: "button", class: "toast-action", onclick: () => { node.hidden = true; action.run(); } }, action.label) : "");
   node.hidden = false;
   clearTimeout(toast.timer);
   toast.timer = setTimeout(() => { node.hidden = true; }, timeout);

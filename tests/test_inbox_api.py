@@ -51,7 +51,11 @@ def test_views_counts_filters_and_keyset_pages(app, api, setup):
     assert [c["id"] for c in api.get(f"/conversations?team_id={teams['Sales']}").json["items"]] == [target]
     # reading clears the unread mark and the count follows
     assert api.post(f"/conversations/{target}/read").json["unread_count"] == 0
-    assert api.get("/inbox/views").json["counts"]["mine"] == 0
+    views = api.get("/inbox/views").json
+    assert views["counts"]["mine"] == 0
+    # totals: every conversation of the view, read or not (the sidebar shows both)
+    assert views["totals"]["mine"] == 1 and views["totals"]["open"] == 7
+    assert views["totals"][f"channel:{sales.id}"] == 4 and views["totals"]["label:опт"] == 1
     # invalid input: 422 with the field
     bad = api.patch(f"/conversations/{target}", json={"priority": "whenever"})
     assert bad.status_code == 422 and "priority" in bad.json["detail"]["json"]

@@ -77,6 +77,8 @@ class ViewCountsOut(Schema):
     counts = Dict(metadata={"description": "unread conversations per view: open, mine, "
                                            "unassigned, snoozed, team:<id>, channel:<id>, "
                                            "label:<name>"})
+    totals = Dict(metadata={"description": "every (not resolved) conversation per view, "
+                                           "same keys"})
 
 
 class ReplyChannelOut(Schema):

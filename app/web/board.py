@@ -9,11 +9,11 @@ from typing import Any
 from flask import Blueprint, jsonify, render_template
 from flask_babel import gettext as _
 from flask_login import login_required
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.domain.customers import DEFAULT_OUTCOMES, DEFAULT_STAGES
 from app.infra.schemas import deal_schema
-from app.infra.models import Agent, Customer, Deal, PipelineStage
+from app.infra.models import Agent, Conversation, Customer, Deal, PipelineStage
 from app.infra.state import db
 
 bp = Blueprint("board", __name__)
@@ -53,10 +53,17 @@ def board_data() -> dict[str, Any]:
         select(Deal, Customer.name, Customer.company)
         .join(Customer, Customer.id == Deal.customer_id)
         .order_by(Deal.expected_close.is_(None), Deal.expected_close, Deal.id)).all()
+    # each deal links to its customer's latest conversation (the thread with the card)
+    customer_ids = {deal.customer_id for deal, _name, _company in rows}
+    latest = dict(db.session.execute(
+        select(Conversation.customer_id, func.max(Conversation.id))
+        .where(Conversation.customer_id.in_(customer_ids or [-1]))
+        .group_by(Conversation.customer_id)).all())
     deals = []
     for deal, name, company in rows:
         item = deal_schema.dump(deal)
         item["customer_name"] = name or company or f"#{deal.customer_id}"
+        item["conversation_id"] = latest.get(deal.customer_id)
         deals.append(item)
     in_use = list(dict.fromkeys(d["stage"] for d in deals))
     columns, defined = stages(in_use)
@@ -77,6 +84,10 @@ def ui_strings() -> dict[str, str]:
         "no_owner": _("No owner"), "closes": _("closes"), "deals": _("deals"),
         "moved": _("Moved"), "error": _("Something went wrong"), "live": _("Live"),
         "offline": _("Reconnecting…"),
+        "owner": _("Owner"), "all_owners": _("All owners"), "stage": _("Stage"),
+        "open_conversation": _("Conversation"), "open_customer": _("Open the customer's card"),
+        "move_hint": _("Arrow keys ← → move the deal to another stage"),
+        "moved_to": _("{title} moved to {stage}"),
     }
 
 

@@ -13,6 +13,7 @@ from app.infra.models import Conversation
 from app.infra.state import db
 from app.domain.customers import DEFAULT_STAGES
 from app.web.board import stage_names
+from app.web.inbox_screen import page_boot, screen_strings
 
 bp = Blueprint("inbox", __name__)
 LANGUAGES = ["en", "ru", "pl"]
@@ -104,6 +105,7 @@ def ui_strings() -> dict[str, Any]:
         "keep_customer": _("Customer to keep (the other is merged into it):"),
         "snooze_until": _("Snooze until"), "shortcuts": _(
             "j/k move · Enter open · r reply · n note · e resolve · / search · x select"),
+        **screen_strings(),
     }
 
 
@@ -111,7 +113,7 @@ def ui_strings() -> dict[str, Any]:
 @login_required
 def index():
     return render_template("inbox.html", strings=ui_strings(), conversation_id=None,
-                           deal_stages=list(DEFAULT_STAGES))
+                           deal_stages=list(DEFAULT_STAGES), **page_boot())
 
 
 @bp.get("/conversations/<int:conversation_id>")
@@ -122,4 +124,4 @@ def conversation(conversation_id: int):
     if found is None or not can_see_conversation(current_user, found):
         abort(404)
     return render_template("inbox.html", strings=ui_strings(), conversation_id=conversation_id,
-                           deal_stages=list(DEFAULT_STAGES))
+                           deal_stages=list(DEFAULT_STAGES), **page_boot())

@@ -2,27 +2,49 @@
 // orders, deals, notes and merges. It stays live: customer.updated / customer.merged /
 // deal.updated about the customer on screen refetch the timeline's card and redraw it.
 import { T, api, el } from "../common.js";
-import { renderDeals } from "./deals.js";
+import { handleDetails, prechatHandles, renderSource } from "./card-source.js";
+import { renderDealForm, renderEditor, renderNoteForm } from "./card-edit.js";
+import { currentStages, renderDeals } from "./deals.js";
 import { ICONS, channelIcons, fmt, money } from "./format.js";
 import { renderMerges } from "./merge.js";
+import { backToList, backToThread, toCard } from "./phone.js";
 import { $, state, threadEl } from "./state.js";
 import { renderTimeline } from "./timeline.js";
 
 export function renderCard() {
-  const { customer, card } = state.current.data;
-  const field = (label, value) => (value ? el("div", { class: "field" }, el("span", { class: "k" }, label), el("span", { class: "v" }, value)) : null);
+  const { customer, card, messages } = state.current.data;
+  const redraw = () => { const node = threadEl.querySelector("aside.card"); if (node && !node.contains(document.activeElement)) node.replaceWith(renderCard()); };
+  const currency = (card.deals.find((d) => d.currency) || card.orders.find((o) => o.currency) || {}).currency || "EUR";
   return el("aside", { class: "card", "aria-label": T.card },
+    backToThread(),
     el("h3", {}, customer.name || "—"),
-    field("", customer.company),
-    (customer.identities || []).map((i) => el("div", { class: `identity${i.reachable ? "" : " unreachable"}`, "data-identity": i.id },
-      el("span", { class: "icon" }, ICONS[i.kind] || "•"), ` ${i.value}`, replyHere(i))),
+    customer.company ? el("div", { class: "company" }, customer.company) : null,
+    el("h4", {}, T.handles),
+    (customer.identities || []).map((i) => {
+      const d = handleDetails(i, messages || []);
+      return el("div", { class: `identity${i.reachable ? "" : " unreachable"}`, "data-identity": i.id, "data-kind": i.kind },
+        el("span", { class: "icon", "aria-hidden": "true" }, ICONS[i.kind] || "•"), " ", el("span", { class: "handle", title: d.title || null }, d.label), replyHere(i));
+    }),
+    prechatHandles(customer, messages || []),
     (customer.tags || []).length ? el("div", { class: "tags" }, customer.tags.map((t) => el("span", { class: "tag" }, t))) : null,
-    Object.entries(customer.custom_fields || {}).map(([k, v]) => field(k, String(v))),
+    renderSource(customer.source),
     card.orders.length ? [el("h4", {}, T.orders), card.orders.map((o) => el("div", { class: "line" },
-      `${o.external_ref || "#" + o.id} · ${(T.order_statuses || {})[o.status] || o.status} · ${money(o.total, o.currency)}`))] : null,
-    card.deals.length ? [el("h4", {}, T.deals), renderDeals(card.deals)] : null,
-    card.notes.length ? [el("h4", {}, T.notes), card.notes.map((n) => el("div", { class: "line note" }, n.text))] : null,
+      `${o.external_ref || "#" + o.id} · ${(T.order_statuses || {})[o.status] || o.status} · ${o.total ? money(o.total, o.currency) : ""}`))] : null,
+    el("h4", {}, T.deals), card.deals.length ? renderDeals(card.deals) : null,
+    keepOpen(renderDealForm(customer.id, currentStages(), currency, refreshCard), "deal"),
+    el("h4", {}, T.notes),
+    card.notes.map((n) => el("div", { class: "line note" }, n.text)),
+    renderNoteForm(customer.id, refreshCard),
+    keepOpen(el("details", { class: "card-edit-box" }, el("summary", {}, `✎ ${T.edit_details}`), renderEditor(customer, redraw)), "edit"),
     renderMerges(customer.id));
+}
+
+// an unfolded part of the card stays unfolded when the card is redrawn live
+const unfolded = new Set();
+function keepOpen(details, key) {
+  details.open = unfolded.has(key);
+  details.addEventListener("toggle", () => { if (details.open) unfolded.add(key); else unfolded.delete(key); });
+  return details;
 }
 
 // "Reply here" on a handle: one button per reply channel that can reach it; the composer
@@ -72,7 +94,7 @@ export async function refreshCard() {
     if (state.current !== cur) return;  // another conversation was opened meanwhile
     const ids = (list) => list.map((c) => c.id).join(",");
     const moved = ids(data.conversations) !== ids(cur.data.conversations);
-    Object.assign(cur.data, { customer: data.customer, card: data.card, conversation: data.conversation });
+    Object.assign(cur.data, { customer: data.customer, card: data.card, conversation: data.conversation, messages: data.messages });
     cur.conversation = data.conversation;
     if (moved) {
       Object.assign(cur.data, { conversations: data.conversations, messages: data.messages });
@@ -80,7 +102,7 @@ export async function refreshCard() {
       if (messages) messages.replaceWith(renderTimeline());
     }
     const who = threadEl.querySelector(".thread-head .who");
-    if (who) who.replaceChildren(el("strong", { class: "customer-name" }, data.customer.name || "—"), channelIcons(data.customer));
+    if (who) who.replaceChildren(backToList(), el("strong", { class: "customer-name" }, data.customer.name || "—"), channelIcons(data.customer), toCard());
     const card = threadEl.querySelector("aside.card");
     if (card) card.replaceWith(renderCard());
   } catch (e) {

@@ -1,8 +1,9 @@
 // Files attached to a reply: uploaded on pick (multipart POST /uploads), shown as chips
 // (uploading…, then the size; × removes), sent as upload tokens with the reply.
-import { T, csrf, el } from "../common.js";
+import { T, csrf, el, toast } from "../common.js";
 import { updateRules } from "./composer-rules.js";
-import { showError } from "./format.js";
+import { fmt, showError } from "./format.js";
+import { BOOT } from "./state.js";
 
 function paperclipIcon() {
   // an inline SVG (an emoji paperclip needs a colour-emoji font the machine may not have)
@@ -17,6 +18,11 @@ function paperclipIcon() {
   return svg;
 }
 
+export function megabytes(bytes) {
+  const mb = bytes / 1024 / 1024;
+  return mb >= 10 ? String(Math.round(mb)) : mb.toFixed(1).replace(/\.0$/, "");
+}
+
 function fileSize(bytes) {
   if (bytes >= 1024 * 1024) return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
   return `${Math.max(1, Math.ceil(bytes / 1024))} KB`;
@@ -29,7 +35,7 @@ async function uploadFile(file) {
   const response = await fetch("/api/v1/uploads", {
     method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": csrf }, body: form });
   const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(body.message || response.statusText);
+  if (!response.ok) { const error = new Error(body.message || response.statusText); error.status = response.status; throw error; }
   return body;
 }
 
@@ -60,6 +66,11 @@ export function renderChips(c) {
 async function addFiles(c, files) {
   const { cur } = c;
   for (const file of files) {
+    // too large: said in MB before a byte goes up
+    if (BOOT.max_upload_bytes && file.size > BOOT.max_upload_bytes) {
+      toast(fmt(T.file_too_large, { name: file.name, size: megabytes(file.size), max: megabytes(BOOT.max_upload_bytes) }), 8000);
+      continue;
+    }
     const entry = { name: file.name, size: file.size, token: null };
     cur.uploads.push(entry);
     renderChips(c); updateRules(c);
@@ -68,7 +79,7 @@ async function addFiles(c, files) {
       Object.assign(entry, { token: result.upload_token, size: result.size, name: result.filename });
     } catch (e) {
       cur.uploads = cur.uploads.filter((x) => x !== entry);
-      showError(new Error(`${file.name}: ${e.message}`));
+      showError(Object.assign(new Error(`${file.name}: ${e.message}`), { status: e.status }));
     }
     renderChips(c); updateRules(c);
   }

@@ -3,6 +3,7 @@
 // email's subject line; the "reply here" handle while the channel can reach it.
 import { T, el } from "../common.js";
 import { ICONS, fmt } from "./format.js";
+import { state } from "./state.js";
 
 const channelOf = (c) => c.channels.find((ch) => ch.id === Number(c.picker.value));
 
@@ -26,8 +27,9 @@ export function updateRules(c) {
   c.rules.replaceChildren(...notes.map((n) => el("div", {}, n)));
   c.attachButton.hidden = !reply;
   c.chips.hidden = !reply || !cur.uploads.length;
-  c.sendButton.disabled = reply && (!ch || (windowClosed && !template)
-    || cur.uploads.some((u) => !u.token));
+  // offline: nothing can be sent (the draft stays in the box and in localStorage)
+  c.sendButton.disabled = state.offline || (reply && (!ch || (windowClosed && !template)
+    || cur.uploads.some((u) => !u.token)));
 }
 
 function renderTo(c, reply) {

@@ -16,7 +16,8 @@ export async function send(c) {
   if (reply && cur.uploads.some((u) => !u.token)) return;  // still uploading
   const tokens = reply ? cur.uploads.map((u) => u.token) : [];
   const template = reply ? cur.template : null;
-  if (!body && !tokens.length && !template) return;
+  if (!body && !tokens.length && !template) { hint(c, T.empty_reply); c.text.focus(); return; }
+  if (state.offline) { hint(c, T.offline_banner); return; }
   if (cur.collision && !cur.collisionShown) { warnCollision(cur); return; }
   c.sendButton.disabled = true;
   try {
@@ -25,6 +26,12 @@ export async function send(c) {
     clearAfterSend(c, reply);
   } catch (e) { showError(e); }
   updateRules(c);
+}
+
+// a word under the text (an empty reply, offline), gone at the next keystroke
+export function hint(c, text) {
+  c.hint.textContent = text;
+  c.hint.hidden = !text;
 }
 
 function warnCollision(cur) {

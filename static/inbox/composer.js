@@ -29,10 +29,10 @@ export function renderComposer() {
 function buildFields(c) {
   const { cur, channels } = c;
   const defaultChannel = cur.data.default_channel_id;
-  c.text = el("textarea", { id: "composer-text", rows: 4 });
+  c.text = el("textarea", { id: "composer-text", rows: 4, "aria-label": T.message_text });
   c.picker = el("select", { id: "composer-channel", "aria-label": T.channel },
     channels.map((ch) => el("option", { value: ch.id, selected: ch.id === defaultChannel }, `${ICONS[ch.kind] || ""} ${ch.name}`)));
-  c.subject = el("input", { id: "composer-subject", placeholder: T.subject, value: cur.conversation.subject || "" });
+  c.subject = el("input", { id: "composer-subject", placeholder: T.subject, "aria-label": T.subject, value: cur.conversation.subject || "" });
   c.rules = el("div", { class: "rules", id: "composer-rules" });
   // the handle picked by "reply here" on the card (else the one the customer last wrote from)
   c.toChip = el("span", { class: "reply-to", id: "composer-to", hidden: true });
@@ -42,6 +42,7 @@ function buildFields(c) {
     "aria-label": T.template || "Template", onchange: () => updateRules(c) });
   c.suggestions = el("div", { class: "suggestions", hidden: true });
   c.sendButton = el("button", { type: "submit", id: "composer-send", class: "send" });
+  c.hint = el("div", { class: "hint", id: "composer-hint", role: "status", hidden: true });
 }
 
 function buildForm(c) {
@@ -49,7 +50,7 @@ function buildForm(c) {
     el("button", { type: "button", "data-mode": "reply", onclick: () => setMode(c, "reply") }, T.reply),
     el("button", { type: "button", "data-mode": "note", onclick: () => setMode(c, "note") }, T.note));
   c.form = el("form", { class: "composer", id: "composer", onsubmit: (e) => { e.preventDefault(); send(c); } },
-    c.tabs, el("div", { class: "route" }, c.picker, c.toChip, c.subject, c.templatePicker), c.rules, c.suggestions, c.text, c.chips,
+    c.tabs, el("div", { class: "route" }, c.picker, c.toChip, c.subject, c.templatePicker), c.rules, c.suggestions, c.text, c.hint, c.chips,
     el("div", { class: "buttons" }, c.attachButton, c.fileInput, c.sendButton));
 }
 
@@ -72,6 +73,7 @@ function setMode(c, mode) {
 function exposeHooks(c) {
   const { cur } = c;
   cur.setMode = (mode) => setMode(c, mode);
+  cur.updateRules = () => updateRules(c);
   cur.focusComposer = (mode) => { setMode(c, mode); c.text.focus(); };
   cur.replyHere = (identity, channelId) => {
     setMode(c, "reply");
@@ -84,6 +86,7 @@ function exposeHooks(c) {
 
 export function onInput(c) {
   const { cur, text } = c;
+  c.hint.hidden = true;
   localStorage.setItem(draftKey(cur.id, cur.mode), text.value);
   if (!text.value) { cur.typingSince = null; cur.collision = false; cur.collisionShown = false; }
   else if (!cur.typingSince) cur.typingSince = Date.now();

@@ -7,6 +7,11 @@ import { BOOT, state } from "./state.js";
 
 const dealState = { stages: null, live: false };
 
+// the pipeline's stages as known now (the server's defaults until the pipeline answers)
+export function currentStages() {
+  return dealState.stages || BOOT.deal_stages.map((key) => ({ key, name: key }));
+}
+
 export function renderDeals(deals) {
   if (!dealState.stages) {
     dealState.stages = BOOT.deal_stages.map((key) => ({ key, name: (T.stage_names || {})[key] || key }));
@@ -28,13 +33,13 @@ export function renderDeals(deals) {
     const stages = dealState.stages.some((s) => s.key === d.stage) ? dealState.stages : [...dealState.stages, { key: d.stage, name: d.stage }];
     return el("div", { class: "line deal-line", "data-deal": d.id },
       el("div", {}, d.title),
-      el("select", { "aria-label": "stage", "data-field": "stage", onchange: (e) => save(d, { stage: e.target.value }) },
+      el("select", { "aria-label": `${T.stage}: ${d.title}`, "data-field": "stage", onchange: (e) => save(d, { stage: e.target.value }) },
         stages.map((s) => el("option", { value: s.key, selected: s.key === d.stage }, s.name))),
       " ",
-      el("input", { type: "number", min: "0", step: "0.01", value: d.amount ?? "", "aria-label": "amount", "data-field": "amount",
+      el("input", { type: "number", min: "0", step: "0.01", value: d.amount ?? "", "aria-label": `${T.amount}: ${d.title}`, "data-field": "amount",
                     style: "width: 7em", onchange: (e) => save(d, { amount: e.target.value === "" ? null : e.target.value }) }),
       ` ${d.currency || ""} `,
-      el("input", { type: "date", value: d.expected_close || "", "aria-label": "expected close", "data-field": "expected_close",
+      el("input", { type: "date", value: d.expected_close || "", "aria-label": `${T.expected_close}: ${d.title}`, title: T.expected_close, "data-field": "expected_close",
                     onchange: (e) => save(d, { expected_close: e.target.value || null }) }));
   }));
 }

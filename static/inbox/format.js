@@ -25,7 +25,36 @@ export function money(amount, currency) {
 }
 export const ICONS = { email: "✉", telegram: "✈", whatsapp: "◔", phone: "☎", webchat: "✦", site_user: "✦" };
 
-export function showError(error) { toast(`${T.error}: ${error.message}`); }
+// what went wrong, said for a person: no "Failed to fetch", no bare status codes
+export function humanError(error) {
+  const message = (error && error.message) || "";
+  if (error instanceof TypeError || /failed to fetch|networkerror|load failed/i.test(message)) return T.err_network;
+  const fields = error && error.detail && (error.detail.json || error.detail.files || error.detail.query);
+  if (error.status === 422 && fields) return Object.values(fields).flat().join("; ");
+  if (error.status === 403) return T.err_forbidden;
+  if (error.status === 404) return T.err_not_found;
+  if (error.status === 413) return message;
+  if (error.status >= 500) return fmt(T.err_server, { status: error.status });
+  return message || T.error;
+}
+export function showError(error) { toast(humanError(error), 8000); }
+
+// an amount in the agent's language: 9 150,50 € (ru), €9,150.50 (en)
+export function money(amount, currency) {
+  const n = Number(amount);
+  if (amount === null || amount === undefined || amount === "" || Number.isNaN(n)) return "";
+  try {
+    return new Intl.NumberFormat(document.documentElement.lang || undefined, currency
+      ? { style: "currency", currency: currency.toUpperCase() } : { minimumFractionDigits: 2 }).format(n);
+  } catch (e) { return `${amount} ${currency || ""}`.trim(); }
+}
+
+// "30 Nov, 09:00" in the page's language (the agent's, not the browser's)
+export function dateTime(iso) {
+  if (!iso) return "";
+  return new Date(iso).toLocaleString(document.documentElement.lang || [], {
+    weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+}
 
 export function highlight(text, terms) {
   // split on the search terms and wrap matches in <mark> elements (text nodes only)

@@ -4,6 +4,7 @@ import { T, api, el } from "../common.js";
 import { channelIcons, fmt, fullTime, showError, time } from "./format.js";
 import { MERGE_VIEW, bulkEl, listEl, state } from "./state.js";
 import { renderActions } from "./actions.js";
+import { snoozedUntil } from "./snooze.js";
 import { openConversation } from "./thread.js";
 import { matchesView, viewParams } from "./views.js";
 
@@ -41,9 +42,11 @@ function renderRow(c, index) {
   const assignee = c.assignee_id ? state.agents.get(c.assignee_id) : null;
   return el("div", {
       class: `row${c.unread_count ? " unread" : ""}${state.current && state.current.id === c.id ? " active" : ""}${index === state.cursor ? " cursor" : ""}${state.selected.has(c.id) ? " selected" : ""}`,
-      "data-conversation": c.id, onclick: (e) => { if (e.target.type !== "checkbox") openConversation(c.id); },
+      "data-conversation": c.id, tabindex: "0", "aria-current": state.current && state.current.id === c.id ? "true" : null,
+      onclick: (e) => { if (e.target.type !== "checkbox") openConversation(c.id); },
+      onkeydown: (e) => { if ((e.key === "Enter" || e.key === " ") && e.target === e.currentTarget) { e.preventDefault(); openConversation(c.id); } },
     },
-    el("input", { type: "checkbox", class: "pick", checked: state.selected.has(c.id), "aria-label": "select",
+    el("input", { type: "checkbox", class: "pick", checked: state.selected.has(c.id), "aria-label": `${T.select} ${c.customer.name || ""}`.trim(),
                   onchange: (e) => toggleSelect(c.id, e.target.checked) }),
     el("div", { class: "name" }, el("span", { class: "customer" }, c.customer.name || "—"), channelIcons(c.customer),
       el("span", { class: "time", title: fullTime(c.last_activity_at) }, time(c.last_activity_at))),
@@ -52,12 +55,15 @@ function renderRow(c, index) {
       c.unread_count ? el("span", { class: "unread-mark", "data-unread": c.unread_count }, String(c.unread_count)) : "",
       c.priority !== "normal" ? el("span", { class: `prio ${c.priority}` }, T[c.priority] || c.priority) : "",
       (c.labels || []).map((l) => el("span", { class: "tag" }, l)),
+      snoozedUntil(c, T.until),
       el("span", { class: "assignee" }, assignee ? assignee.name : "")));
 }
 
 export function renderList() {
   if (state.view === MERGE_VIEW) return;  // the middle pane shows the merge suggestions
   sortList();
+  // the cursor follows the open conversation, not a position: a re-sort must not move it
+  if (state.current) state.cursor = state.list.findIndex((c) => c.id === state.current.id);
   const rows = state.list.map(renderRow);
   if (!rows.length) rows.push(el("p", { class: "empty" }, T.no_conversations));
   if (state.nextCursor) rows.push(el("button", { class: "more", type: "button", onclick: loadMore }, T.load_more));

@@ -6,6 +6,8 @@ import { api } from "../common.js";
 import { showError } from "./format.js";
 import { loadList } from "./list.js";
 import { setupNotifications } from "./notifications.js";
+import { watchNetwork } from "./offline.js";
+import { setupPhone, showCard } from "./phone.js";
 import { setupSearch } from "./search.js";
 import { setupKeys } from "./shortcuts.js";
 import { connect } from "./socket.js";
@@ -24,14 +26,18 @@ async function start() {
   boot.channels.forEach((c) => state.channels.set(c.id, c));
   state.labels = boot.labels;
   state.canned = boot.canned_replies;
+  setupPhone();
   renderViews();
   await loadList();
   refreshCounts();
   setupSearch();
   setupKeys();
   setupNotifications();
+  watchNetwork();
   connect();
+  const wantsCard = location.hash === "#card";  // the board's link to a customer's card
   if (BOOT.conversation_id) await openConversation(BOOT.conversation_id);
+  if (wantsCard && state.current) showCard();
   document.body.dataset.ready = "yes";
 }
 

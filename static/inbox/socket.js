@@ -6,6 +6,7 @@ import { concernsCard, refreshCard } from "./card.js";
 import { fmt } from "./format.js";
 import { upsertConversation } from "./list.js";
 import { notifyDesktop } from "./notifications.js";
+import { setOffline } from "./offline.js";
 import { $, state } from "./state.js";
 import { announceView, renderPresence } from "./thread.js";
 import { replaceMessage } from "./timeline.js";
@@ -70,13 +71,13 @@ export function connect() {
   });
   socket.on("connect", async () => {
     try { await catchUp(); } catch (e) { /* next connect tries again */ }
-    document.body.dataset.live = "yes";
+    setOffline(!navigator.onLine);
     $("live").title = T.live;
     refreshCounts();
     announceView();
   });
   socket.on("disconnect", (reason) => {
-    document.body.dataset.live = "no";
+    setOffline(true);
     $("live").title = T.offline;
     // the server ends the sockets of a signed-out agent: try once more, and when the
     // session is gone too the connect is refused (below)
@@ -87,5 +88,15 @@ export function connect() {
       document.body.dataset.signedOut = "yes";
       window.location.assign("/login");
     }
+  });
+  // the site chat's visitor typing (the server sends it to agents who may see the channel)
+  socket.on("widget.typing", (event) => {
+    const d = event.data;
+    if (!d.conversation_id) return;
+    state.visitorTyping.set(d.conversation_id, d.typing ? Date.now() : 0);
+    if (state.current && state.current.id === d.conversation_id) renderPresence();
+    clearTimeout(state.visitorTypingTimer);
+    // no "stopped" may come (the tab closed): the notice fades after a few quiet seconds
+    state.visitorTypingTimer = setTimeout(() => { state.visitorTyping.clear(); renderPresence(); }, 6000);
   });
 }

@@ -13,6 +13,6 @@ export const state = {
   view: "open", list: [], byId: new Map(), nextCursor: null, counts: {},
   selected: new Set(), cursor: -1, current: null, lastEventId: 0, socket: null,
   viewers: [], notify: localStorage.getItem("tl-notify") === "1",
-  mergeCount: 0,
+  mergeCount: 0, totals: {}, offline: false, visitorTyping: new Map(), visitorTypingTimer: null,
 };
-window.threadline = { state };
+window.threadline = { state, boot: BOOT };

@@ -3,11 +3,12 @@
 import { api, el, T } from "../common.js";
 import { renderActions } from "./actions.js";
 import { renderCard } from "./card.js";
+import { backToList, setPane, toCard } from "./phone.js";
 import { renderComposer } from "./composer.js";
-import { channelIcons, highlight, showError } from "./format.js";
+import { channelIcons, fmt, highlight, showError } from "./format.js";
 import { renderList, upsertConversation } from "./list.js";
 import { $, state, threadEl } from "./state.js";
-import { renderTimeline } from "./timeline.js";
+import { renderTimeline, scrollToCurrent } from "./timeline.js";
 
 let openSeq = 0;
 // `focus`: {messageId, terms} from a search hit: that message scrolled into view, highlighted
@@ -26,6 +27,7 @@ export async function openConversation(id, focus = null) {
   if (!previous || previous.id !== id) history.replaceState(null, "", `/conversations/${id}`);
   state.viewers = [];
   renderThread();
+  setPane("thread");
   renderList();
   if (focus && focus.messageId) showMessage(focus.messageId, focus.terms);
   announceView();
@@ -70,7 +72,7 @@ function renderThread() {
   const cur = state.current;
   const customer = cur.data.customer;
   const head = el("header", { class: "thread-head" },
-    el("div", { class: "who" }, el("strong", { class: "customer-name" }, customer.name || "—"), channelIcons(customer)),
+    el("div", { class: "who" }, backToList(), el("strong", { class: "customer-name" }, customer.name || "—"), channelIcons(customer), toCard()),
     el("div", { id: "presence", class: "presence" }),
     el("div", { id: "actions", class: "actions" }));
   const timeline = renderTimeline();
@@ -78,13 +80,16 @@ function renderThread() {
   threadEl.replaceChildren(main, renderCard());
   renderActions();
   renderPresence();
-  timeline.scrollTop = timeline.scrollHeight;
+  scrollToCurrent(timeline);
 }
 
 export function renderPresence() {
   const node = $("presence");
   if (!node) return;
   const others = state.viewers.filter((v) => v.agent_id !== state.me.id);
-  node.replaceChildren(...others.map((v) => el("span", { class: `viewer${v.typing ? " typing" : ""}`, "data-agent": v.agent_id },
+  const visitor = state.current && state.visitorTyping.get(state.current.id)
+    ? el("span", { class: "visitor-typing", "data-visitor-typing": "yes" },
+        `✎ ${fmt(T.customer_typing, { name: state.current.data.customer.name || T.site_visitor })}`) : "";
+  node.replaceChildren(visitor, ...others.map((v) => el("span", { class: `viewer${v.typing ? " typing" : ""}`, "data-agent": v.agent_id },
     `● ${v.name} ${v.typing ? T.typing : T.viewing}`)));
 }

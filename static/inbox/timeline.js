@@ -46,23 +46,44 @@ export function renderTimeline() {
     if (!byConv.has(m.conversation_id)) byConv.set(m.conversation_id, []);
     byConv.get(m.conversation_id).push(m);
   }
+  // conversations in the order they happened (by their first message, else their start);
+  // those before the open one are "earlier", those after it "later", each folded
+  const started = (convId) => {
+    const first = byConv.get(convId)[0];
+    const conv = conversations.find((c) => c.id === convId);
+    return (first && first.created_at) || (conv && conv.created_at) || "";
+  };
+  const order = [...byConv.keys()].sort((a, b) => (started(a) < started(b) ? -1 : started(a) > started(b) ? 1 : a - b));
   const container = el("div", { class: "messages", id: "messages" });
-  for (const [convId, items] of byConv) {
+  let seenCurrent = false;
+  for (const convId of order) {
+    const items = byConv.get(convId);
     if (convId === cur.id) {
+      seenCurrent = true;
       container.append(el("div", { class: "conv-current", "data-conv": convId }, items.map(renderMessage)));
       continue;
     }
     if (!items.length) continue;
     const body = el("div", { class: "conv-body" }, items.map(renderMessage));
     body.hidden = true;
-    const toggle = el("button", { type: "button", class: "fold", onclick: () => {
-      body.hidden = !body.hidden; toggle.textContent = `${body.hidden ? "▸" : "▾"} ${label}`; } });
+    const toggle = el("button", { type: "button", class: "fold", "aria-expanded": "false", onclick: () => {
+      body.hidden = !body.hidden;
+      toggle.setAttribute("aria-expanded", String(!body.hidden));
+      toggle.textContent = `${body.hidden ? "▸" : "▾"} ${label}`; } });
     const conv = conversations.find((c) => c.id === convId);
-    const label = `${T.earlier_conversation} · ${conv ? fullTime(conv.created_at) : ""} · ${items.length}`;
+    const label = `${seenCurrent ? T.later_conversation : T.earlier_conversation} · ${conv ? fullTime(conv.created_at) : ""} · ${items.length}`;
     toggle.textContent = `▸ ${label}`;
-    container.append(el("div", { class: "conv-earlier", "data-conv": convId }, toggle, body));
+    container.append(el("div", { class: `conv-earlier ${seenCurrent ? "later" : "earlier"}`, "data-conv": convId }, toggle, body));
   }
   return container;
+}
+
+// the open conversation's last message in view (later conversations stay folded below it)
+export function scrollToCurrent(container) {
+  const current = container.querySelector(".conv-current");
+  const later = current && current.nextElementSibling;
+  if (!later) { container.scrollTop = container.scrollHeight; return; }
+  container.scrollTop = Math.max(0, current.offsetTop + current.offsetHeight - container.clientHeight + 40);
 }
 
 export function replaceMessage(m) {

@@ -4,6 +4,7 @@ import { T, api, el } from "../common.js";
 import { ICONS } from "./format.js";
 import { loadList } from "./list.js";
 import { loadMergeCount, loadSuggestions, mergeViewItem } from "./merge.js";
+import { setPane } from "./phone.js";
 import { MERGE_VIEW, state, viewsEl } from "./state.js";
 
 export function viewParams(view) {
@@ -32,12 +33,16 @@ export function matchesView(view, c) {
 }
 
 export function renderViews() {
+  // each view: its name, how many conversations it holds (grey) and how many are unread (badge)
   const item = (key, label, icon = "") => {
     const n = state.counts[key] || 0;
+    const total = (state.totals || {})[key] || 0;
     return el("button", { class: `view${state.view === key ? " active" : ""}`, "data-view": key,
-                          type: "button", onclick: () => selectView(key) },
+                          type: "button", onclick: () => selectView(key), title: label },
       el("span", { class: "label" }, icon ? `${icon} ` : "", label),
-      el("span", { class: `count${n ? "" : " zero"}`, "data-count": key }, n ? String(n) : ""));
+      el("span", { class: "nums" },
+        total ? el("span", { class: "total", "data-total": key, title: T.total_conversations }, String(total)) : "",
+        el("span", { class: `count${n ? "" : " zero"}`, "data-count": key, title: T.unread_conversations }, n ? String(n) : "")));
   };
   const section = (title, items) => (items.length ? [el("h3", {}, title), ...items] : []);
   viewsEl.replaceChildren(
@@ -45,7 +50,7 @@ export function renderViews() {
     ...section(T.teams, state.teams.map((t) => item(`team:${t.id}`, (T.team_names || {})[t.name] || t.name))),
     ...section(T.channels, [...state.channels.values()].map((c) => item(`channel:${c.id}`, c.name, ICONS[c.kind]))),
     ...section(T.labels, state.labels.map((l) => item(`label:${l}`, l, "#"))),
-    el("h3", {}, "·"), item("snoozed", T.snoozed), item("resolved", T.resolved),
+    el("h3", {}, T.status), item("snoozed", T.snoozed), item("resolved", T.resolved),
     el("h3", {}, T.customers), mergeViewItem());
 }
 
@@ -54,7 +59,9 @@ export function refreshCounts() {
   clearTimeout(countsTimer);
   countsTimer = setTimeout(async () => {
     try {
-      state.counts = (await api("/inbox/views")).counts;
+      const answer = await api("/inbox/views");
+      state.counts = answer.counts;
+      state.totals = answer.totals || {};
       renderViews();
       loadMergeCount();
     } catch (e) { /* a reconnect will try again */ }
@@ -65,6 +72,7 @@ export async function selectView(view) {
   state.view = view;
   state.selected.clear();
   state.cursor = -1;
+  setPane("list");
   renderViews();
   if (view === MERGE_VIEW) { await loadSuggestions(); return; }
   await loadList();

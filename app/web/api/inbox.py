@@ -63,17 +63,26 @@ def bootstrap():
 @bp.get("/inbox/views")
 @bp.auth_required(token_auth)
 @bp.output(ViewCountsOut)
-@bp.doc(summary="Unread conversations per view (one grouped query over unread ones only)")
+@bp.doc(summary="Unread conversations per view, and every conversation per view (totals; "
+                "two grouped queries, resolved ones left out)")
 def view_counts():
     agent = current_agent()
     channels = visible_channel_ids(agent)
-    base = [Conversation.unread_count > 0, Conversation.status != "resolved"]
+    base = [Conversation.status != "resolved"]
     if channels is not None:
         base.append(Conversation.channel_id.in_(channels or [-1]))
+    counts = _tally(agent, base + [Conversation.unread_count > 0])
+    totals = _tally(agent, base)
+    return {"counts": counts, "totals": totals}
+
+
+def _tally(agent: Agent, where: list) -> dict[str, int]:
+    """Conversations per view among those `where` picks: open, mine, unassigned, snoozed,
+    channel:<id>, team:<id>, label:<name>."""
     rows = db.session.execute(
         select(Conversation.status, Conversation.channel_id, Conversation.team_id,
                Conversation.assignee_id, func.count())
-        .where(*base)
+        .where(*where)
         .group_by(Conversation.status, Conversation.channel_id, Conversation.team_id,
                   Conversation.assignee_id))
     counts: dict[str, int] = {"open": 0, "mine": 0, "unassigned": 0, "snoozed": 0}
@@ -92,11 +101,11 @@ def view_counts():
         if team_id is not None:
             counts[f"team:{team_id}"] = counts.get(f"team:{team_id}", 0) + n
     labelled = db.session.scalars(select(Conversation.labels)
-                                  .where(*base, Conversation.status == "open").limit(5000))
+                                  .where(*where, Conversation.status == "open").limit(5000))
     for labels in labelled:
         for label in labels or []:
             counts[f"label:{label}"] = counts.get(f"label:{label}", 0) + 1
-    return {"counts": counts}
+    return counts
 
 
 

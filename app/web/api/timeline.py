@@ -81,7 +81,8 @@ def timeline(conversation_id: int):
                                                .order_by(Order.id.desc()).limit(10))],
         "deals": [{"id": d.id, "title": d.title, "stage": d.stage,
                    "amount": str(d.amount) if d.amount is not None else None,
-                   "currency": d.currency}
+                   "currency": d.currency, "owner_id": d.owner_id,
+                   "expected_close": d.expected_close.isoformat() if d.expected_close else None}
                   for d in db.session.scalars(select(Deal).where(Deal.customer_id == customer.id)
                                               .order_by(Deal.id.desc()).limit(10))],
         "notes": [{"id": n.id, "text": n.text, "created_at": n.created_at.isoformat()}

@@ -92,8 +92,9 @@ def upload_file(form):
     limit = int(config["storage"]["max_attachment_bytes"])
     data = upload.stream.read(limit + 1)
     if len(data) > limit:
-        abort(413, f"the file is larger than {limit} bytes",
-              detail={"files": {"file": [f"larger than the {limit}-byte limit"]}})
+        size = human_size(limit)
+        abort(413, f"the file is larger than {size}",
+              detail={"files": {"file": [f"larger than the {size} limit"]}})
     if not data:
         abort(422, "the file is empty", detail={"files": {"file": ["empty file"]}})
     filename = (upload.filename or "file").replace("\\", "/").rsplit("/", 1)[-1][:300] or "file"
@@ -103,3 +104,12 @@ def upload_file(form):
     return {"upload_token": make_upload_token(path, filename, content_type, len(data),
                                               agent.id if agent else None),
             "filename": filename, "content_type": content_type, "size": len(data)}
+
+
+def human_size(limit: int) -> str:
+    """26214400 → "25 MB", 1500000 → "1.4 MB", 2048 → "2 KB", 1000 → "1000 bytes"."""
+    if limit >= 1024 * 1024:
+        return f"{limit / 1024 / 1024:.1f}".removesuffix(".0") + " MB"
+    if limit >= 1024:
+        return f"{limit / 1024:.0f} KB"
+    return f"{limit} bytes"
