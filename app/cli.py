@@ -229,6 +229,42 @@ def user_create(email, name, password, role, teams) -> None:
                    + (f", teams: {', '.join(teams)}" if teams else "") + ")")
 
 
+@user.command("invite")
+@click.option("--email", required=True)
+@click.option("--name", default="")
+@click.option("--role", type=click.Choice(["agent", "admin"]), default="agent", show_default=True)
+@click.option("--team", "teams", multiple=True, help="Team name (repeatable).")
+@click.option("--url", "base_url", help="Public base URL of this server "
+              "(default: server.public_url, else http://<host>:<port>).")
+def user_invite(email, name, role, teams, base_url) -> None:
+    """Invite an agent: prints a one-time link (7 days) that sets their password."""
+    app = _app()
+    with app.app_context():
+        from sqlalchemy import select
+
+        from app.domain.agents import invite_agent
+        from app.domain.audit import FieldError
+        from app.infra.models import Team
+        from app.infra.state import config, db
+
+        known = {t.name: t.id for t in db.session.scalars(select(Team))}
+        missing = [t for t in teams if t not in known]
+        if missing:
+            _fail(f"unknown team(s): {', '.join(missing)}")
+        try:
+            agent, token = invite_agent(None, email, name, role, [known[t] for t in teams])
+        except FieldError as exc:
+            db.session.rollback()
+            _fail(f"{exc.field}: {exc.message}")
+        db.session.commit()
+        server = config["server"]
+        base = (base_url or server.get("public_url")
+                or f"http://{server.get('host', '127.0.0.1')}:{server.get('port', 8000)}")
+        click.echo(f"{agent.role} {agent.email} invited (id {agent.id}); the link works once, "
+                   f"for 7 days:")
+        click.echo(f"{base.rstrip('/')}/invite/{token}")
+
+
 @main.group()
 def token() -> None:
     """API tokens."""

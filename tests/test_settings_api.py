@@ -288,3 +288,18 @@ def test_openapi_documents_the_settings_endpoints(app):
         assert path in spec["paths"], path
     assert "post" in spec["paths"]["/api/v1/agents"]
     assert "delete" in spec["paths"]["/api/v1/channels/{channel_id}"]
+
+
+def test_cli_user_invite_prints_a_working_link(app, ctx):
+    from tests.conftest import run_cli
+
+    result = run_cli(app.config["THREADLINE"], "user", "invite", "--email", "cli@example.com",
+                     "--name", "Ирина", "--team", "Support", "--url", "https://inbox.example.com")
+    assert result.returncode == 0, result.stderr
+    link = result.stdout.strip().splitlines()[-1]
+    assert link.startswith("https://inbox.example.com/invite/")
+    client = app.test_client()
+    page = client.get(link.removeprefix("https://inbox.example.com"))
+    assert page.status_code == 200 and "cli@example.com" in page.get_data(as_text=True)
+    again = run_cli(app.config["THREADLINE"], "user", "invite", "--email", "cli@example.com")
+    assert again.returncode != 0 and "exists already" in again.stderr
