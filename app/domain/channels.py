@@ -13,6 +13,7 @@ from connectors import CHANNEL_KINDS, get_connector
 
 from app.domain.access import refresh_access
 from app.domain.audit import FieldError, audit, changed
+from app.infra.events import channels_changed
 from app.infra.models import (Agent, Channel, Conversation, InboundEvent, Message, Team,
                               agent_teams)
 from app.infra.state import db
@@ -186,6 +187,7 @@ def create_channel(actor: Agent | None, kind: str, name: str, settings: dict[str
           after={"kind": kind, "name": name, "settings": redacted(channel),
                  "team_ids": [t.id for t in teams]})
     refresh_access(members_of(t.id for t in teams))
+    channels_changed(db.session)
     return channel
 
 
@@ -236,6 +238,7 @@ def update_channel(actor: Agent | None, channel: Channel, data: dict[str, Any]) 
     if old or new:
         audit(actor, "channel.update", "channel", channel.id, before=old, after=new)
     refresh_access(old_members | members_of(t.id for t in channel.teams))
+    channels_changed(db.session)
     return channel
 
 
@@ -256,6 +259,7 @@ def delete_channel(actor: Agent | None, channel: Channel) -> str:
             audit(actor, "channel.disable", "channel", channel.id,
                   before={"active": True}, after={"active": False})
         refresh_access(members)
+        channels_changed(db.session)
         return "disabled"
     audit(actor, "channel.delete", "channel", channel.id,
           before={"kind": channel.kind, "name": channel.name, "settings": redacted(channel)})
@@ -264,6 +268,7 @@ def delete_channel(actor: Agent | None, channel: Channel) -> str:
     db.session.delete(channel)
     db.session.flush()
     refresh_access(members)
+    channels_changed(db.session)
     return "deleted"
 
 

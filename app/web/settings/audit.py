@@ -1,6 +1,8 @@
 """`/settings/audit`: admin actions, newest first (who, what, when, before/after)."""
 from __future__ import annotations
 
+import json
+
 from flask import render_template, request
 from sqlalchemy import select
 
@@ -24,4 +26,6 @@ def audit_log():
         select(Agent).where(Agent.id.in_({r.actor_id for r in rows if r.actor_id} or {-1})))}
     end_read()
     return render_template("settings/audit.html", rows=rows, names=names, section="audit",
+                           show=lambda value: json.dumps(value, ensure_ascii=False,
+                                                         sort_keys=True, default=str),
                            next_before=rows[-1].id if more else None)
