@@ -118,7 +118,7 @@ def test_email_form_tests_the_connection_for_real(app):
         assert "IMAP ok" in ok.get_data(as_text=True)
         wrong = client.post("/settings/channels/new/email", data={**form, "imap_password": "wrong"})
         body = wrong.get_data(as_text=True)
-        assert wrong.status_code == 422 and "connection failed" in body
+        assert wrong.status_code == 422 and "Connection failed" in body
         assert 'value="Support mail"' in body and "wrong" not in re.findall(r'name="imap_password"[^>]*', body)[0]
         assert _count(app, Channel) == 0  # a test writes nothing
         saved = client.post("/settings/channels/new/email", data={**form, "action": "save"})
@@ -133,7 +133,10 @@ def test_agents_teams_tokens_pages(app):
     bad = client.post("/settings/agents", data={"csrf_token": csrf, "email": "nope",
                                                 "name": "Łucja"})
     assert bad.status_code == 422 and 'value="Łucja"' in bad.get_data(as_text=True)
-    assert "not an email address" in bad.get_data(as_text=True)
+    assert "Not an email address." in bad.get_data(as_text=True)
+    russian = client.post("/settings/agents", headers={"Accept-Language": "ru"},
+                          data={"csrf_token": csrf, "email": "nope"})
+    assert "Это не адрес электронной почты." in russian.get_data(as_text=True)  # said in Russian
     invited = client.post("/settings/agents", data={"csrf_token": csrf, "email": "lucja@example.com",
                                                     "name": "Łucja", "role": "agent"})
     assert invited.status_code == 201 and "/invite/" in invited.get_data(as_text=True)

@@ -23,6 +23,35 @@ def admin_required(view):
     return wrapper
 
 
+def said(exc) -> str:
+    """A domain FieldError's reason in the admin's language (the API keeps the English)."""
+    import re
+
+    from flask_babel import gettext as _
+
+    message = exc.message
+    known = [
+        (r"^required$", lambda m: _("Required.")),
+        (r"^at most (\d+) characters$", lambda m: _("At most %(n)s characters.", n=m.group(1))),
+        (r"^1 to (\d+) characters$", lambda m: _("Required, at most %(n)s characters.", n=m.group(1))),
+        (r"^a channel named .* exists already$", lambda m: _("A channel with this name exists already.")),
+        (r"^a team with this name exists already$", lambda m: _("A team with this name exists already.")),
+        (r"^an agent with this email exists already$", lambda m: _("An agent with this email exists already.")),
+        (r"^not an email address$", lambda m: _("Not an email address.")),
+        (r"^the last admin cannot be removed or demoted$", lambda m: _("The last admin cannot be removed or demoted.")),
+        (r"^the agent is deactivated$", lambda m: _("The agent is deactivated.")),
+        (r"^choose an agent$", lambda m: _("Choose an agent.")),
+        (r"^connection failed: (.*)$", lambda m: _("Connection failed: %(reason)s", reason=m.group(1))),
+        (r"^token: expected the form", lambda m: _("Expected a token like 123456789:AA… as @BotFather gives it.")),
+        (r"^missing setting\(s\) for \w+: (.*)$", lambda m: _("Required.")),
+    ]
+    for pattern, translate in known:
+        match = re.match(pattern, message, re.S)
+        if match:
+            return translate(match)
+    return message
+
+
 def public_base() -> str:
     """The address senders (Telegram, Meta, a shop, a site) reach this server at."""
     from app.infra.state import config

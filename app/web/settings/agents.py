@@ -11,7 +11,7 @@ from app.domain import agents as ops
 from app.domain.audit import FieldError
 from app.infra.models import Agent, Team
 from app.infra.state import db
-from app.web.settings import admin_required, bp, end_read, public_base
+from app.web.settings import admin_required, bp, end_read, public_base, said
 
 
 def invite_url(token: str) -> str:
@@ -52,7 +52,7 @@ def agent_invite():
         db.session.commit()
     except FieldError as exc:
         db.session.rollback()
-        return _page(422, new=new, errors={exc.field: exc.message})
+        return _page(422, new=new, errors={exc.field: said(exc)})
     return _page(201, link={"agent": agent.name, "email": agent.email, "url": invite_url(token),
                             "kind": "invite"})
 
@@ -82,7 +82,7 @@ def agent_update(agent_id: int):
         db.session.commit()
     except FieldError as exc:
         db.session.rollback()
-        return _page(422, errors={f"{agent_id}.{exc.field}": exc.message},
+        return _page(422, errors={f"{agent_id}.{exc.field}": said(exc)},
                      editing={"id": agent_id, **data})
     flash(_("%(name)s saved.", name=agent.name) if "name" in data
           else _("%(name)s deactivated: signed out everywhere, API tokens revoked, open conversations returned to the queue.", name=agent.name)

@@ -15,7 +15,7 @@ from app.domain import channels as ops
 from app.domain.audit import FieldError
 from app.infra.models import Channel, Team
 from app.infra.state import db
-from app.web.settings import admin_required, bp, end_read, public_base
+from app.web.settings import admin_required, bp, end_read, public_base, said
 
 
 
@@ -108,7 +108,10 @@ def _render_form(kind: str, channel: Channel | None = None, values: dict | None 
 
 def _field_errors(exc: FieldError) -> dict[str, str]:
     field = exc.field.removeprefix("settings.")
-    return {field: exc.message}
+    if exc.message.startswith("missing setting(s)"):  # "...: imap_host, smtp_host": each
+        missing = exc.message.split(": ", 1)[1].split(", ")
+        return {key.strip(): said(exc) for key in missing}
+    return {field: said(exc)}
 
 
 @bp.get("/channels")
@@ -218,7 +221,7 @@ def channel_rotate(channel_id: int):
         db.session.commit()
     except FieldError as exc:
         db.session.rollback()
-        flash(exc.message, "error")
+        flash(said(exc), "error")
         return redirect(url_for("settings.channel_edit", channel_id=channel_id))
     flash(_("A new secret was made; the old one no longer works."), "ok")
     return _render_form(channel.kind, channel=channel, revealed={key: value})

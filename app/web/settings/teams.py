@@ -10,7 +10,7 @@ from app.domain import agents as ops
 from app.domain.audit import FieldError
 from app.infra.models import Agent, Channel, Team
 from app.infra.state import db
-from app.web.settings import admin_required, bp, end_read
+from app.web.settings import admin_required, bp, end_read, said
 
 
 def _page(status: int = 200, new: dict | None = None, errors: dict | None = None,
@@ -39,7 +39,7 @@ def team_create():
         db.session.commit()
     except FieldError as exc:
         db.session.rollback()
-        return _page(422, new={"name": name}, errors={"new." + exc.field: exc.message})
+        return _page(422, new={"name": name}, errors={"new." + exc.field: said(exc)})
     flash(_("Team %(name)s created.", name=team.name), "ok")
     return redirect(url_for("settings.teams"))
 
@@ -57,7 +57,7 @@ def team_update(team_id: int):
         db.session.commit()
     except FieldError as exc:
         db.session.rollback()
-        return _page(422, errors={f"{team_id}.{exc.field}": exc.message},
+        return _page(422, errors={f"{team_id}.{exc.field}": said(exc)},
                      editing={"id": team_id, **data})
     flash(_("Team %(name)s saved.", name=team.name), "ok")
     return redirect(url_for("settings.teams"))

@@ -10,7 +10,7 @@ from app.domain import agents as ops
 from app.domain.audit import FieldError
 from app.infra.models import Agent, ApiToken
 from app.infra.state import db
-from app.web.settings import admin_required, bp, end_read
+from app.web.settings import admin_required, bp, end_read, said
 
 
 def _page(status: int = 200, new: dict | None = None, errors: dict | None = None,
@@ -44,7 +44,7 @@ def token_create():
         db.session.commit()
     except FieldError as exc:
         db.session.rollback()
-        return _page(422, new=new, errors={exc.field: exc.message})
+        return _page(422, new=new, errors={exc.field: said(exc)})
     return _page(201, created=value)
 
 
