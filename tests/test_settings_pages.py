@@ -156,3 +156,35 @@ def test_agents_teams_tokens_pages(app):
     assert client.post(f"/settings/tokens/{token_id}/revoke", data={"csrf_token": csrf}).status_code == 302
     assert app.test_client().get("/api/v1/conversations",
                                  headers={"Authorization": f"Bearer {value}"}).status_code == 401
+
+
+def test_webhooks_page_secret_once_delivery_log_and_replay(app, telegram_api):
+    from app.infra.models import WebhookDelivery, WebhookEndpoint
+
+    client = _admin_client(app)
+    csrf = _csrf(client.get("/settings/webhooks").get_data(as_text=True))
+    bad = client.post("/settings/webhooks", data={"csrf_token": csrf, "url": "ftp://nope",
+                                                  "description": "Мой CRM"})
+    body = bad.get_data(as_text=True)
+    assert bad.status_code == 422 and "An http(s) URL" in body and 'value="Мой CRM"' in body
+    assert _count(app, WebhookEndpoint) == 0
+    added = client.post("/settings/webhooks", data={
+        "csrf_token": csrf, "url": "http://127.0.0.1:9/hook", "description": "Мой CRM",
+        "events": ["message.created"]})
+    assert added.status_code == 201
+    with app.app_context():
+        secret = db.session.scalar(select(WebhookEndpoint.secret))
+        support, _sales = h.channels(telegram_api)
+        h.inbound(support, 5150, "Привет, вебхук")
+        delivery_id = db.session.scalar(select(WebhookDelivery.id))
+        db.session.commit()
+    assert secret in added.get_data(as_text=True)
+    page = client.get("/settings/webhooks").get_data(as_text=True)
+    assert secret not in page and "message.created" in page and f'data-delivery="{delivery_id}"' in page
+    replayed = client.post(f"/settings/webhook-deliveries/{delivery_id}/replay",
+                           data={"csrf_token": csrf})
+    assert replayed.status_code == 302
+    with app.app_context():
+        entry = db.session.scalar(select(AuditLog).where(AuditLog.action == "webhook.replay"))
+        assert entry is not None and entry.target_id == delivery_id
+        db.session.commit()
