@@ -188,3 +188,41 @@ def test_webhooks_page_secret_once_delivery_log_and_replay(app, telegram_api):
         entry = db.session.scalar(select(AuditLog).where(AuditLog.action == "webhook.replay"))
         assert entry is not None and entry.target_id == delivery_id
         db.session.commit()
+
+
+def test_pipeline_stages_and_custom_fields_page(app):
+    from app.infra.models import CustomFieldDef, PipelineStage
+
+    client = _admin_client(app)
+    page = client.get("/settings/crm")
+    assert page.status_code == 200
+    csrf = _csrf(page.get_data(as_text=True))
+    stages_before = _count(app, PipelineStage)
+    bad = client.post("/settings/crm/stages", data={"csrf_token": csrf, "key": "Bad Key",
+                                                    "name": "Переговоры", "position": "3"})
+    body = bad.get_data(as_text=True)
+    assert bad.status_code == 422 and "Lowercase letters" in body and 'value="Переговоры"' in body
+    assert _count(app, PipelineStage) == stages_before
+    good = client.post("/settings/crm/stages", data={"csrf_token": csrf, "key": "negotiation",
+                                                     "name": "Переговоры", "position": "3",
+                                                     "outcome": "open"})
+    assert good.status_code == 302 and _count(app, PipelineStage) == stages_before + 1
+    with app.app_context():
+        stage_id = db.session.scalar(select(PipelineStage.id).where(PipelineStage.key == "negotiation"))
+        db.session.commit()
+    renamed = client.post(f"/settings/crm/stages/{stage_id}", data={
+        "csrf_token": csrf, "name": "Negocjacje", "position": "4", "outcome": "open"})
+    assert renamed.status_code == 302 and "Negocjacje" in client.get("/settings/crm").get_data(as_text=True)
+
+    no_choices = client.post("/settings/crm/fields", data={"csrf_token": csrf, "key": "size",
+                                                           "label": "Размер", "type": "choice"})
+    assert no_choices.status_code == 422 and "needs choices" in no_choices.get_data(as_text=True)
+    assert _count(app, CustomFieldDef) == 0
+    added = client.post("/settings/crm/fields", data={"csrf_token": csrf, "key": "size",
+                                                      "label": "Размер", "type": "choice",
+                                                      "choices": "S\nM\nL"})
+    assert added.status_code == 302
+    with app.app_context():
+        assert db.session.scalar(select(CustomFieldDef.choices)) == ["S", "M", "L"]
+        assert db.session.scalar(select(AuditLog.id).where(AuditLog.action == "field.create"))
+        db.session.commit()

@@ -66,4 +66,4 @@ def end_read() -> None:
     db.session.commit()
 
 
-from app.web.settings import overview, channels, agents, teams, tokens, webhooks, audit  # noqa: E402,F401
+from app.web.settings import overview, channels, agents, teams, tokens, webhooks, crm, audit  # noqa: E402,F401
