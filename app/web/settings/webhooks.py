@@ -113,4 +113,6 @@ def webhook_replay(delivery_id: int):
               delivery.id, endpoint_id=delivery.endpoint_id, event_id=delivery.event_id)
         db.session.commit()
         flash(_("Delivery queued again."), "ok")
+    else:
+        flash(_("This delivery is being sent right now."), "error")
     return redirect(url_for("settings.webhooks"))
