@@ -14,6 +14,7 @@ from connectors import CHANNEL_KINDS, get_connector
 from app.domain.access import refresh_access
 from app.domain.audit import FieldError, audit, changed
 from app.infra.events import channels_changed
+from app.infra.logs import register_channel_secrets
 from app.infra.models import (Agent, Channel, Conversation, InboundEvent, Message, Team,
                               agent_teams)
 from app.infra.state import db
@@ -143,6 +144,7 @@ def check_connection(kind: str, settings: dict[str, Any]) -> str:
         merged = connector.validate_settings({**connector.default_settings(), **settings})
     except ValueError as exc:
         raise _setting_error(kind, exc) from None
+    register_channel_secrets(connector, merged)  # scrubbed from every log line from now on
     try:
         return connector.test(merged)
     except Exception as exc:  # the channel's own words: wrong password, 401 Unauthorized...
@@ -169,6 +171,7 @@ def create_channel(actor: Agent | None, kind: str, name: str, settings: dict[str
         clean = connector.validate_settings({**defaults, **given})
     except ValueError as exc:
         raise _setting_error(kind, exc) from None
+    register_channel_secrets(connector, clean)
     state: dict[str, Any] = {}
     if check and kind == "telegram":
         summary = check_connection(kind, clean)
@@ -293,6 +296,7 @@ def rotate_secret(actor: Agent, channel: Channel) -> tuple[str, str]:
             set_webhook(settings, webhook_url(channel))
         except Exception as exc:
             raise FieldError(f"settings.{key}", f"setWebhook failed: {exc}") from None
+    register_channel_secrets(get_connector(channel.kind), settings)
     channel.settings = settings
     audit(actor, "channel.rotate", "channel", channel.id, keys=[key])
     db.session.flush()
