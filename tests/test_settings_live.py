@@ -78,6 +78,8 @@ def test_new_channel_and_membership_reach_an_open_socket_and_deactivation_drops_
         wait_until(lambda: not socket.client.connected, message="the socket to be dropped")
         assert requests.get(f"{server.url}/api/v1/conversations", headers=auth, timeout=10).status_code == 401
         assert session.get(f"{server.url}/", timeout=10, allow_redirects=False).status_code == 302
+        log = server.log()
+        assert "333333:new-bot-token" not in log and secret not in log  # secrets never logged
     finally:
         for client in (socket, admin_socket):
             if client.client.connected:

@@ -111,7 +111,10 @@ def test_admin_sets_up_a_bot_and_an_agent_in_the_browser(backend, ctx, admin, te
     piotr.fill("input[name=password]", "hasło-piotra-1")
     piotr.fill("input[name=confirm]", "hasło-piotra-1")
     piotr.click("button[type=submit]")
-    piotr.wait_for_selector("body[data-live=yes]")
+    piotr.wait_for_selector("body[data-live=yes]")  # signed in by the link
+    context.close()
+    h.reset_login_limit()
+    piotr = sign_in(browser, server, "piotr@example.com", "hasło-piotra-1")  # the password works
     views = piotr.inner_text(".views")
     assert "Sales bot" in views and "Support bot" not in views and "Бот магазина" not in views
     shot(piotr, "settings-invited-agent-inbox")
@@ -151,5 +154,5 @@ def test_admin_sets_up_a_bot_and_an_agent_in_the_browser(backend, ctx, admin, te
     assert "Каналы" in nav and "Агенты" in nav and "Channels" not in nav
     assert "Добавить:" in ru.inner_text("main")
     _clean(ru, "channels-ru")
-    context.close()
     russian.close()
+    assert "555555:shop-bot-token" not in server.log()  # secrets never in the server's log
