@@ -265,6 +265,79 @@ def user_invite(email, name, role, teams, base_url) -> None:
         click.echo(f"{base.rstrip('/')}/invite/{token}")
 
 
+@user.command("deactivate")
+@click.option("--email", required=True)
+def user_deactivate(email) -> None:
+    """Deactivate an agent: signed out, API tokens revoked, open conversations unassigned."""
+    _user_active(email, False)
+
+
+@user.command("reactivate")
+@click.option("--email", required=True)
+def user_reactivate(email) -> None:
+    """Reactivate a deactivated agent."""
+    _user_active(email, True)
+
+
+def _user_active(email: str, active: bool) -> None:
+    app = _app()
+    with app.app_context():
+        from app.domain.agents import find_agent, update_agent
+        from app.domain.audit import FieldError
+        from app.infra.state import db
+
+        agent = find_agent(email)
+        if agent is None:
+            _fail(f"no agent with email {email}")
+        try:
+            update_agent(None, agent, {"active": active})
+        except FieldError as exc:
+            db.session.rollback()
+            _fail(exc.message)
+        db.session.commit()
+        click.echo(f"{agent.email} {'reactivated' if active else 'deactivated'}")
+
+
+@main.group()
+def team() -> None:
+    """Teams."""
+
+
+@team.command("create")
+@click.argument("name")
+def team_create(name) -> None:
+    """Create a team."""
+    app = _app()
+    with app.app_context():
+        from app.domain.agents import create_team
+        from app.domain.audit import FieldError
+        from app.infra.state import db
+
+        try:
+            created = create_team(None, name)
+        except FieldError as exc:
+            db.session.rollback()
+            _fail(f"{exc.field}: {exc.message}")
+        db.session.commit()
+        click.echo(f"team {created.id} {created.name!r} created")
+
+
+@team.command("list")
+def team_list() -> None:
+    """Teams with their members and channels."""
+    app = _app()
+    with app.app_context():
+        from sqlalchemy import select
+
+        from app.infra.models import Team
+        from app.infra.state import db
+
+        for found in db.session.scalars(select(Team).order_by(Team.name)):
+            click.echo(f"{found.id:>4} {found.name}: "
+                       f"{', '.join(a.email for a in found.agents) or 'no members'}; "
+                       f"channels: {', '.join(c.name for c in found.channels) or 'none'}")
+
+
 @main.group()
 def token() -> None:
     """API tokens."""
@@ -351,6 +424,53 @@ def channel_list(as_json) -> None:
             status = "active" if row["active"] else "inactive"
             error = f"  error: {row['error']}" if row["error"] else ""
             click.echo(f"{row['id']:>4}  {row['kind']:<9} {row['name']:<30} {status}{error}")
+
+
+@channel.command("disable")
+@click.argument("ref")
+def channel_disable(ref) -> None:
+    """Disable a channel (by id or name): no polling, no sending; its history stays."""
+    _channel_active(ref, False)
+
+
+@channel.command("enable")
+@click.argument("ref")
+def channel_enable(ref) -> None:
+    """Enable a disabled channel again."""
+    _channel_active(ref, True)
+
+
+def _channel_active(ref: str, active: bool) -> None:
+    app = _app()
+    with app.app_context():
+        from app.domain.channels import find_channel, update_channel
+        from app.infra.state import db
+
+        found = find_channel(ref)
+        if found is None:
+            _fail(f"no channel {ref!r}")
+        update_channel(None, found, {"active": active})
+        db.session.commit()
+        click.echo(f"channel {found.id} {found.name!r} {'enabled' if active else 'disabled'}")
+
+
+@channel.command("delete")
+@click.argument("ref")
+def channel_delete(ref) -> None:
+    """Delete a channel that never carried a message; one with history is disabled instead."""
+    app = _app()
+    with app.app_context():
+        from app.domain.channels import delete_channel, find_channel
+        from app.infra.state import db
+
+        found = find_channel(ref)
+        if found is None:
+            _fail(f"no channel {ref!r}")
+        channel_id, name = found.id, found.name
+        outcome = delete_channel(None, found)
+        db.session.commit()
+        click.echo(f"channel {channel_id} {name!r} {outcome}"
+                   + (" (it has messages: kept, disabled)" if outcome == "disabled" else ""))
 
 
 @channel.command("test")

@@ -303,3 +303,36 @@ def test_cli_user_invite_prints_a_working_link(app, ctx):
     assert page.status_code == 200 and "cli@example.com" in page.get_data(as_text=True)
     again = run_cli(app.config["THREADLINE"], "user", "invite", "--email", "cli@example.com")
     assert again.returncode != 0 and "exists already" in again.stderr
+
+
+def test_cli_channel_disable_delete_team_and_user_deactivate(app, ctx, admin, telegram_api):
+    from tests.conftest import run_cli
+
+    config = app.config["THREADLINE"]
+    support, _sales = h.channels(telegram_api)
+    h.inbound(support, 6060, "Сообщение")
+    spare = run_cli(config, "channel", "add", "crm", "--name", "Spare", "--json")
+    assert spare.returncode == 0, spare.stderr
+    deleted = run_cli(config, "channel", "delete", "Spare")
+    assert deleted.returncode == 0 and "deleted" in deleted.stdout
+    kept = run_cli(config, "channel", "delete", "Support bot")
+    assert kept.returncode == 0 and "disabled" in kept.stdout
+    with app.app_context():
+        names = {c.name: c.active for c in db.session.scalars(select(Channel))}
+        db.session.commit()
+    assert names == {"Support bot": False, "Sales bot": True}
+    assert run_cli(config, "channel", "enable", "Support bot").returncode == 0
+
+    made = run_cli(config, "team", "create", "Отдел продаж")
+    assert made.returncode == 0 and "Отдел продаж" in made.stdout
+    assert run_cli(config, "team", "create", "Support").returncode != 0
+    assert "Отдел продаж" in run_cli(config, "team", "list").stdout
+
+    h.agent("kim@example.com", "Kim", ["Support"])
+    off = run_cli(config, "user", "deactivate", "--email", "kim@example.com")
+    assert off.returncode == 0 and "deactivated" in off.stdout
+    assert not _can_sign_in(app, "kim@example.com", h.PASSWORD)
+    last = run_cli(config, "user", "deactivate", "--email", "admin@example.com")
+    assert last.returncode != 0 and "last admin" in last.stderr
+    assert run_cli(config, "user", "reactivate", "--email", "kim@example.com").returncode == 0
+    assert _can_sign_in(app, "kim@example.com", h.PASSWORD)
