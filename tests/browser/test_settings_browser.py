@@ -142,6 +142,10 @@ def test_admin_sets_up_a_bot_and_an_agent_in_the_browser(backend, ctx, admin, te
         assert action in audit
     assert "555555:shop-bot-token" not in admin_page.content()
     _clean(admin_page, "audit")
+    for section in ("teams", "tokens", "webhooks", "crm"):
+        admin_page.click(f".settings-nav a[href='/settings/{section}']")
+        admin_page.wait_for_url(f"{server.url}/settings/{section}")
+        _clean(admin_page, section)
     russian = browser.new_context(viewport={"width": 1440, "height": 860}, locale="ru-RU")
     ru = russian.new_page()
     ru.goto(f"{server.url}/login")
