@@ -229,6 +229,115 @@ def user_create(email, name, password, role, teams) -> None:
                    + (f", teams: {', '.join(teams)}" if teams else "") + ")")
 
 
+@user.command("invite")
+@click.option("--email", required=True)
+@click.option("--name", default="")
+@click.option("--role", type=click.Choice(["agent", "admin"]), default="agent", show_default=True)
+@click.option("--team", "teams", multiple=True, help="Team name (repeatable).")
+@click.option("--url", "base_url", help="Public base URL of this server "
+              "(default: server.public_url, else http://<host>:<port>).")
+def user_invite(email, name, role, teams, base_url) -> None:
+    """Invite an agent: prints a one-time link (7 days) that sets their password."""
+    app = _app()
+    with app.app_context():
+        from sqlalchemy import select
+
+        from app.domain.agents import invite_agent
+        from app.domain.audit import FieldError
+        from app.infra.models import Team
+        from app.infra.state import config, db
+
+        known = {t.name: t.id for t in db.session.scalars(select(Team))}
+        missing = [t for t in teams if t not in known]
+        if missing:
+            _fail(f"unknown team(s): {', '.join(missing)}")
+        try:
+            agent, token = invite_agent(None, email, name, role, [known[t] for t in teams])
+        except FieldError as exc:
+            db.session.rollback()
+            _fail(f"{exc.field}: {exc.message}")
+        db.session.commit()
+        server = config["server"]
+        base = (base_url or server.get("public_url")
+                or f"http://{server.get('host', '127.0.0.1')}:{server.get('port', 8000)}")
+        click.echo(f"{agent.role} {agent.email} invited (id {agent.id}); the link works once, "
+                   f"for 7 days:")
+        click.echo(f"{base.rstrip('/')}/invite/{token}")
+
+
+@user.command("deactivate")
+@click.option("--email", required=True)
+def user_deactivate(email) -> None:
+    """Deactivate an agent: signed out, API tokens revoked, open conversations unassigned."""
+    _user_active(email, False)
+
+
+@user.command("reactivate")
+@click.option("--email", required=True)
+def user_reactivate(email) -> None:
+    """Reactivate a deactivated agent."""
+    _user_active(email, True)
+
+
+def _user_active(email: str, active: bool) -> None:
+    app = _app()
+    with app.app_context():
+        from app.domain.agents import find_agent, update_agent
+        from app.domain.audit import FieldError
+        from app.infra.state import db
+
+        agent = find_agent(email)
+        if agent is None:
+            _fail(f"no agent with email {email}")
+        try:
+            update_agent(None, agent, {"active": active})
+        except FieldError as exc:
+            db.session.rollback()
+            _fail(exc.message)
+        db.session.commit()
+        click.echo(f"{agent.email} {'reactivated' if active else 'deactivated'}")
+
+
+@main.group()
+def team() -> None:
+    """Teams."""
+
+
+@team.command("create")
+@click.argument("name")
+def team_create(name) -> None:
+    """Create a team."""
+    app = _app()
+    with app.app_context():
+        from app.domain.agents import create_team
+        from app.domain.audit import FieldError
+        from app.infra.state import db
+
+        try:
+            created = create_team(None, name)
+        except FieldError as exc:
+            db.session.rollback()
+            _fail(f"{exc.field}: {exc.message}")
+        db.session.commit()
+        click.echo(f"team {created.id} {created.name!r} created")
+
+
+@team.command("list")
+def team_list() -> None:
+    """Teams with their members and channels."""
+    app = _app()
+    with app.app_context():
+        from sqlalchemy import select
+
+        from app.infra.models import Team
+        from app.infra.state import db
+
+        for found in db.session.scalars(select(Team).order_by(Team.name)):
+            click.echo(f"{found.id:>4} {found.name}: "
+                       f"{', '.join(a.email for a in found.agents) or 'no members'}; "
+                       f"channels: {', '.join(c.name for c in found.channels) or 'none'}")
+
+
 @main.group()
 def token() -> None:
     """API tokens."""
@@ -315,6 +424,53 @@ def channel_list(as_json) -> None:
             status = "active" if row["active"] else "inactive"
             error = f"  error: {row['error']}" if row["error"] else ""
             click.echo(f"{row['id']:>4}  {row['kind']:<9} {row['name']:<30} {status}{error}")
+
+
+@channel.command("disable")
+@click.argument("ref")
+def channel_disable(ref) -> None:
+    """Disable a channel (by id or name): no polling, no sending; its history stays."""
+    _channel_active(ref, False)
+
+
+@channel.command("enable")
+@click.argument("ref")
+def channel_enable(ref) -> None:
+    """Enable a disabled channel again."""
+    _channel_active(ref, True)
+
+
+def _channel_active(ref: str, active: bool) -> None:
+    app = _app()
+    with app.app_context():
+        from app.domain.channels import find_channel, update_channel
+        from app.infra.state import db
+
+        found = find_channel(ref)
+        if found is None:
+            _fail(f"no channel {ref!r}")
+        update_channel(None, found, {"active": active})
+        db.session.commit()
+        click.echo(f"channel {found.id} {found.name!r} {'enabled' if active else 'disabled'}")
+
+
+@channel.command("delete")
+@click.argument("ref")
+def channel_delete(ref) -> None:
+    """Delete a channel that never carried a message; one with history is disabled instead."""
+    app = _app()
+    with app.app_context():
+        from app.domain.channels import delete_channel, find_channel
+        from app.infra.state import db
+
+        found = find_channel(ref)
+        if found is None:
+            _fail(f"no channel {ref!r}")
+        channel_id, name = found.id, found.name
+        outcome = delete_channel(None, found)
+        db.session.commit()
+        click.echo(f"channel {channel_id} {name!r} {outcome}"
+                   + (" (it has messages: kept, disabled)" if outcome == "disabled" else ""))
 
 
 @channel.command("test")

@@ -19,8 +19,9 @@ from connectors.telegram import ReachabilityChange
 from connectors.whatsapp import NumberChange
 
 from app.domain import agents, search
-from app.infra import queues
-from app.usecases import attachments, channel_events, crm, hooks, ingest, outbox, widget_email
+from app.infra import events, queues
+from app.usecases import (attachments, channel_events, crm, hooks, ingest, outbox, pollers,
+                          widget_email)
 from app.web import widget
 
 
@@ -65,6 +66,9 @@ AFTER_INBOUND = [channel_events.whatsapp_order_to_crm]
 # per channel kind: called after a reply was sent (the site chat pushes it to the visitor)
 SENT_HOOKS = {"webchat": [widget.on_reply_sent]}
 
+# after a channel is added, edited or removed (admins' settings): pollers look again at once
+CHANNEL_HOOKS = [pollers.channels_changed]
+
 # SQLAlchemy listeners: (target, event name, function)
 LISTENERS: list[tuple[Any, str, Callable[..., Any]]] = [
     (Pool, "connect", search.attach_search_index),        # SQLite's FTS5 sidecar
@@ -83,6 +87,7 @@ def wire() -> None:
     ingest.AFTER_INBOUND[:] = AFTER_INBOUND
     for kind, functions in SENT_HOOKS.items():
         outbox.SENT_HOOKS[kind] = list(functions)
+    events.CHANNEL_HOOKS[:] = CHANNEL_HOOKS
     for target, name, function in LISTENERS:
         if not event.contains(target, name, function):
             event.listen(target, name, function)

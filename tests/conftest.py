@@ -277,6 +277,10 @@ def api(app, admin_token):
             return client.patch(f"/api/v1{path}", json=json,
                                 headers={"Authorization": f"Bearer {admin_token}"}, **kw)
 
+        def delete(self, path, **kw):
+            return client.delete(f"/api/v1{path}",
+                                 headers={"Authorization": f"Bearer {admin_token}"}, **kw)
+
     return Api()
 
 

@@ -24,3 +24,36 @@ def can_see_conversation(agent: Agent, conversation: Conversation) -> bool:
     channels = visible_channel_ids(agent)
     return channels is None or conversation.channel_id in channels
 
+
+
+def refresh_access(agent_ids) -> None:
+    """After the current transaction commits, the connected sockets of these agents enter the
+    rooms of every channel they may now see (and leave the others): a new channel, a team
+    membership or a role change reaches them without a reload. Call after the change is
+    flushed: the rooms are computed now, since no SQL may run once the commit is done."""
+    from app.infra.db import after_commit
+    from app.infra.events import ADMINS_ROOM, channel_room
+    from app.infra import live
+    from app.infra.models import Channel
+
+    ids = sorted({int(a) for a in agent_ids if a is not None})
+    if not ids:
+        return
+    db.session.flush()
+    all_rooms = {channel_room(c) for c in db.session.scalars(select(Channel.id))} | {ADMINS_ROOM}
+    plans = []
+    for agent in db.session.scalars(select(Agent).where(Agent.id.in_(ids))):
+        if not agent.active:
+            continue
+        visible = visible_channel_ids(agent)
+        wanted = {ADMINS_ROOM} if visible is None else {channel_room(c) for c in visible}
+        plans.append((agent.id, wanted, all_rooms - wanted))
+    after_commit(db.session, lambda: [live.sync_rooms(a, j, l) for a, j, l in plans])
+
+
+def drop_sockets(agent_id: int) -> None:
+    """After commit, disconnect the agent's live sockets (deactivated)."""
+    from app.infra.db import after_commit
+    from app.infra import live
+
+    after_commit(db.session, lambda: live.drop(agent_id))

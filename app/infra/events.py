@@ -59,3 +59,15 @@ def emit_event(event: Event) -> None:
     rooms = [ADMINS_ROOM] + ([channel_room(event.channel_id)] if event.channel_id else [])
     socketio.emit(event.type, {"id": event.id, "type": event.type, "data": event.payload},
                   namespace=NAMESPACE, to=rooms)
+
+
+# called after a commit that added, changed or removed a channel (wired in app.wiring: the
+# pollers look again at once)
+CHANNEL_HOOKS: list = []
+
+
+def channels_changed(session: Session) -> None:
+    def run() -> None:
+        for hook in CHANNEL_HOOKS:
+            hook()
+    after_commit(session, run)

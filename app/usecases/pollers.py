@@ -209,6 +209,15 @@ def needs_poller(channel: Channel) -> bool:
     return True
 
 
+_changed = threading.Event()
+
+
+def channels_changed() -> None:
+    """A channel was added, edited or disabled in this process: look again now rather than at
+    the next round (other processes notice within SUPERVISE_EVERY)."""
+    _changed.set()
+
+
 class PollerSupervisor(threading.Thread):
     """Keeps one poller per channel that needs one, including channels added later."""
 
@@ -243,10 +252,12 @@ class PollerSupervisor(threading.Thread):
                 self.refresh()
             except Exception:
                 log.exception("poller supervisor failed")
-            self._stop_event.wait(SUPERVISE_EVERY)
+            _changed.wait(SUPERVISE_EVERY)
+            _changed.clear()
 
     def stop(self) -> None:
         self._stop_event.set()
+        _changed.set()
         for poller in self.pollers.values():
             poller.stop()
 

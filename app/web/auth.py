@@ -141,3 +141,31 @@ def admin_required(view):
             abort(403)
         return view(*args, **kwargs)
     return wrapper
+
+
+@bp.route("/invite/<token>", methods=["GET", "POST"])
+@limiter.limit("20 per minute", methods=["POST"])
+def invite(token: str):
+    """A one-time link (an invite or a password reset): the agent sets a password and is
+    signed in. A used or expired link says so."""
+    from app.domain.agents import accept_invite, agent_for_invite
+    from app.domain.audit import FieldError
+
+    agent = agent_for_invite(token)
+    if agent is None:
+        db.session.rollback()
+        return render_template("invite.html", agent=None, errors={}), 410
+    if request.method == "POST":
+        try:
+            accept_invite(agent, request.form.get("password", ""),
+                          request.form.get("confirm", ""))
+        except FieldError as exc:
+            db.session.rollback()
+            return render_template("invite.html", agent=agent,
+                                   errors={exc.field: exc.message}), 422
+        db.session.commit()
+        logout_user()
+        login_user(agent)
+        return redirect(url_for("inbox.index"))
+    db.session.commit()
+    return render_template("invite.html", agent=agent, errors={})

@@ -19,6 +19,7 @@ from app.infra.events import (
     channel_room,
     conversation_room,
 )
+from app.infra import live
 from app.infra.extensions import socketio
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ def register_handlers() -> None:
             for channel_id in channels:
                 join_room(channel_room(channel_id))
         join_room(agent_room(current_user.id))
+        live.track(current_user.id, request.sid)
         log.debug("agent %s connected (%s)", current_user.id, request.sid)
         return True
 
@@ -175,6 +177,7 @@ def register_handlers() -> None:
     @socketio.on("disconnect", namespace=NAMESPACE)
     @releasing
     def on_disconnect(*_args):
+        live.untrack(request.sid)
         previous = presence.drop(request.sid)
         if previous:
             _broadcast_presence(previous["conversation_id"])

@@ -69,6 +69,17 @@ export function connect() {
     toast(`${fmt(T.mentioned_you, { name: d.by.name })}: ${d.text}`, 8000);
     notifyDesktop(fmt(T.mentioned_you, { name: d.by.name }), d.text, d.conversation_id);
   });
+  // an admin changed what this agent sees (a new channel, a team membership): the server has
+  // already moved this socket into the right rooms; the page re-reads its channels and teams
+  socket.on("access.changed", async () => {
+    try {
+      const boot = await api("/inbox/bootstrap");
+      state.teams = boot.teams;
+      state.channels.clear();
+      boot.channels.forEach((c) => state.channels.set(c.id, c));
+      refreshCounts();
+    } catch (e) { /* the next change or reload tries again */ }
+  });
   socket.on("connect", async () => {
     try { await catchUp(); } catch (e) { /* next connect tries again */ }
     setOffline(!navigator.onLine);
