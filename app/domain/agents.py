@@ -191,6 +191,7 @@ def accept_invite(agent: Agent, password: str, confirm: str) -> None:
     if password != confirm:
         raise FieldError("confirm", "the passwords do not match")
     agent.password_hash = hash_password(password)
+    end_sessions(agent)
     audit(agent, "agent.set_password", "agent", agent.id)
 
 
@@ -308,6 +309,7 @@ def _release(agent: Agent) -> None:
     from app.infra.schemas import conversation_schema
 
     db.session.execute(delete(ApiToken).where(ApiToken.agent_id == agent.id))
+    end_sessions(agent)  # a reactivated agent signs in afresh: old cookies stay dead
     for conversation in db.session.scalars(select(Conversation).where(
             Conversation.assignee_id == agent.id, Conversation.status != "resolved")):
         conversation.assignee_id = None
@@ -321,6 +323,7 @@ def reset_password(actor: Agent | None, agent: Agent) -> str:
     from app.domain.audit import audit
 
     agent.password_hash = _unusable_password()
+    end_sessions(agent)
     audit(actor, "agent.reset_password", "agent", agent.id)
     db.session.flush()
     return invite_token(agent)
