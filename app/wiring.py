@@ -20,7 +20,9 @@ from connectors.whatsapp import NumberChange
 
 from app.domain import search
 from app.infra import queues
-from app.usecases import attachments, channel_events, crm, hooks, ingest, outbox, widget_email
+from app.infra.state import queue
+from app.usecases import (attachments, channel_events, crm, hooks, ingest, outbox, reports,
+                          widget_email)
 from app.web import widget
 
 
@@ -30,6 +32,7 @@ def sweep() -> dict[str, int]:
     counts = outbox.sweep()
     counts["webhooks"] = hooks.sweep_webhooks()["queued"]
     widget_email.email_unseen_replies()
+    queue.wake(reports.JOB)   # the reports' rollup catches up with whatever committed
     return counts
 
 
@@ -45,6 +48,7 @@ JOBS: dict[str, Callable[..., Any]] = {
     "deliver_webhook": hooks.deliver_webhook,
     "sweep_webhooks": hooks.sweep_webhooks,
     "scan_customer": crm.scan_customer,
+    reports.JOB: reports.rollup_job,
 }
 
 # what a connector's record becomes in the database
@@ -70,6 +74,10 @@ LISTENERS: list[tuple[Any, str, Callable[..., Any]]] = [
     (Session, "after_flush", hooks.collect_events),       # outgoing webhooks, suggestion scans
     (Session, "before_commit", hooks.queue_deliveries),
     (Session, "after_rollback", hooks.drop_pending),
+    # reports: status changes logged in their own transaction, the rollup woken after commit
+    (Session, "after_flush", reports.record_changes),
+    (Session, "after_commit", reports.clear_wake_flag),
+    (Session, "after_rollback", reports.clear_wake_flag),
 ]
 
 

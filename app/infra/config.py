@@ -53,6 +53,10 @@ DEFAULTS: dict[str, Any] = {
     "log": {
         "level": "INFO",
     },
+    "account": {
+        # the time zone of report periods (days, hours): an IANA name such as Europe/Moscow
+        "time_zone": "UTC",
+    },
 }
 
 SECRET_KEYS = {"secret_key", "database_url", "redis_url"}
