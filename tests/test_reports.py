@@ -461,3 +461,29 @@ def test_late_commit_below_the_watermark_is_counted(app, ctx, admin, api, backen
         slow.commit()
     rollup()
     assert count() == 2
+
+
+def test_a_reply_carries_its_canned_reply_and_is_counted(app, ctx, admin, api, telegram_api):
+    """POST a reply with canned_reply_id (as the composer does): stored, returned, counted."""
+    from app.infra.models import CannedReply
+    from app.infra.state import db
+    from tests import inbox_helpers as h
+
+    support, _sales = h.channels(telegram_api)
+    h.inbound(support, 901, "Здравствуйте", "Мария")
+    canned = CannedReply(shortcut="цена", text="Цена — 100 ₽")
+    db.session.add(canned)
+    db.session.commit()
+    conversation = api.get("/conversations").get_json()["items"][0]["id"]
+    bad = api.post(f"/conversations/{conversation}/messages",
+                   json={"text": "…", "canned_reply_id": 424242})
+    assert bad.status_code == 422 and "canned_reply_id" in bad.get_json()["detail"]["json"]
+    sent = api.post(f"/conversations/{conversation}/messages",
+                    json={"text": "Цена — 100 ₽", "canned_reply_id": canned.id})
+    assert sent.status_code == 201 and sent.get_json()["canned_reply_id"] == canned.id
+    api.post(f"/conversations/{conversation}/messages", json={"text": "без шаблона"})
+    rollup()
+    today = datetime.now(UTC).date().isoformat()
+    usage = api.get(f"/reports/canned-usage?to={today}").get_json()
+    assert [(i["shortcut"], i["uses"]) for i in usage["items"]] == [("цена", 1)]
+    assert usage["totals"] == {"replies": 2, "canned_replies": 1, "share": 0.5}
