@@ -127,7 +127,8 @@ function speed(r) {
   chart("chart-speed", {
     series: [{ label: T.channel, value: (u, v) => (v === null || labels[v] === undefined ? "—" : labels[v]) }, { label: `${T.first_response}, ${T.median} (${T.min})`, fill: "#2f5bea88", stroke: "#2f5bea", paths: uPlot.paths.bars({ size: [0.35, 60], align: -1 }), points: { show: false } },
       { label: `${T.resolution}, ${T.median} (${T.min})`, fill: "#16a34a88", stroke: "#16a34a", paths: uPlot.paths.bars({ size: [0.35, 60], align: 1 }), points: { show: false } }],
-    scales: { x: { time: false, range: [-0.6, Math.max(0.6, labels.length - 0.4)] } },
+    scales: { x: { time: false, range: [-0.6, Math.max(0.6, labels.length - 0.4)] },
+      y: { range: (u, min, max) => [0, Math.max(1, max) * 1.1] } },
     axes: [{ values: (u, ticks) => ticks.map((t) => (Number.isInteger(t) && labels[t] !== undefined ? labels[t] : "")), splits: () => labels.map((_, i) => i) },
       { size: 50 }],
   }, [labels.map((_, i) => i), minutes("first_response", "median"), minutes("resolution", "median")]);
@@ -155,10 +156,11 @@ function canned(r) {
 
 function sources(r) {
   const text = (v) => v || T.unknown;
+  // source columns no row fills are left out
+  const keys = ["source_channel", "utm_source", "utm_medium", "utm_campaign", "referrer", "deep_link"]
+    .filter((k, n) => n === 0 || r.items.some((i) => i[k]));
   put("table-sources", table(T.sources, [
-    { label: T.source_channel, cell: (i) => text(i.source_channel) }, { label: T.utm_source, cell: (i) => text(i.utm_source) },
-    { label: T.utm_medium, cell: (i) => text(i.utm_medium) }, { label: T.utm_campaign, cell: (i) => text(i.utm_campaign) },
-    { label: T.referrer, cell: (i) => text(i.referrer) }, { label: T.deep_link, cell: (i) => text(i.deep_link) },
+    ...keys.map((k) => ({ label: T[k], cell: (i) => text(i[k]) })),
     { label: T.conversations, cell: (i) => num(i.conversations) }, { label: T.customers, cell: (i) => num(i.customers) },
     { label: T.buyers, cell: (i) => num(i.buyers) }, { label: T.orders, cell: (i) => num(i.orders) },
     { label: T.revenue, cell: (i) => Object.entries(i.revenue).map(([c, v]) => `${num(v)} ${c}`).join(", ") || "—" }], r.items));
@@ -172,17 +174,22 @@ function bot(r) {
 
 const RENDER = { volume, "response-times": speed, agents, "canned-usage": canned, sources, bot };
 
+let loading = 0;  // a newer request wins: an older answer arriving late is dropped
+
 async function load() {
+  const mine = ++loading;
   const q = query();
   const error = $("report-error");
   error.hidden = true;
   for (const a of document.querySelectorAll("a.csv")) a.href = `/api/v1/reports/${a.dataset.report}?${q}${q ? "&" : ""}format=csv`;
-  charts.splice(0).forEach(([plot]) => plot.destroy());
   document.body.dataset.reports = "loading";
   try {
     const bodies = await Promise.all(Object.keys(RENDER).map((name) => api(`/reports/${name}?${q}`)));
+    if (mine !== loading) return;
+    charts.splice(0).forEach(([plot]) => plot.destroy());
     Object.values(RENDER).forEach((render, i) => render(bodies[i]));
   } catch (e) {
+    if (mine !== loading) return;
     error.textContent = `${T.error}: ${e.message}`;
     error.hidden = false;
   }

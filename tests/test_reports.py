@@ -114,6 +114,8 @@ def build_world(admin) -> World:
                      currency="RUB"),
                Order(customer_id=w.c1.id, placed_at=at("2026-10-01 12:00"), total=Decimal("999"),
                      currency="RUB"),
+               Order(customer_id=w.c1.id, placed_at=at("2026-11-12 08:00"), total=Decimal("10"),
+                     currency="EUR"),
                Order(customer_id=w.c2.id, placed_at=at("2026-11-12 10:00"), total=Decimal("50"),
                      currency="EUR")])
     s.commit()
@@ -193,7 +195,8 @@ def test_hand_computed_world(app, ctx, admin, api):
     src = api.get(f"/reports/sources?{PERIOD}").get_json()["items"]
     google = next(i for i in src if i["utm_source"] == "google")
     assert (google["utm_campaign"], google["conversations"], google["customers"], google["buyers"],
-            google["orders"], google["revenue"]) == ("spring", 2, 1, 1, 1, {"RUB": "100.50"})
+            google["orders"], google["revenue"]) == ("spring", 2, 1, 1, 2,
+                                                     {"RUB": "100.50", "EUR": "10.00"})
     email = next(i for i in src if i["source_channel"] == "email")
     assert (email["conversations"], email["orders"], email["revenue"]) == (1, 1, {"EUR": "50.00"})
     promo = next(i for i in src if i["deep_link"] == "promo42")

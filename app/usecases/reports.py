@@ -35,7 +35,7 @@ from typing import Any, Iterable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import has_app_context
-from sqlalchemy import String, and_, cast, delete, distinct, func, insert, null, select
+from sqlalchemy import String, cast, delete, distinct, func, insert, null, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
@@ -528,17 +528,16 @@ def volume(f: Filters) -> dict[str, Any]:
     customers = dict(session.execute(
         select(ReportDailyCustomer.channel_id, func.count(distinct(ReportDailyCustomer.customer_id)))
         .where(*daily).group_by(ReportDailyCustomer.channel_id)).all())
-    is_new = and_(ReportCustomerFirst.customer_id == ReportDailyCustomer.customer_id,
-                  ReportCustomerFirst.first_at >= f.start, ReportCustomerFirst.first_at < f.end)
+    # new: the customer's first message ever falls in the period (a small set, by index)
+    is_new = ReportDailyCustomer.customer_id.in_(select(ReportCustomerFirst.customer_id).where(
+        ReportCustomerFirst.first_at >= f.start, ReportCustomerFirst.first_at < f.end))
     new = dict(session.execute(
         select(ReportDailyCustomer.channel_id, func.count(distinct(ReportDailyCustomer.customer_id)))
-        .join(ReportCustomerFirst, is_new).where(*daily)
-        .group_by(ReportDailyCustomer.channel_id)).all())
+        .where(*daily, is_new).group_by(ReportDailyCustomer.channel_id)).all())
     total_customers = session.scalar(
         select(func.count(distinct(ReportDailyCustomer.customer_id))).where(*daily)) or 0
     total_new = session.scalar(
-        select(func.count(distinct(ReportDailyCustomer.customer_id)))
-        .join(ReportCustomerFirst, is_new).where(*daily)) or 0
+        select(func.count(distinct(ReportDailyCustomer.customer_id))).where(*daily, is_new)) or 0
     per_day_customers = dict(session.execute(
         select(ReportDailyCustomer.day, func.count(distinct(ReportDailyCustomer.customer_id)))
         .where(*daily).group_by(ReportDailyCustomer.day)).all())
@@ -758,16 +757,19 @@ def sources(f: Filters) -> dict[str, Any]:
         g["conversations"] += conversations
         g["customers"] += customers
     engaged = select(ReportConversation.customer_id).where(*started)
-    for source, currency, orders, buyers, revenue in session.execute(
-            select(Customer.source, Order.currency, func.count(), func.count(distinct(Customer.id)),
-                   func.sum(Order.total))
-            .join(Customer, Customer.id == Order.customer_id)
-            .where(Order.placed_at >= f.start, Order.placed_at < f.end,
-                   Order.customer_id.in_(engaged))
-            .group_by(Customer.source, Order.currency)):
+    placed = [Order.placed_at >= f.start, Order.placed_at < f.end, Order.customer_id.in_(engaged)]
+    for source, orders, buyers in session.execute(
+            select(Customer.source, func.count(), func.count(distinct(Customer.id)))
+            .select_from(Order).join(Customer, Customer.id == Order.customer_id).where(*placed)
+            .group_by(Customer.source)):
         g = group(source)
         g["orders"] += orders
-        g["buyers"] += buyers   # a buyer paying in two currencies counts twice: rare
+        g["buyers"] += buyers
+    for source, currency, revenue in session.execute(
+            select(Customer.source, Order.currency, func.sum(Order.total))
+            .select_from(Order).join(Customer, Customer.id == Order.customer_id).where(*placed)
+            .group_by(Customer.source, Order.currency)):
+        g = group(source)
         cur = currency or ""
         total = Decimal(g["revenue"].get(cur, "0")) + Decimal(str(revenue or 0))
         g["revenue"][cur] = str(total.quantize(Decimal("0.01")))
