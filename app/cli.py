@@ -460,8 +460,8 @@ def reports_rollup() -> None:
 
 @reports.command("rebuild")
 def reports_rebuild() -> None:
-    """Throw the aggregates away and compute them again from every message (after merges,
-    deleted history, or to check them)."""
+    """Throw the aggregates away and compute them again from every message (to check them,
+    or after editing history by hand)."""
     app = _app()
     with app.app_context():
         from app.usecases.reports import rebuild

@@ -490,3 +490,33 @@ def test_a_reply_carries_its_canned_reply_and_is_counted(app, ctx, admin, api, t
     usage = api.get(f"/reports/canned-usage?to={today}").get_json()
     assert [(i["shortcut"], i["uses"]) for i in usage["items"]] == [("цена", 1)]
     assert usage["totals"] == {"replies": 2, "canned_replies": 1, "share": 0.5}
+
+
+def test_merging_customers_is_followed(app, ctx, admin, api):
+    """A merge moves messages with bulk updates: reach and new/returning follow it (and an
+    unmerge puts them back), equal to a recount."""
+    from app.domain.merge import merge, unmerge
+    from app.infra.models import Customer, CustomerMerge
+    from app.infra.state import db
+
+    set_zone(app, "Europe/Moscow")
+    w = build_world(admin)
+    rollup()
+    q = f"from=2026-11-10&to=2026-11-12"
+    before = api.get(f"/reports/volume?{q}").get_json()["totals"]
+    assert (before["customers"], before["new_customers"]) == (3, 2)
+    # Piotr (c2, email only) turns out to be Jan (c3, Telegram, first seen on the 9th)
+    c2, c3 = db.session.get(Customer, w.c2.id), db.session.get(Customer, w.c3.id)
+    record = merge(db.session, c3, c2, admin)
+    db.session.commit()
+    rollup()
+    after = api.get(f"/reports/volume?{q}").get_json()
+    assert (after["totals"]["customers"], after["totals"]["new_customers"]) == (2, 1)
+    expected = recount(date(2026, 11, 10), date(2026, 11, 12), ZoneInfo("Europe/Moscow"))
+    assert {i["channel_id"]: i["customers"] for i in after["items"] if i["customers"]} == \
+        {k: v["customers"] for k, v in expected["volume"].items()}
+    unmerge(db.session, db.session.get(CustomerMerge, record.id), admin)
+    db.session.commit()
+    rollup()
+    again = api.get(f"/reports/volume?{q}").get_json()["totals"]
+    assert (again["customers"], again["new_customers"]) == (3, 2)

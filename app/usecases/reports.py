@@ -17,6 +17,9 @@ on later runs for GAP_TTL seconds (then they are taken as rolled back). One roll
 the state row is locked (FOR UPDATE; SQLite writers are serialized anyway), and a batch, its
 aggregates and the new watermark commit together, so nothing is counted twice.
 
+Customer merges and unmerges (bulk moves of messages) are followed from `customer_merges`:
+both customers' reach and first message are computed again from their messages.
+
 Periods are days in the account's time zone (`account.time_zone`); buckets are the UTC
 instants at which a local hour starts, so a local day is a whole number of buckets even in
 zones offset by half an hour. Changing the time zone rebuilds the aggregates.
@@ -47,6 +50,7 @@ from app.infra.models import (
     Channel,
     Conversation,
     Customer,
+    CustomerMerge,
     Message,
     Order,
     ReportConversation,
@@ -129,9 +133,9 @@ def _insert(session: Session, table):
     return dialect_insert(table)
 
 
-def _fresh_state(tz: str) -> dict[str, Any]:
+def _fresh_state(tz: str, merges_wm: int = 0, unmerged_at: str | None = None) -> dict[str, Any]:
     return {"tz": tz, "messages": {"wm": 0, "gaps": {}}, "status": {"wm": 0, "gaps": {}},
-            "rolled_at": None}
+            "merges": {"wm": merges_wm, "unmerged_at": unmerged_at}, "rolled_at": None}
 
 
 def _lock_state(session: Session) -> ReportState:
@@ -155,7 +159,67 @@ def _reset(session: Session, state: ReportState, tz: str) -> None:
                cast(null(), String(20)), Conversation.status, Conversation.resolved_at)
         .where(Conversation.status == "resolved", Conversation.resolved_at.is_not(None),
                ~logged)))
-    state.value = _fresh_state(tz)
+    # merges so far are in the raw rows already: only later ones need following
+    state.value = _fresh_state(
+        tz, session.scalar(select(func.max(CustomerMerge.id))) or 0,
+        _iso(session.scalar(select(func.max(CustomerMerge.unmerged_at)))))
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _roll_merges(session: Session, state: dict[str, Any], tz: ZoneInfo) -> int:
+    """A merge or unmerge moves messages and conversations between customers with bulk
+    updates: the per-customer aggregates of both customers are computed again from their
+    messages (reach and first message are sets and minimums, so this is idempotent)."""
+    cursor = state.setdefault("merges", {"wm": 0, "unmerged_at": None})
+    customers: set[int] = set()
+    for merge_id, target, source in session.execute(
+            select(CustomerMerge.id, CustomerMerge.target_id, CustomerMerge.source_id)
+            .where(CustomerMerge.id > int(cursor.get("wm") or 0)).order_by(CustomerMerge.id)):
+        customers.update((target, source))
+        cursor["wm"] = merge_id
+    since = cursor.get("unmerged_at")
+    undone = select(CustomerMerge.target_id, CustomerMerge.source_id, CustomerMerge.unmerged_at) \
+        .where(CustomerMerge.unmerged_at.is_not(None))
+    if since:
+        undone = undone.where(CustomerMerge.unmerged_at > datetime.fromisoformat(since))
+    for target, source, unmerged_at in session.execute(undone):
+        customers.update((target, source))
+        if not cursor.get("unmerged_at") or unmerged_at > datetime.fromisoformat(cursor["unmerged_at"]):
+            cursor["unmerged_at"] = _iso(unmerged_at)
+    if not customers:
+        return 0
+    ids = sorted(customers)
+    session.execute(delete(ReportDailyCustomer).where(ReportDailyCustomer.customer_id.in_(ids)))
+    session.execute(delete(ReportCustomerFirst).where(ReportCustomerFirst.customer_id.in_(ids)))
+    daily: set[tuple] = set()
+    firsts: dict[int, tuple[datetime, int]] = {}
+    for customer_id, channel_id, direction, author_id, created_at in session.execute(
+            select(Message.customer_id, Message.channel_id, Message.direction, Message.author_id,
+                   Message.created_at)
+            .where(Message.customer_id.in_(ids), Message.direction.in_(["in", "out"]))):
+        channel = channel_id or 0
+        daily.add((local_day(created_at, tz), channel,
+                   (author_id or 0) if direction == "out" else 0, customer_id))
+        if customer_id not in firsts or created_at < firsts[customer_id][0]:
+            firsts[customer_id] = (created_at, channel)
+    if daily:
+        session.execute(_insert(session, ReportDailyCustomer.__table__).on_conflict_do_nothing(),
+                        [{"day": d, "channel_id": c, "agent_id": a, "customer_id": cu}
+                         for d, c, a, cu in daily])
+    if firsts:
+        session.execute(insert(ReportCustomerFirst),
+                        [{"customer_id": c, "first_at": at, "channel_id": ch}
+                         for c, (at, ch) in firsts.items()])
+    for conversation_id, customer_id in session.execute(
+            select(Conversation.id, Conversation.customer_id)
+            .where(Conversation.customer_id.in_(ids))):
+        session.execute(ReportConversation.__table__.update()
+                        .where(ReportConversation.conversation_id == conversation_id)
+                        .values(customer_id=customer_id))
+    return len(ids)
 
 
 def _scan(session: Session, columns, id_column, cursor: dict[str, Any],
@@ -308,11 +372,16 @@ def rollup() -> dict[str, int]:
             value = dict(state.value)
         messages = _roll_messages(session, value, tz)
         changes = _roll_status(session, value)
+        session.flush()
+        _roll_merges(session, value, tz)
         if messages or changes:
             value["rolled_at"] = utcnow().isoformat()
         state.value = value
         flag_modified(state, "value")
         session.commit()
+        # sessions keep objects across commits (expire_on_commit=False): bulk statements above
+        # may have changed rows behind them
+        session.expire_all()
         counts["messages"] += messages
         counts["status_changes"] += changes
         counts["batches"] += 1
