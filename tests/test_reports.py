@@ -520,3 +520,24 @@ def test_merging_customers_is_followed(app, ctx, admin, api):
     rollup()
     again = api.get(f"/reports/volume?{q}").get_json()["totals"]
     assert (again["customers"], again["new_customers"]) == (3, 2)
+
+
+def test_reports_page_needs_login_and_lists_only_own_channels(app, ctx, admin):
+    from app.infra.extensions import limiter
+    from app.infra.state import db
+
+    w = build_world(admin)
+    db.session.commit()
+    client = app.test_client()
+    response = client.get("/reports")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+    limiter.reset()
+    page = client.get("/login").get_data(as_text=True)
+    import re
+
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    client.post("/login", data={"email": "ann@example.com", "password": "password-ann-1",
+                                "csrf_token": token})
+    html = client.get("/reports").get_data(as_text=True)
+    assert "TG бот" in html and "Почта" not in html      # Ann's team sees Telegram only
+    assert "vendor/uPlot.min.css" in html and "reports.js" in html

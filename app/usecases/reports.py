@@ -39,6 +39,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import has_app_context
 from sqlalchemy import String, cast, delete, distinct, func, insert, null, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
@@ -418,8 +419,6 @@ def record_changes(session: Session, _flush_context) -> None:
             continue
         if not isinstance(obj, Conversation):
             continue
-        from sqlalchemy import inspect as sa_inspect
-
         history = sa_inspect(obj).attrs.status.history
         if not history.added:
             continue
