@@ -347,7 +347,7 @@ def recount(first_day: date, last_day: date, tz: ZoneInfo) -> dict:
     """Everything again, straight from messages, conversations and customers."""
     from sqlalchemy import select
 
-    from app.infra.models import Conversation, Message
+    from app.infra.models import Conversation, Customer, Message
     from app.infra.state import db
     from app.usecases.reports import percentile
 
@@ -365,9 +365,12 @@ def recount(first_day: date, last_day: date, tz: ZoneInfo) -> dict:
         if start <= m.created_at < end:
             volume[m.channel_id]["messages_" + m.direction] += 1
             reach[m.channel_id].add(m.customer_id)
+    by_source = defaultdict(int)
     for m in first_message.values():
         if start <= m.created_at < end:
             volume[m.channel_id]["conversations"] += 1
+            source = db.session.get(Customer, m.customer_id).source or {}
+            by_source[source.get("utm_source") or ""] += 1
     for channel_id, customers in reach.items():
         volume[channel_id]["customers"] = len(customers)
         volume[channel_id]["new_customers"] = sum(start <= first_seen[c] < end for c in customers)
@@ -397,7 +400,8 @@ def recount(first_day: date, last_day: date, tz: ZoneInfo) -> dict:
             "first": {k: stats(v) for k, v in first.items()},
             "next": {k: stats(v) for k, v in nxt.items()},
             "resolution": {k: stats(v) for k, v in resolution.items()},
-            "total_customers": len(set().union(*reach.values())) if reach else 0}
+            "total_customers": len(set().union(*reach.values())) if reach else 0,
+            "sources": dict(by_source)}
 
 
 @pytest.mark.parametrize("zone", ["Asia/Kolkata", "America/New_York"])
@@ -419,6 +423,8 @@ def test_aggregates_equal_a_full_recount(app, ctx, admin, api, monkeypatch, zone
                for i in volume["items"] if i["messages_in"] + i["messages_out"]}
         assert got == {k: {n: c for n, c in v.items() if c} for k, v in expected["volume"].items()}
         assert volume["totals"]["customers"] == expected["total_customers"]
+        sources = api.get(f"/reports/sources?{q}").get_json()["items"]
+        assert {i["utm_source"]: i["conversations"] for i in sources} == expected["sources"]
         rt = {i["channel_id"]: i for i in api.get(f"/reports/response-times?{q}").get_json()["items"]}
         for key, name in (("first", "first_response"), ("next", "next_response"),
                           ("resolution", "resolution")):

@@ -530,12 +530,19 @@ class ReportDailyCustomer(Base):
 
 
 class ReportCustomerFirst(Base):
-    """A customer's first message: new vs returning."""
+    """A customer's first message (new vs returning) and their card's first-touch source,
+    as report columns (refreshed whenever the customer writes or is written to)."""
 
     __tablename__ = "report_customer_first"
     customer_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     first_at: Mapped[datetime] = mapped_column(index=True)
     channel_id: Mapped[int] = mapped_column(Integer)
+    source_channel: Mapped[str] = mapped_column(String(40), default="")
+    utm_source: Mapped[str] = mapped_column(String(200), default="")
+    utm_medium: Mapped[str] = mapped_column(String(200), default="")
+    utm_campaign: Mapped[str] = mapped_column(String(200), default="")
+    referrer: Mapped[str] = mapped_column(String(200), default="")
+    deep_link: Mapped[str] = mapped_column(String(200), default="")
 
 
 class ReportConversation(Base):

@@ -211,9 +211,11 @@ def _roll_merges(session: Session, state: dict[str, Any], tz: ZoneInfo) -> int:
                         [{"day": d, "channel_id": c, "agent_id": a, "customer_id": cu}
                          for d, c, a, cu in daily])
     if firsts:
+        sources = dict(session.execute(select(Customer.id, Customer.source)
+                                       .where(Customer.id.in_(list(firsts)))).all())
         session.execute(insert(ReportCustomerFirst),
-                        [{"customer_id": c, "first_at": at, "channel_id": ch}
-                         for c, (at, ch) in firsts.items()])
+                        [{"customer_id": c, "first_at": at, "channel_id": ch,
+                          **source_key(sources.get(c))} for c, (at, ch) in firsts.items()])
     for conversation_id, customer_id in session.execute(
             select(Conversation.id, Conversation.customer_id)
             .where(Conversation.customer_id.in_(ids))):
@@ -284,6 +286,8 @@ def _roll_messages(session: Session, state: dict[str, Any], tz: ZoneInfo) -> int
     customer_ids = {r.customer_id for r in rows}
     firsts = {c.customer_id: c for c in session.scalars(select(ReportCustomerFirst).where(
         ReportCustomerFirst.customer_id.in_(customer_ids)))}
+    sources = dict(session.execute(select(Customer.id, Customer.source)
+                                   .where(Customer.id.in_(customer_ids))).all())
     hourly: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
     daily: set[tuple] = set()
     responses: list[dict[str, Any]] = []
@@ -303,6 +307,9 @@ def _roll_messages(session: Session, state: dict[str, Any], tz: ZoneInfo) -> int
             session.add(first)
         elif r.created_at < first.first_at:
             first.first_at, first.channel_id = r.created_at, channel
+        for key, value in source_key(sources.get(r.customer_id)).items():
+            if getattr(first, key) != value:
+                setattr(first, key, value)
         fact = facts[r.conversation_id]
         if fact.started_at is None:
             fact.started_at, fact.channel_id = r.created_at, channel
@@ -791,10 +798,10 @@ def source_key(source: Any) -> dict[str, str]:
     referrer = str(source.get("referrer") or "")
     if "://" in referrer:
         referrer = referrer.split("://", 1)[1].split("/", 1)[0]
-    return {"source_channel": str(source.get("channel") or ""),
-            "utm_source": str(utm.get("utm_source") or source.get("utm_source") or ""),
-            "utm_medium": str(utm.get("utm_medium") or source.get("utm_medium") or ""),
-            "utm_campaign": str(utm.get("utm_campaign") or source.get("utm_campaign") or ""),
+    return {"source_channel": str(source.get("channel") or "")[:40],
+            "utm_source": str(utm.get("utm_source") or source.get("utm_source") or "")[:200],
+            "utm_medium": str(utm.get("utm_medium") or source.get("utm_medium") or "")[:200],
+            "utm_campaign": str(utm.get("utm_campaign") or source.get("utm_campaign") or "")[:200],
             "referrer": referrer[:200],
             "deep_link": str(source.get("deep_link") or "")[:200]}
 
@@ -809,35 +816,35 @@ def sources(f: Filters) -> dict[str, Any]:
                _in(ReportConversation.channel_id, f.channels)]
     if f.agent_id is not None:
         started.append(ReportConversation.first_response_agent_id == f.agent_id)
+    keys = [getattr(ReportCustomerFirst, c) for c in SOURCE_COLUMNS]
     groups: dict[tuple, dict[str, Any]] = {}
 
-    def group(source) -> dict[str, Any]:
-        key = source_key(source)
-        k = tuple(key[c] for c in SOURCE_COLUMNS)
-        return groups.setdefault(k, {**key, "conversations": 0, "customers": 0, "buyers": 0,
-                                     "orders": 0, "revenue": {}})
+    def group(key: tuple) -> dict[str, Any]:
+        return groups.setdefault(tuple(key), {**dict(zip(SOURCE_COLUMNS, key)), "conversations": 0,
+                                              "customers": 0, "buyers": 0, "orders": 0,
+                                              "revenue": {}})
 
-    for source, conversations, customers in session.execute(
-            select(Customer.source, func.count(), func.count(distinct(Customer.id)))
-            .join(ReportConversation, ReportConversation.customer_id == Customer.id)
-            .where(*started).group_by(Customer.source)):
-        g = group(source)
-        g["conversations"] += conversations
-        g["customers"] += customers
+    for *key, conversations, customers in session.execute(
+            select(*keys, func.count(), func.count(distinct(ReportConversation.customer_id)))
+            .select_from(ReportConversation)
+            .join(ReportCustomerFirst,
+                  ReportCustomerFirst.customer_id == ReportConversation.customer_id)
+            .where(*started).group_by(*keys)):
+        g = group(key)
+        g["conversations"], g["customers"] = conversations, customers
     engaged = select(ReportConversation.customer_id).where(*started)
     placed = [Order.placed_at >= f.start, Order.placed_at < f.end, Order.customer_id.in_(engaged)]
-    for source, orders, buyers in session.execute(
-            select(Customer.source, func.count(), func.count(distinct(Customer.id)))
-            .select_from(Order).join(Customer, Customer.id == Order.customer_id).where(*placed)
-            .group_by(Customer.source)):
-        g = group(source)
-        g["orders"] += orders
-        g["buyers"] += buyers
-    for source, currency, revenue in session.execute(
-            select(Customer.source, Order.currency, func.sum(Order.total))
-            .select_from(Order).join(Customer, Customer.id == Order.customer_id).where(*placed)
-            .group_by(Customer.source, Order.currency)):
-        g = group(source)
+    joined = select(*keys).select_from(Order).join(
+        ReportCustomerFirst, ReportCustomerFirst.customer_id == Order.customer_id).where(*placed)
+    for *key, orders, buyers in session.execute(
+            joined.add_columns(func.count(), func.count(distinct(Order.customer_id)))
+            .group_by(*keys)):
+        g = group(key)
+        g["orders"], g["buyers"] = orders, buyers
+    for *key, currency, revenue in session.execute(
+            joined.add_columns(Order.currency, func.sum(Order.total))
+            .group_by(*keys, Order.currency)):
+        g = group(key)
         cur = currency or ""
         total = Decimal(g["revenue"].get(cur, "0")) + Decimal(str(revenue or 0))
         g["revenue"][cur] = str(total.quantize(Decimal("0.01")))

@@ -41,6 +41,12 @@ def upgrade() -> None:
     sa.Column('customer_id', sa.Integer(), nullable=False),
     sa.Column('first_at', app.infra.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('channel_id', sa.Integer(), nullable=False),
+    sa.Column('source_channel', sa.String(length=40), nullable=False),
+    sa.Column('utm_source', sa.String(length=200), nullable=False),
+    sa.Column('utm_medium', sa.String(length=200), nullable=False),
+    sa.Column('utm_campaign', sa.String(length=200), nullable=False),
+    sa.Column('referrer', sa.String(length=200), nullable=False),
+    sa.Column('deep_link', sa.String(length=200), nullable=False),
     sa.PrimaryKeyConstraint('customer_id', name=op.f('pk_report_customer_first'))
     )
     with op.batch_alter_table('report_customer_first', schema=None) as batch_op:
