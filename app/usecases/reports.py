@@ -307,9 +307,6 @@ def _roll_messages(session: Session, state: dict[str, Any], tz: ZoneInfo) -> int
             session.add(first)
         elif r.created_at < first.first_at:
             first.first_at, first.channel_id = r.created_at, channel
-        for key, value in source_key(sources.get(r.customer_id)).items():
-            if getattr(first, key) != value:
-                setattr(first, key, value)
         fact = facts[r.conversation_id]
         if fact.started_at is None:
             fact.started_at, fact.channel_id = r.created_at, channel
@@ -326,6 +323,11 @@ def _roll_messages(session: Session, state: dict[str, Any], tz: ZoneInfo) -> int
             if is_first:
                 fact.first_response_at, fact.first_response_agent_id = r.created_at, agent
             fact.awaiting_since = None
+    for customer_id in customer_ids:
+        first = firsts[customer_id]
+        for key, value in source_key(sources.get(customer_id)).items():
+            if getattr(first, key) != value:
+                setattr(first, key, value)
     session.flush()
     table = ReportHourly.__table__
     stmt = _insert(session, table)
