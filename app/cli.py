@@ -592,6 +592,39 @@ def demo(force) -> None:
         except DemoError as exc:
             _fail(str(exc))
         click.echo("demo data: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+        from app.usecases.reports import rollup
+
+        rollup()  # the Reports page shows the demo at once
+
+
+@main.group()
+def reports() -> None:
+    """The reports' aggregates (the rollup job keeps them current on its own)."""
+
+
+@reports.command("rollup")
+def reports_rollup() -> None:
+    """Fold every message and status change committed since the last rollup."""
+    app = _app()
+    with app.app_context():
+        from app.usecases.reports import rollup
+
+        counts = rollup()
+        click.echo(f"rolled up {counts['messages']} messages, "
+                   f"{counts['status_changes']} status changes")
+
+
+@reports.command("rebuild")
+def reports_rebuild() -> None:
+    """Throw the aggregates away and compute them again from every message (to check them,
+    or after editing history by hand)."""
+    app = _app()
+    with app.app_context():
+        from app.usecases.reports import rebuild
+
+        counts = rebuild()
+        click.echo(f"rebuilt from {counts['messages']} messages, "
+                   f"{counts['status_changes']} status changes")
 
 
 from app.cli_customers import customers as _customers  # noqa: E402  (threadline customers ...)

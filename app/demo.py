@@ -146,6 +146,27 @@ def _channels() -> dict[str, Channel]:
     return channels
 
 
+CANNED = [("hello", "Greeting",
+           "Hi {{customer.first_name}}! We're looking into it and will get back to you today."),
+          ("shipped", "Order shipped",
+           "Your order has shipped; the tracking number is in your inbox."),
+          ("return", "Return approved",
+           "Return approved — the courier will collect it tomorrow.")]
+
+
+def _canned_replies() -> list[CannedReply]:
+    """The demo's scripts, one per kind of reply in REPLIES (same order)."""
+    found = []
+    for shortcut, title, text in CANNED:
+        reply = db.session.scalar(select(CannedReply).where(CannedReply.shortcut == shortcut))
+        if reply is None:
+            reply = CannedReply(shortcut=shortcut, title=title, text=text)
+            db.session.add(reply)
+        found.append(reply)
+    db.session.flush()
+    return found
+
+
 def _handle(kind: str, index: int, name: str) -> Handle:
     if kind == "email":
         return Handle(EMAIL, f"{_slug(name)}@example.com")
@@ -168,6 +189,8 @@ def load_demo(force: bool = False, echo: Callable[[str], None] = print,
         existing = session.scalar(select(Agent).where(Agent.email == email))
         agents.append(existing or create_agent(email, name, DEMO_PASSWORD, teams=team_names))
     channels = _channels()
+    scripts = _canned_replies()
+    script_rng = random.Random(seed + 1)  # its own sequence: the rest of the demo is unchanged
     now = datetime.now(timezone.utc).replace(microsecond=0)
     counts = {"customers": 0, "conversations": 0, "messages": 0, "orders": 0, "deals": 0,
               "canned_replies": _canned_replies(session)}
@@ -206,9 +229,13 @@ def load_demo(force: bool = False, echo: Callable[[str], None] = print,
             last = episode == episodes - 1
             if not last or rng.random() < 0.5:
                 reply_at = min(when + timedelta(minutes=rng.randint(3, 90)), now)
+                reply = rng.choice(REPLIES[lang])
+                # about half of the replies were inserted from a canned reply ("script")
+                script = scripts[REPLIES[lang].index(reply)] if script_rng.random() < 0.5 else None
                 session.add(Message(conversation_id=conversation.id, customer_id=customer_id,
                                     channel_id=channels[kind].id, direction="out",
-                                    author_id=agent.id, text=rng.choice(REPLIES[lang]),
+                                    author_id=agent.id, text=reply,
+                                    canned_reply_id=script.id if script else None,
                                     status=rng.choice(["delivered", "read", "sent"]),
                                     external_id=f"demo-out-{index}-{episode}",
                                     created_at=reply_at, sent_at=reply_at))

@@ -20,7 +20,8 @@ from connectors.whatsapp import NumberChange
 
 from app.domain import agents, search
 from app.infra import events, queues
-from app.usecases import (attachments, channel_events, crm, hooks, ingest, outbox, pollers,
+from app.infra.state import queue
+from app.usecases import (attachments, channel_events, crm, hooks, ingest, outbox, pollers, reports,
                           widget_email)
 from app.web import widget
 
@@ -33,6 +34,7 @@ def sweep() -> dict[str, int]:
     counts["webhooks"] = hooks.sweep_webhooks()["queued"]
     widget_email.email_unseen_replies()
     counts["widget_uploads"] = widget.expire_uploads()
+    queue.wake(reports.JOB)   # the reports' rollup catches up with whatever committed
     return counts
 
 
@@ -48,6 +50,7 @@ JOBS: dict[str, Callable[..., Any]] = {
     "deliver_webhook": hooks.deliver_webhook,
     "sweep_webhooks": hooks.sweep_webhooks,
     "scan_customer": crm.scan_customer,
+    reports.JOB: reports.rollup_job,
 }
 
 # what a connector's record becomes in the database
@@ -78,6 +81,10 @@ LISTENERS: list[tuple[Any, str, Callable[..., Any]]] = [
     (Session, "before_commit", hooks.queue_deliveries),
     (Session, "after_rollback", hooks.drop_pending),
     (Session, "before_flush", agents.revoke_on_change),   # sessions end on password change
+    # reports: status changes logged in their own transaction, the rollup woken after commit
+    (Session, "after_flush", reports.record_changes),
+    (Session, "after_commit", reports.clear_wake_flag),
+    (Session, "after_rollback", reports.clear_wake_flag),
 ]
 
 

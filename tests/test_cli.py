@@ -127,3 +127,8 @@ def test_demo_fills_a_fresh_database_once(tmp_path):
     assert any(t.startswith("Hello") for t in texts), texts
     again = fresh(tmp_path, "demo")
     assert again.returncode != 0 and "--force" in again.stderr
+    # the demo's reports: its messages folded in, some replies from canned replies
+    rebuilt = fresh(tmp_path, "reports", "rebuild")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert f"rebuilt from {counts['messages']} messages" in rebuilt.stdout
+    assert "rolled up 0 messages" in fresh(tmp_path, "reports", "rollup").stdout

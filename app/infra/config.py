@@ -90,6 +90,10 @@ DEFAULTS: dict[str, Any] = {
         # outgoing webhooks may target loopback, link-local and private addresses
         "allow_private_webhook_urls": False,
     },
+    "account": {
+        # the time zone of report periods (days, hours): an IANA name such as Europe/Moscow
+        "time_zone": "UTC",
+    },
 }
 
 SECRET_KEYS = {"secret_key", "database_url", "redis_url"}

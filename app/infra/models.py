@@ -274,6 +274,9 @@ class Message(Base):
     edited_at: Mapped[datetime | None]
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     automated: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the canned reply ("script") the agent inserted into this reply, for the reports
+    canned_reply_id: Mapped[int | None] = mapped_column(
+        ForeignKey("canned_replies.id", ondelete="SET NULL"))
     history: Mapped[list[Any]] = mapped_column(default=list)   # earlier texts of edits
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     attachments: Mapped[list[Attachment]] = relationship(order_by="Attachment.id")
@@ -496,6 +499,106 @@ class CannedReply(Base):
     text: Mapped[str] = mapped_column(Text)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- Reports (issue 20): aggregates maintained by the rollup job (app/usecases/reports.py) ---
+# Buckets are the UTC instants at which an hour of the account's time zone starts; days are
+# dates of that zone. Dimensions use 0 for "none" so they can be part of a primary key.
+
+
+class ReportState(Base):
+    """The rollup's watermarks and the time zone its buckets were cut in."""
+
+    __tablename__ = "report_state"
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ReportHourly(Base):
+    """Messages per local hour × channel × author × direction × canned reply."""
+
+    __tablename__ = "report_hourly"
+    bucket: Mapped[datetime] = mapped_column(primary_key=True)
+    channel_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    direction: Mapped[str] = mapped_column(String(4), primary_key=True)
+    canned_reply_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    messages: Mapped[int] = mapped_column(Integer, default=0)
+    automated: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ReportDailyCustomer(Base):
+    """Who was in touch on which local day, on which channel, with which agent (0: inbound)."""
+
+    __tablename__ = "report_daily_customers"
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    channel_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+class ReportCustomerFirst(Base):
+    """A customer's first message (new vs returning) and their card's first-touch source,
+    as report columns (refreshed whenever the customer writes or is written to)."""
+
+    __tablename__ = "report_customer_first"
+    customer_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_at: Mapped[datetime] = mapped_column(index=True)
+    channel_id: Mapped[int] = mapped_column(Integer)
+    source_channel: Mapped[str] = mapped_column(String(40), default="")
+    utm_source: Mapped[str] = mapped_column(String(200), default="")
+    utm_medium: Mapped[str] = mapped_column(String(200), default="")
+    utm_campaign: Mapped[str] = mapped_column(String(200), default="")
+    referrer: Mapped[str] = mapped_column(String(200), default="")
+    deep_link: Mapped[str] = mapped_column(String(200), default="")
+
+
+class ReportConversation(Base):
+    """One conversation's facts: where it started, first response, latest resolution."""
+
+    __tablename__ = "report_conversations"
+    conversation_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"),
+                                                 primary_key=True)
+    customer_id: Mapped[int] = mapped_column(Integer)
+    channel_id: Mapped[int] = mapped_column(Integer)      # the channel of its first message
+    created_at: Mapped[datetime]                          # the conversation's own created_at
+    started_at: Mapped[datetime | None] = mapped_column(index=True)  # its first message
+    first_in_at: Mapped[datetime | None]
+    awaiting_since: Mapped[datetime | None]               # an inbound message not yet answered
+    first_response_at: Mapped[datetime | None]
+    first_response_agent_id: Mapped[int | None] = mapped_column(Integer)
+    resolved_at: Mapped[datetime | None] = mapped_column(index=True)
+    resolution_seconds: Mapped[int | None] = mapped_column(Integer)
+    resolved_agent_id: Mapped[int | None] = mapped_column(Integer)
+    reopened: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ReportResponse(Base):
+    """One agent reply to a waiting customer: first or next response time (calendar seconds)."""
+
+    __tablename__ = "report_responses"
+    __table_args__ = (Index("ix_report_responses_at", "at", "first"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(BigInteger)
+    channel_id: Mapped[int] = mapped_column(Integer)
+    agent_id: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime]
+    seconds: Mapped[int] = mapped_column(Integer)
+    first: Mapped[bool] = mapped_column(Boolean)
+
+
+class ReportStatusChange(Base):
+    """Every change of a conversation's status to or from resolved, written in the changing
+    transaction by a session listener (resolved / reopened counts, the rollup's input)."""
+
+    __tablename__ = "report_status_changes"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    channel_id: Mapped[int | None] = mapped_column(Integer)
+    agent_id: Mapped[int | None] = mapped_column(Integer)   # the assignee at that moment
+    old_status: Mapped[str | None] = mapped_column(String(20))
+    new_status: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(index=True)
 
 
 # Search (PostgreSQL): full-text over the messages' stems ('simple' config over words

@@ -73,6 +73,8 @@ class MessageOut(Schema):
     error = String(allow_none=True)
     attempts = Integer()
     automated = Boolean()
+    # the canned reply ("script") the agent inserted, counted by the reports
+    canned_reply_id = Integer(allow_none=True)
     deleted = Boolean()
     created_at = DateTime()
     sent_at = DateTime(allow_none=True)
@@ -150,6 +152,9 @@ class ReplyIn(Schema):
         "description": "send to this handle of the customer (an identity id from the "
                        "customer's card); without channel_id, on the customer's latest "
                        "channel that reaches it. Default: the handle they last wrote from"})
+    canned_reply_id = Integer(load_default=None, allow_none=True, metadata={
+        "description": "the canned reply the agent inserted into this text (the composer "
+                       "sends it; the reports count script usage by it)"})
 
 
 class NoteIn(Schema):

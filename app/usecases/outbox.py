@@ -43,6 +43,7 @@ from app.infra.logs import register_channel_secrets
 from app.infra.models import (
     Agent,
     Attachment,
+    CannedReply,
     Channel,
     Conversation,
     Event,
@@ -162,7 +163,8 @@ def enqueue_reply(session: Session, conversation: Conversation, agent: Agent | N
                   channel_id: int | None = None, subject: str | None = None,
                   automated: bool = False, template: dict | None = None,
                   attachments: list[dict] | None = None,
-                  identity_id: int | None = None) -> Message:
+                  identity_id: int | None = None,
+                  canned_reply_id: int | None = None) -> Message:
     """Queue a reply. `attachments`: files already in storage, each {path, filename,
     content_type, size}; they become the message's Attachment rows, committed with it.
     `identity_id`: the customer's handle to send to (else the one they last wrote from)."""
@@ -173,12 +175,15 @@ def enqueue_reply(session: Session, conversation: Conversation, agent: Agent | N
     check_channel_rules(session, conversation, channel, template, identity)
     if attachments and template:
         raise ReplyError("a WhatsApp template cannot carry attachments", field="attachments")
+    if canned_reply_id is not None and session.get(CannedReply, canned_reply_id) is None:
+        raise ReplyError("no such canned reply", field="canned_reply_id")
     now = utcnow()
     message = Message(conversation_id=conversation.id, customer_id=conversation.customer_id,
                       channel_id=channel.id, direction="out",
                       author_id=agent.id if agent else None, text=text,
                       subject=subject or conversation.subject, status="queued",
                       automated=automated, created_at=now, enqueued_at=now,
+                      canned_reply_id=canned_reply_id,
                       meta={**({"template": template} if template else {}),
                             **({"to": f"{identity.kind}:{identity.value}"} if identity else {})},
                       attachments=[Attachment(path=a["path"], filename=a["filename"],

@@ -40,6 +40,7 @@ function insertCanned(c, canned, m) {
   const before = text.value.slice(0, text.selectionStart - m[2].length - 1);
   const after = text.value.slice(text.selectionStart);
   text.value = before + cannedFill(canned.text) + after;
+  cur.cannedId = canned.id;  // the reply carries canned_reply_id: the reports count script use
   c.suggestions.hidden = true; cur.suggestion = null;
   text.focus(); onInput(c);
 }

@@ -51,13 +51,14 @@ function post(c, body, tokens, template) {
         text: body || (template ? `[template ${template.name}]` : ""),
         template: template ? { name: template.name, language: { code: template.language } } : null,
         channel_id: Number(c.picker.value) || null, attachments: tokens, identity_id: cur.to ? cur.to.id : null,
+        canned_reply_id: cur.cannedId || null,
         subject: !c.subject.hidden && c.subject.value ? c.subject.value : null }) });
 }
 
 function clearAfterSend(c, reply) {
   const { cur } = c;
   c.text.value = "";
-  if (reply) { cur.uploads = []; renderChips(c); }
+  if (reply) { cur.uploads = []; cur.cannedId = null; renderChips(c); }
   localStorage.removeItem(draftKey(cur.id, cur.mode));
   cur.typingSince = null; cur.collision = false; cur.collisionShown = false;
   $("collision").hidden = true;

@@ -9,7 +9,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from app.infra.models import Agent, CannedReply
+from app.infra.models import Agent, CannedReply, Message
 from app.infra.state import db
 from tests import inbox_helpers as h
 from tests.inbox_helpers import telegram_post
@@ -263,3 +263,8 @@ def test_canned_reply_by_shortcut_fills_variables(backend, world, browser):  # n
     (sent,) = telegram.wait_for("sendMessage", 1, timeout=10)
     assert sent.params["text"] == expected
     shot(page, "inbox-canned-sent")
+    # the reply carries the canned reply used (the last one inserted), for the reports
+    release_db()
+    message = db.session.scalars(select(Message).where(Message.direction == "out")).one()
+    thanks = db.session.scalars(select(CannedReply).where(CannedReply.shortcut == "спасибо")).one()
+    assert message.canned_reply_id == thanks.id

@@ -14,3 +14,5 @@ from app.web.api import uploads  # noqa: E402,F401  (files attached to replies)
 from app.web.api import sessions  # noqa: E402,F401  (sign-out everywhere)
 
 from app.web.api import settings  # noqa: E402,F401  (channels, agents, teams: the settings area)
+
+from app.web.api import reports  # noqa: E402,F401  (reports from the rollup)

@@ -193,7 +193,8 @@ def send_reply(conversation_id: int, reply):
     message = enqueue_reply(db.session, conversation, agent, reply["text"],
                             channel_id=reply["channel_id"], subject=reply["subject"],
                             template=reply["template"], attachments=files,
-                            identity_id=reply["identity_id"])
+                            identity_id=reply["identity_id"],
+                            canned_reply_id=reply["canned_reply_id"])
     db.session.commit()
     return message
 

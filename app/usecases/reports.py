@@ -1,0 +1,933 @@
+"""Reports (issue 20): a rollup job keeps aggregates, the reports read only those.
+
+The rollup reads committed rows past a watermark (messages by id, and the status-change log a
+session listener writes in the changing transaction) and folds them into:
+
+- report_hourly: messages per local hour x channel x author x direction x canned reply, and
+  conversations started (direction "conv");
+- report_daily_customers: who was in touch per local day x channel x author (reach);
+- report_customer_first: each customer's first message (new vs returning);
+- report_conversations: per conversation, where it started, its first response and its
+  latest resolution;
+- report_responses: every agent reply to a waiting customer (first and next response times).
+
+Watermarks: ids are handed out before commit, so a row with a lower id can commit after a
+higher one was read. Ids skipped below the watermark are kept as "gaps" and looked at again
+on later runs for GAP_TTL seconds (then they are taken as rolled back). One rollup at a time:
+the state row is locked (FOR UPDATE; SQLite writers are serialized anyway), and a batch, its
+aggregates and the new watermark commit together, so nothing is counted twice.
+
+Customer merges and unmerges (bulk moves of messages) are followed from `customer_merges`:
+both customers' reach and first message are computed again from their messages.
+
+Periods are days in the account's time zone (`account.time_zone`); buckets are the UTC
+instants at which a local hour starts, so a local day is a whole number of buckets even in
+zones offset by half an hour. Changing the time zone rebuilds the aggregates.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any, Iterable, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import has_app_context
+from sqlalchemy import String, cast, delete, distinct, func, insert, null, select
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
+
+from app.domain.access import visible_channel_ids
+from app.infra.db import after_commit
+from app.infra.models import (
+    Agent,
+    CannedReply,
+    Channel,
+    Conversation,
+    Customer,
+    CustomerMerge,
+    Message,
+    Order,
+    ReportConversation,
+    ReportCustomerFirst,
+    ReportDailyCustomer,
+    ReportHourly,
+    ReportResponse,
+    ReportState,
+    ReportStatusChange,
+    Team,
+    agent_teams,
+    team_channels,
+    utcnow,
+)
+from app.infra.state import config, db, queue
+
+JOB = "reports_rollup"
+BATCH = 5000
+GAP_TTL = 600.0          # seconds a skipped id is looked for again before it counts as rolled back
+MAX_GAPS = 20000
+MAX_DAYS = 366
+NAMES = ("volume", "response-times", "agents", "canned-usage", "sources", "csat", "bot")
+PARAMS = {"from", "to", "channel_id", "team_id", "agent_id", "format"}
+
+
+class ReportInputError(ValueError):
+    def __init__(self, field_name: str, reason: str):
+        super().__init__(reason)
+        self.field = field_name
+
+
+class ReportForbidden(PermissionError):
+    pass
+
+
+# --- time ------------------------------------------------------------------------------------
+
+def account_zone() -> ZoneInfo:
+    name = (config.get("account") or {}).get("time_zone") or "UTC"
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ReportInputError("time_zone", f"unknown time zone {name!r} (account.time_zone)")
+
+
+def bucket_of(moment: datetime, tz: ZoneInfo) -> datetime:
+    """The UTC instant at which the local hour holding `moment` started."""
+    local = moment.astimezone(tz)
+    return local.replace(minute=0, second=0, microsecond=0).astimezone(timezone.utc)
+
+
+def local_day(moment: datetime, tz: ZoneInfo) -> date:
+    return moment.astimezone(tz).date()
+
+
+def day_start(day: date, tz: ZoneInfo) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(timezone.utc)
+
+
+def percentile(values: list[int], fraction: float) -> int | None:
+    """Nearest rank: the smallest value with at least `fraction` of the values at or below
+    it (PostgreSQL's percentile_disc)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+# --- the rollup ------------------------------------------------------------------------------
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _insert(session: Session, table):
+    if _dialect(session) == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(table)
+
+
+def _fresh_state(tz: str, merges_wm: int = 0, unmerged_at: str | None = None) -> dict[str, Any]:
+    return {"tz": tz, "messages": {"wm": 0, "gaps": {}}, "status": {"wm": 0, "gaps": {}},
+            "merges": {"wm": merges_wm, "unmerged_at": unmerged_at}, "rolled_at": None}
+
+
+def _lock_state(session: Session) -> ReportState:
+    session.execute(_insert(session, ReportState.__table__)
+                    .values(key="rollup", value={}).on_conflict_do_nothing())
+    return session.scalar(select(ReportState).where(ReportState.key == "rollup")
+                          .with_for_update())
+
+
+def _reset(session: Session, state: ReportState, tz: str) -> None:
+    """Start over (first run, or the time zone changed): every aggregate is rebuilt from the
+    raw rows. Conversations resolved before the status log existed get a log row."""
+    for model in (ReportHourly, ReportDailyCustomer, ReportCustomerFirst, ReportConversation,
+                  ReportResponse):
+        session.execute(delete(model))
+    logged = select(ReportStatusChange.id).where(
+        ReportStatusChange.conversation_id == Conversation.id).exists()
+    session.execute(insert(ReportStatusChange).from_select(
+        ["conversation_id", "channel_id", "agent_id", "old_status", "new_status", "at"],
+        select(Conversation.id, Conversation.channel_id, Conversation.assignee_id,
+               cast(null(), String(20)), Conversation.status, Conversation.resolved_at)
+        .where(Conversation.status == "resolved", Conversation.resolved_at.is_not(None),
+               ~logged)))
+    # merges so far are in the raw rows already: only later ones need following
+    state.value = _fresh_state(
+        tz, session.scalar(select(func.max(CustomerMerge.id))) or 0,
+        _iso(session.scalar(select(func.max(CustomerMerge.unmerged_at)))))
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _roll_merges(session: Session, state: dict[str, Any], tz: ZoneInfo) -> int:
+    """A merge or unmerge moves messages and conversations between customers with bulk
+    updates: the per-customer aggregates of both customers are computed again from their
+    messages (reach and first message are sets and minimums, so this is idempotent)."""
+    cursor = state.setdefault("merges", {"wm": 0, "unmerged_at": None})
+    customers: set[int] = set()
+    for merge_id, target, source in session.execute(
+            select(CustomerMerge.id, CustomerMerge.target_id, CustomerMerge.source_id)
+            .where(CustomerMerge.id > int(cursor.get("wm") or 0)).order_by(CustomerMerge.id)):
+        customers.update((target, source))
+        cursor["wm"] = merge_id
+    since = cursor.get("unmerged_at")
+    undone = select(CustomerMerge.target_id, CustomerMerge.source_id, CustomerMerge.unmerged_at) \
+        .where(CustomerMerge.unmerged_at.is_not(None))
+    if since:
+        undone = undone.where(CustomerMerge.unmerged_at > datetime.fromisoformat(since))
+    for target, source, unmerged_at in session.execute(undone):
+        customers.update((target, source))
+        if not cursor.get("unmerged_at") or unmerged_at > datetime.fromisoformat(cursor["unmerged_at"]):
+            cursor["unmerged_at"] = _iso(unmerged_at)
+    if not customers:
+        return 0
+    ids = sorted(customers)
+    session.execute(delete(ReportDailyCustomer).where(ReportDailyCustomer.customer_id.in_(ids)))
+    session.execute(delete(ReportCustomerFirst).where(ReportCustomerFirst.customer_id.in_(ids)))
+    daily: set[tuple] = set()
+    firsts: dict[int, tuple[datetime, int]] = {}
+    for customer_id, channel_id, direction, author_id, created_at in session.execute(
+            select(Message.customer_id, Message.channel_id, Message.direction, Message.author_id,
+                   Message.created_at)
+            .where(Message.customer_id.in_(ids), Message.direction.in_(["in", "out"]))):
+        channel = channel_id or 0
+        daily.add((local_day(created_at, tz), channel,
+                   (author_id or 0) if direction == "out" else 0, customer_id))
+        if customer_id not in firsts or created_at < firsts[customer_id][0]:
+            firsts[customer_id] = (created_at, channel)
+    if daily:
+        session.execute(_insert(session, ReportDailyCustomer.__table__).on_conflict_do_nothing(),
+                        [{"day": d, "channel_id": c, "agent_id": a, "customer_id": cu}
+                         for d, c, a, cu in daily])
+    if firsts:
+        sources = dict(session.execute(select(Customer.id, Customer.source)
+                                       .where(Customer.id.in_(list(firsts)))).all())
+        session.execute(insert(ReportCustomerFirst),
+                        [{"customer_id": c, "first_at": at, "channel_id": ch,
+                          **source_key(sources.get(c))} for c, (at, ch) in firsts.items()])
+    for conversation_id, customer_id in session.execute(
+            select(Conversation.id, Conversation.customer_id)
+            .where(Conversation.customer_id.in_(ids))):
+        session.execute(ReportConversation.__table__.update()
+                        .where(ReportConversation.conversation_id == conversation_id)
+                        .values(customer_id=customer_id))
+    return len(ids)
+
+
+def _scan(session: Session, columns, id_column, cursor: dict[str, Any],
+          where=None) -> tuple[list, int]:
+    """Rows past the watermark plus rows at earlier gaps, in id order; moves the cursor."""
+    wm = int(cursor.get("wm", 0))
+    gaps: dict[str, float] = dict(cursor.get("gaps") or {})
+    stmt = select(*columns).where(id_column > wm).order_by(id_column).limit(BATCH)
+    if where is not None:
+        stmt = stmt.where(where)
+    rows = list(session.execute(stmt))
+    late = []
+    if gaps:
+        late = list(session.execute(select(*columns).where(
+            id_column.in_([int(g) for g in gaps]))))
+    now = time.time()
+    for row in late:
+        gaps.pop(str(row.id), None)
+    if rows:
+        top = rows[-1].id
+        seen = {row.id for row in rows}
+        missing = top - wm - len(rows)
+        if 0 < missing <= MAX_GAPS:
+            for gap in range(wm + 1, top):
+                if gap not in seen:
+                    gaps[str(gap)] = now
+        cursor["wm"] = top
+    gaps = {k: v for k, v in gaps.items() if now - v < GAP_TTL}
+    if len(gaps) > MAX_GAPS:
+        gaps = dict(sorted(gaps.items(), key=lambda kv: kv[1])[-MAX_GAPS:])
+    cursor["gaps"] = gaps
+    return sorted(late + rows, key=lambda row: row.id), len(rows)
+
+
+def _facts(session: Session, conversation_ids: set[int]) -> dict[int, ReportConversation]:
+    facts = {f.conversation_id: f for f in session.scalars(select(ReportConversation).where(
+        ReportConversation.conversation_id.in_(conversation_ids)))} if conversation_ids else {}
+    missing = conversation_ids - facts.keys()
+    if missing:
+        for cid, customer_id, channel_id, created_at in session.execute(
+                select(Conversation.id, Conversation.customer_id, Conversation.channel_id,
+                       Conversation.created_at).where(Conversation.id.in_(missing))):
+            fact = ReportConversation(conversation_id=cid, customer_id=customer_id,
+                                      channel_id=channel_id, created_at=created_at, reopened=0)
+            session.add(fact)
+            facts[cid] = fact
+    return facts
+
+
+MESSAGE_COLUMNS = (Message.id, Message.conversation_id, Message.customer_id, Message.channel_id,
+                   Message.direction, Message.author_id, Message.created_at, Message.automated,
+                   Message.canned_reply_id)
+
+
+def _roll_messages(session: Session, state: dict[str, Any], tz: ZoneInfo) -> int:
+    rows, fresh = _scan(session, MESSAGE_COLUMNS, Message.id, state["messages"])
+    rows = [r for r in rows if r.direction in ("in", "out")]
+    if not rows:
+        return fresh
+    facts = _facts(session, {r.conversation_id for r in rows})
+    customer_ids = {r.customer_id for r in rows}
+    firsts = {c.customer_id: c for c in session.scalars(select(ReportCustomerFirst).where(
+        ReportCustomerFirst.customer_id.in_(customer_ids)))}
+    sources = dict(session.execute(select(Customer.id, Customer.source)
+                                   .where(Customer.id.in_(customer_ids))).all())
+    hourly: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    daily: set[tuple] = set()
+    responses: list[dict[str, Any]] = []
+    for r in rows:
+        channel = r.channel_id or 0
+        agent = (r.author_id or 0) if r.direction == "out" else 0
+        hourly[(bucket_of(r.created_at, tz), channel, agent, r.direction,
+                r.canned_reply_id or 0)][0] += 1
+        if r.automated:
+            hourly[(bucket_of(r.created_at, tz), channel, agent, r.direction,
+                    r.canned_reply_id or 0)][1] += 1
+        daily.add((local_day(r.created_at, tz), channel, agent, r.customer_id))
+        first = firsts.get(r.customer_id)
+        if first is None:
+            firsts[r.customer_id] = first = ReportCustomerFirst(
+                customer_id=r.customer_id, first_at=r.created_at, channel_id=channel)
+            session.add(first)
+        elif r.created_at < first.first_at:
+            first.first_at, first.channel_id = r.created_at, channel
+        fact = facts[r.conversation_id]
+        if fact.started_at is None:
+            fact.started_at, fact.channel_id = r.created_at, channel
+            hourly[(bucket_of(r.created_at, tz), channel, 0, "conv", 0)][0] += 1
+        if r.direction == "in":
+            fact.first_in_at = fact.first_in_at or r.created_at
+            fact.awaiting_since = fact.awaiting_since or r.created_at
+        elif not r.automated and fact.awaiting_since is not None:
+            seconds = max(0, int((r.created_at - fact.awaiting_since).total_seconds()))
+            is_first = fact.first_response_at is None
+            responses.append({"conversation_id": r.conversation_id, "channel_id": channel,
+                              "agent_id": agent, "at": r.created_at, "seconds": seconds,
+                              "first": is_first})
+            if is_first:
+                fact.first_response_at, fact.first_response_agent_id = r.created_at, agent
+            fact.awaiting_since = None
+    for customer_id in customer_ids:
+        first = firsts[customer_id]
+        for key, value in source_key(sources.get(customer_id)).items():
+            if getattr(first, key) != value:
+                setattr(first, key, value)
+    session.flush()
+    table = ReportHourly.__table__
+    stmt = _insert(session, table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["bucket", "channel_id", "agent_id", "direction", "canned_reply_id"],
+        set_={"messages": table.c.messages + stmt.excluded.messages,
+              "automated": table.c.automated + stmt.excluded.automated})
+    session.execute(stmt, [{"bucket": k[0], "channel_id": k[1], "agent_id": k[2],
+                            "direction": k[3], "canned_reply_id": k[4], "messages": v[0],
+                            "automated": v[1]} for k, v in hourly.items()])
+    session.execute(_insert(session, ReportDailyCustomer.__table__).on_conflict_do_nothing(),
+                    [{"day": d, "channel_id": c, "agent_id": a, "customer_id": cu}
+                     for d, c, a, cu in daily])
+    if responses:
+        session.execute(insert(ReportResponse), responses)
+    return fresh
+
+
+STATUS_COLUMNS = (ReportStatusChange.id, ReportStatusChange.conversation_id,
+                  ReportStatusChange.agent_id, ReportStatusChange.old_status,
+                  ReportStatusChange.new_status, ReportStatusChange.at)
+
+
+def _roll_status(session: Session, state: dict[str, Any]) -> int:
+    rows, fresh = _scan(session, STATUS_COLUMNS, ReportStatusChange.id, state["status"])
+    if not rows:
+        return fresh
+    facts = _facts(session, {r.conversation_id for r in rows})
+    for r in rows:
+        fact = facts[r.conversation_id]
+        if r.new_status == "resolved":
+            fact.resolved_at, fact.resolved_agent_id = r.at, r.agent_id
+            fact.resolution_seconds = max(0, int((r.at - fact.created_at).total_seconds()))
+        elif r.old_status == "resolved":
+            fact.resolved_at = fact.resolution_seconds = fact.resolved_agent_id = None
+            fact.reopened += 1
+    session.flush()
+    return fresh
+
+
+def rollup() -> dict[str, int]:
+    """Fold every committed row past the watermarks into the aggregates, batch by batch."""
+    counts = {"messages": 0, "status_changes": 0, "batches": 0}
+    session = db.session
+    session.commit()
+    while True:
+        state = _lock_state(session)
+        tz = account_zone()
+        value = dict(state.value or {})
+        if value.get("tz") != tz.key:
+            _reset(session, state, tz.key)
+            value = dict(state.value)
+        messages = _roll_messages(session, value, tz)
+        changes = _roll_status(session, value)
+        session.flush()
+        _roll_merges(session, value, tz)
+        if messages or changes:
+            value["rolled_at"] = utcnow().isoformat()
+        state.value = value
+        flag_modified(state, "value")
+        session.commit()
+        # sessions keep objects across commits (expire_on_commit=False): bulk statements above
+        # may have changed rows behind them
+        session.expire_all()
+        counts["messages"] += messages
+        counts["status_changes"] += changes
+        counts["batches"] += 1
+        if messages < BATCH and changes < BATCH:
+            return counts
+
+
+def rollup_job() -> dict[str, int]:
+    """The "reports_rollup" job, woken after commits that add messages or status changes."""
+    queue.awake(JOB)
+    return rollup()
+
+
+def rebuild() -> dict[str, int]:
+    """Throw the aggregates away and fold everything again (`threadline reports rebuild`)."""
+    session = db.session
+    state = _lock_state(session)
+    _reset(session, state, account_zone().key)
+    flag_modified(state, "value")
+    session.commit()
+    return rollup()
+
+
+# --- the session listener: status changes and waking the rollup -----------------------------
+
+def record_changes(session: Session, _flush_context) -> None:
+    """after_flush: log each change of a conversation's status to or from resolved in the same
+    transaction, and wake the rollup once the transaction commits."""
+    rows = []
+    woken = False
+    for obj in list(session.new) + list(session.dirty):
+        if isinstance(obj, Message) and obj in session.new:
+            woken = True
+            continue
+        if not isinstance(obj, Conversation):
+            continue
+        history = sa_inspect(obj).attrs.status.history
+        if not history.added:
+            continue
+        new = history.added[0]
+        old = history.deleted[0] if history.deleted else None
+        if new == old or (new != "resolved" and old != "resolved"):
+            continue
+        rows.append({"conversation_id": obj.id, "channel_id": obj.channel_id,
+                     "agent_id": obj.assignee_id, "old_status": old, "new_status": new,
+                     "at": (obj.resolved_at if new == "resolved" and obj.resolved_at
+                            else utcnow())})
+    if rows:
+        session.connection().execute(ReportStatusChange.__table__.insert(), rows)
+        woken = True
+    if woken and not session.info.get("reports.wake"):
+        session.info["reports.wake"] = True
+        after_commit(session, _wake)
+
+
+def _wake() -> None:
+    if has_app_context():
+        queue.wake(JOB)
+
+
+def clear_wake_flag(session: Session, *_args) -> None:
+    session.info.pop("reports.wake", None)
+
+
+# --- filters ---------------------------------------------------------------------------------
+
+@dataclass
+class Filters:
+    first_day: date
+    last_day: date
+    tz: ZoneInfo
+    start: datetime
+    end: datetime
+    channels: set[int] | None          # None: every channel
+    agent_id: int | None
+    team_id: int | None
+    notes: list[str] = field(default_factory=list)
+
+    def period(self) -> dict[str, Any]:
+        return {"from": self.first_day.isoformat(), "to": self.last_day.isoformat(),
+                "time_zone": self.tz.key}
+
+
+def _parse_day(args: Mapping[str, str], name: str) -> date | None:
+    raw = (args.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ReportInputError(name, "expected a date YYYY-MM-DD")
+
+
+def _parse_id(args: Mapping[str, str], name: str) -> int | None:
+    raw = (args.get(name) or "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise ReportInputError(name, "expected a number")
+    return int(raw)
+
+
+def parse_filters(args: Mapping[str, str], viewer: Agent) -> Filters:
+    unknown = sorted(set(args) - PARAMS)
+    if unknown:
+        raise ReportInputError(unknown[0], "unknown filter (known: " + ", ".join(sorted(PARAMS)) + ")")
+    fmt = args.get("format")
+    if fmt not in (None, "", "json", "csv"):
+        raise ReportInputError("format", "json or csv")
+    tz = account_zone()
+    today = utcnow().astimezone(tz).date()
+    last = _parse_day(args, "to") or today
+    first = _parse_day(args, "from") or last - timedelta(days=29)
+    if last < first:
+        raise ReportInputError("to", "the period ends before it starts")
+    if (last - first).days + 1 > MAX_DAYS:
+        raise ReportInputError("from", f"the period is longer than {MAX_DAYS} days")
+    channels = visible_channel_ids(viewer)
+    channel_id, team_id, agent_id = (_parse_id(args, n) for n in ("channel_id", "team_id", "agent_id"))
+    session = db.session
+    if channel_id is not None:
+        if session.get(Channel, channel_id) is None:
+            raise ReportInputError("channel_id", "no such channel")
+        if channels is not None and channel_id not in channels:
+            raise ReportForbidden("this channel belongs to a team you are not in")
+        channels = {channel_id}
+    if team_id is not None:
+        if session.get(Team, team_id) is None:
+            raise ReportInputError("team_id", "no such team")
+        if not viewer.is_admin and team_id not in {t.id for t in viewer.teams}:
+            raise ReportForbidden("you are not a member of this team")
+        team_set = set(session.scalars(select(team_channels.c.channel_id)
+                                       .where(team_channels.c.team_id == team_id)))
+        channels = team_set if channels is None else channels & team_set
+    if agent_id is not None:
+        other = session.get(Agent, agent_id)
+        if other is None:
+            raise ReportInputError("agent_id", "no such agent")
+        if not viewer.is_admin and agent_id != viewer.id:
+            shared = session.scalar(select(func.count()).select_from(agent_teams).where(
+                agent_teams.c.agent_id == agent_id,
+                agent_teams.c.team_id.in_([t.id for t in viewer.teams] or [-1])))
+            if not shared:
+                raise ReportForbidden("this agent is not in any of your teams")
+    return Filters(first, last, tz, day_start(first, tz), day_start(last + timedelta(days=1), tz),
+                   channels, agent_id, team_id)
+
+
+def _in(column, channels: set[int] | None):
+    return True if channels is None else column.in_(sorted(channels) or [-1])
+
+
+# --- the reports -----------------------------------------------------------------------------
+
+def _channels(f: Filters) -> dict[int, Channel]:
+    stmt = select(Channel).order_by(Channel.id)
+    if f.channels is not None:
+        stmt = stmt.where(Channel.id.in_(sorted(f.channels) or [-1]))
+    return {c.id: c for c in db.session.scalars(stmt) if c.kind != "crm"}
+
+
+def _channel_out(channels: dict[int, Channel], channel_id: int) -> dict[str, Any]:
+    channel = channels.get(channel_id)
+    return {"channel_id": channel_id, "channel_name": channel.name if channel else "",
+            "kind": channel.kind if channel else ""}
+
+
+def _days(f: Filters) -> list[date]:
+    return [f.first_day + timedelta(days=n) for n in range((f.last_day - f.first_day).days + 1)]
+
+
+def volume(f: Filters) -> dict[str, Any]:
+    session = db.session
+    channels = _channels(f)
+    where = [ReportHourly.bucket >= f.start, ReportHourly.bucket < f.end,
+             _in(ReportHourly.channel_id, f.channels)]
+    if f.agent_id is not None:
+        where.append(ReportHourly.agent_id == f.agent_id)
+    rows = session.execute(
+        select(ReportHourly.bucket, ReportHourly.channel_id, ReportHourly.direction,
+               func.sum(ReportHourly.messages))
+        .where(*where).group_by(ReportHourly.bucket, ReportHourly.channel_id,
+                                ReportHourly.direction)).all()
+    per_channel: dict[int, dict[str, int]] = defaultdict(
+        lambda: {"messages_in": 0, "messages_out": 0, "conversations": 0})
+    per_day = {d: {"date": d.isoformat(), "messages_in": 0, "messages_out": 0, "conversations": 0}
+               for d in _days(f)}
+    heatmap = [[0] * 24 for _ in range(7)]
+    key = {"in": "messages_in", "out": "messages_out", "conv": "conversations"}
+    for bucket, channel_id, direction, count in rows:
+        local = bucket.astimezone(f.tz)
+        name = key[direction]
+        per_channel[channel_id][name] += count
+        if local.date() in per_day:
+            per_day[local.date()][name] += count
+        if direction == "in":
+            heatmap[local.weekday()][local.hour] += count
+    if f.agent_id is not None:
+        # with an agent: the conversations that agent answered first
+        for channel_id, at in session.execute(
+                select(ReportResponse.channel_id, ReportResponse.at).where(
+                    ReportResponse.first.is_(True), ReportResponse.agent_id == f.agent_id,
+                    ReportResponse.at >= f.start, ReportResponse.at < f.end,
+                    _in(ReportResponse.channel_id, f.channels))):
+            per_channel[channel_id]["conversations"] += 1
+            per_day[at.astimezone(f.tz).date()]["conversations"] += 1
+    daily = [ReportDailyCustomer.day >= f.first_day, ReportDailyCustomer.day <= f.last_day,
+             _in(ReportDailyCustomer.channel_id, f.channels)]
+    if f.agent_id is not None:
+        daily.append(ReportDailyCustomer.agent_id == f.agent_id)
+    customers = dict(session.execute(
+        select(ReportDailyCustomer.channel_id, func.count(distinct(ReportDailyCustomer.customer_id)))
+        .where(*daily).group_by(ReportDailyCustomer.channel_id)).all())
+    # new: the customer's first message ever falls in the period (a small set, by index)
+    is_new = ReportDailyCustomer.customer_id.in_(select(ReportCustomerFirst.customer_id).where(
+        ReportCustomerFirst.first_at >= f.start, ReportCustomerFirst.first_at < f.end))
+    new = dict(session.execute(
+        select(ReportDailyCustomer.channel_id, func.count(distinct(ReportDailyCustomer.customer_id)))
+        .where(*daily, is_new).group_by(ReportDailyCustomer.channel_id)).all())
+    total_customers = session.scalar(
+        select(func.count(distinct(ReportDailyCustomer.customer_id))).where(*daily)) or 0
+    total_new = session.scalar(
+        select(func.count(distinct(ReportDailyCustomer.customer_id))).where(*daily, is_new)) or 0
+    per_day_customers = dict(session.execute(
+        select(ReportDailyCustomer.day, func.count(distinct(ReportDailyCustomer.customer_id)))
+        .where(*daily).group_by(ReportDailyCustomer.day)).all())
+    for d, n in per_day_customers.items():
+        if d in per_day:
+            per_day[d]["customers"] = n
+    ids = sorted(set(channels) | set(per_channel) | set(customers))
+    items = []
+    for channel_id in ids:
+        if channel_id == 0:
+            continue
+        counts = per_channel.get(channel_id) or {"messages_in": 0, "messages_out": 0,
+                                                 "conversations": 0}
+        reach = customers.get(channel_id, 0)
+        items.append({**_channel_out(channels, channel_id), **counts, "customers": reach,
+                      "new_customers": new.get(channel_id, 0),
+                      "returning_customers": reach - new.get(channel_id, 0)})
+    items.sort(key=lambda i: (-(i["messages_in"] + i["messages_out"]), i["channel_id"]))
+    totals = {k: sum(i[k] for i in items) for k in ("messages_in", "messages_out", "conversations")}
+    totals.update(customers=total_customers, new_customers=total_new,
+                  returning_customers=total_customers - total_new)
+    series = [{**d, "customers": d.get("customers", 0)} for d in per_day.values()]
+    return {"items": items, "totals": totals, "series": series, "heatmap": heatmap}
+
+
+def _percentiles(group_column, value_column, where) -> dict[Any, dict[str, Any]]:
+    """count, median and p90 of `value_column` per group (and None: all groups)."""
+    session = db.session
+    out: dict[Any, dict[str, Any]] = {}
+    if _dialect(session) == "postgresql":
+        def agg(*group):
+            stmt = select(*group, func.count(value_column),
+                          func.percentile_disc(0.5).within_group(value_column),
+                          func.percentile_disc(0.9).within_group(value_column)).where(*where)
+            return session.execute(stmt.group_by(*group) if group else stmt).all()
+        for g, n, p50, p90 in agg(group_column):
+            out[g] = {"count": n, "median": p50, "p90": p90}
+        for n, p50, p90 in agg():
+            out[None] = {"count": n, "median": p50, "p90": p90}
+        return out
+    values: dict[Any, list[int]] = defaultdict(list)
+    for g, v in session.execute(select(group_column, value_column).where(*where)):
+        values[g].append(v)
+    everything = [v for vs in values.values() for v in vs]
+    for g, vs in list(values.items()) + [(None, everything)]:
+        out[g] = {"count": len(vs), "median": percentile(vs, 0.5), "p90": percentile(vs, 0.9)}
+    return out
+
+
+EMPTY = {"count": 0, "median": None, "p90": None}
+
+
+def response_times(f: Filters) -> dict[str, Any]:
+    channels = _channels(f)
+    base = [ReportResponse.at >= f.start, ReportResponse.at < f.end,
+            _in(ReportResponse.channel_id, f.channels)]
+    if f.agent_id is not None:
+        base.append(ReportResponse.agent_id == f.agent_id)
+    first = _percentiles(ReportResponse.channel_id, ReportResponse.seconds,
+                         base + [ReportResponse.first.is_(True)])
+    nxt = _percentiles(ReportResponse.channel_id, ReportResponse.seconds,
+                       base + [ReportResponse.first.is_(False)])
+    resolved = [ReportConversation.resolved_at >= f.start, ReportConversation.resolved_at < f.end,
+                _in(ReportConversation.channel_id, f.channels)]
+    if f.agent_id is not None:
+        resolved.append(ReportConversation.resolved_agent_id == f.agent_id)
+    resolution = _percentiles(ReportConversation.channel_id,
+                              ReportConversation.resolution_seconds, resolved)
+    ids = sorted((set(channels) | set(first) | set(nxt) | set(resolution)) - {None, 0})
+    items = [{**_channel_out(channels, cid), "first_response": first.get(cid, EMPTY),
+              "next_response": nxt.get(cid, EMPTY), "resolution": resolution.get(cid, EMPTY)}
+             for cid in ids]
+    totals = {"first_response": first.get(None, EMPTY), "next_response": nxt.get(None, EMPTY),
+              "resolution": resolution.get(None, EMPTY)}
+    return {"items": items, "totals": totals, "unit": "seconds", "clock": "calendar",
+            "business_hours": None,
+            "note": "calendar time; business hours and SLA met/breached come with the work "
+                    "distribution issue (#17), not merged here yet"}
+
+
+def agents(f: Filters) -> dict[str, Any]:
+    session = db.session
+    where = [ReportHourly.bucket >= f.start, ReportHourly.bucket < f.end,
+             _in(ReportHourly.channel_id, f.channels), ReportHourly.direction == "out",
+             ReportHourly.agent_id != 0]
+    replies: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for agent_id, canned_id, n in session.execute(
+            select(ReportHourly.agent_id, ReportHourly.canned_reply_id,
+                   func.sum(ReportHourly.messages)).where(*where)
+            .group_by(ReportHourly.agent_id, ReportHourly.canned_reply_id)):
+        replies[agent_id][0] += n
+        if canned_id:
+            replies[agent_id][1] += n
+    rwhere = [ReportResponse.at >= f.start, ReportResponse.at < f.end,
+              _in(ReportResponse.channel_id, f.channels)]
+    handled = dict(session.execute(
+        select(ReportResponse.agent_id, func.count(distinct(ReportResponse.conversation_id)))
+        .where(*rwhere).group_by(ReportResponse.agent_id)).all())
+    first = _percentiles(ReportResponse.agent_id, ReportResponse.seconds,
+                         rwhere + [ReportResponse.first.is_(True)])
+    swhere = [ReportStatusChange.at >= f.start, ReportStatusChange.at < f.end,
+              _in(ReportStatusChange.channel_id, f.channels)]
+    resolved = dict(session.execute(
+        select(ReportStatusChange.agent_id, func.count()).where(
+            *swhere, ReportStatusChange.new_status == "resolved")
+        .group_by(ReportStatusChange.agent_id)).all())
+    reopened = dict(session.execute(
+        select(ReportStatusChange.agent_id, func.count()).where(
+            *swhere, ReportStatusChange.old_status == "resolved")
+        .group_by(ReportStatusChange.agent_id)).all())
+    people = {a.id: a for a in session.scalars(select(Agent).order_by(Agent.name))}
+    ids = {a.id for a in people.values() if a.active} | set(replies) | set(handled) \
+        | (set(resolved) | set(reopened)) - {None}
+    if f.agent_id is not None:
+        ids = {f.agent_id}
+    elif f.team_id is not None:
+        members = set(session.scalars(select(agent_teams.c.agent_id)
+                                      .where(agent_teams.c.team_id == f.team_id)))
+        ids = {i for i in ids if i in members or replies.get(i) or handled.get(i)}
+    items = []
+    for agent_id in ids:
+        agent = people.get(agent_id)
+        n, canned = replies.get(agent_id, [0, 0])
+        items.append({"agent_id": agent_id, "name": agent.name if agent else "",
+                      "handled": handled.get(agent_id, 0), "replies": n,
+                      "canned_replies": canned,
+                      "first_responses": first.get(agent_id, EMPTY)["count"],
+                      "median_first_response": first.get(agent_id, EMPTY)["median"],
+                      "resolved": resolved.get(agent_id, 0),
+                      "reopened": reopened.get(agent_id, 0)})
+    items.sort(key=lambda i: (-i["replies"], -i["handled"], i["name"]))
+    return {"items": items, "unit": "seconds",
+            "note": "handled: conversations in which the agent answered a waiting customer; "
+                    "resolved and reopened: by the conversation's assignee at that moment"}
+
+
+def canned_usage(f: Filters) -> dict[str, Any]:
+    session = db.session
+    where = [ReportHourly.bucket >= f.start, ReportHourly.bucket < f.end,
+             _in(ReportHourly.channel_id, f.channels), ReportHourly.direction == "out",
+             ReportHourly.agent_id != 0]
+    if f.agent_id is not None:
+        where.append(ReportHourly.agent_id == f.agent_id)
+    rows = session.execute(
+        select(ReportHourly.agent_id, ReportHourly.canned_reply_id, func.sum(ReportHourly.messages))
+        .where(*where).group_by(ReportHourly.agent_id, ReportHourly.canned_reply_id)).all()
+    replies = {c.id: c for c in session.scalars(select(CannedReply))}
+    people = {a.id: a for a in session.scalars(select(Agent))}
+    per_reply: dict[int, dict[str, Any]] = {}
+    per_agent: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for agent_id, canned_id, n in rows:
+        per_agent[agent_id][0] += n
+        if canned_id:
+            per_agent[agent_id][1] += n
+            entry = per_reply.setdefault(canned_id, {"uses": 0, "agents": set()})
+            entry["uses"] += n
+            entry["agents"].add(agent_id)
+    total = sum(v[0] for v in per_agent.values())
+    canned = sum(v[1] for v in per_agent.values())
+    items = []
+    for canned_id, entry in per_reply.items():
+        reply = replies.get(canned_id)
+        items.append({"canned_reply_id": canned_id,
+                      "shortcut": reply.shortcut if reply else "",
+                      "title": (reply.title if reply else "") or "",
+                      "uses": entry["uses"], "agents": len(entry["agents"]),
+                      "share": round(entry["uses"] / total, 4) if total else 0.0})
+    items.sort(key=lambda i: (-i["uses"], i["shortcut"]))
+    by_agent = [{"agent_id": a, "name": people[a].name if a in people else "",
+                 "replies": v[0], "canned_replies": v[1],
+                 "share": round(v[1] / v[0], 4) if v[0] else 0.0}
+                for a, v in per_agent.items()]
+    by_agent.sort(key=lambda i: (-i["canned_replies"], i["name"]))
+    return {"items": items, "by_agent": by_agent,
+            "totals": {"replies": total, "canned_replies": canned,
+                       "share": round(canned / total, 4) if total else 0.0}}
+
+
+def source_key(source: Any) -> dict[str, str]:
+    """The first-touch source of a CRM card as report columns (UTM tags flat or under "utm")."""
+    source = source if isinstance(source, dict) else {}
+    utm = source.get("utm") if isinstance(source.get("utm"), dict) else {}
+    referrer = str(source.get("referrer") or "")
+    if "://" in referrer:
+        referrer = referrer.split("://", 1)[1].split("/", 1)[0]
+    return {"source_channel": str(source.get("channel") or "")[:40],
+            "utm_source": str(utm.get("utm_source") or source.get("utm_source") or "")[:200],
+            "utm_medium": str(utm.get("utm_medium") or source.get("utm_medium") or "")[:200],
+            "utm_campaign": str(utm.get("utm_campaign") or source.get("utm_campaign") or "")[:200],
+            "referrer": referrer[:200],
+            "deep_link": str(source.get("deep_link") or "")[:200]}
+
+
+SOURCE_COLUMNS = ("source_channel", "utm_source", "utm_medium", "utm_campaign", "referrer",
+                  "deep_link")
+
+
+def sources(f: Filters) -> dict[str, Any]:
+    session = db.session
+    started = [ReportConversation.started_at >= f.start, ReportConversation.started_at < f.end,
+               _in(ReportConversation.channel_id, f.channels)]
+    if f.agent_id is not None:
+        started.append(ReportConversation.first_response_agent_id == f.agent_id)
+    keys = [getattr(ReportCustomerFirst, c) for c in SOURCE_COLUMNS]
+    groups: dict[tuple, dict[str, Any]] = {}
+
+    def group(key: tuple) -> dict[str, Any]:
+        return groups.setdefault(tuple(key), {**dict(zip(SOURCE_COLUMNS, key)), "conversations": 0,
+                                              "customers": 0, "buyers": 0, "orders": 0,
+                                              "revenue": {}})
+
+    for *key, conversations, customers in session.execute(
+            select(*keys, func.count(), func.count(distinct(ReportConversation.customer_id)))
+            .select_from(ReportConversation)
+            .join(ReportCustomerFirst,
+                  ReportCustomerFirst.customer_id == ReportConversation.customer_id)
+            .where(*started).group_by(*keys)):
+        g = group(key)
+        g["conversations"], g["customers"] = conversations, customers
+    engaged = select(ReportConversation.customer_id).where(*started)
+    placed = [Order.placed_at >= f.start, Order.placed_at < f.end, Order.customer_id.in_(engaged)]
+    joined = select(*keys).select_from(Order).join(
+        ReportCustomerFirst, ReportCustomerFirst.customer_id == Order.customer_id).where(*placed)
+    for *key, orders, buyers in session.execute(
+            joined.add_columns(func.count(), func.count(distinct(Order.customer_id)))
+            .group_by(*keys)):
+        g = group(key)
+        g["orders"], g["buyers"] = orders, buyers
+    for *key, currency, revenue in session.execute(
+            joined.add_columns(Order.currency, func.sum(Order.total))
+            .group_by(*keys, Order.currency)):
+        g = group(key)
+        cur = currency or ""
+        total = Decimal(g["revenue"].get(cur, "0")) + Decimal(str(revenue or 0))
+        g["revenue"][cur] = str(total.quantize(Decimal("0.01")))
+    items = sorted(groups.values(), key=lambda g: (-g["orders"], -g["conversations"],
+                                                   tuple(g[c] for c in SOURCE_COLUMNS)))
+    return {"items": items,
+            "note": "customers whose conversation started in the period, by their card's "
+                    "first-touch source; orders placed in the period by those customers"}
+
+
+def csat(f: Filters) -> dict[str, Any]:
+    return {"items": [], "note": "CSAT is not collected yet (issue #21): no data source"}
+
+
+def bot(f: Filters) -> dict[str, Any]:
+    session = db.session
+    channels = _channels(f)
+    rows = session.execute(
+        select(ReportHourly.channel_id, func.sum(ReportHourly.automated))
+        .where(ReportHourly.bucket >= f.start, ReportHourly.bucket < f.end,
+               _in(ReportHourly.channel_id, f.channels), ReportHourly.direction == "out")
+        .group_by(ReportHourly.channel_id)).all()
+    items = [{**_channel_out(channels, cid), "automated_replies": n or 0,
+              "bot_resolved": None, "handed_off": None} for cid, n in rows if n]
+    return {"items": items,
+            "note": "the answer bot (issue #18) is not built yet: only automated replies are "
+                    "counted; bot-resolved vs handed off has no data source"}
+
+
+REPORTS = {"volume": volume, "response-times": response_times, "agents": agents,
+           "canned-usage": canned_usage, "sources": sources, "csat": csat, "bot": bot}
+
+
+def run_report(name: str, f: Filters) -> dict[str, Any]:
+    body = REPORTS[name](f)
+    state = db.session.get(ReportState, "rollup")
+    db.session.commit()  # SQLite: end the read transaction
+    return {"report": name, "period": f.period(),
+            "filters": {"channel_id": sorted(f.channels) if f.channels is not None else None,
+                        "team_id": f.team_id, "agent_id": f.agent_id},
+            "rolled_up_at": (state.value or {}).get("rolled_at") if state else None,
+            "next_cursor": None, **body}
+
+
+# --- CSV -------------------------------------------------------------------------------------
+
+def _flat(item: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in item.items():
+        if isinstance(value, dict) and key != "revenue":
+            out.update(_flat(value, f"{prefix}{key}_"))
+        elif key == "revenue":
+            out[prefix + key] = "; ".join(f"{c} {v}".strip() for c, v in sorted(value.items()))
+        else:
+            out[prefix + key] = "" if value is None else value
+    return out
+
+
+def to_csv(body: dict[str, Any]) -> str:
+    rows = [_flat(item) for item in body.get("items", [])]
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(c for c in row if c not in columns)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    if not columns:
+        writer.writerow(["note"])
+        writer.writerow([body.get("note", "")])
+        return buffer.getvalue()
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_csv_cell(row.get(c, "")) for c in columns])
+    return buffer.getvalue()
+
+
+def _csv_cell(value: Any) -> Any:
+    # a cell starting with = + - @ is a formula in spreadsheets: quote it as text
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return value
+
+
+def names() -> Iterable[str]:
+    return NAMES

@@ -1,0 +1,32 @@
+"""`/api/v1/reports/<name>` (DESIGN 3b): figures from the maintained aggregates, JSON or CSV."""
+from __future__ import annotations
+
+from apiflask import abort
+from flask import Response, request
+
+from app.usecases import reports
+from app.web.api import bp, current_agent, token_auth
+
+
+@bp.get("/reports/<name>")
+@bp.auth_required(token_auth)
+@bp.doc(summary="A report: volume, response-times, agents, canned-usage, sources, csat, bot",
+        description="Query: from, to (dates YYYY-MM-DD in the account's time zone, at most "
+                    "366 days; default the last 30 days), channel_id, team_id (the team's "
+                    "channels), agent_id, format=csv. Answers {items, next_cursor, period, "
+                    "totals, ...}; an agent sees only their teams' channels (403 otherwise).")
+def get_report(name: str):
+    if name not in reports.REPORTS:
+        abort(404, f"no report {name!r}; reports: " + ", ".join(reports.NAMES))
+    try:
+        filters = reports.parse_filters(request.args, current_agent())
+    except reports.ReportInputError as exc:
+        abort(422, str(exc), detail={"query": {exc.field: [str(exc)]}})
+    except reports.ReportForbidden as exc:
+        abort(403, str(exc))
+    body = reports.run_report(name, filters)
+    if request.args.get("format") == "csv":
+        filename = f"{name}-{filters.first_day.isoformat()}-{filters.last_day.isoformat()}.csv"
+        return Response(reports.to_csv(body), mimetype="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return body

@@ -1,0 +1,221 @@
+"""Reports at scale (issue 20): generate a year of conversations, fold them into the reports'
+aggregates (the rollup, timed as messages/s), then time every report for a 30-day period
+through the API (Flask's test client: routing, token auth, the queries, JSON/CSV; no socket)
+and print p50/p95 per report.
+
+    python -m bench.reports [--backend sqlite|postgres] [--messages 20000] [--runs 20]
+
+SQLite: a fresh file under a temporary folder. PostgreSQL: THREADLINE_BENCH_DATABASE_URL
+(default postgresql://postgres@127.0.0.1:5432/threadline_bench), wiped first. Targets (issue
+20): p95 <= 300 ms per report at 2,000,000 messages on PostgreSQL and 1,000,000 on SQLite.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+REPORTS = ("volume", "response-times", "agents", "canned-usage", "sources", "csat", "bot")
+PG_URL = os.environ.get("THREADLINE_BENCH_DATABASE_URL",
+                        "postgresql://postgres@127.0.0.1:5432/threadline_bench")
+CHUNK = 10_000
+
+
+def _config(url: str, data_dir: Path) -> dict:
+    from app.infra.config import load_config
+
+    return load_config(path=data_dir / "absent.toml", environ={}, overrides={
+        "database_url": url, "redis_url": "", "data_dir": str(data_dir),
+        "secret_key": "bench-secret-key-0123456789", "server": {"pollers": False},
+        "log": {"level": "WARNING"}})
+
+
+def _wipe_postgres(url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def generate(messages: int, seed: int = 20) -> dict:
+    """Rows for customers (messages/20), conversations (messages/10) and messages over the
+    last 365 days: customers write, agents answer after 1-180 minutes, 40% of replies from a
+    canned reply, 70% of conversations resolved, a few orders per buyer."""
+    from sqlalchemy import insert, select
+
+    from app.domain.agents import create_agent
+    from app.infra.models import (CannedReply, Channel, Conversation, Customer, Message, Order,
+                                  Team)
+    from app.infra.state import db
+
+    rng = random.Random(seed)
+    s = db.session
+    teams = [Team(name="Support"), Team(name="Sales")]
+    s.add_all(teams)
+    channels = [Channel(kind=k, name=f"{k} {n}", settings={}, teams=[teams[n % 2]])
+                for n, k in enumerate(["telegram", "whatsapp", "email", "webchat"])]
+    s.add_all(channels)
+    s.flush()
+    agents = [create_agent(f"agent{n}@bench.local", f"Agent {n}", "bench-password-1",
+                           role="admin" if n == 0 else "agent",
+                           teams=["Support" if n % 2 else "Sales"]) for n in range(10)]
+    canned = [CannedReply(shortcut=f"script{n}", text="…") for n in range(8)]
+    s.add_all(canned)
+    s.commit()
+    now = datetime.now(timezone.utc)
+    customers = max(1, messages // 20)
+    sources = [{"channel": "webchat", "utm": {"utm_source": src, "utm_campaign": camp}}
+               for src in ("google", "yandex", "vk", "facebook") for camp in ("spring", "brand")]
+    s.execute(insert(Customer), [{"name": f"Customer {c}", "source": rng.choice(sources),
+                                  "created_at": now - timedelta(days=365)}
+                                 for c in range(customers)])
+    customer_ids = list(s.scalars(select(Customer.id).order_by(Customer.id)))
+    per_conversation = 10
+    conversations = max(1, messages // per_conversation)
+    made = 0
+    open_customers: set[int] = set()
+    for start in range(0, conversations, CHUNK // per_conversation):
+        batch = []
+        for _ in range(min(CHUNK // per_conversation, conversations - start)):
+            created = now - timedelta(days=365 * rng.random())
+            customer = rng.choice(customer_ids)
+            # at most one open conversation per customer
+            resolved = rng.random() < 0.7 or customer in open_customers
+            if not resolved:
+                open_customers.add(customer)
+            batch.append({"customer_id": customer, "channel_id": rng.choice(channels).id,
+                          "status": "resolved" if resolved else "pending",
+                          "assignee_id": rng.choice(agents).id, "created_at": created,
+                          "last_activity_at": created,
+                          "resolved_at": created + timedelta(hours=rng.randint(1, 72))
+                          if resolved else None})
+        ids = s.execute(insert(Conversation).returning(Conversation.id, Conversation.customer_id,
+                                                       Conversation.channel_id,
+                                                       Conversation.created_at), batch).all()
+        rows = []
+        for cid, customer, channel, created in ids:
+            at = created
+            for j in range(per_conversation):
+                inbound = j % 2 == 0
+                at += timedelta(minutes=rng.randint(1, 180))
+                agent = rng.choice(agents).id
+                rows.append({"conversation_id": cid, "customer_id": customer, "channel_id": channel,
+                             "direction": "in" if inbound else "out", "text": "…",
+                             "author_id": None if inbound else agent, "created_at": at,
+                             "status": "received" if inbound else "sent",
+                             "canned_reply_id": rng.choice(canned).id
+                             if not inbound and rng.random() < 0.4 else None})
+        s.execute(insert(Message), rows)
+        made += len(rows)
+        s.commit()
+    s.execute(insert(Order), [{"customer_id": rng.choice(customer_ids),
+                               "placed_at": now - timedelta(days=365 * rng.random()),
+                               "total": rng.choice([49, 129, 3490]), "currency": "RUB"}
+                              for _ in range(customers // 2)])
+    s.commit()
+    return {"messages": made, "conversations": conversations, "customers": customers}
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, int(round(q * (len(ordered) - 1)))))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--json", help="write the figures to this file too")
+    args = parser.parse_args()
+
+    from app import create_app
+    from app.cli import upgrade_database
+
+    work = Path(tempfile.mkdtemp(prefix="bench-reports-"))
+    if args.backend == "postgres":
+        _wipe_postgres(PG_URL)
+        url = PG_URL
+    else:
+        url = f"sqlite:///{work / 'threadline.db'}"
+    app = create_app(_config(url, work))
+    upgrade_database(app)
+    results: dict = {"backend": args.backend, "messages": args.messages}
+    with app.app_context():
+        from app.domain.agents import create_token
+        from app.infra.models import Agent
+        from app.infra.state import db
+        from app.usecases import reports
+
+        t0 = time.perf_counter()
+        results["generated"] = generate(args.messages)
+        results["generate_s"] = round(time.perf_counter() - t0, 1)
+        t0 = time.perf_counter()
+        counts = reports.rollup()
+        took = time.perf_counter() - t0
+        results["rollup_full"] = {"messages": counts["messages"], "seconds": round(took, 2),
+                                  "messages_per_s": round(counts["messages"] / took)}
+        admin = db.session.query(Agent).filter_by(email="agent0@bench.local").one()
+        token = create_token(admin, "bench")
+        db.session.commit()
+        # incremental: a burst of 1,000 new messages folded in by one rollup
+        from app.infra.models import Message
+
+        last = db.session.query(Message).order_by(Message.id.desc()).first()
+        now = datetime.now(timezone.utc)
+        db.session.add_all([Message(conversation_id=last.conversation_id,
+                                    customer_id=last.customer_id, channel_id=last.channel_id,
+                                    direction="in" if n % 2 else "out", text="…",
+                                    author_id=None if n % 2 else admin.id, created_at=now)
+                            for n in range(1000)])
+        db.session.commit()
+        t0 = time.perf_counter()
+        counts = reports.rollup()
+        took = time.perf_counter() - t0
+        results["rollup_incremental"] = {"messages": counts["messages"], "seconds": round(took, 3),
+                                         "messages_per_s": round(counts["messages"] / took)}
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    today = datetime.now(timezone.utc).date()
+    period = f"from={today - timedelta(days=29)}&to={today}"
+    rows = []
+    for name in REPORTS:
+        times = []
+        for run in range(args.runs + 2):
+            t0 = time.perf_counter()
+            response = client.get(f"/api/v1/reports/{name}?{period}", headers=headers)
+            elapsed = (time.perf_counter() - t0) * 1000
+            assert response.status_code == 200, response.get_data(as_text=True)[:300]
+            if run >= 2:   # two warm-up calls
+                times.append(elapsed)
+        rows.append((name, statistics.median(times), pct(times, 0.95)))
+    results["reports_ms"] = {name: {"p50": round(p50, 1), "p95": round(p95, 1)}
+                             for name, p50, p95 in rows}
+    app.extensions["threadline.db"].dispose()
+
+    print(f"\nreports bench: {args.backend}, {results['generated']['messages']:,} messages, "
+          f"{results['generated']['conversations']:,} conversations, "
+          f"{results['generated']['customers']:,} customers; 30-day period, {args.runs} runs")
+    print(f"rollup from scratch: {results['rollup_full']['messages']:,} messages in "
+          f"{results['rollup_full']['seconds']} s = {results['rollup_full']['messages_per_s']:,} msg/s")
+    print(f"rollup of a 1,000-message burst: {results['rollup_incremental']['seconds']} s = "
+          f"{results['rollup_incremental']['messages_per_s']:,} msg/s")
+    print(f"\n| report | p50 ms | p95 ms | target p95 | met? |\n|---|---|---|---|---|")
+    for name, p50, p95 in rows:
+        print(f"| {name} | {p50:.1f} | {p95:.1f} | 300 | {'yes' if p95 <= 300 else 'MISSED'} |")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
