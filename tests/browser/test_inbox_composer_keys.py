@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from playwright.sync_api import expect
 import requests
 from sqlalchemy import select
 
@@ -47,7 +48,7 @@ def test_drafts_survive_a_reload(backend, world, browser):  # noqa: F811
     page.reload()  # the address bar holds /conversations/<id>: the page opens it again
     page.wait_for_selector("body[data-ready=yes]")
     page.wait_for_selector(".thread-head .customer-name:text-is('Ольга')")
-    page.wait_for_function("document.getElementById('composer-text').value !== ''", timeout=5_000)
+    expect(page.locator("#composer-text")).not_to_have_value("", timeout=5_000)
     assert page.input_value("#composer-text") == "Да, напишите новый адрес"
     page.click("#composer .tabs [data-mode=note]")
     assert page.input_value("#composer-text") == "Уточнить у склада"
@@ -125,7 +126,7 @@ def test_keyboard_shortcuts(backend, world, browser):  # noqa: F811
     assert page.locator(".row").count() == 3
 
     def current() -> str:
-        page.wait_for_function("(n) => document.querySelectorAll('.row.active').length === 1", arg=1)
+        expect(page.locator(".row.active")).to_have_count(1)
         return page.inner_text(".row.active .customer")
 
     page.keyboard.press("j")
