@@ -27,6 +27,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from app.domain.webhook_targets import private_target
 from app.infra.models import Customer, Event, Identity, WebhookDelivery, WebhookEndpoint, utcnow
 
 log = logging.getLogger(__name__)
@@ -188,6 +189,10 @@ def _backoff(attempt: int) -> float:
     return delay * random.uniform(0.5, 1.5)
 
 
+class _Refused(Exception):
+    pass
+
+
 def deliver_webhook(delivery_id: int) -> str:
     """One attempt: POST the signed body; 2xx delivers, anything else retries with backoff
     until jobs.max_attempts, then the delivery is failed (visible, replayable)."""
@@ -210,7 +215,10 @@ def deliver_webhook(delivery_id: int) -> str:
     session.commit()  # no transaction open while we wait on the network
     started = time.monotonic()
     status_code, error = None, None
+    refused = private_target(endpoint.url)  # checked again: a name may resolve elsewhere now
     try:
+        if refused:
+            raise _Refused(f"refused: {refused}")
         response = requests.post(endpoint.url, data=body, headers=headers, timeout=TIMEOUT,
                                  allow_redirects=False)
         status_code = response.status_code
@@ -218,6 +226,8 @@ def deliver_webhook(delivery_id: int) -> str:
             error = f"HTTP {status_code}: {response.text[:200]}"
     except requests.RequestException as exc:
         error = f"{type(exc).__name__}: {exc}"[:500]
+    except _Refused as exc:
+        error = str(exc)[:500]
     entry = {"at": utcnow().isoformat(), "attempt": delivery.attempts,
              "status_code": status_code, "error": error,
              "ms": round((time.monotonic() - started) * 1000)}
