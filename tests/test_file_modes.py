@@ -15,6 +15,9 @@ def _mode(path) -> int:
 
 
 def test_new_database_file_and_folder_are_private(tmp_path):
+    from app import wiring
+
+    wiring.wire()  # the search index's sidecar file (threadline.db.search) is attached too
     folder = tmp_path / "var"
     previous = os.umask(0o022)
     try:
@@ -25,7 +28,7 @@ def test_new_database_file_and_folder_are_private(tmp_path):
         with database.engine.connect() as connection:  # WAL files exist while connected
             connection.execute(text("SELECT x FROM t")).all()
             made = sorted(p.name for p in folder.iterdir())
-            assert "threadline.db" in made
+            assert "threadline.db" in made and "threadline.db.search" in made
             assert _mode(folder) == 0o700
             for name in made:
                 assert _mode(folder / name) == 0o600, name

@@ -49,6 +49,11 @@ def attach_search_index(dbapi_connection, _record) -> None:
     path = _main_path(dbapi_connection)
     if not path:
         return
+    from pathlib import Path
+
+    from app.infra.db import create_private_file
+
+    create_private_file(Path(path + ".search"))  # it holds message text: 600 like the database
     previous = dbapi_connection.isolation_level
     dbapi_connection.isolation_level = None
     try:
