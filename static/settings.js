@@ -16,3 +16,10 @@ document.addEventListener("click", async (event) => {
   }
   button.dataset.copied = "yes";
 });
+
+// A destructive button asks first ([data-confirm] holds the question). No inline handlers:
+// the pages' CSP allows only scripts from this site.
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-confirm]");
+  if (button && !window.confirm(button.dataset.confirm)) event.preventDefault();
+});

@@ -210,6 +210,8 @@ def cli_env(config: dict[str, Any]) -> dict[str, str]:
         "THREADLINE_JOBS_BACKOFF_MAX": str(config["jobs"]["backoff_max"]),
         "THREADLINE_JOBS_MAX_ATTEMPTS": str(config["jobs"]["max_attempts"]),
         "THREADLINE_SERVER_POLLERS": "false",
+        "THREADLINE_SECURITY_ALLOW_PRIVATE_WEBHOOK_URLS":
+            str(config["security"]["allow_private_webhook_urls"]).lower(),
         "PYTHONUNBUFFERED": "1",
     })
     return env

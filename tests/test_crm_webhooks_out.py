@@ -55,6 +55,13 @@ class Receiver:
 
 
 @pytest.fixture
+def app_config(app_config):
+    """The receiver listens on 127.0.0.1: loopback targets allowed for these tests."""
+    app_config["security"]["allow_private_webhook_urls"] = True
+    return app_config
+
+
+@pytest.fixture
 def receiver():
     r = Receiver(fail=1)
     yield r

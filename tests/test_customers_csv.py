@@ -88,3 +88,32 @@ def test_import_reports_bad_rows_and_writes_only_good_ones(app, ctx, api, admin,
                           content_type="text/csv")
     assert bad_header.json["rejected"] == [{"row": 1, "field": "fax", "reason": bad_header.json["rejected"][0]["reason"]}]
     assert _count(Customer) == 2
+
+
+def test_export_defuses_formulas_and_imports_them_back(app, ctx, api):
+    """A cell a spreadsheet would run (=, +, -, @) is exported with a leading apostrophe
+    (formula injection, issue 14); importing the file gives back the same values."""
+    mallory = Customer(name='=HYPERLINK("https://evil.example","Счёт")', company="@SUM(A1:A9)",
+                       tags=["-2+3", "обычный"])
+    plain = Customer(name="'quoted' Анна", company="ACME")
+    db.session.add_all([mallory, plain])
+    db.session.flush()
+    db.session.add_all([Identity(customer_id=mallory.id, kind="phone", value="+79161112233"),
+                        Identity(customer_id=plain.id, kind="email", value="anna@acme.example")])
+    db.session.commit()
+    exported = api.get("/customers/export")
+    rows = {r["id"]: r for r in csv.DictReader(io.StringIO(exported.get_data(as_text=True)))}
+    bad = rows[str(mallory.id)]
+    assert bad["name"] == "'" + mallory.name and bad["company"] == "'@SUM(A1:A9)"
+    assert bad["phone"] == "'+79161112233" and bad["tags"] == "'-2+3;обычный"
+    assert rows[str(plain.id)]["name"] == "'quoted' Анна"
+    for row in rows.values():
+        assert not any(cell.startswith(("=", "+", "-", "@")) for cell in row.values())
+
+    again = api.post("/customers/import", data=exported.data, content_type="text/csv")
+    assert (again.json["created"], again.json["updated"], again.json["rejected"]) == (0, 2, [])
+    db.session.expire_all()
+    back = db.session.get(Customer, mallory.id)
+    assert (back.name, back.company, back.tags) == (mallory.name, "@SUM(A1:A9)", ["-2+3", "обычный"])
+    assert db.session.get(Customer, plain.id).name == "'quoted' Анна"
+    assert api.get("/customers/export").data == exported.data

@@ -189,3 +189,24 @@ def test_sign_out_disconnects_open_sockets_in_every_process(app, anna, backend, 
     finally:
         socket_b.close()
         bystander.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_every_socket_event_checks_the_session(app, anna, backend, start_server):
+    """A socket the sign-out could not reach (the generation raised by another process with
+    no message queue between them) is refused on its next event."""
+    from app.domain.agents import end_sessions
+
+    server = start_server()
+    browser = login_session(server.url, EMAIL, h.PASSWORD)
+    sock = AgentSocket(server.url, browser)
+    try:
+        answer = sock.client.call("view", {"conversation_id": None}, namespace="/agents", timeout=10)
+        assert answer == {"ok": True, "viewers": []}
+        with app.app_context():  # this test process: its own Socket.IO server, not the server's
+            end_sessions(db.session.get(Agent, anna.id))
+            db.session.commit()
+        answer = sock.client.call("view", {"conversation_id": None}, namespace="/agents", timeout=10)
+        assert answer == {"ok": False, "error": "signed out"}
+    finally:
+        sock.close()

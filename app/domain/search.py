@@ -158,8 +158,11 @@ def attach_search_index(dbapi_connection, _record) -> None:
     path = _main_path(dbapi_connection)
     if not path:
         return
-    dbapi_connection.create_function("tl_stems", 1, stems, deterministic=True)
-    dbapi_connection.create_function("tl_digits", 1, _digits, deterministic=True)
+    from pathlib import Path
+
+    from app.infra.db import create_private_file
+
+    create_private_file(Path(path + ".search"))  # it holds message text: 600 like the database
     previous = dbapi_connection.isolation_level
     dbapi_connection.isolation_level = None
     try:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -34,11 +35,26 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def create_private_file(path: Path) -> None:
+    """The SQLite file (and its folder, the data_dir) are created readable by the owner only
+    (600 / 700): they hold every customer's messages. SQLite gives the -wal and -shm files
+    the database file's mode. Existing files and folders are left as the operator set them."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(path.parent, 0o700)  # whatever the umask
+    if not path.exists():
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            return
+        os.chmod(path, 0o600)
+
+
 def make_engine(url: str, pool_size: int = 10, max_overflow: int = 20) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            create_private_file(Path(parsed.database))
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_no_autobegin)
         event.listen(engine, "connect", _sqlite_pragmas)

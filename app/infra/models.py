@@ -30,7 +30,9 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+
+from app.infra.logs import scrub
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -63,6 +65,12 @@ class UTCDateTime(TypeDecorator):
         if value is None:
             return None
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def _scrubbed(_obj: Any, _key: str, value: str | None) -> str | None:
+    """Validator of every stored error text (channels, messages, attachments, inbound events,
+    webhook deliveries): admins see them, so secrets are kept out like in log lines."""
+    return scrub(value) if value else value
 
 
 def utcnow() -> datetime:
@@ -164,6 +172,8 @@ class Channel(Base):
     state: Mapped[dict[str, Any]] = mapped_column(default=dict)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     error: Mapped[str | None] = mapped_column(Text)  # last problem, shown to admins
+    _scrub_error = validates("error")(_scrubbed)
+
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     teams: Mapped[list[Team]] = relationship(secondary=team_channels, back_populates="channels")
 
@@ -265,6 +275,8 @@ class Message(Base):
     # delivery: received (inbound) | queued | sending | sent | delivered | read | failed
     status: Mapped[str] = mapped_column(String(12), default="received")
     error: Mapped[str | None] = mapped_column(Text)
+    _scrub_error = validates("error")(_scrubbed)
+
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None]
     enqueued_at: Mapped[datetime | None]
@@ -295,6 +307,8 @@ class Attachment(Base):
     remote_ref: Mapped[str | None] = mapped_column(String(500))
     content_id: Mapped[str | None] = mapped_column(String(300))
     error: Mapped[str | None] = mapped_column(Text)
+    _scrub_error = validates("error")(_scrubbed)
+
 
 
 class InboundEvent(Base):
@@ -312,6 +326,8 @@ class InboundEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column()
     status: Mapped[str] = mapped_column(String(12), default="received")  # received|processed|failed
     error: Mapped[str | None] = mapped_column(Text)
+    _scrub_error = validates("error")(_scrubbed)
+
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     enqueued_at: Mapped[datetime | None]   # last handed to a worker (the sweeper's clock)
@@ -483,6 +499,8 @@ class WebhookDelivery(Base):
     locked_at: Mapped[datetime | None]
     response_status: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+    _scrub_error = validates("error")(_scrubbed)
+
     log: Mapped[list[Any]] = mapped_column(default=list)  # one entry per attempt
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None]

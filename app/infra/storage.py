@@ -20,7 +20,7 @@ def save_attachment(data: bytes, filename: str) -> str:
     now = utcnow()
     relative = Path(f"{now:%Y/%m}") / f"{uuid.uuid4().hex}-{safe_filename(filename)}"
     target = Path(config["storage"]["attachments_dir"]) / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     target.write_bytes(data)
     return str(relative)
 

@@ -23,6 +23,26 @@ HANDLE_COLUMNS = ("email", "phone", "telegram", "whatsapp", "site_user")
 COLUMNS = ("id", "name", "company", *HANDLE_COLUMNS, "tags", "owner_email")
 
 
+# A cell a spreadsheet would run as a formula (=, +, -, @, or a tab / carriage return before
+# one) is written with a leading apostrophe (so is one that would read as escaped: an
+# apostrophe before such a character or another apostrophe), and import takes it off again:
+# export, then import, gives back the same values.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_cell(value: Any) -> Any:
+    if isinstance(value, str) and (value.startswith(FORMULA_START)
+                                   or unescape_cell(value) != value):
+        return "'" + value
+    return value
+
+
+def unescape_cell(value: str | None) -> str | None:
+    if value and value.startswith("'") and value[1:].startswith((*FORMULA_START, "'")):
+        return value[1:]
+    return value
+
+
 def _split(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(";") if v.strip()]
 
@@ -58,6 +78,8 @@ def import_csv(session: Session, text: str, dry_run: bool = False, actor=None) -
         return report
     session.commit()  # start clean: the import is one transaction of its own
     for number, row in enumerate(reader, start=2):
+        row = {key: unescape_cell(value) if isinstance(value, str) else value
+               for key, value in row.items()}
         report["rows"] += 1
         try:
             with session.begin_nested():
@@ -183,12 +205,12 @@ def export_csv(session: Session) -> str:
                 identity.kind, []).append(identity.value)
         for customer in batch:
             handles = by_customer.get(customer.id, {})
-            writer.writerow([
+            writer.writerow([escape_cell(cell) for cell in (
                 customer.id, customer.name, customer.company or "",
                 *(";".join(handles.get(kind, [])) for kind in HANDLE_COLUMNS),
                 ";".join(customer.tags or []), owners.get(customer.owner_id, ""),
                 *("" if customer.custom_fields.get(k) is None else customer.custom_fields[k]
-                  for k in keys)])
+                  for k in keys))])
         last_id = batch[-1].id
     return out.getvalue()
 

@@ -26,6 +26,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from app.domain.webhook_targets import private_target
 from app.infra.models import Customer, Event, Identity, WebhookDelivery, WebhookEndpoint, utcnow
 from app.usecases.outbox import backoff_delay, revive_and_claim_due
 
@@ -180,6 +181,10 @@ def _claim(session: Session, delivery_id: int) -> bool:
     return result.rowcount == 1
 
 
+class _Refused(Exception):
+    pass
+
+
 def deliver_webhook(delivery_id: int) -> str:
     """One attempt: POST the signed body; 2xx delivers, anything else retries with backoff
     until jobs.max_attempts, then the delivery is failed (visible, replayable)."""
@@ -204,9 +209,12 @@ def deliver_webhook(delivery_id: int) -> str:
     status_code, error = None, None
     from app.infra.queues import Lease
 
+    refused = private_target(endpoint.url)  # checked again: a name may resolve elsewhere now
     # the claim is renewed while we wait; a dead worker's lapses after jobs.lease seconds
     with Lease(db.engine, WebhookDelivery, [delivery_id], float(config["jobs"]["lease"])):
         try:
+            if refused:
+                raise _Refused(f"refused: {refused}")
             response = httpx.post(endpoint.url, content=body, headers=headers, timeout=TIMEOUT,
                                   follow_redirects=False)
             status_code = response.status_code
@@ -214,6 +222,8 @@ def deliver_webhook(delivery_id: int) -> str:
                 error = f"HTTP {status_code}: {response.text[:200]}"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
+        except _Refused as exc:
+            error = str(exc)[:500]
     entry = {"at": utcnow().isoformat(), "attempt": delivery.attempts,
              "status_code": status_code, "error": error,
              "ms": round((time.monotonic() - started) * 1000)}

@@ -16,10 +16,13 @@ def register_blueprints(app: Flask) -> None:
     from app.web.webhooks import bp as webhooks_bp
     from app.web.widget import bp as widget_bp
 
+    from app.web import headers
+
     for blueprint in (auth_bp, inbox_bp, board_bp, canned_bp, settings_bp, reports_bp, api_bp,
                       webhooks_bp,
                       widget_bp):
         app.register_blueprint(blueprint)
+    headers.install(app)
     # webhooks are signed by their senders, the widget has its own tokens, and the API checks
     # CSRF itself for cookie sessions (token calls need none)
     for blueprint in (webhooks_bp, widget_bp, api_bp):

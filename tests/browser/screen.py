@@ -54,3 +54,21 @@ def check_axe(page, label: str) -> None:
     bad = [v for v in results.response["violations"] if v.get("impact") in ("critical", "serious")]
     assert not bad, f"{label}: " + "; ".join(
         f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes'][:4]]}" for v in bad)
+
+
+def wait_js(page, expression: str, arg=None, timeout: float = 10_000, interval: float = 50):
+    """Wait until a JavaScript expression (or `() => …` function) is truthy in the page.
+
+    Playwright's wait_for_function compiles its predicate inside the page with `new
+    Function`, which the inbox pages' CSP (script-src 'self', no 'unsafe-eval') refuses;
+    page.evaluate goes through the DevTools protocol, which the CSP does not govern."""
+    import time
+
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        value = page.evaluate(expression, arg)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} ms waiting for: {expression}")
+        page.wait_for_timeout(interval)

@@ -2,9 +2,11 @@
 deal to another stage; the other agent's board follows without a reload."""
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
+from playwright.sync_api import expect
 
 from tests import inbox_helpers as h
 from tests.inbox_helpers import shot, sign_in
@@ -135,12 +137,11 @@ def test_inbox_card_edits_a_deal_inline_live(backend, inbox_world, browser):
     a, b = pages
     line = f"#card-deals [data-deal='{deal_id}']"
     a.select_option(f"{line} select[data-field=stage]", "proposal")
-    b.wait_for_function(f"document.querySelector(\"{line} select\").value === 'proposal'",
-                        timeout=10_000)
+    expect(b.locator(f"{line} select")).to_have_value("proposal", timeout=10_000)
     a.fill(f"{line} input[data-field=amount]", "1500")
     a.press(f"{line} input[data-field=amount]", "Tab")
-    b.wait_for_function(f"Number(document.querySelector(\"{line} input[data-field=amount]\").value) === 1500",
-                        timeout=10_000)
+    expect(b.locator(f"{line} input[data-field=amount]")).to_have_value(
+        re.compile(r"^1500(\.0+)?$"), timeout=10_000)
 
     def saved():
         db.session.expire_all()

@@ -14,7 +14,7 @@ import socketio
 
 from app.domain.channels import add_channel
 from app.infra.state import db
-from tests.browser.screen import check_screen
+from tests.browser.screen import check_screen, wait_js
 from tests.conftest import release_db, wait_until
 from tests.inbox_helpers import shot, sign_in
 
@@ -134,7 +134,7 @@ def test_card_and_thread_for_sales(backend, world, admin_token, browser):
         date = f".deal-line[data-deal='{deal_id}'] [data-field=expected_close]"
         page.fill(date, "2026-12-24")
         page.dispatch_event(date, "change")
-        page.wait_for_function(f"""() => window.threadline.state.current.data.card.deals
+        wait_js(page, f"""() => window.threadline.state.current.data.card.deals
             .some((d) => d.id === {deal_id} && d.expected_close === '2026-12-24')""")
         page.reload()
         page.wait_for_selector(date)

@@ -4,6 +4,7 @@ adds a note: each shows on the agent's card without a reload."""
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 import requests
 
 from tests import inbox_helpers as h
@@ -45,12 +46,10 @@ def test_order_and_deal_pushed_through_the_api_show_on_the_open_card(backend, ad
     assert page.input_value(f"{line} [data-field=stage]") == "qualified"
     # the stage moves in the shop's CRM: upserted again by external_ref
     call("POST", "/deals", {"external_ref": "CRM-77", "stage": "proposal", "customer_id": customer_id})
-    page.wait_for_function(
-        f"document.querySelector(\"{line} [data-field=stage]\").value === 'proposal'", timeout=10_000)
+    expect(page.locator(f"{line} [data-field=stage]")).to_have_value("proposal", timeout=10_000)
     # and the inline PATCH other integrations (and the board) use
     call("PATCH", f"/deals/{deal['id']}", {"stage": "negotiation", "amount": "1100.00"})
-    page.wait_for_function(
-        f"document.querySelector(\"{line} [data-field=stage]\").value === 'negotiation'", timeout=10_000)
+    expect(page.locator(f"{line} [data-field=stage]")).to_have_value("negotiation", timeout=10_000)
     assert page.input_value(f"{line} [data-field=amount]") in ("1100.00", "1100")
     call("POST", "/notes", {"external_ref": "N-1", "text": "Просила счёт на юрлицо",
                             "customer_id": customer_id})

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from playwright.sync_api import expect
 import requests
 from sqlalchemy import select
 
 from app.infra.models import Agent, CannedReply, Message
 from app.infra.state import db
+from tests.browser.screen import wait_js
 from tests import inbox_helpers as h
 from tests.inbox_helpers import telegram_post
 from tests.conftest import release_db, wait_until
@@ -47,7 +49,7 @@ def test_drafts_survive_a_reload(backend, world, browser):  # noqa: F811
     page.reload()  # the address bar holds /conversations/<id>: the page opens it again
     page.wait_for_selector("body[data-ready=yes]")
     page.wait_for_selector(".thread-head .customer-name:text-is('Ольга')")
-    page.wait_for_function("document.getElementById('composer-text').value !== ''", timeout=5_000)
+    expect(page.locator("#composer-text")).not_to_have_value("", timeout=5_000)
     assert page.input_value("#composer-text") == "Да, напишите новый адрес"
     page.click("#composer .tabs [data-mode=note]")
     assert page.input_value("#composer-text") == "Уточнить у склада"
@@ -125,7 +127,7 @@ def test_keyboard_shortcuts(backend, world, browser):  # noqa: F811
     assert page.locator(".row").count() == 3
 
     def current() -> str:
-        page.wait_for_function("(n) => document.querySelectorAll('.row.active').length === 1", arg=1)
+        expect(page.locator(".row.active")).to_have_count(1)
         return page.inner_text(".row.active .customer")
 
     page.keyboard.press("j")
@@ -159,7 +161,7 @@ def test_keyboard_shortcuts(backend, world, browser):  # noqa: F811
     page.keyboard.press("e")
     page.wait_for_selector("#toast:has-text('Conversation resolved.') .toast-action", timeout=10_000)
     page.wait_for_selector(".row:has-text('Вопрос от Виктор')", state="detached", timeout=10_000)
-    page.wait_for_function("window.threadline.state.current.conversation.status === 'open'"
+    wait_js(page, "window.threadline.state.current.conversation.status === 'open'"
                            " && document.querySelector('.thread-head .customer-name').textContent !== 'Виктор'")
     assert page.locator(".row").count() == 2
     # /: the search box, without a "/" typed into it

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.screen import check_screen, frames
+from tests.browser.screen import check_screen, frames, wait_js
 from tests.inbox_helpers import shot, sign_in, telegram_post
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -36,7 +36,7 @@ def test_first_day_screen_feedback(backend, world, browser):
     page.click(".row:has-text('Ольга')")
     page.wait_for_selector("aside.card")
     page.click("[data-action=assign-me]")
-    page.wait_for_function("window.threadline.state.current.conversation.assignee_id !== null")
+    wait_js(page, "window.threadline.state.current.conversation.assignee_id !== null")
     page.wait_for_selector("[data-action=assign-me]", state="detached")
     assert "null" not in page.inner_text("#actions")
     # the cursor stays on the open conversation when the list re-sorts
@@ -85,10 +85,10 @@ def test_first_day_screen_feedback(backend, world, browser):
     olga = page.evaluate("window.threadline.state.current.id")
     page.click("[data-action=resolve]")
     page.wait_for_selector("#toast:has-text('Conversation resolved.') .toast-action:text('Undo')")
-    page.wait_for_function(f"window.threadline.state.current && window.threadline.state.current.id !== {olga}")
+    wait_js(page, f"window.threadline.state.current && window.threadline.state.current.id !== {olga}")
     page.click("#toast .toast-action")
     page.wait_for_selector(f".row[data-conversation='{olga}']", timeout=10_000)
-    page.wait_for_function(f"window.threadline.state.current.id === {olga}"
+    wait_js(page, f"window.threadline.state.current.id === {olga}"
                            " && window.threadline.state.current.conversation.status === 'open'")
 
     # offline: a banner, Send disabled, the draft kept; back online: all back

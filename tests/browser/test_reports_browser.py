@@ -8,6 +8,7 @@ import pytest
 
 from app.infra.models import Agent, CannedReply, Conversation, Customer, Message, utcnow
 from app.infra.state import db
+from tests.browser.screen import wait_js
 from tests.conftest import release_db
 from tests.inbox_helpers import PASSWORD, shot
 from tests.browser.conftest import browser, world  # noqa: F401
@@ -48,7 +49,7 @@ def _data(world) -> None:
 def _check_page(page, width: int) -> None:
     page.set_viewport_size({"width": width, "height": 900})
     # the charts follow the page's width
-    page.wait_for_function("[...document.querySelectorAll('.chart')].every((box) => "
+    wait_js(page, "[...document.querySelectorAll('.chart')].every((box) => "
                            "box.querySelector('.uplot').offsetWidth <= box.clientWidth)")
     text = page.inner_text("main")
     for stray in ("null", "undefined", "NaN", "[object"):

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from tests.browser.screen import wait_js
 from tests.inbox_helpers import shot, sign_in, telegram_post
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -65,7 +66,7 @@ def test_search_dropdown_dates_keyboard_paging_and_jump_to_message(backend, worl
         page.keyboard.press("ArrowDown")
     assert page.locator("#search-results .more-hit[aria-selected=true]").count() == 1
     page.keyboard.press("Enter")
-    page.wait_for_function("document.querySelectorAll('#search-results .message-hit').length === 24")
+    wait_js(page, "document.querySelectorAll('#search-results .message-hit').length === 24")
     assert page.locator("#search-results .more-hit").count() == 0
     # the focus stays in the box, on the first new hit
     assert page.evaluate("document.activeElement.id") == "search"
@@ -95,7 +96,7 @@ def test_search_dropdown_dates_keyboard_paging_and_jump_to_message(backend, worl
     # the word form that matched is marked inside the message
     assert target.locator(".text mark").all_inner_texts() == ["zamówieniu"]
     assert page.locator(".msg.search-hit").count() == 1
-    page.wait_for_function("""() => {
+    wait_js(page, """() => {
         const n = document.querySelector('.msg.search-hit');
         const box = document.getElementById('messages').getBoundingClientRect();
         const r = n.getBoundingClientRect();

@@ -55,3 +55,30 @@ def test_sign_out_in_one_browser_ends_the_others(backend, world, browser):
     # signing in again works
     again = sign_in(browser, server, "anna@example.com")
     assert again.locator("body[data-live=yes]").count() == 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize("width", [1440, 390])
+def test_sign_out_everywhere_button_in_russian(backend, world, browser, width):
+    server = world["server"]
+    other = sign_in(browser, server, "boris@example.com")
+    context = browser.new_context(viewport={"width": width, "height": 860}, locale="ru-RU")
+    page = context.new_page()
+    page.goto(f"{server.url}/login")
+    page.fill("input[name=email]", "boris@example.com")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("body[data-live=yes]")
+    page.goto(f"{server.url}/account")
+    button = page.locator("button[data-action=sign-out-everywhere]")
+    assert button.inner_text().strip() == "Выйти везде"
+    text = page.inner_text("body")
+    assert "Сеансы" in text and "Sign out everywhere" not in text and "Sessions" not in text
+    assert "null" not in text and "undefined" not in text
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    button.scroll_into_view_if_needed()
+    shot(page, f"account-sessions-ru-{width}")
+    button.click()
+    page.wait_for_url(f"{server.url}/login")
+    assert "Вы вышли во всех браузерах." in page.inner_text("body")
+    other.wait_for_url(f"{server.url}/login", timeout=15_000)

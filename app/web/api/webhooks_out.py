@@ -6,6 +6,7 @@ import secrets
 from apiflask import abort
 from sqlalchemy import select
 
+from app.domain.webhook_targets import private_target
 from app.usecases.hooks import replay
 from app.infra.models import AuditLog, WebhookDelivery, WebhookEndpoint
 from app.infra.state import db
@@ -44,6 +45,7 @@ def list_endpoints():
                     "answer is retried with backoff. `events` empty: every event.")
 def create_endpoint(data):
     agent = require_admin()
+    _check_target(data["url"])
     endpoint = WebhookEndpoint(url=data["url"], events=data["events"],
                                description=data["description"], active=data["active"],
                                secret=data["secret"] or secrets.token_urlsafe(32))
@@ -53,6 +55,14 @@ def create_endpoint(data):
                             target_id=endpoint.id, details={"url": endpoint.url}))
     db.session.commit()
     return endpoint
+
+
+def _check_target(url: str) -> None:
+    reason = private_target(url)
+    if reason:
+        abort(422, "url not allowed", detail={"json": {"url": [
+            f"{reason}; loopback, link-local and private addresses need "
+            "security.allow_private_webhook_urls"]}})
 
 
 def _endpoint(endpoint_id: int) -> WebhookEndpoint:
@@ -70,6 +80,8 @@ def _endpoint(endpoint_id: int) -> WebhookEndpoint:
 def patch_endpoint(endpoint_id: int, data):
     require_admin()
     endpoint = _endpoint(endpoint_id)
+    if "url" in data:
+        _check_target(data["url"])
     for key, value in data.items():
         setattr(endpoint, key, value)
     db.session.commit()
