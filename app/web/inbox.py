@@ -1,4 +1,4 @@
-"""The agents' inbox page, and the interface language (Flask-Babel: en, ru; the agent's
+"""The agents' inbox page, and the interface language (Flask-Babel: en, ru, pl; the agent's
 profile first, else the browser's Accept-Language)."""
 from __future__ import annotations
 

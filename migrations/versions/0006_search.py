@@ -2,9 +2,12 @@
 full-text index on PostgreSQL, and the digits of phone handles trigram-indexed
 
 The backfill stems existing messages in chunks of BATCH rows by id (Python: PyStemmer), so
-memory stays flat at any size; on PostgreSQL the GIN index is built once after it, which is
-far cheaper than keeping it up to date row by row. Measured cost: about a minute per
-million messages for the stemming and a few more for the updates (README, "Search").
+memory stays flat at any size, and on PostgreSQL writes each chunk with one UPDATE ... FROM
+unnest(...); the GIN index is built once after it, far cheaper than keeping it up to date
+row by row. Measured on the development machine (2 busy cores): 100,000 messages in 20 s
+(stemming 2 s, rewriting the rows the rest), so 3-4 minutes per million messages. It runs in
+the migration's transaction: replies' status updates wait for it, so run `threadline db
+upgrade` in a quiet hour on a large database (README, "Search").
 Rows it has not reached yet (or written by an older process during a rolling upgrade) get
 their stems on their next write, and the SQLite index is rebuilt from the text when attached.
 
@@ -28,12 +31,22 @@ def _backfill(bind) -> None:
 
     last = 0
     select = sa.text("SELECT id, text FROM messages WHERE id > :last ORDER BY id LIMIT :n")
-    update = sa.text("UPDATE messages SET search_stems = :s WHERE id = :id")
+    if bind.dialect.name == 'postgresql':
+        # one statement per chunk: row-by-row updates took 5 minutes per million messages
+        update = sa.text("UPDATE messages SET search_stems = v.s FROM unnest("
+                         "CAST(:ids AS bigint[]), CAST(:stems AS text[])) AS v(id, s) "
+                         "WHERE messages.id = v.id")
+    else:
+        update = sa.text("UPDATE messages SET search_stems = :s WHERE id = :id")
     while True:
         rows = bind.execute(select, {"last": last, "n": BATCH}).fetchall()
         if not rows:
             return
-        bind.execute(update, [{"id": row_id, "s": stems(body)} for row_id, body in rows])
+        if bind.dialect.name == 'postgresql':
+            bind.execute(update, {"ids": [r[0] for r in rows],
+                                  "stems": [stems(r[1]) for r in rows]})
+        else:
+            bind.execute(update, [{"id": row_id, "s": stems(body)} for row_id, body in rows])
         last = rows[-1][0]
 
 
