@@ -166,3 +166,17 @@ def test_crm_definitions_and_unmerge_answer_as_before(ctx, app, api, admin_token
     assert edit.status_code == 409
     assert edit.json == {"message": f"customer was merged into {customer_id}; edit that one",
                          "detail": {}}
+
+
+def test_a_taken_shortcut_answers_as_before(ctx, api):
+    first = api.post("/canned-replies", json={"shortcut": "hi", "title": "Привет", "text": "Добрый день!"})
+    assert first.status_code == 201, first.json
+    taken = api.post("/canned-replies", json={"shortcut": "hi", "title": "x", "text": "y"})
+    assert taken.status_code == 422
+    assert taken.json == {"message": "shortcut taken",
+                          "detail": {"json": {"shortcut": ["already in use"]}}}
+    second = api.post("/canned-replies", json={"shortcut": "bye", "title": "Пока", "text": "Do widzenia"})
+    moved = api.patch(f"/canned-replies/{second.json['id']}", json={"shortcut": "hi"})
+    assert moved.status_code == 422 and moved.json == taken.json
+    kept = api.patch(f"/canned-replies/{first.json['id']}", json={"shortcut": "hi", "title": "Hej"})
+    assert kept.status_code == 200 and kept.json["title"] == "Hej"
