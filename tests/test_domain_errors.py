@@ -180,3 +180,22 @@ def test_a_taken_shortcut_answers_as_before(ctx, api):
     assert moved.status_code == 422 and moved.json == taken.json
     kept = api.patch(f"/canned-replies/{first.json['id']}", json={"shortcut": "hi", "title": "Hej"})
     assert kept.status_code == 200 and kept.json["title"] == "Hej"
+
+
+def test_a_delivery_being_sent_is_not_replayed(ctx, api):
+    from app.infra.models import WebhookDelivery
+
+    endpoint = api.post("/webhooks", json={"url": "http://127.0.0.1:9/hook",
+                                           "events": ["customer.created"]})
+    assert endpoint.status_code == 201, endpoint.json
+    assert api.post("/orders", json={"external_ref": "W-1",
+                                     "customer": {"email": "hook@example.com"}}).status_code == 201
+    delivery = db.session.scalar(select(WebhookDelivery))
+    assert delivery is not None
+    delivery.status = "sending"
+    db.session.commit()
+    busy = api.post(f"/webhook-deliveries/{delivery.id}/replay")
+    assert busy.status_code == 409
+    assert busy.json == {"message": "delivery is being sent right now", "detail": {}}
+    db.session.expire_all()
+    assert db.session.get(WebhookDelivery, delivery.id).status == "sending"
