@@ -119,3 +119,83 @@ def test_conversation_rules_answer_as_before(ctx, api, telegram_api):
     from app.infra.models import Conversation
 
     assert db.session.get(Conversation, second.id).priority != "high"
+
+
+def test_crm_definitions_and_unmerge_answer_as_before(ctx, app, api, admin_token):
+    stage = api.post("/pipeline/stages", json={"key": "lead", "name": "Лид", "position": 0})
+    assert stage.status_code == 201
+    taken = api.post("/pipeline/stages", json={"key": "lead", "name": "Again"})
+    assert taken.status_code == 422
+    assert taken.json == {"message": "key taken",
+                          "detail": {"json": {"key": ["a stage with this key exists"]}}}
+    deal = api.post("/deals", json={"title": "Zamówienie", "stage": "lead",
+                                    "customer": {"email": "ola@example.pl"}})
+    assert deal.status_code == 201, deal.json
+    in_use = app.test_client().delete(f"/api/v1/pipeline/stages/{stage.json['id']}",
+                                      headers={"Authorization": f"Bearer {admin_token}"})
+    assert in_use.status_code == 409
+    assert in_use.json == {"message": "deals are in stage lead; move them first", "detail": {}}
+
+    no_choices = api.post("/custom-fields", json={"key": "size", "label": "Размер",
+                                                  "type": "choice", "choices": []})
+    assert no_choices.status_code == 422
+    assert no_choices.json == {"message": "choices required",
+                               "detail": {"json": {"choices": ["a choice field needs choices"]}}}
+    field = api.post("/custom-fields", json={"key": "size", "label": "Размер", "type": "choice",
+                                             "choices": ["S", "M"]})
+    assert field.status_code == 201, field.json
+    again = api.post("/custom-fields", json={"key": "size", "label": "x", "type": "text"})
+    assert again.json == {"message": "key taken",
+                          "detail": {"json": {"key": ["a field with this key exists"]}}}
+    emptied = api.patch(f"/custom-fields/{field.json['id']}", json={"choices": []})
+    assert emptied.status_code == 422 and emptied.json["message"] == "choices required"
+
+    customer_id = deal.json["customer_id"]
+    nothing = api.post(f"/customers/{customer_id}/unmerge", json={})
+    assert nothing.status_code == 409
+    assert nothing.json == {"message": "nothing to unmerge", "detail": {}}
+    no_such = api.post(f"/customers/{customer_id}/unmerge", json={"merge_id": 999})
+    assert no_such.status_code == 422
+    assert no_such.json == {"message": "no such merge",
+                            "detail": {"json": {"merge_id": ["not a merge into this customer"]}}}
+
+    other = api.post("/orders", json={"external_ref": "M-2", "customer": {"email": "ala@example.pl"}})
+    merged = api.post(f"/customers/{customer_id}/merge", json={"other_id": other.json["customer_id"]})
+    assert merged.status_code == 201, merged.json
+    edit = api.patch(f"/customers/{other.json['customer_id']}", json={"name": "Ala"})
+    assert edit.status_code == 409
+    assert edit.json == {"message": f"customer was merged into {customer_id}; edit that one",
+                         "detail": {}}
+
+
+def test_a_taken_shortcut_answers_as_before(ctx, api):
+    first = api.post("/canned-replies", json={"shortcut": "hi", "title": "Привет", "text": "Добрый день!"})
+    assert first.status_code == 201, first.json
+    taken = api.post("/canned-replies", json={"shortcut": "hi", "title": "x", "text": "y"})
+    assert taken.status_code == 422
+    assert taken.json == {"message": "shortcut taken",
+                          "detail": {"json": {"shortcut": ["already in use"]}}}
+    second = api.post("/canned-replies", json={"shortcut": "bye", "title": "Пока", "text": "Do widzenia"})
+    moved = api.patch(f"/canned-replies/{second.json['id']}", json={"shortcut": "hi"})
+    assert moved.status_code == 422 and moved.json == taken.json
+    kept = api.patch(f"/canned-replies/{first.json['id']}", json={"shortcut": "hi", "title": "Hej"})
+    assert kept.status_code == 200 and kept.json["title"] == "Hej"
+
+
+def test_a_delivery_being_sent_is_not_replayed(ctx, api):
+    from app.infra.models import WebhookDelivery
+
+    endpoint = api.post("/webhooks", json={"url": "http://127.0.0.1:9/hook",
+                                           "events": ["customer.created"]})
+    assert endpoint.status_code == 201, endpoint.json
+    assert api.post("/orders", json={"external_ref": "W-1",
+                                     "customer": {"email": "hook@example.com"}}).status_code == 201
+    delivery = db.session.scalar(select(WebhookDelivery))
+    assert delivery is not None
+    delivery.status = "sending"
+    db.session.commit()
+    busy = api.post(f"/webhook-deliveries/{delivery.id}/replay")
+    assert busy.status_code == 409
+    assert busy.json == {"message": "delivery is being sent right now", "detail": {}}
+    db.session.expire_all()
+    assert db.session.get(WebhookDelivery, delivery.id).status == "sending"

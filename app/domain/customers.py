@@ -11,7 +11,7 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.domain.errors import DomainError
+from app.domain.errors import Conflict, DomainError
 from app.domain.handles import (  # noqa: F401  (normalize_* and default_region: also used from here)
     IDENTITY_CHANNEL_KINDS,
     default_region,
@@ -221,6 +221,8 @@ def check_agent(session: Session, agent_id: int | None, field: str) -> int | Non
 
 
 def update_customer(session: Session, customer: Customer, patch: dict[str, Any]) -> Customer:
+    if customer.merged_into_id:
+        raise Conflict(None, f"customer was merged into {customer.merged_into_id}; edit that one")
     if "owner_id" in patch:
         check_agent(session, patch["owner_id"], "owner_id")
     if "custom_fields" in patch:

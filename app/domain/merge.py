@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.infra.schemas import card_schema, conversation_schema
-from app.domain.errors import Conflict
+from app.domain.errors import Conflict, DomainError
 from app.domain.customers import CARD_FIELDS, card, customer_channel_id, publish_customer
 from app.infra.models import (
     Agent,
@@ -214,6 +214,19 @@ def latest_merge(session: Session, customer: Customer) -> CustomerMerge | None:
     return session.scalar(select(CustomerMerge).where(
         CustomerMerge.target_id == customer.id, CustomerMerge.status == "merged")
         .order_by(CustomerMerge.id.desc()).limit(1))
+
+
+def merge_to_undo(session: Session, customer: Customer, merge_id: int | None) -> CustomerMerge:
+    """The merge into `customer` an unmerge undoes: the one named, else the latest."""
+    if merge_id is not None:
+        record = session.get(CustomerMerge, merge_id)
+        if record is None or record.target_id != customer.id:
+            raise DomainError("merge_id", "no such merge", reason="not a merge into this customer")
+        return record
+    record = latest_merge(session, customer)
+    if record is None:
+        raise Conflict(None, "nothing to unmerge")
+    return record
 
 
 def unmerge(session: Session, record: CustomerMerge, actor: Agent | None,

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from app.domain.webhook_targets import private_target
 from app.infra.models import Customer, Event, Identity, WebhookDelivery, WebhookEndpoint, utcnow
+from app.domain.errors import Conflict
 from app.usecases.outbox import backoff_delay, revive_and_claim_due
 
 log = logging.getLogger(__name__)
@@ -262,10 +263,13 @@ def sweep_webhooks() -> dict[str, int]:
 
 
 def replay(session: Session, delivery: WebhookDelivery) -> WebhookDelivery:
-    """An admin sends a delivery again (failed or delivered): a fresh round of attempts."""
+    """An admin sends a delivery again (failed or delivered): a fresh round of attempts.
+    Not while a worker is sending it (Conflict)."""
     from app.infra.db import after_commit
     from app.infra.state import queue
 
+    if delivery.status == "sending":
+        raise Conflict(None, "delivery is being sent right now")
     delivery.status, delivery.attempts, delivery.error = "pending", 0, None
     delivery.next_attempt_at, delivery.locked_at = None, None
     delivery.enqueued_at = utcnow()

@@ -14,6 +14,7 @@ from flask_login import current_user
 from marshmallow import ValidationError
 from sqlalchemy import select
 
+from app.domain.canned import add_canned, shortcut_taken, update_canned
 from app.infra.inbox_schemas import CannedReplyIn
 from app.infra.models import CannedReply
 from app.infra.state import db
@@ -40,13 +41,6 @@ def _form() -> dict[str, str]:
             "title": form.get("title", "").strip(), "text": form.get("text", "").strip()}
 
 
-def _taken(shortcut: str, exclude: int | None = None) -> bool:
-    stmt = select(CannedReply.id).where(CannedReply.shortcut == shortcut)
-    if exclude is not None:
-        stmt = stmt.where(CannedReply.id != exclude)
-    return db.session.scalar(stmt) is not None
-
-
 def _page(status: int = 200, new: dict[str, str] | None = None,
           editing: dict[str, Any] | None = None):
     replies = list(db.session.scalars(select(CannedReply).order_by(CannedReply.shortcut)))
@@ -64,7 +58,7 @@ def _validated_form(exclude: int | None = None) -> tuple[dict[str, Any], bool]:
         for message in _errors(exc):
             flash(message, "error")
         return data, False
-    if _taken(data["shortcut"], exclude=exclude):
+    if shortcut_taken(db.session, data["shortcut"], exclude=exclude):
         flash(_("The shortcut /%(shortcut)s is already in use.", shortcut=data["shortcut"]), "error")
         return data, False
     return data, True
@@ -82,7 +76,7 @@ def create():
     data, valid = _validated_form()
     if not valid:
         return _page(422, new=data)
-    db.session.add(CannedReply(created_by_id=current_user.id, **data))
+    add_canned(db.session, data, current_user)
     db.session.commit()
     flash(_("Canned reply /%(shortcut)s added.", shortcut=data["shortcut"]), "ok")
     return redirect(url_for("canned.index"))
@@ -95,8 +89,7 @@ def update(reply_id: int):
     data, valid = _validated_form(exclude=reply_id)
     if not valid:
         return _page(422, editing={"id": reply_id, **data})
-    for key, value in data.items():
-        setattr(reply, key, value)
+    update_canned(db.session, reply, data)
     db.session.commit()
     flash(_("Canned reply /%(shortcut)s saved.", shortcut=reply.shortcut), "ok")
     return redirect(url_for("canned.index"))

@@ -169,7 +169,7 @@ def register_handlers() -> None:
         presence.set(request.sid, current_user.id, current_user.name,
                      int(data["conversation_id"]), bool(data.get("typing")))
         _broadcast_presence(int(data["conversation_id"]))
-        from app.web.widget import agent_typing  # the site visitor sees "… is typing" too
+        from app.web.widget.typing import agent_typing  # the site visitor sees "… is typing" too
 
         agent_typing(int(data["conversation_id"]), current_user.name, bool(data.get("typing")))
         return {"ok": True}

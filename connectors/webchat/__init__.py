@@ -1,8 +1,8 @@
-"""Site chat widget. The widget's Socket.IO namespace (app/widget.py) hands visitor messages
+"""Site chat widget. The widget's Socket.IO namespace (app/web/widget/socket.py) hands visitor messages
 to `app/ingest` as payloads of the shape parsed here; replies reach the visitor through the
 app's realtime layer, so `send` only confirms the hand-over.
 
-Payload (what app/widget.py stores raw):
+Payload (what app/web/widget/socket.py stores raw):
 
     {"visitor_id": "...", "message_id": "...", "text": "...", "sent_at": "ISO-8601",
      "user": {"id", "name", "email", "phone", "hash"},      # window.Threadline.user

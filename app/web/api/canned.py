@@ -4,6 +4,8 @@ from __future__ import annotations
 from apiflask import abort
 from sqlalchemy import select
 
+from app.domain.canned import add_canned
+from app.domain.canned import update_canned as update_canned_reply
 from app.infra.inbox_schemas import CannedReplyIn, CannedReplyList, CannedReplyOut, CannedReplyPatch
 from app.infra.models import CannedReply
 from app.infra.state import db
@@ -18,14 +20,6 @@ def list_canned():
     return {"items": list(db.session.scalars(select(CannedReply).order_by(CannedReply.shortcut)))}
 
 
-def _shortcut_taken(shortcut: str, exclude: int | None = None) -> None:
-    stmt = select(CannedReply.id).where(CannedReply.shortcut == shortcut)
-    if exclude:
-        stmt = stmt.where(CannedReply.id != exclude)
-    if db.session.scalar(stmt):
-        abort(422, "shortcut taken", detail={"json": {"shortcut": ["already in use"]}})
-
-
 @bp.post("/canned-replies")
 @bp.auth_required(token_auth)
 @bp.input(CannedReplyIn, arg_name="data")
@@ -33,9 +27,7 @@ def _shortcut_taken(shortcut: str, exclude: int | None = None) -> None:
 @bp.doc(summary="Add a canned reply (admins)")
 def create_canned(data):
     require_admin()
-    _shortcut_taken(data["shortcut"])
-    reply = CannedReply(created_by_id=current_agent().id, **data)
-    db.session.add(reply)
+    reply = add_canned(db.session, data, current_agent())
     db.session.commit()
     return reply
 
@@ -48,10 +40,7 @@ def create_canned(data):
 def update_canned(reply_id: int, data):
     require_admin()
     reply = db.session.get(CannedReply, reply_id) or abort(404, "canned reply not found")
-    if "shortcut" in data:
-        _shortcut_taken(data["shortcut"], exclude=reply_id)
-    for key, value in data.items():
-        setattr(reply, key, value)
+    update_canned_reply(db.session, reply, data)
     db.session.commit()
     return reply
 

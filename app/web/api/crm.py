@@ -6,9 +6,9 @@ from apiflask import Schema, abort
 from apiflask.fields import Date, Decimal as DecimalField, Integer, String
 from apiflask.validators import Length, Range, Regexp
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from app.domain.access import visible_channel_ids
+from app.domain.crm import add_field, add_stage, remove_stage, update_field
 from app.domain.customers import can_see_customer, update_deal, upsert_deal, upsert_note, upsert_order
 from app.infra.db import after_commit
 from app.infra.extensions import socketio
@@ -143,14 +143,7 @@ def list_stages():
 @bp.doc(summary="Add a stage (admins)")
 def create_stage(data):
     require_admin()
-    stage = PipelineStage(**data)
-    try:
-        with db.session.begin_nested():
-            db.session.add(stage)
-            db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
-        abort(422, "key taken", detail={"json": {"key": ["a stage with this key exists"]}})
+    stage = add_stage(db.session, data)
     db.session.commit()
     return stage
 
@@ -182,11 +175,7 @@ def patch_stage(stage_id: int, data):
 @bp.doc(summary="Remove a stage no deal is in (admins); 409 otherwise")
 def delete_stage(stage_id: int):
     require_admin()
-    stage = _stage(stage_id)
-    used = db.session.scalar(select(Deal.id).where(Deal.stage == stage.key).limit(1))
-    if used is not None:
-        abort(409, f"deals are in stage {stage.key}; move them first")
-    db.session.delete(stage)
+    remove_stage(db.session, _stage(stage_id))
     db.session.commit()
     return ""
 
@@ -209,16 +198,7 @@ def list_fields():
 @bp.doc(summary="Define a custom field (admins); a choice field needs `choices`")
 def create_field(data):
     require_admin()
-    if data["type"] == "choice" and not data["choices"]:
-        abort(422, "choices required", detail={"json": {"choices": ["a choice field needs choices"]}})
-    definition = CustomFieldDef(**data)
-    try:
-        with db.session.begin_nested():
-            db.session.add(definition)
-            db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
-        abort(422, "key taken", detail={"json": {"key": ["a field with this key exists"]}})
+    definition = add_field(db.session, data)
     db.session.commit()
     return definition
 
@@ -233,9 +213,6 @@ def patch_field(field_id: int, data):
     definition = db.session.get(CustomFieldDef, field_id)
     if definition is None:
         abort(404, "custom field not found")
-    if definition.type == "choice" and "choices" in data and not data["choices"]:
-        abort(422, "choices required", detail={"json": {"choices": ["a choice field needs choices"]}})
-    for key, value in data.items():
-        setattr(definition, key, value)
+    update_field(definition, data)
     db.session.commit()
     return definition

@@ -18,13 +18,13 @@ from app.domain.customers import (
 from app.domain.handles import normalize_phone
 from app.domain.merge import (
     accept_suggestion,
-    latest_merge,
     merge,
+    merge_to_undo,
     preview,
     reject_suggestion,
     unmerge,
 )
-from app.infra.models import AuditLog, Customer, CustomerMerge, Identity, MergeSuggestion
+from app.infra.models import AuditLog, Customer, Identity, MergeSuggestion
 from app.infra.state import db
 from app.web.api.base import bp, current_agent, require_admin, token_auth
 from app.web.api.paging import bad_cursor, id_cursor, page
@@ -115,8 +115,6 @@ def get_customer(customer_id: int):
 @bp.doc(summary="Update name, company, owner, tags, custom fields (live for other agents)")
 def patch_customer(customer_id: int, patch):
     customer = get_visible_customer(customer_id)
-    if customer.merged_into_id:
-        abort(409, f"customer was merged into {customer.merged_into_id}; edit that one")
     update_customer(db.session, customer, patch)
     db.session.commit()
     return card(db.session, customer, visible=visible_channel_ids(current_agent()))
@@ -173,14 +171,7 @@ def merge_customers(customer_id: int, data):
                 "moved row goes back; audited")
 def unmerge_customer(customer_id: int, data):
     customer = get_visible_customer(customer_id)
-    if data["merge_id"] is not None:
-        record = db.session.get(CustomerMerge, data["merge_id"])
-        if record is None or record.target_id != customer.id:
-            abort(422, "no such merge", detail={"json": {"merge_id": ["not a merge into this customer"]}})
-    else:
-        record = latest_merge(db.session, customer)
-        if record is None:
-            abort(409, "nothing to unmerge")
+    record = merge_to_undo(db.session, customer, data["merge_id"])
     unmerge(db.session, record, current_agent(), data["reason"])
     db.session.commit()
     return record

@@ -139,8 +139,6 @@ def replay_delivery(delivery_id: int):
     delivery = db.session.get(WebhookDelivery, delivery_id)
     if delivery is None:
         abort(404, "delivery not found")
-    if delivery.status == "sending":
-        abort(409, "delivery is being sent right now")
     replay(db.session, delivery)
     db.session.add(AuditLog(actor_id=agent.id, action="webhook.replay",
                             target_type="webhook_delivery", target_id=delivery.id,
