@@ -14,7 +14,7 @@ import socketio
 
 from app.domain.channels import add_channel
 from app.infra.state import db
-from tests.browser.screen import check_screen
+from tests.browser.screen import check_axe, check_screen
 from tests.conftest import release_db, wait_until
 from tests.inbox_helpers import shot, sign_in
 
@@ -121,6 +121,7 @@ def test_card_and_thread_for_sales(backend, world, admin_token, browser):
         page.wait_for_selector("#card-phone-status.error")
         assert page.get_attribute("#card-phone", "aria-invalid") == "true"
         assert "Saved" not in page.inner_text("#card-phone-status")
+        check_axe(page, "the card with its editor open")
         # a note and a deal from the card
         page.fill("#card-note", "Перезвонить в понедельник")
         page.click("[data-action=card-note]")
@@ -144,6 +145,7 @@ def test_card_and_thread_for_sales(backend, world, admin_token, browser):
         page.select_option("[data-action=status]", "snoozed")
         page.wait_for_selector("#snooze-menu:not([hidden]) [data-snooze=later]")
         assert page.locator("#snooze-menu [data-snooze=next-week]").count() == 1
+        check_axe(page, "the snooze menu")
         page.click("#snooze-menu [data-snooze=tomorrow]")
         page.wait_for_selector("#actions .snoozed-until:has-text('Snoozed until')", timeout=10_000)
         assert re.search(r"09:00|9:00", page.inner_text("#actions .snoozed-until"))
