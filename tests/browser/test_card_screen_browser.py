@@ -75,6 +75,7 @@ def test_card_and_thread_for_sales(backend, world, admin_token, browser):
     wait_until(open_ids, message="the second conversation")
     second = open_ids()[0]
     assert second != first
+    call("POST", "/custom-fields", {"key": "city", "label": "Город", "type": "text"})
     client = visitor(server, site)
     try:
         sent = client.call("message", {"text": "Здравствуйте, вопрос по доставке"}, namespace="/widget", timeout=30)
@@ -112,6 +113,12 @@ def test_card_and_thread_for_sales(backend, world, admin_token, browser):
         page.fill("#card-company", "ООО Ромашка")
         page.press("#card-company", "Enter")
         page.wait_for_selector("#card-company-status.ok:text('Saved')")
+        page.fill("#card-cf-city", "Казань")  # an admin-defined field, by its label
+        page.press("#card-cf-city", "Enter")
+        page.wait_for_selector("#card-cf-city-status.ok:text('Saved')")
+        assert page.inner_text("label[for=card-cf-city]") == "Город"
+        customer_id = page.evaluate("window.threadline.state.current.data.customer.id")
+        assert call("GET", f"/customers/{customer_id}")["custom_fields"]["city"] == "Казань"
         page.fill("#card-tags", "vip, опт")
         page.press("#card-tags", "Enter")
         page.wait_for_selector("aside.card .tags .tag:text('опт')", timeout=10_000)
