@@ -6,6 +6,7 @@ import { showError } from "./format.js";
 import { BOOT, state } from "./state.js";
 
 const dealState = { stages: null, live: false };
+const saving = new Map();  // deal id → the last save in line
 
 // the pipeline's stages as known now (the server's defaults until the pipeline answers)
 export function currentStages() {
@@ -24,10 +25,15 @@ export function renderDeals(deals) {
       if (deal) { Object.assign(deal, event.data); refreshDeals(); }
     });
   }
-  const save = async (deal, patch) => {
-    try { Object.assign(deal, await api(`/deals/${deal.id}`, { method: "PATCH", body: JSON.stringify(patch) })); }
-    catch (e) { showError(e.detail && e.detail.json ? { message: Object.values(e.detail.json).flat().join("; ") } : e); }
-    refreshDeals(true);  // the saved values, or the old ones back
+  // one deal's saves go one after the other: a later edit never loses to an earlier one
+  const save = (deal, patch) => {
+    const chain = (saving.get(deal.id) || Promise.resolve()).then(async () => {
+      try { Object.assign(deal, await api(`/deals/${deal.id}`, { method: "PATCH", body: JSON.stringify(patch) })); }
+      catch (e) { showError(e); }
+      if (saving.get(deal.id) === chain) { saving.delete(deal.id); refreshDeals(true); }  // the saved values, or the old ones back
+    });
+    saving.set(deal.id, chain);
+    return chain;
   };
   return el("div", { id: "card-deals" }, deals.map((d) => {
     const stages = dealState.stages.some((s) => s.key === d.stage) ? dealState.stages : [...dealState.stages, { key: d.stage, name: d.stage }];

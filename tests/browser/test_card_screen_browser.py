@@ -14,7 +14,7 @@ import socketio
 
 from app.domain.channels import add_channel
 from app.infra.state import db
-from tests.browser.screen import check_screen, wait_js
+from tests.browser.screen import check_axe, check_screen, wait_js
 from tests.conftest import release_db, wait_until
 from tests.inbox_helpers import shot, sign_in
 
@@ -75,6 +75,7 @@ def test_card_and_thread_for_sales(backend, world, admin_token, browser):
     wait_until(open_ids, message="the second conversation")
     second = open_ids()[0]
     assert second != first
+    call("POST", "/custom-fields", {"key": "city", "label": "Город", "type": "text"})
     client = visitor(server, site)
     try:
         sent = client.call("message", {"text": "Здравствуйте, вопрос по доставке"}, namespace="/widget", timeout=30)
@@ -112,6 +113,12 @@ def test_card_and_thread_for_sales(backend, world, admin_token, browser):
         page.fill("#card-company", "ООО Ромашка")
         page.press("#card-company", "Enter")
         page.wait_for_selector("#card-company-status.ok:text('Saved')")
+        page.fill("#card-cf-city", "Казань")  # an admin-defined field, by its label
+        page.press("#card-cf-city", "Enter")
+        page.wait_for_selector("#card-cf-city-status.ok:text('Saved')")
+        assert page.inner_text("label[for=card-cf-city]") == "Город"
+        customer_id = page.evaluate("window.threadline.state.current.data.customer.id")
+        assert call("GET", f"/customers/{customer_id}")["custom_fields"]["city"] == "Казань"
         page.fill("#card-tags", "vip, опт")
         page.press("#card-tags", "Enter")
         page.wait_for_selector("aside.card .tags .tag:text('опт')", timeout=10_000)
@@ -121,6 +128,7 @@ def test_card_and_thread_for_sales(backend, world, admin_token, browser):
         page.wait_for_selector("#card-phone-status.error")
         assert page.get_attribute("#card-phone", "aria-invalid") == "true"
         assert "Saved" not in page.inner_text("#card-phone-status")
+        check_axe(page, "the card with its editor open")
         # a note and a deal from the card
         page.fill("#card-note", "Перезвонить в понедельник")
         page.click("[data-action=card-note]")
@@ -144,6 +152,7 @@ def test_card_and_thread_for_sales(backend, world, admin_token, browser):
         page.select_option("[data-action=status]", "snoozed")
         page.wait_for_selector("#snooze-menu:not([hidden]) [data-snooze=later]")
         assert page.locator("#snooze-menu [data-snooze=next-week]").count() == 1
+        check_axe(page, "the snooze menu")
         page.click("#snooze-menu [data-snooze=tomorrow]")
         page.wait_for_selector("#actions .snoozed-until:has-text('Snoozed until')", timeout=10_000)
         assert re.search(r"09:00|9:00", page.inner_text("#actions .snoozed-until"))
