@@ -146,25 +146,9 @@ def _channels() -> dict[str, Channel]:
     return channels
 
 
-CANNED = [("hello", "Greeting",
-           "Hi {{customer.first_name}}! We're looking into it and will get back to you today."),
-          ("shipped", "Order shipped",
-           "Your order has shipped; the tracking number is in your inbox."),
-          ("return", "Return approved",
-           "Return approved — the courier will collect it tomorrow.")]
-
-
-def _canned_replies() -> list[CannedReply]:
-    """The demo's scripts, one per kind of reply in REPLIES (same order)."""
-    found = []
-    for shortcut, title, text in CANNED:
-        reply = db.session.scalar(select(CannedReply).where(CannedReply.shortcut == shortcut))
-        if reply is None:
-            reply = CannedReply(shortcut=shortcut, title=title, text=text)
-            db.session.add(reply)
-        found.append(reply)
-    db.session.flush()
-    return found
+# per language, the canned reply ("script") each of REPLIES' kinds of answer comes from
+SCRIPTS = {"ru": ("privet", "trek", "vozvrat"), "pl": ("dzien-dobry", "przesylka", "zwrot"),
+           "en": ("hello", "tracking", "returns")}
 
 
 def _handle(kind: str, index: int, name: str) -> Handle:
@@ -189,11 +173,13 @@ def load_demo(force: bool = False, echo: Callable[[str], None] = print,
         existing = session.scalar(select(Agent).where(Agent.email == email))
         agents.append(existing or create_agent(email, name, DEMO_PASSWORD, teams=team_names))
     channels = _channels()
-    scripts = _canned_replies()
-    script_rng = random.Random(seed + 1)  # its own sequence: the rest of the demo is unchanged
-    now = datetime.now(timezone.utc).replace(microsecond=0)
     counts = {"customers": 0, "conversations": 0, "messages": 0, "orders": 0, "deals": 0,
               "canned_replies": _canned_replies(session)}
+    session.flush()
+    by_shortcut = {r.shortcut: r for r in session.scalars(select(CannedReply))}
+    scripts = {lang: [by_shortcut.get(s) for s in shortcuts] for lang, shortcuts in SCRIPTS.items()}
+    script_rng = random.Random(seed + 1)  # its own sequence: the rest of the demo is unchanged
+    now = datetime.now(timezone.utc).replace(microsecond=0)
     for index, (name, lang, company) in enumerate(PEOPLE):
         kinds = rng.sample(list(channels), k=rng.choice([1, 1, 2, 3]))
         handles = {k: _handle(k, index, name) for k in kinds}
@@ -231,7 +217,7 @@ def load_demo(force: bool = False, echo: Callable[[str], None] = print,
                 reply_at = min(when + timedelta(minutes=rng.randint(3, 90)), now)
                 reply = rng.choice(REPLIES[lang])
                 # about half of the replies were inserted from a canned reply ("script")
-                script = scripts[REPLIES[lang].index(reply)] if script_rng.random() < 0.5 else None
+                script = scripts[lang][REPLIES[lang].index(reply)] if script_rng.random() < 0.5 else None
                 session.add(Message(conversation_id=conversation.id, customer_id=customer_id,
                                     channel_id=channels[kind].id, direction="out",
                                     author_id=agent.id, text=reply,
