@@ -15,14 +15,6 @@ export function time(iso) {
       ...(d.getFullYear() === now.getFullYear() ? {} : { year: "numeric" }) });
 }
 export const fullTime = (iso) => (iso ? new Date(iso).toLocaleString(LOCALE, { dateStyle: "medium", timeStyle: "short" }) : "");
-// an amount with its currency in the agent's language: 9 150,50 EUR (pl, ru), 9,150.50 EUR (en)
-export function money(amount, currency) {
-  if (amount === null || amount === undefined || amount === "") return "";
-  const n = Number(amount);
-  const text = Number.isFinite(n)
-    ? n.toLocaleString(LOCALE, { minimumFractionDigits: Number.isInteger(n) ? 0 : 2, maximumFractionDigits: 2 }) : String(amount);
-  return currency ? `${text} ${currency}` : text;
-}
 export const ICONS = { email: "✉", telegram: "✈", whatsapp: "◔", phone: "☎", webchat: "✦", site_user: "✦" };
 
 // what went wrong, said for a person: no "Failed to fetch", no bare status codes
