@@ -134,3 +134,72 @@ def test_two_installs_on_one_redis_do_not_hear_each_other(backend, ctx, admin, a
                 socket.close()
         server_a.stop()
         server_b.stop()
+
+
+def test_a_rolled_back_action_pushes_nothing(backend, app, ctx, admin, telegram_api,
+                                            monkeypatch):
+    """Events go out after commit only: a note added and rolled back is never pushed; the
+    note committed after it is (and proves the first one had its chance to go out)."""
+    from app.infra.extensions import socketio
+    from app.infra.models import Agent, Conversation
+    from app.infra.state import db
+    from app.usecases.outbox import add_note
+
+    support, _sales = h.channels(telegram_api)
+    conversation_id = h.conversation_of(h.inbound(support, 9301, "Нужна помощь")).id
+    pushed: list[tuple[str, dict]] = []
+    monkeypatch.setattr(socketio, "emit",
+                        lambda event, data=None, **kw: pushed.append((event, data)))
+
+    agent = db.session.get(Agent, admin.id)
+    conversation = db.session.get(Conversation, conversation_id)
+    add_note(db.session, conversation, agent, "Отменённая заметка")
+    db.session.flush()
+    db.session.rollback()
+    conversation = db.session.get(Conversation, conversation_id)
+    add_note(db.session, conversation, agent, "Сохранённая заметка")
+    db.session.commit()
+    texts = [data["data"].get("text") for event, data in pushed if event == "message.created"]
+    assert texts == ["Сохранённая заметка"]
+
+
+def test_an_event_a_client_receives_is_already_readable_through_the_api(
+        backend, ctx, admin, admin_token, telegram_api, start_server):
+    """The moment a browser hears `message.created`, the API already returns that message:
+    the event left after the commit, not before."""
+    import threading
+
+    import requests
+    import socketio as socketio_client
+
+    support, _sales = h.channels(telegram_api)
+    h.reset_login_limit()
+    release_db()
+    server = start_server()
+    seen: list[tuple[int, bool]] = []
+    done = threading.Event()
+    client = socketio_client.Client(reconnection=False)
+
+    def on_message(data):
+        message = data["data"]
+        listed = requests.get(
+            f"{server.url}/api/v1/conversations/{message['conversation_id']}/messages",
+            headers={"Authorization": f"Bearer {admin_token}"}, timeout=10)
+        ids = [m["id"] for m in listed.json().get("items", [])] if listed.ok else []
+        seen.append((listed.status_code, message["id"] in ids))
+        done.set()
+
+    client.on("message.created", on_message, namespace="/agents")
+    session = login_session(server.url, "admin@example.com", "correct horse battery")
+    cookie = "; ".join(f"{c.name}={c.value}" for c in session.cookies)
+    client.connect(server.url, namespaces=["/agents"], headers={"Cookie": cookie},
+                   transports=["websocket"], wait_timeout=10)
+    try:
+        if backend == "sqlite":
+            h.telegram_post(server, support, "support-secret", 9401, 9401, "Читается сразу?")
+        else:  # applied by this process, as by a worker: the event travels through Redis
+            h.inbound(support, 9401, "Читается сразу?")
+        assert done.wait(15), "no message.created"
+        assert seen == [(200, True)]
+    finally:
+        client.disconnect()
