@@ -3,8 +3,11 @@ every operation of /api/v1/openapi.json on a live server, with an admin's and an
 token; no answer may be a server error, and every answer must match the document. Bounded
 (max examples per operation, fixed seed) to fit in a couple of minutes per database.
 
-Before the fixes it found on SQLite (seed 1, 30 examples per operation): 7 server errors
-(ids past the INTEGER range in paths) and 4 schema errors (`minimum` as a string)."""
+Before the fixes (seed 1, 30 examples per operation) it found on SQLite with the admin's
+token 7 server errors in 2,993 cases (ids past the INTEGER range) and 4 schema errors
+(`minimum` as a string); on PostgreSQL 22 server errors in 2,705 cases with the admin's token
+and 14 in 3,052 with the agent's (ids and integers out of range, NUL characters), the same
+4 schema errors. After: 0 of 3,690 (admin) and 0 of 3,749 (agent) on PostgreSQL."""
 from __future__ import annotations
 
 import re
