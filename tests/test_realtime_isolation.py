@@ -203,3 +203,39 @@ def test_an_event_a_client_receives_is_already_readable_through_the_api(
         assert seen == [(200, True)]
     finally:
         client.disconnect()
+
+
+def test_an_event_goes_out_only_once_another_connection_can_read_it(backend, ctx, telegram_api,
+                                                                     monkeypatch):
+    """Deterministic twin of the test above: at the very moment `message.created` is emitted,
+    a connection of its own (what serves the browser's next API call) already finds it."""
+    from contextlib import closing
+
+    from sqlalchemy import text
+
+    from app.infra.extensions import socketio
+    from app.infra.state import db
+
+    support, _sales = h.channels(telegram_api)
+    url = db.engine.url
+
+    def committed(message_id: int) -> bool:
+        if url.get_backend_name() == "sqlite":  # a plain reader: WAL, no write lock wanted
+            import sqlite3
+
+            with closing(sqlite3.connect(url.database)) as connection:
+                return connection.execute("SELECT 1 FROM messages WHERE id = ?",
+                                          (message_id,)).fetchone() is not None
+        with db.engine.connect() as connection:
+            return connection.execute(text("SELECT 1 FROM messages WHERE id = :id"),
+                                      {"id": message_id}).first() is not None
+
+    readable: list[bool] = []
+
+    def emit(event, data=None, **_kw):
+        if event == "message.created":
+            readable.append(committed(data["data"]["id"]))
+
+    monkeypatch.setattr(socketio, "emit", emit)
+    h.inbound(support, 9501, "Уже в базе?")
+    assert readable == [True]
