@@ -126,6 +126,12 @@ def test_socket_rooms_follow_channel_access(backend, ctx, admin, telegram_api, s
                                namespace="/agents", timeout=10)
         bob_socket.wait_for("presence", lambda d: d["data"]["viewers"]
                             and d["data"]["viewers"][0]["typing"])
+        # then alice types in her own conversation: once she hears that later presence, bob's
+        # earlier one would have reached her first had she been in his room
+        assert alice_socket.client.call("typing", {"conversation_id": visible_id, "typing": True},
+                                        namespace="/agents", timeout=10)["ok"] is True
+        alice_socket.wait_for("presence", lambda d: d["data"]["conversation_id"] == visible_id
+                              and d["data"]["viewers"] and d["data"]["viewers"][0]["typing"])
         assert not [d for e, d in alice_socket.events
                     if e == "presence" and d["data"]["conversation_id"] == hidden_id]
         # the API agrees: 404 for alice, the event log leaves it out

@@ -94,10 +94,10 @@ def test_signed_retried_logged_replayed(app, ctx, api, receiver):
                                         and d.status == "pending"), None), timeout=20)
     assert delivery.response_status == 500 and "HTTP 500" in delivery.error
     assert delivery.next_attempt_at is not None
-    time.sleep(0.5)  # backoff_base 0.2 s in tests
     from app.usecases.hooks import sweep_webhooks
 
-    assert sweep_webhooks()["queued"] == 1
+    # the sweep queues the retry once its backoff (0.2 s base in tests) is over
+    wait_until(lambda: sweep_webhooks()["queued"] == 1, timeout=10, message="the retry due")
     run_jobs(app)
     delivery = wait_until(lambda: next((d for d in _deliveries() if d.status == "delivered"), None),
                           timeout=20)

@@ -134,3 +134,108 @@ def test_two_installs_on_one_redis_do_not_hear_each_other(backend, ctx, admin, a
                 socket.close()
         server_a.stop()
         server_b.stop()
+
+
+def test_a_rolled_back_action_pushes_nothing(backend, app, ctx, admin, telegram_api,
+                                            monkeypatch):
+    """Events go out after commit only: a note added and rolled back is never pushed; the
+    note committed after it is (and proves the first one had its chance to go out)."""
+    from app.infra.extensions import socketio
+    from app.infra.models import Agent, Conversation
+    from app.infra.state import db
+    from app.usecases.outbox import add_note
+
+    support, _sales = h.channels(telegram_api)
+    conversation_id = h.conversation_of(h.inbound(support, 9301, "Нужна помощь")).id
+    pushed: list[tuple[str, dict]] = []
+    monkeypatch.setattr(socketio, "emit",
+                        lambda event, data=None, **kw: pushed.append((event, data)))
+
+    agent = db.session.get(Agent, admin.id)
+    conversation = db.session.get(Conversation, conversation_id)
+    add_note(db.session, conversation, agent, "Отменённая заметка")
+    db.session.flush()
+    db.session.rollback()
+    conversation = db.session.get(Conversation, conversation_id)
+    add_note(db.session, conversation, agent, "Сохранённая заметка")
+    db.session.commit()
+    texts = [data["data"].get("text") for event, data in pushed if event == "message.created"]
+    assert texts == ["Сохранённая заметка"]
+
+
+def test_an_event_a_client_receives_is_already_readable_through_the_api(
+        backend, ctx, admin, admin_token, telegram_api, start_server):
+    """The moment a browser hears `message.created`, the API already returns that message:
+    the event left after the commit, not before."""
+    import threading
+
+    import requests
+    import socketio as socketio_client
+
+    support, _sales = h.channels(telegram_api)
+    h.reset_login_limit()
+    release_db()
+    server = start_server()
+    seen: list[tuple[int, bool]] = []
+    done = threading.Event()
+    client = socketio_client.Client(reconnection=False)
+
+    def on_message(data):
+        message = data["data"]
+        listed = requests.get(
+            f"{server.url}/api/v1/conversations/{message['conversation_id']}/messages",
+            headers={"Authorization": f"Bearer {admin_token}"}, timeout=10)
+        ids = [m["id"] for m in listed.json().get("items", [])] if listed.ok else []
+        seen.append((listed.status_code, message["id"] in ids))
+        done.set()
+
+    client.on("message.created", on_message, namespace="/agents")
+    session = login_session(server.url, "admin@example.com", "correct horse battery")
+    cookie = "; ".join(f"{c.name}={c.value}" for c in session.cookies)
+    client.connect(server.url, namespaces=["/agents"], headers={"Cookie": cookie},
+                   transports=["websocket"], wait_timeout=10)
+    try:
+        if backend == "sqlite":
+            h.telegram_post(server, support, "support-secret", 9401, 9401, "Читается сразу?")
+        else:  # applied by this process, as by a worker: the event travels through Redis
+            h.inbound(support, 9401, "Читается сразу?")
+        assert done.wait(15), "no message.created"
+        assert seen == [(200, True)]
+    finally:
+        client.disconnect()
+
+
+def test_an_event_goes_out_only_once_another_connection_can_read_it(backend, ctx, telegram_api,
+                                                                     monkeypatch):
+    """Deterministic twin of the test above: at the very moment `message.created` is emitted,
+    a connection of its own (what serves the browser's next API call) already finds it."""
+    from contextlib import closing
+
+    from sqlalchemy import text
+
+    from app.infra.extensions import socketio
+    from app.infra.state import db
+
+    support, _sales = h.channels(telegram_api)
+    url = db.engine.url
+
+    def committed(message_id: int) -> bool:
+        if url.get_backend_name() == "sqlite":  # a plain reader: WAL, no write lock wanted
+            import sqlite3
+
+            with closing(sqlite3.connect(url.database)) as connection:
+                return connection.execute("SELECT 1 FROM messages WHERE id = ?",
+                                          (message_id,)).fetchone() is not None
+        with db.engine.connect() as connection:
+            return connection.execute(text("SELECT 1 FROM messages WHERE id = :id"),
+                                      {"id": message_id}).first() is not None
+
+    readable: list[bool] = []
+
+    def emit(event, data=None, **_kw):
+        if event == "message.created":
+            readable.append(committed(data["data"]["id"]))
+
+    monkeypatch.setattr(socketio, "emit", emit)
+    h.inbound(support, 9501, "Уже в базе?")
+    assert readable == [True]

@@ -1,6 +1,8 @@
 """Shapes used by the live inbox (views, timeline, search, canned replies, bulk actions)."""
 from apiflask import Schema
-from apiflask.fields import Boolean, DateTime, Dict, Integer, List, Nested, String
+from apiflask.fields import Boolean, DateTime, Dict, List, Nested, String
+
+from app.infra.fields import Integer
 from apiflask.validators import Length, OneOf, Range, Regexp
 
 from app.infra.schemas import (

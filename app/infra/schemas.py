@@ -1,7 +1,9 @@
 """API shapes. The same schemas serialize API answers and Socket.IO event payloads, so an
 event carries "the changed object as the API would return it"."""
 from apiflask import Schema
-from apiflask.fields import Boolean, DateTime, Dict, Integer, List, Nested, String
+from apiflask.fields import Boolean, DateTime, Dict, List, Nested, String
+
+from app.infra.fields import Integer, MoneyIn, MoneyOut
 from apiflask.validators import Length, OneOf, Range
 
 
@@ -212,7 +214,7 @@ class OrderOut(Schema):
     customer_id = Integer()
     external_ref = String(allow_none=True)
     placed_at = DateTime(allow_none=True)
-    total = DecimalField(as_string=True, allow_none=True)
+    total = MoneyOut()
     currency = String(allow_none=True)
     status = String()
     items = List(Dict())
@@ -224,7 +226,7 @@ class DealOut(Schema):
     external_ref = String(allow_none=True)
     title = String()
     stage = String()
-    amount = DecimalField(as_string=True, allow_none=True)
+    amount = MoneyOut()
     currency = String(allow_none=True)
     owner_id = Integer(allow_none=True)
     expected_close = Date(allow_none=True)
@@ -312,7 +314,7 @@ class _Upsert(Schema):
 
 class OrderIn(_Upsert):
     placed_at = DateTime(allow_none=True)
-    total = DecimalField(allow_none=True, places=2, validate=Range(min=0))
+    total = MoneyIn()
     currency = String(allow_none=True, validate=Regexp(r"^[A-Za-z]{3}$", error="ISO 4217 code"))
     status = String(validate=Length(1, 40))
     items = List(Dict())
@@ -321,7 +323,7 @@ class OrderIn(_Upsert):
 class DealIn(_Upsert):
     title = String(validate=Length(1, 300))
     stage = String(validate=Length(1, 60))
-    amount = DecimalField(allow_none=True, places=2)
+    amount = MoneyIn()
     currency = String(allow_none=True, validate=Regexp(r"^[A-Za-z]{3}$", error="ISO 4217 code"))
     owner_id = Integer(allow_none=True)
     owner_email = String(allow_none=True)

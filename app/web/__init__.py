@@ -6,6 +6,10 @@ from flask import Flask
 
 def register_blueprints(app: Flask) -> None:
     from app.infra.extensions import csrf
+    from app.infra.fields import ColumnIntConverter
+
+    # before any route is added: ids past the INTEGER range match no route (404)
+    app.url_map.converters["int"] = ColumnIntConverter
     from app.web.api import bp as api_bp
     from app.web.auth import bp as auth_bp
     from app.web.board import bp as board_bp

@@ -57,3 +57,51 @@ def require_admin():
     if not agent.is_admin:
         abort(403, "admins only")
     return agent
+
+
+def _has_nul(value) -> bool:
+    """A NUL character anywhere in a JSON value (iteratively: depth is no concern here)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def nul_location() -> tuple[str, str] | None:
+    """Where a request carries a NUL character (PostgreSQL text cannot store one)."""
+    for key, value in request.args.items(multi=True):
+        if "\x00" in key or "\x00" in value:
+            return "query", key.replace("\x00", "")
+    if request.is_json:
+        try:
+            body = request.get_json(silent=True)
+        except RecursionError:
+            body = None
+        if body is not None and _has_nul(body):
+            return "json", "body"
+    elif request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        for key, value in request.form.items(multi=True):
+            if "\x00" in key or "\x00" in value:
+                return "form", key.replace("\x00", "")
+        for key, upload in request.files.items(multi=True):
+            if "\x00" in (upload.filename or ""):
+                return "files", key
+    elif request.mimetype.startswith("text/") and b"\x00" in request.get_data():
+        return "body", "body"
+    return None
+
+
+@bp.before_request
+def _refuse_nul_characters():
+    where = nul_location()
+    if where is not None:
+        abort(422, "NUL characters (\\u0000) are not accepted",
+              detail={where[0]: {where[1]: ["contains a NUL character"]}})

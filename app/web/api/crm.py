@@ -3,7 +3,9 @@ field definitions (admins)."""
 from __future__ import annotations
 
 from apiflask import Schema, abort
-from apiflask.fields import Date, Decimal as DecimalField, Integer, String
+from apiflask.fields import Date, Decimal as DecimalField, String
+
+from app.infra.fields import Integer, MoneyIn
 from apiflask.validators import Length, Range, Regexp
 from sqlalchemy import select
 
@@ -39,7 +41,7 @@ class DealPatch(Schema):
     """PATCH /deals/<id>: any of these; the sales board and the inbox card edit inline."""
     title = String(validate=Length(1, 300))
     stage = String(validate=Length(1, 60))
-    amount = DecimalField(allow_none=True, places=2, validate=Range(min=0))
+    amount = MoneyIn()
     currency = String(allow_none=True, validate=Regexp(r"^[A-Za-z]{3}$", error="ISO 4217 code"))
     owner_id = Integer(allow_none=True)
     expected_close = Date(allow_none=True)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import mimetypes
 
 from apiflask import Schema, abort
-from apiflask.fields import File, Integer, List, String
+from apiflask.fields import File, List, String
+
+from app.infra.fields import Integer
 from apiflask.validators import Length
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from marshmallow import ValidationError, validates_schema
