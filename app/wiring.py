@@ -20,7 +20,16 @@ from connectors.whatsapp import NumberChange
 
 from app.domain import search
 from app.infra import queues
-from app.usecases import attachments, channel_events, crm, hooks, ingest, outbox, widget_email
+from app.usecases import (
+    attachments,
+    automation,
+    channel_events,
+    crm,
+    hooks,
+    ingest,
+    outbox,
+    widget_email,
+)
 from app.web import widget
 
 
@@ -30,6 +39,7 @@ def sweep() -> dict[str, int]:
     counts = outbox.sweep()
     counts["webhooks"] = hooks.sweep_webhooks()["queued"]
     widget_email.email_unseen_replies()
+    counts["automation"] = automation.tick()   # idle rules, SLA breaches, team queues
     return counts
 
 
@@ -45,6 +55,7 @@ JOBS: dict[str, Callable[..., Any]] = {
     "deliver_webhook": hooks.deliver_webhook,
     "sweep_webhooks": hooks.sweep_webhooks,
     "scan_customer": crm.scan_customer,
+    "run_automation": automation.run_automation,   # rules on committed events, queues
 }
 
 # what a connector's record becomes in the database
@@ -70,6 +81,10 @@ LISTENERS: list[tuple[Any, str, Callable[..., Any]]] = [
     (Session, "after_flush", hooks.collect_events),       # outgoing webhooks, suggestion scans
     (Session, "before_commit", hooks.queue_deliveries),
     (Session, "after_rollback", hooks.drop_pending),
+    (Session, "before_flush", automation.stamp_depth),    # rule-caused events: depth + 1
+    (Session, "after_flush", automation.wake_after_commit),  # any event wakes the rules
+    (Session, "after_commit", automation.clear_wake),
+    (Session, "after_rollback", automation.clear_wake),
 ]
 
 

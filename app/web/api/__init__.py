@@ -44,3 +44,5 @@ from app.web.api import conversations, crm, customers, events, webhooks_out  # n
 from app.web.api import inbox  # noqa: E402,F401  (the live inbox: views, timeline, search, canned replies)
 
 from app.web.api import uploads  # noqa: E402,F401  (files attached to replies)
+
+from app.web.api import routing  # noqa: E402,F401  (availability, rules, activity, SLA: issue 17)
