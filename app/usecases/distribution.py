@@ -9,8 +9,9 @@ least-loaded) with a capacity per agent.
   is drained after every batch of events (a resolve, snooze or reassignment frees capacity,
   an agent comes online) and by the periodic sweep.
 - Concurrency: the agents of a team are locked (SELECT … FOR UPDATE, in id order) before their
-  load is counted, and the queued conversations too, so two workers draining at once never put
-  an agent over capacity. SQLite serializes writers (BEGIN IMMEDIATE) to the same effect.
+  load is counted, and the queued conversations too (SKIP LOCKED), so two workers draining at
+  once never put an agent over capacity nor assign one conversation twice. SQLite serializes
+  writers (BEGIN IMMEDIATE) to the same effect.
 """
 from __future__ import annotations
 
@@ -213,10 +214,16 @@ def drain_team(session: Session, team_id: int,
     free = sum(max(n, 0) for n in room.values())
     if free <= 0:
         return []
-    waiting = list(session.scalars(_locked(session, select(Conversation).where(
+    # SKIP LOCKED: a queued conversation another transaction is writing (a new message, the
+    # rules engine) is left for the next drain instead of waited for, so a drain holding the
+    # agents' locks never waits on a transaction that may be waiting for those locks
+    stmt = (select(Conversation).where(
         Conversation.team_id == team_id, Conversation.waiting_since.is_not(None),
         Conversation.assignee_id.is_(None), Conversation.status == "open")
-        .order_by(Conversation.waiting_since, Conversation.id).limit(free))))
+        .order_by(Conversation.waiting_since, Conversation.id).limit(free))
+    if session.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    waiting = list(session.scalars(stmt))
     assigned: list[tuple[int, int]] = []
     mode_name = {"round_robin": "round-robin", "least_loaded": "least-loaded"}[team.distribution]
     for conversation in waiting:
