@@ -405,12 +405,79 @@ def test_sla_due_times_in_business_hours_and_breaches_recorded(app, shop, api):
 
 # --- pages -------------------------------------------------------------------------------
 
-def test_agents_get_403_on_the_rule_and_sla_pages(app, shop):
+def test_settings_pages_admin_adds_a_rule_switches_greeting_on_and_agents_get_403(app, shop):
+    import re
+
     from tests.inbox_helpers import PASSWORD
+    from tests.test_inbox_api import _login
 
     make_agent("plain@example.com", "Plain", ["Support"])
+    _make_agent("boss@example.com", "Boss", ["Support"], role="admin")
+    with app.app_context():   # a context of its own: requests keep their user in g
+        assert app.test_client().get("/settings/rules").status_code == 302   # to the login
+        agent_client = app.test_client()
+        assert _login(agent_client, "plain@example.com", PASSWORD).status_code == 302
+        for path in ("/settings/rules", "/settings/sla"):
+            response = agent_client.get(path)
+            assert response.status_code == 403 and "Admins only" in response.get_data(as_text=True)
     client = app.test_client()
-    client.post("/login", data={"email": "plain@example.com", "password": PASSWORD})
-    for path in ("/settings/rules", "/settings/sla"):
-        response = client.get(path)
-        assert response.status_code == 403 and b"<" in response.data
+    assert _login(client, "boss@example.com", PASSWORD).status_code == 302
+    page = client.get("/settings/rules").get_data(as_text=True)
+    # the standard rules are there, off
+    for name in ("Greeting", "Away reply", "Distribute between agents"):
+        assert name in page
+    assert page.count('aria-checked="false"') == 3
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    sales = _team("Sales")
+    added = client.post("/settings/rules", data={
+        "csrf_token": csrf, "name": "Polish customers → Sales", "event": "conversation_created",
+        "language": "pl", "words": "zamówienie, заказ", "assign_team": str(sales.id),
+        "distribute": "1", "enabled": "1"})
+    assert added.status_code == 302, added.get_data(as_text=True)
+    rule = db.session.scalar(select(AutomationRule).where(
+        AutomationRule.name == "Polish customers → Sales"))
+    assert rule.enabled and rule.conditions == [
+        {"type": "language", "values": ["pl"]},
+        {"type": "text_contains", "words": ["zamówienie", "заказ"]}]
+    assert rule.actions == [{"type": "assign_team", "team_id": sales.id}, {"type": "distribute"}]
+    db.session.commit()
+    empty = client.post("/settings/rules", data={"csrf_token": csrf, "name": "",
+                                                 "event": "conversation_created"})
+    assert empty.status_code == 422 and "Choose at least one action." in empty.get_data(as_text=True)
+    greeting = db.session.scalar(select(AutomationRule.id).where(AutomationRule.standard == "greeting"))
+    db.session.commit()
+    assert client.post(f"/settings/rules/{greeting}/toggle",
+                       data={"csrf_token": csrf}).status_code == 302
+    db.session.expire_all()
+    assert db.session.get(AutomationRule, greeting).enabled
+    db.session.commit()
+    # a team's distribution and business hours from the page
+    saved = client.post(f"/settings/teams/{sales.id}/distribution", data={
+        "csrf_token": csrf, "distribution": "least_loaded", "capacity": "3",
+        "timezone": "Europe/Warsaw", "day_mon": "09:00-13:00, 14:00-18:00",
+        "holidays": "2026-12-25"})
+    assert saved.status_code == 302
+    db.session.expire_all()
+    team = db.session.get(Team, sales.id)
+    assert (team.distribution, team.capacity) == ("least_loaded", 3)
+    assert team.business_hours == {"timezone": "Europe/Warsaw", "days": {
+        "mon": [["09:00", "13:00"], ["14:00", "18:00"]]}, "holidays": ["2026-12-25"]}
+    db.session.commit()
+    bad = client.post(f"/settings/teams/{sales.id}/distribution", data={
+        "csrf_token": csrf, "distribution": "round_robin", "capacity": "3",
+        "timezone": "Nowhere/City"})
+    assert bad.status_code == 422
+    # SLA page: add a policy
+    sla = client.post("/settings/sla", data={"csrf_token": csrf, "name": "VIP", "priority": "urgent",
+                                             "first_response_minutes": "15"})
+    assert sla.status_code == 302
+    sla_page = client.get("/settings/sla").get_data(as_text=True)
+    assert "VIP" in sla_page and "15 min" in sla_page
+    with app.app_context():   # Flask-Babel keeps the locale per context
+        ru = app.test_client()
+        _login(ru, "boss@example.com", PASSWORD)
+        from flask_babel import refresh
+
+        refresh()   # the login page cached English in this context
+        ru_page = ru.get("/settings/rules", headers={"Accept-Language": "ru"}).get_data(as_text=True)
+        assert "Распределение по командам" in ru_page and "Приветствие" not in ru_page

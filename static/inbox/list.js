@@ -4,6 +4,7 @@ import { T, api, el } from "../common.js";
 import { channelIcons, fmt, fullTime, showError, time } from "./format.js";
 import { MERGE_VIEW, bulkEl, listEl, state } from "./state.js";
 import { renderActions } from "./actions.js";
+import { slaBadge } from "./routing.js";
 import { openConversation } from "./thread.js";
 import { matchesView, viewParams } from "./views.js";
 
@@ -52,6 +53,7 @@ function renderRow(c, index) {
       c.unread_count ? el("span", { class: "unread-mark", "data-unread": c.unread_count }, String(c.unread_count)) : "",
       c.priority !== "normal" ? el("span", { class: `prio ${c.priority}` }, T[c.priority] || c.priority) : "",
       (c.labels || []).map((l) => el("span", { class: "tag" }, l)),
+      slaBadge(c),
       el("span", { class: "assignee" }, assignee ? assignee.name : "")));
 }
 

@@ -12,6 +12,7 @@ import { connect } from "./socket.js";
 import { BOOT, state } from "./state.js";
 import { openConversation } from "./thread.js";
 import { refreshCounts, renderViews } from "./views.js";
+import { setupAvailability } from "./routing.js";
 
 async function start() {
   state.seen = new Set();
@@ -30,6 +31,7 @@ async function start() {
   setupSearch();
   setupKeys();
   setupNotifications();
+  setupAvailability().catch(() => {});
   connect();
   if (BOOT.conversation_id) await openConversation(BOOT.conversation_id);
   document.body.dataset.ready = "yes";

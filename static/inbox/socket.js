@@ -9,6 +9,7 @@ import { notifyDesktop } from "./notifications.js";
 import { $, state } from "./state.js";
 import { announceView, renderPresence } from "./thread.js";
 import { replaceMessage } from "./timeline.js";
+import { applyActivity, applyAvailability } from "./routing.js";
 import { refreshCounts } from "./views.js";
 
 function applyEvent(event) {
@@ -23,6 +24,10 @@ function applyEvent(event) {
     applyMessage(event);
   } else if (event.type === "customer.updated" || event.type === "customer.merged" || event.type === "deal.updated") {
     if (concernsCard(event.type, data)) refreshCard();
+  } else if (event.type === "conversation.activity") {
+    applyActivity(data);
+  } else if (event.type === "agent.availability") {
+    applyAvailability(data);
   }
 }
 
@@ -56,7 +61,8 @@ export function connect() {
   state.socket = socket;
   window.threadline.socket = socket;
   ["conversation.created", "conversation.updated", "message.created", "message.updated",
-   "customer.updated", "customer.merged", "deal.updated"].forEach((type) => socket.on(type, applyEvent));
+   "customer.updated", "customer.merged", "deal.updated", "conversation.activity",
+   "agent.availability"].forEach((type) => socket.on(type, applyEvent));
   socket.on("presence", (event) => {
     if (state.current && event.data.conversation_id === state.current.id) {
       state.viewers = event.data.viewers;

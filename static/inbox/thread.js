@@ -8,6 +8,7 @@ import { channelIcons, showError } from "./format.js";
 import { renderList, upsertConversation } from "./list.js";
 import { $, state, threadEl } from "./state.js";
 import { renderTimeline } from "./timeline.js";
+import { loadActivity } from "./routing.js";
 
 let openSeq = 0;
 export async function openConversation(id) {
@@ -25,6 +26,7 @@ export async function openConversation(id) {
   if (!previous || previous.id !== id) history.replaceState(null, "", `/conversations/${id}`);
   state.viewers = [];
   renderThread();
+  loadActivity(id);
   renderList();
   announceView();
   if (data.conversation.unread_count) {
