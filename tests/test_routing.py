@@ -403,6 +403,55 @@ def test_sla_due_times_in_business_hours_and_breaches_recorded(app, shop, api):
     assert any(a.kind == "sla_breached" for a in _activity(conversation["id"]))
 
 
+def test_sla_warning_rule_escalates_and_crm_conditions(app, shop, api):
+    from decimal import Decimal
+
+    from app.infra.models import Deal, Order
+
+    api.post("/sla-policies", json={"name": "Default", "first_response_minutes": 30})
+    _rule("Escalate", "sla_warning", [{"type": "open_deal"}],
+          [{"type": "set_priority", "priority": "urgent"},
+           {"type": "add_note", "text": "SLA at risk for {{customer.first_name}}"}])
+    _rule("Buyers", "conversation_created", [{"type": "recent_order", "days": 30}],
+          [{"type": "add_label", "label": "buyer"}])
+    with_deal = inbound(shop, 9500, "Нужен опт", first_name="Олег")
+    plain = inbound(shop, 9501, "Вопрос")
+    db.session.add(Deal(customer_id=with_deal.customer_id, title="Опт", stage="new"))
+    db.session.add(Order(customer_id=plain.customer_id, placed_at=utcnow() - timedelta(days=3),
+                         total=Decimal("10"), currency="PLN"))
+    db.session.commit()
+    inbound(shop, 9502, "Ещё клиент")
+    run_jobs(app)
+    db.session.expire_all()
+    for message in (with_deal, plain):
+        row = db.session.get(Conversation, message.conversation_id)
+        assert row.sla_warning_at is not None          # 80% of 30 min after the start
+        row.sla_warning_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    automation.fire_sla_warning_rules(db.session)
+    db.session.commit()
+    automation.fire_sla_warning_rules(db.session)     # once per conversation
+    db.session.commit()
+    db.session.expire_all()
+    escalated = db.session.get(Conversation, with_deal.conversation_id)
+    other = db.session.get(Conversation, plain.conversation_id)
+    assert (escalated.priority, other.priority) == ("urgent", "normal")
+    from app.infra.models import Message as MessageRow
+
+    notes = list(db.session.scalars(select(MessageRow.text).where(
+        MessageRow.conversation_id == with_deal.conversation_id, MessageRow.direction == "note")))
+    assert notes == ["SLA at risk for Олег"]
+    db.session.commit()
+    # the customer with the order writes again after resolution: a new conversation, a buyer
+    api.patch(f"/conversations/{plain.conversation_id}", json={"status": "resolved"})
+    again = inbound(shop, 9501, "Снова я")
+    run_jobs(app)
+    labels = {c.id: c.labels for c in _conversations()}
+    assert again.conversation_id != plain.conversation_id
+    assert labels[again.conversation_id] == ["buyer"]
+    assert labels[plain.conversation_id] == [] and labels[with_deal.conversation_id] == []
+
+
 # --- pages -------------------------------------------------------------------------------
 
 def test_settings_pages_admin_adds_a_rule_switches_greeting_on_and_agents_get_403(app, shop):

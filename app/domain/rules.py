@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 EVENTS = ("conversation_created", "customer_message", "conversation_reopened", "agent_reply",
-          "conversation_idle", "status_changed")
+          "conversation_idle", "status_changed", "sla_warning")
 CONDITIONS = ("channel", "channel_kind", "team", "language", "text_contains", "customer_tag",
-              "business_hours", "priority", "status", "utm_source")
+              "business_hours", "priority", "status", "utm_source", "open_deal",
+              "recent_order")
 ACTIONS = ("assign_team", "distribute", "assign_agent", "add_label", "set_priority",
            "auto_reply", "add_note", "resolve", "snooze")
 PRIORITIES = ("low", "normal", "high", "urgent")
@@ -100,6 +101,8 @@ class Facts:
     priority: str = "normal"
     status: str = "open"
     utm_source: str | None = None
+    has_open_deal: bool = False
+    days_since_order: float | None = None   # None: never ordered
     # team id (or None: the conversation's team) -> open now?
     hours_open: Callable[[int | None], bool] = lambda _team: True
 
@@ -131,6 +134,11 @@ def condition_holds(condition: dict[str, Any], facts: Facts) -> bool:
         result = facts.priority in values
     elif kind == "status":
         result = facts.status in values
+    elif kind == "open_deal":
+        result = facts.has_open_deal
+    elif kind == "recent_order":
+        result = facts.days_since_order is not None and \
+            facts.days_since_order <= float(condition.get("days") or 30)
     elif kind == "utm_source":
         result = facts.utm_source is not None and normalize(facts.utm_source) in {
             normalize(str(v)) for v in values}
@@ -168,7 +176,11 @@ def validate_rule(event: str, options: dict, conditions: list, actions: list) ->
             elif c["type"] == "business_hours" and c.get("value", "open") not in ("open",
                                                                                   "closed"):
                 errors[f"conditions.{n}.value"] = "open or closed"
-            elif c["type"] not in ("text_contains", "business_hours") \
+            elif c["type"] == "recent_order" and not (isinstance(c.get("days"), int)
+                                                       and c["days"] > 0):
+                errors[f"conditions.{n}.days"] = "a whole number of days ≥ 1"
+            elif c["type"] not in ("text_contains", "business_hours", "open_deal",
+                                   "recent_order") \
                     and not isinstance(c.get("values"), list):
                 errors[f"conditions.{n}.values"] = "a list"
     if not isinstance(actions, list) or not actions \

@@ -263,7 +263,19 @@ def facts_for(session: Session, conversation: Conversation, text: str | None) ->
             session, conversation)
         return business_hours.is_open(team.business_hours if team else None, utcnow())
 
+    from sqlalchemy import func
+
+    from app.infra.models import Deal, Order, PipelineStage
+
+    closed = select(PipelineStage.key).where(PipelineStage.outcome != "open")
+    has_open_deal = session.scalar(select(Deal.id).where(
+        Deal.customer_id == conversation.customer_id,
+        Deal.stage.not_in(["won", "lost"]), Deal.stage.not_in(closed)).limit(1)) is not None
+    last_order = session.scalar(select(func.max(Order.placed_at)).where(
+        Order.customer_id == conversation.customer_id))
     return rules.Facts(
+        has_open_deal=has_open_deal,
+        days_since_order=(utcnow() - last_order).total_seconds() / 86400 if last_order else None,
         channel_id=conversation.channel_id, channel_kind=channel.kind if channel else None,
         team_id=conversation.team_id,
         text=text if text is not None else _latest_inbound_text(session, conversation),
@@ -554,10 +566,33 @@ def fire_idle_rules(session: Session, now=None) -> int:
     return fired
 
 
+def fire_sla_warning_rules(session: Session, now=None) -> int:
+    """WHEN "SLA about to breach": once per rule and conversation, after its warning time."""
+    now = now or utcnow()
+    fired = 0
+    warning_rules = list(session.scalars(select(AutomationRule).where(
+        AutomationRule.enabled.is_(True), AutomationRule.event == "sla_warning")
+        .order_by(AutomationRule.position, AutomationRule.id)))
+    for rule in warning_rules:
+        already = exists().where(and_(ConversationActivity.conversation_id == Conversation.id,
+                                      ConversationActivity.rule_id == rule.id))
+        due = list(session.scalars(select(Conversation).where(
+            Conversation.status != "resolved", Conversation.sla_warning_at.is_not(None),
+            Conversation.sla_warning_at <= now, ~already).order_by(Conversation.id).limit(200)))
+        for conversation in due:
+            if not fire(session, "sla_warning", conversation, 0, only=[rule]):
+                add_activity(session, conversation, "idle_checked",
+                             f"SLA warning: rule '{rule.name}' did not apply", rule_id=rule.id)
+            fired += 1
+    return fired
+
+
 def tick() -> dict[str, Any]:
-    """From the sweep: idle rules, SLA breaches, queues, and a wake for the runner."""
+    """From the sweep: idle and SLA-warning rules, SLA breaches, queues, a wake for the
+    runner."""
     session = db.session
-    counts = {"idle": fire_idle_rules(session), "breaches": record_breaches(session)}
+    counts = {"idle": fire_idle_rules(session), "sla_warning": fire_sla_warning_rules(session),
+              "breaches": record_breaches(session)}
     counts["assigned"] = len(distribution.drain_all(session))
     session.commit()
     _wake()

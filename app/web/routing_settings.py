@@ -50,6 +50,7 @@ def _labels() -> dict[str, Any]:
             "agent_reply": _("An agent replies"),
             "conversation_idle": _("A conversation is idle"),
             "status_changed": _("The status changes"),
+            "sla_warning": _("An SLA target is about to be missed"),
         },
         "modes": {"manual": _("Manual"), "round_robin": _("Round-robin"),
                   "least_loaded": _("Least loaded")},
@@ -86,6 +87,10 @@ def rule_from_form() -> dict[str, Any]:
     tags = [t.strip() for t in form.get("tags", "").split(",") if t.strip()]
     if tags:
         conditions.append({"type": "customer_tag", "values": tags})
+    if form.get("open_deal"):
+        conditions.append({"type": "open_deal"})
+    if _int("order_days"):
+        conditions.append({"type": "recent_order", "days": _int("order_days")})
     if form.get("hours") in ("open", "closed"):
         conditions.append({"type": "business_hours", "value": form["hours"]})
     priorities = [p for p in form.getlist("priority") if p in rule_domain.PRIORITIES]
@@ -158,6 +163,10 @@ def describe(rule: AutomationRule, names: dict[str, dict[int, str]]) -> tuple[li
         elif kind == "business_hours":
             ifs.append(_("within business hours") if c.get("value", "open") == "open"
                        else _("outside business hours"))
+        elif kind == "open_deal":
+            ifs.append(_("the customer has an open deal"))
+        elif kind == "recent_order":
+            ifs.append(_("an order in the last %(v)s days", v=c.get("days")))
         elif kind == "priority":
             ifs.append(_("priority: %(v)s", v=", ".join(labels["priorities"].get(v, v) for v in values)))
         else:
