@@ -13,13 +13,19 @@ export async function setupAvailability() {
     select.dataset.status = a.status;
     select.title = `${T.availability}: ${T["availability_" + a.status] || a.status}`;
   };
+  state.showAvailability = show;
   show(await api("/agents/me/availability"));
   select.addEventListener("change", async () => {
     try {
       show(await api("/agents/me/availability", { method: "PUT", body: JSON.stringify({ status: select.value }) }));
     } catch (e) { showError(e); }
   });
-  state.showAvailability = show;
+}
+
+// after (re)connecting: the server counted this page's connection before answering it
+export async function refreshAvailability() {
+  if (!state.showAvailability) return;
+  try { state.showAvailability(await api("/agents/me/availability")); } catch (e) { /* next event */ }
 }
 
 export function applyAvailability(data) {

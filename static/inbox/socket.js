@@ -9,7 +9,7 @@ import { notifyDesktop } from "./notifications.js";
 import { $, state } from "./state.js";
 import { announceView, renderPresence } from "./thread.js";
 import { replaceMessage } from "./timeline.js";
-import { applyActivity, applyAvailability } from "./routing.js";
+import { applyActivity, applyAvailability, refreshAvailability } from "./routing.js";
 import { refreshCounts } from "./views.js";
 
 function applyEvent(event) {
@@ -80,6 +80,7 @@ export function connect() {
     $("live").title = T.live;
     refreshCounts();
     announceView();
+    refreshAvailability();
   });
   socket.on("disconnect", () => { document.body.dataset.live = "no"; $("live").title = T.offline; });
 }
