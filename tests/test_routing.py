@@ -248,6 +248,31 @@ def test_a_reopened_conversation_of_an_offline_agent_is_redistributed(app, shop,
     assert any("reopened while Ирина is offline" in t for t in texts), texts
 
 
+def test_nobody_gets_a_conversation_they_could_not_open(app, shop):
+    """Sales agents cannot see the Support-only shop bot: a rule that moves its conversation
+    to Sales leaves it waiting (visible to admins) instead of handing it to someone who would
+    never see it; once Sales may see the channel, the next drain assigns it."""
+    marek = make_agent("marek@example.com", "Marek", ["Sales"])
+    _online(marek)
+    sales = _setup_team("round_robin", capacity=3, team="Sales")
+    _rule("To Sales", "conversation_created", [],
+          [{"type": "assign_team", "team_id": sales.id}, {"type": "distribute"}])
+    message = inbound(shop, 9600, "Hej")
+    run_jobs(app)
+    waiting = _conversations()[0]
+    assert waiting.team_id == sales.id and waiting.assignee_id is None
+    assert waiting.waiting_since is not None
+    from app.infra.models import Channel
+
+    channel = db.session.get(Channel, shop.id)
+    channel.teams = [*channel.teams, db.session.get(Team, sales.id)]
+    db.session.commit()
+    automation.tick()
+    run_jobs(app)
+    assert _conversations()[0].assignee_id == marek.id
+    assert message.conversation_id == waiting.id
+
+
 # --- rules -------------------------------------------------------------------------------
 
 def test_a_rule_routes_polish_customers_to_sales_with_the_reason_logged(app, shop, api):

@@ -224,12 +224,19 @@ def drain_team(session: Session, team_id: int,
     if session.bind.dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     waiting = list(session.scalars(stmt))
+    # an agent gets only what they can open: the channels of their teams (admins: every one)
+    from app.domain.access import visible_channel_ids
+
+    sees = {a.id: visible_channel_ids(a) for a in agents}
     assigned: list[tuple[int, int]] = []
     mode_name = {"round_robin": "round-robin", "least_loaded": "least-loaded"}[team.distribution]
     for conversation in waiting:
-        candidates = [a for a in agents if room[a.id] > 0]
-        if not candidates:
+        if not any(room[a.id] > 0 for a in agents):
             break
+        candidates = [a for a in agents if room[a.id] > 0 and (
+            sees[a.id] is None or conversation.channel_id in sees[a.id])]
+        if not candidates:
+            continue   # nobody free in this team may see its channel: it keeps waiting
         agent = _pick(team.distribution, candidates, load)
         now = utcnow()
         conversation.assignee_id = agent.id
