@@ -122,6 +122,20 @@ def socket_connected(session: Session, agent_id: int, delta: int) -> None:
     session.commit()
 
 
+def forget_connections(session: Session) -> int:
+    """At the start of the only web process (embedded mode): no browser is connected yet, so
+    a count a killed process left behind is reset (with Redis and several web processes the
+    counts stay: another process may hold connections). Returns how many agents changed."""
+    changed = 0
+    for agent in session.scalars(select(Agent).where(Agent.connections != 0)):
+        agent.connections = 0
+        if _refresh(session, agent):
+            _publish(session, agent)
+            changed += 1
+    session.commit()
+    return changed
+
+
 # --- team settings ----------------------------------------------------------------------
 
 def team_routing(team: Team) -> dict[str, Any]:
