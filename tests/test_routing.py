@@ -252,6 +252,15 @@ def test_a_reopened_conversation_of_an_offline_agent_is_redistributed(app, shop,
     assert conversation.assignee_id == marek.id
     texts = [a.text for a in _activity(conversation.id)]
     assert any("reopened while Ирина is offline" in t for t in texts), texts
+    # Marek goes away (not offline): his reopened conversation stays his
+    api.patch(f"/conversations/{conversation.id}", json={
+        "status": "snoozed", "snoozed_until": (utcnow() + timedelta(hours=2)).isoformat()})
+    client, headers = _bearer(app, marek)
+    client.put("/api/v1/agents/me/availability", json={"status": "away"}, headers=headers)
+    run_jobs(app)
+    inbound(shop, 8000, "Jeszcze raz")
+    run_jobs(app)
+    assert _conversations()[0].assignee_id == marek.id
 
 
 def test_nobody_gets_a_conversation_they_could_not_open(app, shop):
@@ -388,6 +397,43 @@ def test_a_rule_loop_is_stopped(app, shop, api):
     stopped = [k for k in kinds if k[0] == "loop_stopped"]
     assert len(fired) == 3, kinds           # depth 0, 1, 2 act; depth 3 is stopped
     assert len(stopped) == 1 and "a rule loop stopped" in stopped[0][1]
+    release_db()
+
+
+def test_idle_rule_fires_once_per_quiet_spell(app, shop, api):
+    _rule("Stale", "conversation_idle", [{"type": "language", "values": ["ru"]}],
+          [{"type": "add_label", "label": "stale"}], options={"minutes": 30})
+    russian = inbound(shop, 9700, "Алло, есть кто?")
+    english = inbound(shop, 9701, "Hello, anyone there?")
+    run_jobs(app)
+    db.session.expire_all()
+    for message in (russian, english):
+        db.session.get(Conversation, message.conversation_id).last_activity_at = \
+            utcnow() - timedelta(minutes=31)
+    db.session.commit()
+    assert automation.fire_idle_rules(db.session) == 2      # both looked at
+    db.session.commit()
+    assert automation.fire_idle_rules(db.session) == 0      # nothing new since
+    db.session.commit()
+    labels = {c.id: c.labels for c in _conversations()}
+    assert labels[russian.conversation_id] == ["stale"] and labels[english.conversation_id] == []
+    # the look at the English one is remembered but not shown in its thread
+    assert api.get(f"/conversations/{english.conversation_id}/activity").json["items"] == []
+    texts = [a["text"] for a in api.get(f"/conversations/{russian.conversation_id}/activity")
+             .json["items"]]
+    assert texts == ["labelled stale by rule 'Stale'"]
+    # an hour later the customer writes again, then goes quiet again: the rule looks again
+    for entry in db.session.scalars(select(ConversationActivity).where(
+            ConversationActivity.conversation_id == russian.conversation_id)):
+        entry.created_at = entry.created_at - timedelta(hours=1)
+    db.session.commit()
+    inbound(shop, 9700, "Ну что?")
+    db.session.expire_all()
+    db.session.get(Conversation, russian.conversation_id).last_activity_at = \
+        utcnow() - timedelta(minutes=31)
+    db.session.commit()
+    assert automation.fire_idle_rules(db.session) == 1
+    db.session.commit()
     release_db()
 
 

@@ -51,6 +51,7 @@ from app.usecases.distribution import add_activity, conversation_changed
 log = logging.getLogger(__name__)
 
 CURSOR = "rules"
+CHECKED = "checked"   # activity kind of a periodic rule's look: kept out of the thread
 BATCH = 200
 MAX_BATCHES = 50
 GAP_TIMEOUT = timedelta(seconds=30)
@@ -230,7 +231,8 @@ def _reopened(session: Session, conversation: Conversation) -> None:
     if conversation.assignee_id is None:
         return
     agent = session.get(Agent, conversation.assignee_id)
-    if agent is not None and agent.active and agent.availability == "online":
+    # away agents keep their conversations; only one who went offline (or left) loses it
+    if agent is not None and agent.active and agent.availability != "offline":
         return
     team = distribution.team_for(session, conversation)
     if team is None or team.distribution == "manual":
@@ -538,6 +540,15 @@ def record_breaches(session: Session, now=None) -> int:
 
 # --- the periodic part -------------------------------------------------------------------
 
+def _checked(session: Session, conversation: Conversation, rule: AutomationRule) -> None:
+    """A periodic rule looked at the conversation and did not apply: remembered (so it is
+    not looked at again until new activity), not shown in the thread."""
+    session.add(ConversationActivity(conversation_id=conversation.id, kind=CHECKED,
+                                     rule_id=rule.id, text="", details={},
+                                     created_at=utcnow()))
+    session.flush()
+
+
 def fire_idle_rules(session: Session, now=None) -> int:
     now = now or utcnow()
     fired = 0
@@ -558,10 +569,7 @@ def fire_idle_rules(session: Session, now=None) -> int:
             .order_by(Conversation.id).limit(200)))
         for conversation in stale:
             if not fire(session, "conversation_idle", conversation, 0, only=[rule]):
-                # record the look so the rule is not re-checked until new activity
-                add_activity(session, conversation, "idle_checked",
-                             f"idle {minutes} min: rule '{rule.name}' did not apply",
-                             rule_id=rule.id)
+                _checked(session, conversation, rule)
             fired += 1
     return fired
 
@@ -581,8 +589,7 @@ def fire_sla_warning_rules(session: Session, now=None) -> int:
             Conversation.sla_warning_at <= now, ~already).order_by(Conversation.id).limit(200)))
         for conversation in due:
             if not fire(session, "sla_warning", conversation, 0, only=[rule]):
-                add_activity(session, conversation, "idle_checked",
-                             f"SLA warning: rule '{rule.name}' did not apply", rule_id=rule.id)
+                _checked(session, conversation, rule)
             fired += 1
     return fired
 

@@ -230,7 +230,8 @@ def conversation_activity(conversation_id: int):
     if conversation is None or not can_see_conversation(current_agent(), conversation):
         abort(404, "conversation not found")
     entries = db.session.scalars(select(ConversationActivity).where(
-        ConversationActivity.conversation_id == conversation_id)
+        ConversationActivity.conversation_id == conversation_id,
+        ConversationActivity.kind != "checked")
         .order_by(ConversationActivity.id).limit(500))
     return {"items": [distribution.activity_dict(e) for e in entries], "next_cursor": None}
 
