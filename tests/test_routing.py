@@ -187,6 +187,8 @@ def test_round_robin_with_capacity_and_the_queue_drained_oldest_first(app, shop,
     run_jobs(app)
     after = _conversations()
     assert after[6].assignee_id == agents[1].id and after[6].waiting_since is None
+    assert "status set to resolved by Админ Тестовый" in [
+        a.text for a in _activity(conversations[1].id)]
     assert after[7].assignee_id is None and after[7].waiting_since is not None
     # snoozing frees capacity too
     api.patch(f"/conversations/{conversations[2].id}", json={

@@ -71,6 +71,33 @@ def conversation_changed(session: Session, conversation: Conversation) -> None:
                  conversation.channel_id)
 
 
+def record_manual_change(session: Session, conversation: Conversation, actor: Agent | None,
+                         before: dict[str, Any]) -> None:
+    """An agent's own change (API, inbox, bulk): the activity line that says who did it. A
+    conversation someone took leaves the team's queue."""
+    who = actor.name if actor is not None else "the API"
+    actor_id = actor.id if actor is not None else None
+    if conversation.assignee_id != before.get("assignee_id"):
+        if conversation.assignee_id is None:
+            add_activity(session, conversation, "unassigned", f"unassigned by {who}",
+                         actor_id=actor_id)
+        else:
+            conversation.waiting_since = None
+            agent = session.get(Agent, conversation.assignee_id)
+            add_activity(session, conversation, "assigned",
+                         f"assigned to {agent.name if agent else conversation.assignee_id} "
+                         f"by {who}", actor_id=actor_id,
+                         details={"agent_id": conversation.assignee_id})
+    if conversation.team_id != before.get("team_id"):
+        team = session.get(Team, conversation.team_id) if conversation.team_id else None
+        add_activity(session, conversation, "team",
+                     f"moved to team {team.name} by {who}" if team else f"team removed by {who}",
+                     actor_id=actor_id)
+    if conversation.status != before.get("status"):
+        add_activity(session, conversation, "status",
+                     f"status set to {conversation.status} by {who}", actor_id=actor_id)
+
+
 # --- availability ----------------------------------------------------------------------
 
 def effective(choice: str | None, connections: int) -> str:

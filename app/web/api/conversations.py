@@ -20,6 +20,7 @@ from app.infra.schemas import (
     conversation_schema,
 )
 from app.infra.models import Agent, Conversation, Customer, Message, Team, utcnow
+from app.usecases.distribution import record_manual_change
 from app.usecases.outbox import ReplyError, add_note, enqueue_reply, retry_message
 from app.infra.events import record_event
 from app.infra.state import db
@@ -146,9 +147,12 @@ def apply_patch(conversation: Conversation, patch: dict) -> None:
     if "labels" in patch:
         patch["labels"] = list(dict.fromkeys(label.strip() for label in patch["labels"]
                                              if label.strip()))
+    before = {"assignee_id": conversation.assignee_id, "team_id": conversation.team_id,
+              "status": conversation.status}
     for key, value in patch.items():
         setattr(conversation, key, value)
     db.session.flush()
+    record_manual_change(db.session, conversation, current_agent(), before)
     record_event(db.session, "conversation.updated", conversation_schema.dump(conversation),
                  conversation.channel_id)
 
