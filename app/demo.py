@@ -229,6 +229,8 @@ def load_demo(force: bool = False, echo: Callable[[str], None] = print,
     # the standard rules (off until switched on), and the history is not news to them
     install_standard_rules(session)
     skip_history(session)
+    for team in teams.values():   # ready for "Distribute between agents" (switched off)
+        team.distribution, team.capacity = "round_robin", 50
     session.commit()
     echo(f"demo agents (password {DEMO_PASSWORD!r}): " + ", ".join(a.email for a in agents))
     return counts
