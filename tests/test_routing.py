@@ -296,6 +296,11 @@ def test_a_rule_routes_polish_customers_to_sales_with_the_reason_logged(app, sho
     marek = make_agent("marek@example.com", "Marek", ["Sales"])
     _online(marek)
     sales = _setup_team("round_robin", capacity=3, team="Sales")
+    from app.infra.models import Channel
+
+    channel = db.session.get(Channel, shop.id)      # Sales may see the shop bot too
+    channel.teams = [*channel.teams, db.session.get(Team, sales.id)]
+    db.session.commit()
     response = api.post("/automation/rules", json={
         "name": "Polish customers → Sales", "event": "conversation_created",
         "conditions": [{"type": "language", "values": ["pl"]}],
@@ -495,6 +500,7 @@ def test_sla_warning_rule_escalates_and_crm_conditions(app, shop, api):
           [{"type": "add_label", "label": "buyer"}])
     with_deal = inbound(shop, 9500, "Нужен опт", first_name="Олег")
     plain = inbound(shop, 9501, "Вопрос")
+    run_jobs(app)     # the rules judge these conversations before the deal and the order exist
     db.session.add(Deal(customer_id=with_deal.customer_id, title="Опт", stage="new"))
     db.session.add(Order(customer_id=plain.customer_id, placed_at=utcnow() - timedelta(days=3),
                          total=Decimal("10"), currency="PLN"))
