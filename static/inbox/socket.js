@@ -13,6 +13,7 @@ import { applyActivity, applyAvailability, refreshAvailability } from "./routing
 import { refreshCounts } from "./views.js";
 
 function applyEvent(event) {
+  if (typeof event.id !== "number") return;  // not from the event log
   if (event.id <= state.lastEventId && state.seen.has(event.id)) return;  // caught up already
   state.seen.add(event.id);
   state.lastEventId = Math.max(state.lastEventId, event.id);
@@ -61,8 +62,11 @@ export function connect() {
   state.socket = socket;
   window.threadline.socket = socket;
   ["conversation.created", "conversation.updated", "message.created", "message.updated",
-   "customer.updated", "customer.merged", "deal.updated", "conversation.activity",
-   "agent.availability"].forEach((type) => socket.on(type, applyEvent));
+   "customer.updated", "customer.merged", "deal.updated", "conversation.activity"]
+    .forEach((type) => socket.on(type, applyEvent));
+  // to admins as a logged event (with its id), to the agent's own browsers as a notification
+  // (no id): never through applyEvent's id bookkeeping
+  socket.on("agent.availability", (event) => applyAvailability(event.data));
   socket.on("presence", (event) => {
     if (state.current && event.data.conversation_id === state.current.id) {
       state.viewers = event.data.viewers;
