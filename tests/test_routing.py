@@ -290,6 +290,43 @@ def test_nobody_gets_a_conversation_they_could_not_open(app, shop):
     assert message.conversation_id == waiting.id
 
 
+def test_the_cursor_waits_for_a_gap_then_gives_up_on_it(app, ctx):
+    """On PostgreSQL an event id may commit after a higher one: ids past the gap are done,
+    the gap is read when it commits, or skipped after GAP_TIMEOUT (a rollback)."""
+    from app.infra.models import AutomationCursor
+
+    release_db()
+    run_jobs(app)
+    cursor = db.session.get(AutomationCursor, "rules")
+    start = cursor.position
+    cursor.done = [start + 2, start + 3]          # start + 1 is a transaction not yet committed
+    db.session.add_all([Event(id=start + 2, type="test", payload={}),
+                        Event(id=start + 3, type="test", payload={})])
+    db.session.commit()
+    automation.run_automation()
+    cursor = db.session.get(AutomationCursor, "rules")
+    assert cursor.position == start and cursor.done == [start + 2, start + 3]
+    assert cursor.gap_seen_at is not None
+    # the late transaction commits: its event is read, the cursor moves past all three
+    db.session.add(Event(id=start + 1, type="test", payload={}))
+    db.session.commit()
+    automation.run_automation()
+    cursor = db.session.get(AutomationCursor, "rules")
+    assert (cursor.position, cursor.done, cursor.gap_seen_at) == (start + 3, [], None)
+    # a gap that never fills (a rolled-back id) is given up after GAP_TIMEOUT
+    db.session.add(Event(id=start + 5, type="test", payload={}))
+    db.session.commit()
+    automation.run_automation()
+    cursor = db.session.get(AutomationCursor, "rules")
+    assert (cursor.position, cursor.done) == (start + 3, [start + 5])
+    cursor.gap_seen_at = utcnow() - automation.GAP_TIMEOUT - timedelta(seconds=1)
+    db.session.commit()
+    automation.run_automation()
+    cursor = db.session.get(AutomationCursor, "rules")
+    assert (cursor.position, cursor.done, cursor.gap_seen_at) == (start + 5, [], None)
+    db.session.commit()
+
+
 # --- rules -------------------------------------------------------------------------------
 
 def test_a_rule_routes_polish_customers_to_sales_with_the_reason_logged(app, shop, api):

@@ -143,12 +143,12 @@ def _cursor(session: Session) -> AutomationCursor:
 def _run_batch(session: Session) -> tuple[int, bool]:
     cursor = _cursor(session)
     done = set(cursor.done or [])
-    events = list(session.scalars(select(Event).where(Event.id > cursor.position)
-                                  .order_by(Event.id).limit(BATCH)))
+    stmt = select(Event).where(Event.id > cursor.position)
+    if done:   # past a gap: what is done already is not read again
+        stmt = stmt.where(Event.id.not_in(sorted(done)))
+    events = list(session.scalars(stmt.order_by(Event.id).limit(BATCH)))
     handled = 0
     for event in events:
-        if event.id in done:
-            continue
         try:
             with session.begin_nested():
                 handle_event(session, event)
@@ -161,7 +161,7 @@ def _run_batch(session: Session) -> tuple[int, bool]:
     _advance(cursor, done)
     distribution.drain_all(session)
     session.commit()
-    return handled, len(events) == BATCH
+    return handled, handled > 0 and len(events) == BATCH
 
 
 def _advance(cursor: AutomationCursor, done: set[int]) -> None:

@@ -109,6 +109,10 @@ def upgrade() -> None:
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.add_column(sa.Column('depth', sa.Integer(), server_default='0', nullable=False))
 
+    # the rules engine starts at the end of the existing event log: history is not news
+    op.execute("INSERT INTO automation_cursor (name, position, done) "
+               "SELECT 'rules', COALESCE(MAX(id), 0), '[]' FROM events")
+
     with op.batch_alter_table('teams', schema=None) as batch_op:
         batch_op.add_column(sa.Column('distribution', sa.String(length=20), server_default='manual', nullable=False))
         batch_op.add_column(sa.Column('capacity', sa.Integer(), server_default='5', nullable=False))
