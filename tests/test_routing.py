@@ -420,6 +420,9 @@ def test_a_rule_that_cannot_act_is_logged_and_the_conversation_waits_visibly(app
     texts = [a.text for a in _activity(conversation.id)]
     assert f"rule 'To Gone' could not act: agent {gone.id} does not exist or is deactivated" in texts
     assert f"rule 'To Gone' could not act: canned reply {reply.id} does not exist" in texts
+    log = api.get(f"/automation/rules/{rule.id}/log").json["items"]
+    assert [e["kind"] for e in log] == ["rule_failed", "rule_failed"]
+    assert {e["conversation_id"] for e in log} == {conversation.id}
     db.session.commit()
     # and it is in a view agents look at
     unassigned = api.get("/conversations?assignee=none").json["items"]

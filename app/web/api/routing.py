@@ -210,6 +210,18 @@ def patch_rule(rule_id: int):
     return rule_dict(rule)
 
 
+@bp.get("/automation/rules/<int:rule_id>/log")
+@bp.auth_required(token_auth)
+@bp.doc(summary="The rule's log: its latest firings and failures, newest first")
+def rule_log(rule_id: int):
+    _require_admin()
+    db.session.get(AutomationRule, rule_id) or abort(404)
+    entries = db.session.scalars(select(ConversationActivity).where(
+        ConversationActivity.rule_id == rule_id, ConversationActivity.kind != "checked")
+        .order_by(ConversationActivity.id.desc()).limit(200))
+    return {"items": [distribution.activity_dict(e) for e in entries], "next_cursor": None}
+
+
 @bp.delete("/automation/rules/<int:rule_id>")
 @bp.auth_required(token_auth)
 def delete_rule(rule_id: int):
