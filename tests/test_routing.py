@@ -594,13 +594,21 @@ def test_settings_pages_admin_adds_a_rule_switches_greeting_on_and_agents_get_40
         for path in ("/settings/rules", "/settings/sla"):
             response = agent_client.get(path)
             assert response.status_code == 403 and "Admins only" in response.get_data(as_text=True)
+    from app.infra.models import WebhookEndpoint
+
+    hook = WebhookEndpoint(url="http://127.0.0.1:9/crm", secret="s", events=[],
+                           description="Our CRM")
+    db.session.add(hook)
+    db.session.flush()
+    _rule("Tell the CRM", "agent_reply", [], [{"type": "webhook", "endpoint_id": hook.id}])
     client = app.test_client()
     assert _login(client, "boss@example.com", PASSWORD).status_code == 302
     page = client.get("/settings/rules").get_data(as_text=True)
+    assert "call the webhook Our CRM" in page
     # the standard rules are there, off
     for name in ("Greeting", "Away reply", "Distribute between agents"):
         assert name in page
-    assert page.count('aria-checked="false"') == 3
+    assert page.count('aria-checked="false"') == 3 and page.count('aria-checked="true"') == 1
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     sales = _team("Sales")
     added = client.post("/settings/rules", data={

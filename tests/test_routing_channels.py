@@ -49,3 +49,36 @@ def test_whatsapp_greeting_inside_the_window_and_a_recorded_failure_outside(app,
     assert db.session.scalar(select(Message.id).where(
         Message.conversation_id == late.conversation_id, Message.direction == "out")) is None
     db.session.commit()
+
+
+def test_a_rule_calls_an_outgoing_webhook(app, ctx, api, telegram_channel):
+    from tests.conftest import wait_until
+    from tests.inbox_helpers import inbound
+    from tests.test_crm_webhooks_out import Receiver
+
+    receiver = Receiver(fail=0)
+    try:
+        created = api.post("/webhooks", json={"url": receiver.url, "events": ["deal.updated"]})
+        assert created.status_code == 201, created.json
+        receiver.secret = created.json["secret"]
+        endpoint_id = created.json["id"]
+        rule = api.post("/automation/rules", json={
+            "name": "VIP to the CRM", "event": "customer_message",
+            "conditions": [{"type": "text_contains", "words": ["VIP"]}],
+            "actions": [{"type": "webhook", "endpoint_id": endpoint_id}]})
+        assert rule.status_code == 201, rule.json
+        inbound(telegram_channel, 4343, "Я VIP-клиент")
+        inbound(telegram_channel, 4344, "обычный вопрос")
+        run_jobs(app)
+        wait_until(lambda: receiver.requests, timeout=20, message="the webhook")
+        run_jobs(app)
+        assert len(receiver.requests) == 1
+        sent = receiver.requests[0]
+        assert sent["valid"] and sent["event"] == "automation.webhook"
+        assert sent["body"]["data"]["rule"]["name"] == "VIP to the CRM"
+        assert sent["body"]["data"]["conversation"]["last_message_preview"] == "Я VIP-клиент"
+        bad = api.post("/automation/rules", json={"name": "x", "event": "customer_message",
+                                                  "actions": [{"type": "webhook"}]})
+        assert bad.status_code == 422 and "actions.0.endpoint_id" in bad.json["detail"]["json"]
+    finally:
+        receiver.close()

@@ -22,7 +22,7 @@ CONDITIONS = ("channel", "channel_kind", "team", "language", "text_contains", "c
               "business_hours", "priority", "status", "utm_source", "open_deal",
               "recent_order")
 ACTIONS = ("assign_team", "distribute", "assign_agent", "add_label", "set_priority",
-           "auto_reply", "add_note", "resolve", "snooze")
+           "auto_reply", "add_note", "resolve", "snooze", "webhook")
 PRIORITIES = ("low", "normal", "high", "urgent")
 LANGUAGES = ("ru", "pl", "en")
 # a rule's action starts events that may fire rules again: past this many hops they do not
@@ -204,6 +204,8 @@ def validate_rule(event: str, options: dict, conditions: list, actions: list) ->
                 errors[f"actions.{n}.canned_reply_id"] = "a canned reply or a text"
             elif kind == "add_note" and not str(a.get("text") or "").strip():
                 errors[f"actions.{n}.text"] = "required"
+            elif kind == "webhook" and not isinstance(a.get("endpoint_id"), int):
+                errors[f"actions.{n}.endpoint_id"] = "required"
             elif kind == "snooze" and not (isinstance(a.get("minutes"), int)
                                            and a["minutes"] > 0):
                 errors[f"actions.{n}.minutes"] = "a whole number ≥ 1"

@@ -455,7 +455,33 @@ def _snooze(session, rule, conversation, action) -> str:
     return f"snoozed for {action['minutes']} min"
 
 
-ACTIONS = {"assign_team": _assign_team, "distribute": _distribute,
+def _webhook(session, rule, conversation, action) -> str:
+    """POST the conversation to an outgoing webhook endpoint (signed, retried, in its delivery
+    log like every other webhook), as the event `automation.webhook`."""
+    from app.infra.models import WebhookDelivery, WebhookEndpoint
+    from app.infra.schemas import conversation_schema
+    from app.usecases.hooks import event_body
+
+    endpoint = session.get(WebhookEndpoint, action.get("endpoint_id"))
+    if endpoint is None or not endpoint.active:
+        raise ActionFailed(f"webhook endpoint {action.get('endpoint_id')} does not exist or "
+                           f"is disabled")
+    event = record_event(session, "automation.webhook", {
+        "rule": {"id": rule.id, "name": rule.name},
+        "conversation": conversation_schema.dump(conversation)}, conversation.channel_id)
+    session.flush()
+    now = utcnow()
+    delivery = WebhookDelivery(endpoint_id=endpoint.id, event_id=event.id,
+                               event_type=event.type, body=event_body(event), status="pending",
+                               attempts=0, enqueued_at=now, log=[], created_at=now)
+    session.add(delivery)
+    session.flush()
+    delivery_id = delivery.id
+    after_commit(session, lambda: queue.enqueue("deliver_webhook", delivery_id))
+    return f"webhook to {endpoint.description or endpoint.url} queued"
+
+
+ACTIONS = {"webhook": _webhook, "assign_team": _assign_team, "distribute": _distribute,
            "assign_agent": _assign_agent, "add_label": _add_label,
            "set_priority": _set_priority, "auto_reply": _auto_reply, "add_note": _add_note,
            "resolve": _resolve, "snooze": _snooze}

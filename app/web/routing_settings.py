@@ -22,6 +22,7 @@ from app.infra.models import (
     SlaBreach,
     SlaPolicy,
     Team,
+    WebhookEndpoint,
 )
 from app.infra.state import db
 from app.usecases import distribution
@@ -115,6 +116,8 @@ def rule_from_form() -> dict[str, Any]:
         actions.append({"type": "snooze", "minutes": _int("snooze")})
     if form.get("resolve"):
         actions.append({"type": "resolve"})
+    if _int("webhook") is not None:
+        actions.append({"type": "webhook", "endpoint_id": _int("webhook")})
     event = form.get("event", "")
     options = {"minutes": _int("idle_minutes")} if event == "conversation_idle" else {}
     return {"name": form.get("name", "").strip(), "event": event, "options": options,
@@ -128,6 +131,8 @@ def _rules_page(status: int = 200, form: dict[str, Any] | None = None):
     rules = list(db.session.scalars(select(AutomationRule).order_by(AutomationRule.position,
                                                                     AutomationRule.id)))
     teams = list(db.session.scalars(select(Team).order_by(Team.name)))
+    webhooks = list(db.session.scalars(select(WebhookEndpoint).where(
+        WebhookEndpoint.active.is_(True)).order_by(WebhookEndpoint.id)))
     page = render_template(
         "settings_rules.html", rules=rules, teams=teams,
         channels=list(db.session.scalars(select(Channel).where(Channel.active.is_(True))
@@ -139,7 +144,9 @@ def _rules_page(status: int = 200, form: dict[str, Any] | None = None):
         names={"teams": {t.id: t.name for t in teams},
                "channels": {c.id: c.name for c in db.session.scalars(select(Channel))},
                "agents": {a.id: a.name for a in db.session.scalars(select(Agent))},
-               "canned": {c.id: c.shortcut for c in db.session.scalars(select(CannedReply))}})
+               "canned": {c.id: c.shortcut for c in db.session.scalars(select(CannedReply))},
+               "webhooks": {w.id: w.description or w.url for w in webhooks}},
+        webhooks=webhooks)
     db.session.commit()
     return page, status
 
@@ -193,6 +200,9 @@ def describe(rule: AutomationRule, names: dict[str, dict[int, str]]) -> tuple[li
             thens.append(_("snooze %(v)s min", v=a.get("minutes")))
         elif kind == "resolve":
             thens.append(_("resolve"))
+        elif kind == "webhook":
+            thens.append(_("call the webhook %(v)s", v=names["webhooks"].get(
+                a.get("endpoint_id"), f"#{a.get('endpoint_id')}")))
         else:
             thens.append(str(kind))
     return ifs, thens
