@@ -577,6 +577,42 @@ def test_sla_warning_rule_escalates_and_crm_conditions(app, shop, api):
     assert labels[plain.conversation_id] == [] and labels[with_deal.conversation_id] == []
 
 
+def test_next_response_target_runs_from_each_unanswered_customer_message(app, shop, api,
+                                                                          telegram_api):
+    assert api.post("/sla-policies", json={"name": "Chat", "first_response_minutes": 60,
+                                           "next_response_minutes": 30}).status_code == 201
+    first = inbound(shop, 9800, "Здравствуйте")
+    run_jobs(app)
+    conversation_id = first.conversation_id
+    assert api.get(f"/conversations/{conversation_id}").json["next_response_due_at"] is None
+    assert api.post(f"/conversations/{conversation_id}/messages",
+                    json={"text": "Добрый день!"}).status_code == 201
+    run_jobs(app)
+    answered = api.get(f"/conversations/{conversation_id}").json
+    assert answered["first_response_at"] is not None and answered["next_response_due_at"] is None
+    second = inbound(shop, 9800, "А где заказ?")
+    run_jobs(app)
+    from datetime import datetime
+
+    due = api.get(f"/conversations/{conversation_id}").json["next_response_due_at"]
+    assert due is not None
+    assert datetime.fromisoformat(due) - second.created_at == timedelta(minutes=30)
+    api.post(f"/conversations/{conversation_id}/messages", json={"text": "Уже едет"})
+    run_jobs(app)
+    assert api.get(f"/conversations/{conversation_id}").json["next_response_due_at"] is None
+    inbound(shop, 9800, "Спасибо, а когда?")
+    run_jobs(app)
+    db.session.expire_all()
+    row = db.session.get(Conversation, conversation_id)
+    row.next_response_due_at = utcnow() - timedelta(minutes=1)
+    db.session.commit()
+    assert automation.record_breaches(db.session) == 1
+    db.session.commit()
+    kinds = list(db.session.scalars(select(SlaBreach.kind)))
+    db.session.commit()
+    assert kinds == ["next_response"]
+
+
 # --- pages -------------------------------------------------------------------------------
 
 def test_settings_pages_admin_adds_a_rule_switches_greeting_on_and_agents_get_403(app, shop):

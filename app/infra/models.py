@@ -529,6 +529,8 @@ Conversation.resolution_due_at = mapped_column(UTCDateTime(), nullable=True)
 Conversation.first_response_at = mapped_column(UTCDateTime(), nullable=True)
 # when the nearest SLA target turns amber (the list colours the badge from here)
 Conversation.sla_warning_at = mapped_column(UTCDateTime(), nullable=True)
+# the customer wrote again after an agent's answer: the next answer is due by then
+Conversation.next_response_due_at = mapped_column(UTCDateTime(), nullable=True)
 
 # How many rule hops led to this event (0: a person or a channel did it)
 Event.depth = mapped_column(Integer, default=0, server_default="0", nullable=False)
@@ -591,6 +593,7 @@ class SlaPolicy(Base):
     priority: Mapped[str | None] = mapped_column(String(10))
     first_response_minutes: Mapped[int | None] = mapped_column(Integer)
     resolution_minutes: Mapped[int | None] = mapped_column(Integer)
+    next_response_minutes: Mapped[int | None] = mapped_column(Integer)
     warn_percent: Mapped[int] = mapped_column(Integer, default=80)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -604,7 +607,8 @@ class SlaBreach(Base):
                                                             ondelete="CASCADE"))
     policy_id: Mapped[int | None] = mapped_column(ForeignKey("sla_policies.id",
                                                              ondelete="SET NULL"))
-    kind: Mapped[str] = mapped_column(String(20))    # first_response | resolution
+    # first_response | next_response | resolution (each at most once per conversation)
+    kind: Mapped[str] = mapped_column(String(20))
     due_at: Mapped[datetime] = mapped_column()
     breached_at: Mapped[datetime] = mapped_column(default=utcnow)
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))

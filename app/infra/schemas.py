@@ -52,6 +52,7 @@ class ConversationOut(Schema):
     first_response_at = DateTime(allow_none=True)
     resolution_due_at = DateTime(allow_none=True)
     sla_warning_at = DateTime(allow_none=True)
+    next_response_due_at = DateTime(allow_none=True)
 
 
 class AttachmentOut(Schema):

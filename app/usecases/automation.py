@@ -214,16 +214,42 @@ def handle_event(session: Session, event: Event) -> None:
         conversation = session.get(Conversation, payload.get("conversation_id"))
         if conversation is None:
             return
+        when = _at(payload.get("created_at"))
         if payload.get("direction") == "in":
+            if conversation.first_response_at is not None \
+                    and conversation.next_response_due_at is None:
+                _next_response_due(session, conversation, when)
             fire(session, "customer_message", conversation, event.depth,
                  text=payload.get("text") or "")
         elif payload.get("direction") == "out" and not payload.get("automated") \
                 and payload.get("author_id"):
+            conversation.next_response_due_at = None     # answered
             if conversation.first_response_at is None:
-                conversation.first_response_at = utcnow()
+                conversation.first_response_at = when
                 update_sla(session, conversation)
             fire(session, "agent_reply", conversation, event.depth,
                  text=payload.get("text") or "")
+
+
+def _at(value: Any):
+    """An event's ISO time (a message's own time), else now; never in the future."""
+    from datetime import datetime
+
+    try:
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    now = utcnow()
+    return min(parsed, now) if parsed is not None and parsed.tzinfo is not None else now
+
+
+def _next_response_due(session: Session, conversation: Conversation, since) -> None:
+    policy = policy_for(session, conversation)
+    if policy is None or not policy.next_response_minutes:
+        return
+    team = session.get(Team, conversation.team_id) if conversation.team_id else None
+    conversation.next_response_due_at = business_hours.add_business_minutes(
+        team.business_hours if team else None, since, policy.next_response_minutes)
 
 
 def _reopened(session: Session, conversation: Conversation) -> None:
@@ -510,7 +536,7 @@ def update_sla(session: Session, conversation: Conversation) -> None:
     if policy is None:
         conversation.sla_policy_id = None
         conversation.first_response_due_at = conversation.resolution_due_at = None
-        conversation.sla_warning_at = None
+        conversation.sla_warning_at = conversation.next_response_due_at = None
         return
     team = session.get(Team, conversation.team_id) if conversation.team_id else None
     hours = team.business_hours if team else None
@@ -542,6 +568,7 @@ def record_breaches(session: Session, now=None) -> int:
     count = 0
     for kind, due, met in (("first_response", Conversation.first_response_due_at,
                             Conversation.first_response_at.is_(None)),
+                           ("next_response", Conversation.next_response_due_at, None),
                            ("resolution", Conversation.resolution_due_at, None)):
         stmt = select(Conversation).where(
             Conversation.status != "resolved", due.is_not(None), due < now,

@@ -333,7 +333,8 @@ def create_sla():
     priority = form.get("priority") or None
     first, resolution = _int("first_response_minutes"), _int("resolution_minutes")
     team_id = _int("team_id")
-    if not name or (first is None and resolution is None) or (
+    next_response = _int("next_response_minutes")
+    if not name or (first is None and resolution is None and next_response is None) or (
             priority is not None and priority not in rule_domain.PRIORITIES) or (
             team_id is not None and db.session.get(Team, team_id) is None):
         flash(_("A policy needs a name and a first response or resolution target."), "error")
@@ -341,6 +342,7 @@ def create_sla():
     db.session.add(SlaPolicy(name=name, team_id=team_id, priority=priority,
                              first_response_minutes=first or None,
                              resolution_minutes=resolution or None,
+                             next_response_minutes=next_response or None,
                              warn_percent=min(max(_int("warn_percent") or 80, 1), 100),
                              enabled=True))
     db.session.commit()

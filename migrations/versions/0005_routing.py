@@ -48,6 +48,7 @@ def upgrade() -> None:
     sa.Column('priority', sa.String(length=10), nullable=True),
     sa.Column('first_response_minutes', sa.Integer(), nullable=True),
     sa.Column('resolution_minutes', sa.Integer(), nullable=True),
+    sa.Column('next_response_minutes', sa.Integer(), nullable=True),
     sa.Column('warn_percent', sa.Integer(), nullable=False),
     sa.Column('enabled', sa.Boolean(), nullable=False),
     sa.Column('created_at', app.infra.models.UTCDateTime(timezone=True), nullable=False),
@@ -103,6 +104,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('resolution_due_at', app.infra.models.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('first_response_at', app.infra.models.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('sla_warning_at', app.infra.models.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('next_response_due_at', app.infra.models.UTCDateTime(timezone=True), nullable=True))
         batch_op.create_index('ix_conversations_waiting', ['team_id', 'waiting_since'], unique=False, sqlite_where=sa.text('waiting_since IS NOT NULL'), postgresql_where=sa.text('waiting_since IS NOT NULL'))
         batch_op.create_foreign_key(batch_op.f('fk_conversations_sla_policy_id_sla_policies'), 'sla_policies', ['sla_policy_id'], ['id'], ondelete='SET NULL')
 
@@ -134,6 +136,7 @@ def downgrade() -> None:
     with op.batch_alter_table('conversations', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('fk_conversations_sla_policy_id_sla_policies'), type_='foreignkey')
         batch_op.drop_index('ix_conversations_waiting', sqlite_where=sa.text('waiting_since IS NOT NULL'), postgresql_where=sa.text('waiting_since IS NOT NULL'))
+        batch_op.drop_column('next_response_due_at')
         batch_op.drop_column('sla_warning_at')
         batch_op.drop_column('first_response_at')
         batch_op.drop_column('resolution_due_at')

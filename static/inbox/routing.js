@@ -67,6 +67,7 @@ export function slaState(c, now = new Date().toISOString()) {
   if (c.status === "resolved") return null;
   const dues = [];
   if (c.first_response_due_at && !c.first_response_at) dues.push(c.first_response_due_at);
+  if (c.next_response_due_at) dues.push(c.next_response_due_at);
   if (c.resolution_due_at) dues.push(c.resolution_due_at);
   if (!dues.length) return null;
   const due = dues.sort()[0];

@@ -255,15 +255,17 @@ def policy_dict(policy: SlaPolicy) -> dict[str, Any]:
             "priority": policy.priority,
             "first_response_minutes": policy.first_response_minutes,
             "resolution_minutes": policy.resolution_minutes,
+            "next_response_minutes": policy.next_response_minutes,
             "warn_percent": policy.warn_percent, "enabled": policy.enabled}
 
 
 def check_policy(data: dict[str, Any], policy: SlaPolicy | None = None) -> dict[str, Any]:
     fields = ("name", "team_id", "priority", "first_response_minutes", "resolution_minutes",
-              "warn_percent", "enabled")
+              "next_response_minutes", "warn_percent", "enabled")
     merged = {k: getattr(policy, k) for k in fields} if policy else {
         "name": None, "team_id": None, "priority": None, "first_response_minutes": None,
-        "resolution_minutes": None, "warn_percent": 80, "enabled": True}
+        "resolution_minutes": None, "next_response_minutes": None, "warn_percent": 80,
+        "enabled": True}
     merged.update({k: v for k, v in data.items() if k in fields})
     errors = {}
     if not isinstance(merged["name"], str) or not merged["name"].strip():
@@ -273,13 +275,14 @@ def check_policy(data: dict[str, Any], policy: SlaPolicy | None = None) -> dict[
         errors["team_id"] = "no such team"
     if merged["priority"] is not None and merged["priority"] not in rule_domain.PRIORITIES:
         errors["priority"] = f"one of {', '.join(rule_domain.PRIORITIES)}, or null"
-    for key in ("first_response_minutes", "resolution_minutes"):
+    for key in ("first_response_minutes", "resolution_minutes", "next_response_minutes"):
         value = merged[key]
         if value is not None and not (isinstance(value, int) and not isinstance(value, bool)
                                       and value > 0):
             errors[key] = "whole business minutes ≥ 1, or null"
-    if merged["first_response_minutes"] is None and merged["resolution_minutes"] is None:
-        errors.setdefault("first_response_minutes", "a first response or a resolution target")
+    if merged["first_response_minutes"] is None and merged["resolution_minutes"] is None \
+            and merged["next_response_minutes"] is None:
+        errors.setdefault("first_response_minutes", "at least one target")
     if not (isinstance(merged["warn_percent"], int) and 1 <= merged["warn_percent"] <= 100):
         errors["warn_percent"] = "1 to 100"
     if not isinstance(merged["enabled"], bool):
