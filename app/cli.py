@@ -109,6 +109,9 @@ def init(admin_email, admin_password, admin_name, database_url, redis_url) -> No
         from app.domain.agents import create_agent, ensure_teams
 
         ensure_teams(["Support", "Sales"])
+        from app.usecases.automation import install_standard_rules
+
+        install_standard_rules(db.session)  # greeting, away, distribute: disabled
         if db.session.scalar(select(Agent.id).where(Agent.role == "admin").limit(1)):
             click.echo("an admin exists already; no new admin created")
             db.session.commit()

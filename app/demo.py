@@ -22,6 +22,7 @@ from app.infra.models import (Agent, CannedReply, Channel, Conversation, Deal, M
                               Team)
 from app.infra.state import db
 from app.domain.agents import create_agent, ensure_teams
+from app.usecases.automation import install_standard_rules, skip_history
 
 
 class DemoError(RuntimeError):
@@ -240,6 +241,11 @@ def load_demo(force: bool = False, echo: Callable[[str], None] = print,
             conversation.customer.company = company
         if (index + 1) % 10 == 0:
             echo(f"  {index + 1}/{len(PEOPLE)} customers")
+    # the standard rules (off until switched on), and the history is not news to them
+    install_standard_rules(session)
+    skip_history(session)
+    for team in teams.values():   # ready for "Distribute between agents" (switched off)
+        team.distribution, team.capacity = "round_robin", 50
     session.commit()
     echo(f"demo agents (password {DEMO_PASSWORD!r}): " + ", ".join(a.email for a in agents))
     return counts

@@ -23,6 +23,12 @@ def start_background(app) -> list[Any]:
     started: list[Any] = []
     queue = app.extensions["threadline.queue"]
     if isinstance(queue, InProcessQueue):
+        # the only web process: connections counted by an earlier run are gone
+        from app.infra.state import db
+        from app.usecases.distribution import forget_connections
+
+        with app.app_context():
+            forget_connections(db.session)
         queue.start()
         sweeper = Sweeper(app, float(config["jobs"]["sweep_interval"]))
         sweeper.start()

@@ -21,8 +21,18 @@ from connectors.whatsapp import NumberChange
 from app.domain import agents, search
 from app.infra import events, queues
 from app.infra.state import queue
-from app.usecases import (attachments, channel_events, crm, hooks, ingest, outbox, pollers, reports,
-                          widget_email)
+from app.usecases import (
+    attachments,
+    automation,
+    channel_events,
+    crm,
+    hooks,
+    ingest,
+    outbox,
+    pollers,
+    reports,
+    widget_email,
+)
 from app.web import widget
 
 
@@ -35,6 +45,7 @@ def sweep() -> dict[str, int]:
     widget_email.email_unseen_replies()
     counts["widget_uploads"] = widget.expire_uploads()
     queue.wake(reports.JOB)   # the reports' rollup catches up with whatever committed
+    counts["automation"] = automation.tick()   # idle rules, SLA breaches, team queues
     return counts
 
 
@@ -51,6 +62,7 @@ JOBS: dict[str, Callable[..., Any]] = {
     "sweep_webhooks": hooks.sweep_webhooks,
     "scan_customer": crm.scan_customer,
     reports.JOB: reports.rollup_job,
+    "run_automation": automation.run_automation,   # rules on committed events, queues
 }
 
 # what a connector's record becomes in the database
@@ -85,6 +97,10 @@ LISTENERS: list[tuple[Any, str, Callable[..., Any]]] = [
     (Session, "after_flush", reports.record_changes),
     (Session, "after_commit", reports.clear_wake_flag),
     (Session, "after_rollback", reports.clear_wake_flag),
+    (Session, "before_flush", automation.stamp_depth),    # rule-caused events: depth + 1
+    (Session, "after_flush", automation.wake_after_commit),  # any event wakes the rules
+    (Session, "after_commit", automation.clear_wake),
+    (Session, "after_rollback", automation.clear_wake),
 ]
 
 

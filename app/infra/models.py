@@ -632,3 +632,128 @@ Index("ix_customers_name_trgm", text("lower(name) gin_trgm_ops"), postgresql_usi
       _table=Customer.__table__)
 Index("ix_identities_value_trgm", text("lower(value) gin_trgm_ops"), postgresql_using="gin",
       _table=Identity.__table__)
+
+
+# --- Work distribution (issue 17): availability, capacity, rules, activity, SLA ----------
+
+# Agent availability: the effective status (what distribution reads) and what the agent chose.
+# choice None = automatic: online while a Socket.IO connection is open, offline otherwise.
+Agent.availability = mapped_column(String(10), default="offline", server_default="offline",
+                                   nullable=False)
+Agent.availability_choice = mapped_column(String(10), nullable=True)
+Agent.connections = mapped_column(Integer, default=0, server_default="0", nullable=False)
+Agent.capacity = mapped_column(Integer, nullable=True)        # None: the team's default
+Agent.last_assigned_at = mapped_column(UTCDateTime(), nullable=True)   # round-robin order
+
+# Team distribution: manual | round_robin | least_loaded; capacity per agent (open
+# conversations); business hours {"timezone", "days": {"mon": [["09:00", "18:00"]]}, "holidays"}
+Team.distribution = mapped_column(String(20), default="manual", server_default="manual",
+                                  nullable=False)
+Team.capacity = mapped_column(Integer, default=5, server_default="5", nullable=False)
+Team.business_hours = mapped_column(JSONType, nullable=True)
+
+# Conversation routing and SLA clock
+Conversation.waiting_since = mapped_column(UTCDateTime(), nullable=True)  # in the team's queue
+Conversation.seen_status = mapped_column(String(20), nullable=True)      # automation's last view
+Conversation.sla_policy_id = mapped_column(
+    ForeignKey("sla_policies.id", ondelete="SET NULL"), nullable=True)
+Conversation.first_response_due_at = mapped_column(UTCDateTime(), nullable=True)
+Conversation.resolution_due_at = mapped_column(UTCDateTime(), nullable=True)
+Conversation.first_response_at = mapped_column(UTCDateTime(), nullable=True)
+# when the nearest SLA target turns amber (the list colours the badge from here)
+Conversation.sla_warning_at = mapped_column(UTCDateTime(), nullable=True)
+# the customer wrote again after an agent's answer: the next answer is due by then
+Conversation.next_response_due_at = mapped_column(UTCDateTime(), nullable=True)
+
+# How many rule hops led to this event (0: a person or a channel did it)
+Event.depth = mapped_column(Integer, default=0, server_default="0", nullable=False)
+
+Index("ix_conversations_waiting", Conversation.__table__.c.team_id,
+      Conversation.__table__.c.waiting_since,
+      sqlite_where=text("waiting_since IS NOT NULL"),
+      postgresql_where=text("waiting_since IS NOT NULL"))
+
+
+class AutomationRule(Base):
+    """WHEN `event` happens, IF every condition holds, THEN run the actions in order."""
+
+    __tablename__ = "automation_rules"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # conversation_created | customer_message | conversation_reopened | agent_reply |
+    # conversation_idle | status_changed | sla_warning
+    event: Mapped[str] = mapped_column(String(40))
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)   # {"minutes": N} for idle
+    conditions: Mapped[list[Any]] = mapped_column(default=list)
+    actions: Mapped[list[Any]] = mapped_column(default=list)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    # standard rules installed by `init`: greeting, away, distribute
+    standard: Mapped[str | None] = mapped_column(String(40), unique=True)
+    fired_count: Mapped[int] = mapped_column(Integer, default=0)
+    failed_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConversationActivity(Base):
+    """Who or which rule did what to a conversation, when and why."""
+
+    __tablename__ = "conversation_activity"
+    __table_args__ = (Index("ix_conversation_activity_conversation", "conversation_id", "id"),
+                      Index("ix_conversation_activity_rule", "rule_id", "id"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id",
+                                                            ondelete="CASCADE"))
+    # assigned | waiting | rule | rule_failed | loop_stopped | sla_breached | unassigned
+    kind: Mapped[str] = mapped_column(String(30))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    rule_id: Mapped[int | None] = mapped_column(ForeignKey("automation_rules.id",
+                                                           ondelete="SET NULL"))
+    text: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SlaPolicy(Base):
+    """Targets in business minutes; the most specific enabled policy (team and priority, then
+    team, then priority, then neither) applies to a conversation."""
+
+    __tablename__ = "sla_policies"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    priority: Mapped[str | None] = mapped_column(String(10))
+    first_response_minutes: Mapped[int | None] = mapped_column(Integer)
+    resolution_minutes: Mapped[int | None] = mapped_column(Integer)
+    next_response_minutes: Mapped[int | None] = mapped_column(Integer)
+    warn_percent: Mapped[int] = mapped_column(Integer, default=80)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SlaBreach(Base):
+    __tablename__ = "sla_breaches"
+    __table_args__ = (UniqueConstraint("conversation_id", "kind"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id",
+                                                            ondelete="CASCADE"))
+    policy_id: Mapped[int | None] = mapped_column(ForeignKey("sla_policies.id",
+                                                             ondelete="SET NULL"))
+    # first_response | next_response | resolution (each at most once per conversation)
+    kind: Mapped[str] = mapped_column(String(20))
+    due_at: Mapped[datetime] = mapped_column()
+    breached_at: Mapped[datetime] = mapped_column(default=utcnow)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+
+
+class AutomationCursor(Base):
+    """How far the rules engine has read the event log: every id up to `position`, plus
+    `done` ids beyond a gap (a transaction that took its id earlier but committed later)."""
+
+    __tablename__ = "automation_cursor"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger, default=0)
+    done: Mapped[list[Any]] = mapped_column(default=list)
+    gap_seen_at: Mapped[datetime | None]

@@ -48,6 +48,13 @@ class ConversationOut(Schema):
     unread_count = Integer()
     created_at = DateTime()
     resolved_at = DateTime(allow_none=True)
+    # work distribution (issue 17): in the team's queue since; SLA due times and warning
+    waiting_since = DateTime(allow_none=True)
+    first_response_due_at = DateTime(allow_none=True)
+    first_response_at = DateTime(allow_none=True)
+    resolution_due_at = DateTime(allow_none=True)
+    sla_warning_at = DateTime(allow_none=True)
+    next_response_due_at = DateTime(allow_none=True)
 
 
 class AttachmentOut(Schema):

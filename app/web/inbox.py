@@ -103,6 +103,10 @@ def ui_strings() -> dict[str, Any]:
         "merges": _("Merges"), "merged_from": _("Merged from customer #{id}"),
         "reply_here": _("Reply here"), "reply_here_via": _("Reply to this handle via {channel}"),
         "keep_customer": _("Customer to keep (the other is merged into it):"),
+        "availability": _("Availability"),
+        "availability_auto": _("Online while here"), "availability_online": _("Online"),
+        "availability_away": _("Away"), "availability_offline": _("Offline"),
+        "waiting": _("waiting"), "sla_due": _("due"),
         "snooze_until": _("Snooze until"), "shortcuts": _(
             "j/k move · Enter open · r reply · n note · e resolve · / search · x select"),
         **screen_strings(),

@@ -118,6 +118,7 @@ def register_handlers() -> None:
         join_room(agent_room(current_user.id))
         live.track(current_user.id, request.sid)
         log.debug("agent %s connected (%s)", current_user.id, request.sid)
+        _count_connection(current_user.id, +1)
         return True
 
     @socketio.on("logout", namespace=NAMESPACE)
@@ -181,6 +182,18 @@ def register_handlers() -> None:
         previous = presence.drop(request.sid)
         if previous:
             _broadcast_presence(previous["conversation_id"])
+        if current_user.is_authenticated:
+            _count_connection(current_user.id, -1)
+
+    def _count_connection(agent_id: int, delta: int) -> None:
+        """Availability follows the agent's open browsers (app.usecases.distribution)."""
+        from app.usecases.distribution import socket_connected
+
+        try:
+            socket_connected(db.session, agent_id, delta)
+        except Exception:
+            db.session.rollback()
+            log.exception("availability of agent %s not updated", agent_id)
 
 
 def _disconnect_members(manager, room: str | None, namespace: str | None) -> None:

@@ -5,6 +5,7 @@ import { channelIcons, fmt, fullTime, showError, time } from "./format.js";
 import { MERGE_VIEW, bulkEl, listEl, state } from "./state.js";
 import { renderActions } from "./actions.js";
 import { snoozedUntil } from "./snooze.js";
+import { slaBadge } from "./routing.js";
 import { openConversation } from "./thread.js";
 import { matchesView, viewParams } from "./views.js";
 
@@ -56,6 +57,7 @@ function renderRow(c, index) {
       c.priority !== "normal" ? el("span", { class: `prio ${c.priority}` }, T[c.priority] || c.priority) : "",
       (c.labels || []).map((l) => el("span", { class: "tag" }, l)),
       snoozedUntil(c, T.until),
+      slaBadge(c),
       el("span", { class: "assignee" }, assignee ? assignee.name : "")));
 }
 

@@ -14,6 +14,7 @@ import { connect } from "./socket.js";
 import { BOOT, state } from "./state.js";
 import { openConversation } from "./thread.js";
 import { refreshCounts, renderViews } from "./views.js";
+import { setupAvailability } from "./routing.js";
 
 async function start() {
   state.seen = new Set();
@@ -34,6 +35,7 @@ async function start() {
   setupKeys();
   setupNotifications();
   watchNetwork();
+  setupAvailability().catch(() => {});
   connect();
   const wantsCard = location.hash === "#card";  // the board's link to a customer's card
   if (BOOT.conversation_id) await openConversation(BOOT.conversation_id);

@@ -10,9 +10,11 @@ import { setOffline } from "./offline.js";
 import { $, state } from "./state.js";
 import { announceView, renderPresence } from "./thread.js";
 import { replaceMessage } from "./timeline.js";
+import { applyActivity, applyAvailability, refreshAvailability } from "./routing.js";
 import { refreshCounts } from "./views.js";
 
 function applyEvent(event) {
+  if (typeof event.id !== "number") return;  // not from the event log
   if (event.id <= state.lastEventId && state.seen.has(event.id)) return;  // caught up already
   state.seen.add(event.id);
   state.lastEventId = Math.max(state.lastEventId, event.id);
@@ -24,6 +26,10 @@ function applyEvent(event) {
     applyMessage(event);
   } else if (event.type === "customer.updated" || event.type === "customer.merged" || event.type === "deal.updated") {
     if (concernsCard(event.type, data)) refreshCard();
+  } else if (event.type === "conversation.activity") {
+    applyActivity(data);
+  } else if (event.type === "agent.availability") {
+    applyAvailability(data);
   }
 }
 
@@ -57,7 +63,11 @@ export function connect() {
   state.socket = socket;
   window.threadline.socket = socket;
   ["conversation.created", "conversation.updated", "message.created", "message.updated",
-   "customer.updated", "customer.merged", "deal.updated"].forEach((type) => socket.on(type, applyEvent));
+   "customer.updated", "customer.merged", "deal.updated", "conversation.activity"]
+    .forEach((type) => socket.on(type, applyEvent));
+  // to admins as a logged event (with its id), to the agent's own browsers as a notification
+  // (no id): never through applyEvent's id bookkeeping
+  socket.on("agent.availability", (event) => applyAvailability(event.data));
   socket.on("presence", (event) => {
     if (state.current && event.data.conversation_id === state.current.id) {
       state.viewers = event.data.viewers;
@@ -86,6 +96,7 @@ export function connect() {
     $("live").title = T.live;
     refreshCounts();
     announceView();
+    refreshAvailability();
   });
   socket.on("disconnect", (reason) => {
     setOffline(true);

@@ -9,6 +9,7 @@ import { channelIcons, fmt, highlight, showError } from "./format.js";
 import { renderList, upsertConversation } from "./list.js";
 import { $, state, threadEl } from "./state.js";
 import { renderTimeline, scrollToCurrent } from "./timeline.js";
+import { loadActivity } from "./routing.js";
 
 let openSeq = 0;
 // `focus`: {messageId, terms} from a search hit: that message scrolled into view, highlighted
@@ -28,6 +29,7 @@ export async function openConversation(id, focus = null) {
   state.viewers = [];
   renderThread();
   setPane("thread");
+  loadActivity(id);
   renderList();
   if (focus && focus.messageId) showMessage(focus.messageId, focus.terms);
   announceView();

@@ -23,7 +23,7 @@ function renderMessage(m) {
         m.status === "failed" && m.error ? el("span", { class: "reason" }, `: ${m.error}`) : null,
         m.status === "failed" ? el("button", { class: "retry", type: "button", onclick: () => retry(m.id) }, T.retry) : null)
     : null;
-  return el("div", { class: `msg ${m.direction}${m.deleted ? " deleted" : ""}`, "data-message": m.id, "data-direction": m.direction },
+  return el("div", { class: `msg ${m.direction}${m.deleted ? " deleted" : ""}`, "data-message": m.id, "data-direction": m.direction, "data-at": m.created_at },
     m.direction === "note" ? el("div", { class: "note-label" }, `✎ ${T.internal_note}`) : null,
     m.subject && m.direction !== "note" ? el("div", { class: "subject" }, m.subject) : null,
     el("div", { class: "text" }, m.text || (m.content_type !== "text" ? `[${m.content_type}]` : "")),

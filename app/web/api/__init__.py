@@ -16,3 +16,5 @@ from app.web.api import sessions  # noqa: E402,F401  (sign-out everywhere)
 from app.web.api import settings  # noqa: E402,F401  (channels, agents, teams: the settings area)
 
 from app.web.api import reports  # noqa: E402,F401  (reports from the rollup)
+
+from app.web.api import routing  # noqa: E402,F401  (availability, rules, activity, SLA: issue 17)

@@ -25,6 +25,7 @@ from app.infra.schemas import (
     MessageQuery,
     NoteIn,
 )
+from app.usecases.distribution import record_manual_change
 from app.infra.state import db
 from app.usecases.outbox import add_note, enqueue_reply, retry_message
 from app.web.api.base import bp, current_agent, token_auth
@@ -118,9 +119,17 @@ def get_conversation(conversation_id: int):
 @bp.doc(summary="Assign, change status, label, set priority")
 def update_conversation(conversation_id: int, patch):
     conversation = get_visible_conversation(conversation_id)
-    apply_patch(db.session, conversation, patch)
+    _apply_patch(conversation, patch)
     db.session.commit()
     return conversation
+
+
+def _apply_patch(conversation: Conversation, patch: dict) -> None:
+    """The domain's checked change, and the activity line saying which agent made it."""
+    before = {"assignee_id": conversation.assignee_id, "team_id": conversation.team_id,
+              "status": conversation.status}
+    apply_patch(db.session, conversation, patch)
+    record_manual_change(db.session, conversation, current_agent(), before)
 
 
 @bp.post("/conversations/<int:conversation_id>/read")
@@ -149,7 +158,7 @@ def bulk_update(bulk):
         conversation = db.session.get(Conversation, conversation_id)
         if conversation is None or not can_see_conversation(current_agent(), conversation):
             abort(404, f"conversation {conversation_id} not found")
-        apply_patch(db.session, conversation, dict(bulk))
+        _apply_patch(conversation, dict(bulk))
         items.append(conversation)
     db.session.commit()
     return {"items": items}
