@@ -163,6 +163,8 @@ def attach_search_index(dbapi_connection, _record) -> None:
     from app.infra.db import create_private_file
 
     create_private_file(Path(path + ".search"))  # it holds message text: 600 like the database
+    dbapi_connection.create_function("tl_stems", 1, stems, deterministic=True)
+    dbapi_connection.create_function("tl_digits", 1, _digits, deterministic=True)
     previous = dbapi_connection.isolation_level
     dbapi_connection.isolation_level = None
     try:
