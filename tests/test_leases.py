@@ -119,7 +119,11 @@ def test_an_event_acknowledged_by_a_killed_server_is_applied_by_the_next_sweep(
     assert sweep()["woken"] == 0  # nothing waits any more
 
 
-def test_a_webhook_delivery_claimed_by_a_dead_worker_is_reclaimed(app, ctx, api):
+def test_a_webhook_delivery_claimed_by_a_dead_worker_is_reclaimed(app, ctx, api, monkeypatch):
+    from app.infra.state import config
+
+    # the receiver listens on loopback: allowed for this test
+    monkeypatch.setitem(config["security"], "allow_private_webhook_urls", True)
     from tests.test_crm_webhooks_out import Receiver
     from app.wiring import sweep
 

@@ -51,7 +51,11 @@ def test_whatsapp_greeting_inside_the_window_and_a_recorded_failure_outside(app,
     db.session.commit()
 
 
-def test_a_rule_calls_an_outgoing_webhook(app, ctx, api, telegram_channel):
+def test_a_rule_calls_an_outgoing_webhook(app, ctx, api, telegram_channel, monkeypatch):
+    from app.infra.state import config
+
+    # the receiver listens on loopback: allowed for this test
+    monkeypatch.setitem(config["security"], "allow_private_webhook_urls", True)
     from tests.conftest import wait_until
     from tests.inbox_helpers import inbound
     from tests.test_crm_webhooks_out import Receiver
