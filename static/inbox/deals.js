@@ -10,7 +10,7 @@ const saving = new Map();  // deal id → the last save in line
 
 // the pipeline's stages as known now (the server's defaults until the pipeline answers)
 export function currentStages() {
-  return dealState.stages || BOOT.deal_stages.map((key) => ({ key, name: key }));
+  return dealState.stages || BOOT.deal_stages.map((key) => ({ key, name: (T.stage_names || {})[key] || key }));
 }
 
 export function renderDeals(deals) {

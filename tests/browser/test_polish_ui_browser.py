@@ -45,7 +45,8 @@ def _screen_texts(page) -> list[str]:
                 const v = n.getAttribute(a); if (v) out.push(v.trim());
             }
         }
-        for (const o of document.querySelectorAll('select option')) out.push(o.textContent.trim());
+        // a language picker names each language in itself (English, Русский, Polski)
+        for (const o of document.querySelectorAll('select:not([name=locale]) option')) out.push(o.textContent.trim());
         return out;
     }""")
 

@@ -131,7 +131,10 @@ def test_admin_sets_up_a_bot_and_an_agent_in_the_browser(backend, ctx, admin, te
     admin_page.once("dialog", lambda dialog: dialog.accept())
     admin_page.click("details[data-agent='piotr@example.com'] button[value=deactivate]")
     admin_page.wait_for_selector(".flash.ok")
-    piotr.wait_for_selector("body[data-live=no]", timeout=10_000)
+    # his open inbox loses its socket: the page goes offline and, its session ended too, to
+    # the sign-in page
+    piotr.wait_for_selector("body[data-live=no], form.login", timeout=10_000)
+    piotr.wait_for_url(f"{server.url}/login*", timeout=15_000)
     assert requests.get(f"{server.url}/api/v1/conversations", headers=auth, timeout=10).status_code == 401
     shot(piotr, "settings-deactivated-agent-dropped")
 
