@@ -1,6 +1,6 @@
 """The domain model (DESIGN section 2), SQLAlchemy 2 typed mappings.
 
-Alembic migrations in migrations/ must match this file: tests/test_migrations.py runs
+Alembic migrations in migrations/ must match this file: tests/infra/test_migrations.py runs
 autogenerate against a migrated database and expects no difference.
 """
 from __future__ import annotations

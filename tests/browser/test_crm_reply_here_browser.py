@@ -13,8 +13,8 @@ from app.infra.state import db
 from tests import inbox_helpers as h
 from tests.conftest import release_db, run_jobs
 from tests.inbox_helpers import shot
-from tests.test_channels_whatsapp import graph, post, text_message  # noqa: F401
-from tests.test_crm_scan import telegram_own_contact, telegram_text, wa_channel  # noqa: F401
+from tests.web.test_webhooks_whatsapp import graph, post, text_message  # noqa: F401
+from tests.usecases.test_crm import telegram_own_contact, telegram_text, wa_channel  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
