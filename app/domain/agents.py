@@ -200,7 +200,8 @@ def _unusable_password() -> str:
     return hash_password(secrets.token_urlsafe(32))
 
 
-def _check_teams(team_ids) -> list[Team]:
+def check_teams(team_ids) -> list[Team]:
+    """The teams a list of ids names; FieldError on `team_ids` for a bad list or a missing team."""
     from app.domain.audit import FieldError
 
     if not isinstance(team_ids, (list, tuple)) or not all(
@@ -230,7 +231,7 @@ def invite_agent(actor: Agent | None, email: str, name: str, role: str = "agent"
         raise FieldError("name", "at most 200 characters")
     if role not in ROLES:
         raise FieldError("role", "agent or admin")
-    teams = _check_teams(team_ids or [])
+    teams = check_teams(team_ids or [])
     if locale not in (None, "", "en", "ru", "pl"):
         raise FieldError("locale", "en, ru or pl")
     agent = Agent(email=email, name=name or email.split("@")[0], role=role, teams=teams,
@@ -266,7 +267,7 @@ def update_agent(actor: Agent | None, agent: Agent, data: dict) -> Agent:
             raise FieldError("name", "1 to 200 characters")
     if "locale" in data and data["locale"] not in (None, "", "en", "ru", "pl"):
         raise FieldError("locale", "en, ru or pl")
-    teams = _check_teams(data["team_ids"]) if "team_ids" in data else None
+    teams = check_teams(data["team_ids"]) if "team_ids" in data else None
     demoted = agent.is_admin and agent.active and (
         data.get("role", agent.role) != "admin" or data.get("active", True) is False)
     if demoted and active_admins() <= 1:

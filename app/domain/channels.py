@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from connectors import CHANNEL_KINDS, get_connector
 
 from app.domain.access import refresh_access
+from app.domain.agents import check_teams
 from app.domain.audit import FieldError, audit, changed
 from app.infra.events import channels_changed
 from app.infra.logs import register_channel_secrets
@@ -110,18 +111,6 @@ def _name(name: Any, exclude: int | None = None) -> str:
     return name
 
 
-def _teams(team_ids: Any) -> list[Team]:
-    if not isinstance(team_ids, (list, tuple)) or not all(
-            isinstance(t, int) or str(t).isdigit() for t in team_ids):
-        raise FieldError("team_ids", "a list of team ids")
-    ids = sorted({int(t) for t in team_ids})
-    found = list(db.session.scalars(select(Team).where(Team.id.in_(ids or [-1]))))
-    missing = set(ids) - {t.id for t in found}
-    if missing:
-        raise FieldError("team_ids", f"no team with id {', '.join(map(str, sorted(missing)))}")
-    return found
-
-
 def members_of(team_ids) -> set[int]:
     ids = list(team_ids)
     if not ids:
@@ -161,7 +150,7 @@ def create_channel(actor: Agent | None, kind: str, name: str, settings: dict[str
     if kind not in CHANNEL_KINDS:
         raise FieldError("kind", f"one of {', '.join(CHANNEL_KINDS)}")
     name = _name(name)
-    teams = _teams(team_ids) if team_ids is not None else list(db.session.scalars(select(Team)))
+    teams = check_teams(team_ids) if team_ids is not None else list(db.session.scalars(select(Team)))
     connector = get_connector(kind)
     given = _clean_settings(kind, settings)
     defaults = connector.default_settings()
@@ -211,7 +200,7 @@ def update_channel(actor: Agent | None, channel: Channel, data: dict[str, Any]) 
     old_members = members_of(t.id for t in channel.teams)
     connector = get_connector(channel.kind)
     name = _name(data["name"], exclude=channel.id) if "name" in data else channel.name
-    teams = _teams(data["team_ids"]) if "team_ids" in data else None
+    teams = check_teams(data["team_ids"]) if "team_ids" in data else None
     settings = channel.settings
     if "settings" in data:
         if not isinstance(data["settings"], dict):
