@@ -103,6 +103,9 @@ class TeamOut(Schema):
     name = String()
     member_ids = List(Integer())
     channel_ids = List(Integer())
+    distribution = String(metadata={"description": "manual | round_robin | least_loaded"})
+    capacity = Integer(allow_none=True, metadata={"description": "open conversations per agent"})
+    business_hours = Dict(allow_none=True)
 
 
 class TeamList(Schema):
@@ -118,3 +121,7 @@ class TeamPatch(Schema):
     name = String(validate=Length(1, 100))
     member_ids = List(Integer())
     channel_ids = List(Integer())
+    distribution = String(metadata={"description": "manual | round_robin | least_loaded"})
+    capacity = Integer(metadata={"description": "open conversations per agent (1 to 1000)"})
+    business_hours = Dict(allow_none=True, metadata={
+        "description": "weekly schedule, holidays and time zone (see README: work distribution)"})

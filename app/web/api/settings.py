@@ -17,6 +17,7 @@ from app.infra.settings_schemas import (AgentAdminOut, AgentIn, AgentInvited, Ag
                                         ChannelList, ChannelPatch, DeleteOut, InviteOut,
                                         SecretsOut, TeamIn, TeamList, TeamOut, TeamPatch)
 from app.infra.state import db
+from app.usecases import distribution
 from app.web.api import bp, token_auth
 from app.web.api.customers import require_admin
 from app.web.settings import public_base
@@ -228,7 +229,9 @@ def reset_agent_password(agent_id: int):
 
 def _team_out(team: Team) -> dict:
     return {"id": team.id, "name": team.name, "member_ids": sorted(a.id for a in team.agents),
-            "channel_ids": sorted(c.id for c in team.channels)}
+            "channel_ids": sorted(c.id for c in team.channels),
+            "distribution": team.distribution, "capacity": team.capacity,
+            "business_hours": team.business_hours}
 
 
 @bp.get("/teams")
@@ -260,12 +263,20 @@ def create_team(data):
 @bp.auth_required(token_auth)
 @bp.input(TeamPatch, arg_name="data")
 @bp.output(TeamOut)
-@bp.doc(summary="Rename a team, set its members and the channels it sees (admins)")
+@bp.doc(summary="Rename a team, set its members, the channels it sees, and how its work is "
+                "distributed: distribution, capacity, business hours (admins)")
 def patch_team(team_id: int, data):
     actor = require_admin()
     team = db.session.get(Team, team_id)
     if team is None:
         abort(404, "team not found")
+    routing = {k: data.pop(k) for k in ("distribution", "capacity", "business_hours") if k in data}
+    errors = distribution.update_team_routing(db.session, team, routing) if routing else {}
+    if errors:
+        db.session.rollback()
+        field = next(iter(errors))
+        abort(422, f"{field}: {errors[field]}",
+              detail={"json": {key: [reason] for key, reason in errors.items()}})
     try:
         agent_ops.update_team(actor, team, data)
         db.session.commit()

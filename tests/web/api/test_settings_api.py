@@ -269,7 +269,8 @@ def test_teams_create_rename_members_channels(app, api, telegram_api):
                                                    "channel_ids": [support_id]})
     assert patched.status_code == 200, patched.get_json()
     assert patched.get_json() == {"id": team_id, "name": "Polska", "member_ids": [anna_id],
-                                  "channel_ids": [support_id]}
+                                  "channel_ids": [support_id], "distribution": "manual",
+                                  "capacity": 5, "business_hours": None}
     bad = api.patch(f"/teams/{team_id}", json={"channel_ids": [9999]})
     assert bad.status_code == 422 and "channel_ids" in bad.get_json()["detail"]["json"]
     bad = api.patch(f"/teams/{team_id}", json={"member_ids": [9999], "name": "Renamed"})
@@ -303,6 +304,23 @@ def test_cli_user_invite_prints_a_working_link(app, ctx):
     assert page.status_code == 200 and "cli@example.com" in page.get_data(as_text=True)
     again = run_cli(app.config["THREADLINE"], "user", "invite", "--email", "cli@example.com")
     assert again.returncode != 0 and "exists already" in again.stderr
+
+
+def test_team_patch_sets_distribution_capacity_and_business_hours(app, api):
+    """DESIGN 3b: PATCH /teams/<id> carries the team's distribution too; bad input names the
+    field and writes nothing."""
+    team_id = api.post("/teams", json={"name": "Sprzedaż"}).get_json()["id"]
+    hours = {"timezone": "Europe/Warsaw", "days": {"mon": [["09:00", "17:00"]]}}
+    patched = api.patch(f"/teams/{team_id}", json={"distribution": "round_robin", "capacity": 3,
+                                                   "business_hours": hours, "name": "Sprzedaż PL"})
+    assert patched.status_code == 200, patched.get_json()
+    body = patched.get_json()
+    assert (body["distribution"], body["capacity"], body["name"]) == ("round_robin", 3, "Sprzedaż PL")
+    assert body["business_hours"]["timezone"] == "Europe/Warsaw"
+    bad = api.patch(f"/teams/{team_id}", json={"distribution": "lottery", "name": "Inna"})
+    assert bad.status_code == 422 and "distribution" in bad.get_json()["detail"]["json"]
+    listed = {t["id"]: t for t in api.get("/teams").get_json()["items"]}[team_id]
+    assert (listed["name"], listed["distribution"], listed["capacity"]) == ("Sprzedaż PL", "round_robin", 3)
 
 
 def test_cli_channel_disable_delete_team_and_user_deactivate(app, ctx, admin, telegram_api):
