@@ -74,20 +74,26 @@ export function concernsCard(type, data) {
   return data.id === id || data.merged_customer_id === id;
 }
 
+// the card field the agent is typing in, if any
+function editedField() {
+  const aside = threadEl.querySelector("aside.card");
+  const active = document.activeElement;
+  return aside && aside.contains(active) && /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName) ? active : null;
+}
+
+// mid-edit on the card: redraw once the agent leaves the field
+function redrawAfter(field) {
+  if (cardRefresh.deferred === field) return;
+  cardRefresh.deferred = field;
+  field.addEventListener("blur", () => { cardRefresh.deferred = null; setTimeout(refreshCard, 0); }, { once: true });
+}
+
 export async function refreshCard() {
   const cur = state.current;
   if (!cur) return;
   if (cardRefresh.running) { cardRefresh.again = true; return; }
-  const aside = threadEl.querySelector("aside.card");
-  const active = document.activeElement;
-  if (aside && aside.contains(active) && /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName)) {
-    // mid-edit on the card: redraw once the agent leaves the field
-    if (cardRefresh.deferred !== active) {
-      cardRefresh.deferred = active;
-      active.addEventListener("blur", () => { cardRefresh.deferred = null; setTimeout(refreshCard, 0); }, { once: true });
-    }
-    return;
-  }
+  const editing = editedField();
+  if (editing) { redrawAfter(editing); return; }
   cardRefresh.running = true;
   try {
     const data = await api(`/conversations/${cur.id}/timeline`);
@@ -103,8 +109,12 @@ export async function refreshCard() {
     }
     const who = threadEl.querySelector(".thread-head .who");
     if (who) who.replaceChildren(backToList(), el("strong", { class: "customer-name" }, data.customer.name || "—"), channelIcons(data.customer), toCard());
+    // the agent may have started typing on the card while the timeline was fetched: their
+    // field stays, the card is redrawn when they leave it
     const card = threadEl.querySelector("aside.card");
-    if (card) card.replaceWith(renderCard());
+    const typing = editedField();
+    if (typing) redrawAfter(typing);
+    else if (card) card.replaceWith(renderCard());
   } catch (e) {
     /* no longer visible, or offline: the next event or opening it again redraws */
   } finally {
