@@ -37,6 +37,10 @@ export function renderActions() {
   const node = $("actions");
   if (!node || !state.current) return;
   const c = state.current.conversation;
+  // a live update redraws this bar; a label the agent is typing must survive it
+  const typing = node.querySelector(".label-input");
+  const typed = typing && typing.dataset.conversation === String(state.current.id) ? typing.value : "";
+  const hadFocus = typing !== null && document.activeElement === typing;
   const assign = select({ "aria-label": T.assignee, "data-action": "assignee", onchange: (e) =>
       patchCurrent({ assignee_id: e.target.value ? Number(e.target.value) : null }) },
     [el("option", { value: "" }, T.nobody),
@@ -56,7 +60,7 @@ export function renderActions() {
       patchCurrent({ status: e.target.value });
     } },
     ["open", "pending", "snoozed", "resolved"].map((s) => el("option", { value: s, selected: s === c.status }, T[`status_${s}`] || T[s])));
-  const labelInput = el("input", { class: "label-input", placeholder: T.add_label, "aria-label": T.add_label, list: "label-list", onkeydown: (e) => {
+  const labelInput = el("input", { class: "label-input", "data-conversation": state.current.id, value: typed, placeholder: T.add_label, "aria-label": T.add_label, list: "label-list", onkeydown: (e) => {
       if (e.key === "Enter" && e.target.value.trim()) {
         patchCurrent({ labels: [...(c.labels || []), e.target.value.trim()] });
         e.target.value = "";
@@ -73,4 +77,5 @@ export function renderActions() {
       el("button", { type: "button", class: "x", title: T.remove, "aria-label": `${T.remove} ${l}`, onclick: () => patchCurrent({ labels: c.labels.filter((x) => x !== l) }) }, "×")))),
     labelInput, el("datalist", { id: "label-list" }, state.labels.map((l) => el("option", { value: l }))), menu,
   ].filter((x) => x !== null && x !== ""));
+  if (hadFocus && typed !== "") labelInput.focus();
 }

@@ -4,7 +4,12 @@ error on the page throughout."""
 from __future__ import annotations
 
 import pytest
+import requests
+from sqlalchemy import select
 
+from app.infra.models import Agent
+from app.infra.state import db
+from tests import inbox_helpers as h
 from tests.inbox_helpers import shot, sign_in, telegram_post
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -13,6 +18,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_bulk_priority_and_resolve_then_label_and_assign(backend, world, browser):
     server, support = world["server"], world["support"]
+    boris_token = h.token(db.session.scalar(select(Agent).where(Agent.email == "boris@example.com")))
     page = sign_in(browser, server, "anna@example.com")
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -42,6 +48,13 @@ def test_bulk_priority_and_resolve_then_label_and_assign(backend, world, browser
     page.click(".row:has-text('Второй вопрос')")
     page.wait_for_selector("#actions [data-action=reopen]", timeout=10_000)
     page.fill("#actions .label-input", "vip")
+    # a colleague changes the conversation meanwhile: the live redraw keeps the typed label
+    conversation_id = page.evaluate("location.pathname.split('/').pop()")
+    response = requests.patch(f"{server.url}/api/v1/conversations/{conversation_id}", json={"priority": "urgent"},
+                              headers={"Authorization": f"Bearer {boris_token}"}, timeout=10)
+    assert response.status_code == 200, response.text
+    page.wait_for_selector("#actions [data-action=priority] option[value=urgent]:checked", state="attached", timeout=10_000)
+    assert page.input_value("#actions .label-input") == "vip"
     page.press("#actions .label-input", "Enter")
     page.wait_for_selector("#actions .labels .tag:has-text('vip')", timeout=10_000)
     page.wait_for_selector(".row:has-text('Второй вопрос') .meta .tag:text-is('vip')", timeout=10_000)
