@@ -42,6 +42,19 @@ class Handle:
 
 
 @dataclass(frozen=True)
+class Button:
+    """A quick-reply button sent with a message; its `id` comes back when the customer presses it.
+
+    Channels limit both: Telegram's callback_data is at most 64 bytes, WhatsApp's reply button
+    title 20 characters (and three buttons per message). Ids are namespaced by their owner:
+    "kb:<article>:yes", "csat:<conversation>:5", "menu:<n>".
+    """
+
+    id: str
+    title: str
+
+
+@dataclass(frozen=True)
 class InboundAttachment:
     filename: str
     content_type: str
@@ -81,6 +94,9 @@ class Inbound:
     source: dict[str, Any] | None = None
     automated: bool = False             # auto-reply, bounce, list mail: never auto-answered
     meta: dict[str, Any] = field(default_factory=dict)
+    # the id of the Button the customer pressed (Telegram callback data, WhatsApp button_reply
+    # id, a site chat quick reply); stored as the message's meta["button_id"]
+    button_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +142,9 @@ class Outbound:
     reply_token: str | None = None
     template: dict[str, Any] | None = None   # WhatsApp approved template
     automated: bool = False
+    # quick-reply buttons (the message's meta["buttons"]); a channel without them lists the
+    # titles in the text
+    buttons: tuple[Button, ...] = ()
 
 
 @dataclass(frozen=True)

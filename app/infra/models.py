@@ -242,6 +242,9 @@ class Conversation(Base):
     unread_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[datetime | None]
+    # who holds the conversation before a human: None (people), "answer_bot" (the built-in
+    # answer bot) or "bot:<id>" (an outside bot registered through /api/v1/bots)
+    handled_by: Mapped[str | None] = mapped_column(String(40))
     customer: Mapped[Customer] = relationship()
     channel: Mapped[Channel] = relationship()
 

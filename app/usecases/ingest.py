@@ -298,7 +298,8 @@ def _add_inbound_message(session: Session, channel: Channel, inbound: Inbound) -
         direction="in", content_type=inbound.content_type, subject=inbound.subject,
         text=inbound.text, html=inbound.html, external_id=inbound.external_id,
         status="received", automated=inbound.automated, created_at=inbound.sent_at,
-        meta={**inbound.meta, "from": f"{inbound.sender.kind}:{inbound.sender.value}"},
+        meta={**inbound.meta, "from": f"{inbound.sender.kind}:{inbound.sender.value}",
+              **({"button_id": inbound.button_id} if inbound.button_id else {})},
         attachments=[],  # a new message has none yet: saves a lazy SELECT per message
     )
     replied = _find_message(session, channel, inbound.reply_to_external_id)

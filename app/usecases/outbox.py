@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from connectors import get_connector
 from connectors.base import (
+    Button,
     ChannelError,
     Handle,
     Outbound,
@@ -274,6 +275,7 @@ def build_outbound(session: Session, message: Message, channel: Channel) -> Outb
         references=_references(session, message) if channel.kind == "email" else (),
         reply_token=reply_token(message.conversation_id), automated=message.automated,
         template=message.meta.get("template"), attachments=tuple(files),
+        buttons=tuple(Button(str(b["id"]), str(b["title"])) for b in message.meta.get("buttons", [])),
     )
 
 
