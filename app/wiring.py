@@ -24,6 +24,7 @@ from app.infra.state import queue
 from app.usecases import (
     attachments,
     automation,
+    bots,
     channel_events,
     crm,
     hooks,
@@ -46,6 +47,7 @@ def sweep() -> dict[str, int]:
     counts["widget_uploads"] = widget.expire_uploads()
     queue.wake(reports.JOB)   # the reports' rollup catches up with whatever committed
     counts["automation"] = automation.tick()   # idle rules, SLA breaches, team queues
+    counts["bots"] = bots.sweep()["queued"]   # outside bots: retries, the reader's wake
     return counts
 
 
@@ -63,6 +65,8 @@ JOBS: dict[str, Callable[..., Any]] = {
     "scan_customer": crm.scan_customer,
     reports.JOB: reports.rollup_job,
     "run_automation": automation.run_automation,   # rules on committed events, queues
+    bots.JOB: bots.run_bots,                  # outside bots: committed events -> deliveries
+    bots.DELIVER_JOB: bots.deliver_bot_event,  # one signed POST to a bot, retried
 }
 
 # what a connector's record becomes in the database
@@ -77,6 +81,9 @@ RECORD_HANDLERS: dict[type, ingest.RecordHandler] = {
 
 # channel-specific side effects of a new inbound message
 AFTER_INBOUND = [channel_events.whatsapp_order_to_crm]
+
+# a customer's message opened a conversation: an outside bot serving the channel holds it
+NEW_CONVERSATION = [bots.take_new_conversation]
 
 # per channel kind: called after a reply was sent (the site chat pushes it to the visitor)
 SENT_HOOKS = {"webchat": [widget.on_reply_sent]}
@@ -101,6 +108,9 @@ LISTENERS: list[tuple[Any, str, Callable[..., Any]]] = [
     (Session, "after_flush", automation.wake_after_commit),  # any event wakes the rules
     (Session, "after_commit", automation.clear_wake),
     (Session, "after_rollback", automation.clear_wake),
+    (Session, "after_flush", bots.wake_after_commit),    # customer messages wake the bots
+    (Session, "after_commit", bots.clear_wake),
+    (Session, "after_rollback", bots.clear_wake),
 ]
 
 
@@ -108,6 +118,7 @@ def wire() -> None:
     queues.TASKS.update(JOBS)
     ingest.RECORD_HANDLERS.update(RECORD_HANDLERS)
     ingest.AFTER_INBOUND[:] = AFTER_INBOUND
+    ingest.NEW_CONVERSATION[:] = NEW_CONVERSATION
     for kind, functions in SENT_HOOKS.items():
         outbox.SENT_HOOKS[kind] = list(functions)
     events.CHANNEL_HOOKS[:] = CHANNEL_HOOKS

@@ -9,9 +9,13 @@ from app.infra.state import db
 
 
 def visible_channel_ids(agent: Agent) -> set[int] | None:
-    """None means every channel (admin)."""
+    """None means every channel (admin). An outside bot's agent sees its bot's channels."""
     if agent.is_admin:
         return None
+    if agent.role == "bot":
+        from app.domain.bots import bot_channel_ids
+
+        return bot_channel_ids(db.session, agent)
     rows = db.session.execute(
         select(team_channels.c.channel_id)
         .join(agent_teams, agent_teams.c.team_id == team_channels.c.team_id)

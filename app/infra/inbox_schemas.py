@@ -39,6 +39,8 @@ class InboxChannelOut(Schema):
     id = Integer()
     kind = String()
     name = String()
+    # the name of the active outside bot serving the channel ("return to bot"), else null
+    bot = String(allow_none=True)
 
 
 class CannedReplyOut(Schema):

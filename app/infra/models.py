@@ -760,3 +760,53 @@ class AutomationCursor(Base):
     position: Mapped[int] = mapped_column(BigInteger, default=0)
     done: Mapped[list[Any]] = mapped_column(default=list)
     gap_seen_at: Mapped[datetime | None]
+
+
+class Bot(Base):
+    """An outside bot (issue 18): it holds new conversations of its channels before a human
+    (Conversation.handled_by = "bot:<id>"), receives the customer's messages at `url` signed
+    with `secret`, and acts through /api/v1 as its own agent (role "bot", `agent_id`)."""
+
+    __tablename__ = "bots"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    url: Mapped[str] = mapped_column(String(1000))
+    secret: Mapped[str] = mapped_column(String(200))
+    channel_ids: Mapped[list[Any]] = mapped_column(default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # seconds the bot's URL has to answer one event before the attempt counts as failed
+    timeout_seconds: Mapped[int] = mapped_column(Integer, default=10)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    agent: Mapped[Agent] = relationship()
+
+
+class BotDelivery(Base):
+    """One event for one bot, written by the bots' reader of the event log; sent by a job,
+    retried, and after the last failed attempt the conversation goes to humans."""
+
+    __tablename__ = "bot_deliveries"
+    __table_args__ = (
+        UniqueConstraint("bot_id", "event_id"),
+        Index("ix_bot_deliveries_due", "status", "next_attempt_at"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    bot_id: Mapped[int] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"), index=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id",
+                                                            ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(BigInteger)
+    event_type: Mapped[str] = mapped_column(String(40))
+    body: Mapped[str] = mapped_column(Text)
+    # pending | sending | delivered | failed
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    enqueued_at: Mapped[datetime | None]
+    locked_at: Mapped[datetime | None]
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    _scrub_error = validates("error")(_scrubbed)
+
+    log: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]

@@ -387,6 +387,8 @@ def _assign_team(session, rule, conversation, action) -> str:
 
 
 def _distribute(session, rule, conversation, action) -> str | None:
+    if conversation.handled_by is not None:
+        return None   # a bot holds it; its hand-off distributes it (app/usecases/bots.py)
     team = session.get(Team, action["team_id"]) if action.get("team_id") else \
         distribution.team_for(session, conversation)
     if team is None:

@@ -242,6 +242,8 @@ def replay_failed(event_ids: list[int] | None = None,
 RecordHandler = Callable[[Session, Channel, Any], None]
 # channel-specific side effects of a new inbound message (a WhatsApp order joins the CRM card)
 AFTER_INBOUND: list[Callable[[Session, Channel, Inbound, Message], None]] = []
+# a customer's message opened a new conversation (an outside bot takes it): app/wiring.py
+NEW_CONVERSATION: list[Callable[[Session, Conversation, Channel, Inbound], None]] = []
 # how each record type is applied (connectors may define their own types): app/wiring.py
 RECORD_HANDLERS: dict[type, RecordHandler] = {}
 
@@ -293,6 +295,9 @@ def _add_inbound_message(session: Session, channel: Channel, inbound: Inbound) -
     else:
         customer = resolve_customer(session, channel, inbound)
         conversation, opened = place_in_conversation(session, customer, channel, inbound)
+        if opened:
+            for hook in NEW_CONVERSATION:
+                hook(session, conversation, channel, inbound)
     message = Message(
         conversation_id=conversation.id, customer_id=customer.id, channel_id=channel.id,
         direction="in", content_type=inbound.content_type, subject=inbound.subject,

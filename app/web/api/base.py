@@ -10,6 +10,8 @@ from flask_wtf.csrf import CSRFError, validate_csrf
 from wtforms import ValidationError
 
 from app.domain.agents import agent_for_token
+from app.domain.bots import ENDPOINTS as BOT_ENDPOINTS
+from app.domain.bots import ROLE as BOT_ROLE
 from app.domain.errors import DomainError
 from app.infra.state import db
 
@@ -22,7 +24,11 @@ class TokenOrSessionAuth(HTTPTokenAuth):
     def authenticate(self, auth, stored_password):
         token = getattr(auth, "token", None)
         if token:
-            return agent_for_token(token)
+            agent = agent_for_token(token)
+            if agent is not None and agent.role == BOT_ROLE \
+                    and request.endpoint not in BOT_ENDPOINTS:
+                abort(403, "a bot's token acts only on the conversations of its channels")
+            return agent
         if not current_user.is_authenticated:
             return None
         if request.method in UNSAFE_METHODS:

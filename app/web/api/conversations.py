@@ -11,11 +11,13 @@ from sqlalchemy.orm import selectinload
 
 from app.domain.access import can_see_conversation, visible_channel_ids
 from app.domain.agents import mentioned_agents
+from app.domain.bots import ROLE as BOT_ROLE
+from app.domain.bots import bot_of_agent, holder
 from app.domain.conversations import apply_patch
 from app.domain.conversations import mark_read as mark_conversation_read
 from app.infra.events import notify_agent
 from app.infra.inbox_schemas import BulkIn, BulkOut, InboxConversationQuery
-from app.infra.models import Conversation, Customer, Message
+from app.infra.models import Bot, Conversation, Customer, Message
 from app.infra.schemas import (
     ConversationOut,
     ConversationPage,
@@ -25,6 +27,7 @@ from app.infra.schemas import (
     MessageQuery,
     NoteIn,
 )
+from app.usecases.bots import bot_resolved
 from app.usecases.distribution import record_manual_change
 from app.infra.state import db
 from app.usecases.outbox import add_note, enqueue_reply, retry_message
@@ -47,10 +50,30 @@ def _decode_cursor(cursor: str) -> list[str]:
 
 def get_visible_conversation(conversation_id: int) -> Conversation:
     conversation = db.session.get(Conversation, conversation_id)
+    agent = current_agent()
+    if conversation is not None and agent.role == BOT_ROLE \
+            and not can_see_conversation(agent, conversation):
+        abort(403, "not a conversation of the bot's channels")
     # 404 rather than 403: an agent learns nothing about conversations they may not see
-    if conversation is None or not can_see_conversation(current_agent(), conversation):
+    if conversation is None or not can_see_conversation(agent, conversation):
         abort(404, "conversation not found")
     return conversation
+
+
+def acting_bot(conversation: Conversation, fields: set[str] | None = None) -> Bot | None:
+    """The caller's bot when a bot's token calls: it acts only on conversations it holds
+    (409 otherwise) and changes only status, labels and priority (403 otherwise)."""
+    agent = current_agent()
+    if agent.role != BOT_ROLE:
+        return None
+    bot = bot_of_agent(db.session, agent)
+    if bot is None:
+        abort(403, "not a bot")
+    if fields and not fields <= {"status", "labels", "priority"}:
+        abort(403, "a bot changes status, labels and priority; it hands off with /handoff")
+    if conversation.handled_by != holder(bot):
+        abort(409, "the bot does not hold this conversation (people do)")
+    return bot
 
 
 @bp.get("/conversations")
@@ -119,7 +142,11 @@ def get_conversation(conversation_id: int):
 @bp.doc(summary="Assign, change status, label, set priority")
 def update_conversation(conversation_id: int, patch):
     conversation = get_visible_conversation(conversation_id)
+    bot = acting_bot(conversation, set(patch))
+    resolving = patch.get("status") == "resolved" and conversation.status != "resolved"
     _apply_patch(conversation, patch)
+    if bot is not None and resolving:
+        bot_resolved(db.session, conversation, bot)
     db.session.commit()
     return conversation
 
@@ -191,6 +218,7 @@ def list_messages(conversation_id: int, query):
 def send_reply(conversation_id: int, reply):
     conversation = get_visible_conversation(conversation_id)
     agent = current_agent()
+    bot = acting_bot(conversation)
     files, errors = [], {}
     for index, token in enumerate(reply["attachments"]):
         try:
@@ -204,6 +232,8 @@ def send_reply(conversation_id: int, reply):
                             template=reply["template"], attachments=files,
                             identity_id=reply["identity_id"],
                             canned_reply_id=reply["canned_reply_id"])
+    if bot is not None:   # the thread shows it as the bot's
+        message.meta = {**(message.meta or {}), "bot": holder(bot)}
     db.session.commit()
     return message
 
@@ -215,6 +245,7 @@ def send_reply(conversation_id: int, reply):
 @bp.doc(summary="Add an internal note (never sent to the customer)")
 def create_note(conversation_id: int, note):
     conversation = get_visible_conversation(conversation_id)
+    acting_bot(conversation)
     author = current_agent()
     message = add_note(db.session, conversation, author, note["text"])
     mentioned = [a for a in mentioned_agents(note["text"]) if a.id != author.id]

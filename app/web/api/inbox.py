@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from app.domain.bots import channels_with_bots
 from app.domain.access import visible_channel_ids
 from app.infra.inbox_schemas import BootstrapOut, InboxAgentOut, ProfilePatch, ViewCountsOut
 from app.infra.models import Agent, CannedReply, Channel, Conversation, Team
@@ -48,11 +49,13 @@ def bootstrap():
     if not agent.is_admin:
         mine = {t.id for t in agent.teams}
         teams = [t for t in teams if t.id in mine]
+    served = channels_with_bots(db.session)
     return {
         "me": _agent_out(agent),
         "agents": [_agent_out(a) for a in agents],
         "teams": list(teams),
-        "channels": list(db.session.scalars(channel_stmt)),
+        "channels": [{"id": c.id, "kind": c.kind, "name": c.name, "bot": served.get(c.id)}
+                     for c in db.session.scalars(channel_stmt)],
         "labels": _labels_in_use(channels),
         "canned_replies": list(db.session.scalars(select(CannedReply)
                                                   .order_by(CannedReply.shortcut))),
