@@ -69,6 +69,9 @@ def ui_strings() -> dict[str, Any]:
         "pending": _("Pending"), "snooze": _("Snooze"), "resolve": _("Resolve"),
         "reopen": _("Reopen"), "priority": _("Priority"), "low": _("Low"), "normal": _("Normal"),
         "high": _("High"), "urgent": _("Urgent"), "add_label": _("Add label…"),
+        # outside bots (issue 18): the thread's actions bar
+        "return_to_bot": _("Return to bot"), "returned_to_bot": _("Returned to the bot."),
+        "bot_holds": _("Answered by bot"),
         "retry": _("Retry"), "queued": _("queued"), "sending": _("sending"), "sent": _("sent"),
         "delivered": _("delivered"), "read": _("read"), "failed": _("failed"),
         "received": _("received"), "internal_note": _("Internal note"),

@@ -31,6 +31,14 @@ export async function resolveCurrent() {
   if (next && state.current === cur) openConversation(next.id);
 }
 
+// give the open conversation back to the outside bot of its channel
+async function returnToBot() {
+  try {
+    upsertConversation(await api(`/conversations/${state.current.id}/return-to-bot`, { method: "POST" }));
+    toast(T.returned_to_bot, 5000);
+  } catch (e) { showError(e); }
+}
+
 function select(attrs, options) { return el("select", attrs, options); }
 
 export function renderActions() {
@@ -44,7 +52,7 @@ export function renderActions() {
   const assign = select({ "aria-label": T.assignee, "data-action": "assignee", onchange: (e) =>
       patchCurrent({ assignee_id: e.target.value ? Number(e.target.value) : null }) },
     [el("option", { value: "" }, T.nobody),
-     [...state.agents.values()].map((a) => el("option", { value: a.id, selected: a.id === c.assignee_id }, a.name))]);
+     [...state.agents.values()].filter((a) => a.role !== "bot").map((a) => el("option", { value: a.id, selected: a.id === c.assignee_id }, a.name))]);
   const team = select({ "aria-label": T.team, "data-action": "team", onchange: (e) =>
       patchCurrent({ team_id: e.target.value ? Number(e.target.value) : null }) },
     [el("option", { value: "" }, T.no_team), state.teams.map((t) => el("option", { value: t.id, selected: t.id === c.team_id }, (T.team_names || {})[t.name] || t.name))]);
@@ -66,7 +74,15 @@ export function renderActions() {
         e.target.value = "";
       }
     } });
+  // an outside bot serves the channel: the bot holds the conversation, or it can go back to it
+  const botName = (state.channels.get(c.channel_id) || {}).bot;
+  const bot = !botName ? null : (c.handled_by || "").startsWith("bot:")
+    ? el("span", { class: "tag bot-holds", "data-action": "bot-holds" }, `${T.bot_holds} ${botName}`)
+    : c.status !== "resolved"
+      ? el("button", { type: "button", "data-action": "return-to-bot", title: `${T.return_to_bot}: ${botName}`, onclick: returnToBot }, T.return_to_bot)
+      : null;
   node.replaceChildren(...[
+    bot,
     c.assignee_id !== state.me.id ? el("button", { type: "button", "data-action": "assign-me", onclick: () => patchCurrent({ assignee_id: state.me.id }) }, T.assign_me) : null,
     assign, team, status, prio,
     c.status !== "resolved"

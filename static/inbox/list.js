@@ -107,7 +107,7 @@ function renderBulk() {
   };
   const assign = el("select", { "aria-label": T.assignee, onchange: (e) => e.target.value && run({ assignee_id: e.target.value === "none" ? null : Number(e.target.value) }) },
     el("option", { value: "" }, T.assignee), el("option", { value: "none" }, T.nobody),
-    [...state.agents.values()].map((a) => el("option", { value: a.id }, a.name)));
+    [...state.agents.values()].filter((a) => a.role !== "bot").map((a) => el("option", { value: a.id }, a.name)));
   const prio = el("select", { "aria-label": T.priority, onchange: (e) => e.target.value && run({ priority: e.target.value }) },
     el("option", { value: "" }, T.priority), ["low", "normal", "high", "urgent"].map((p) => el("option", { value: p }, T[p])));
   bulkEl.replaceChildren(

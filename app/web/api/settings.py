@@ -167,7 +167,7 @@ def _get_agent(agent_id: int) -> Agent:
 @bp.doc(summary="Agents with role, teams and whether active (admins)")
 def list_agents():
     require_admin()
-    rows = db.session.scalars(select(Agent).order_by(Agent.id))
+    rows = db.session.scalars(select(Agent).where(Agent.role != "bot").order_by(Agent.id))
     return {"items": [_agent_out(a) for a in rows], "next_cursor": None}
 
 

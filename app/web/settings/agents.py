@@ -20,7 +20,8 @@ def invite_url(token: str) -> str:
 
 def _page(status: int = 200, new: dict | None = None, errors: dict | None = None,
           link: dict | None = None, editing: dict | None = None):
-    rows = list(db.session.scalars(select(Agent).order_by(Agent.active.desc(), Agent.name)))
+    rows = list(db.session.scalars(select(Agent).where(Agent.role != "bot")   # bots: /settings/bots
+                                   .order_by(Agent.active.desc(), Agent.name)))
     teams = list(db.session.scalars(select(Team).order_by(Team.name)))
     end_read()
     return render_template("settings/agents.html", rows=rows, teams=teams, new=new or {

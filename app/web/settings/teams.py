@@ -17,7 +17,8 @@ def _page(status: int = 200, new: dict | None = None, errors: dict | None = None
           editing: dict | None = None):
     rows = list(db.session.scalars(select(Team).order_by(Team.name)))
     # every agent, deactivated ones marked: saving the form must not drop them from a team
-    agents = list(db.session.scalars(select(Agent).order_by(Agent.active.desc(), Agent.name)))
+    agents = list(db.session.scalars(select(Agent).where(Agent.role != "bot")
+                                     .order_by(Agent.active.desc(), Agent.name)))
     channels = list(db.session.scalars(select(Channel).order_by(Channel.name)))
     end_read()
     return render_template("settings/teams.html", rows=rows, agents=agents, channels=channels,
