@@ -146,12 +146,16 @@ def return_to_bot(session: Session, conversation: Conversation, agent: Agent) ->
     return bot
 
 
-def release_conversations(session: Session, bot: Bot, reason: str) -> int:
+def release_conversations(session: Session, bot: Bot, reason: str,
+                          keep_channels: list[int] | None = None) -> int:
     """Every unresolved conversation the bot holds goes to people (bot deactivated or
-    deleted). Returns how many."""
-    held = list(session.scalars(select(Conversation).where(
-        Conversation.handled_by == holder(bot), Conversation.status != "resolved")
-        .order_by(Conversation.id)))
+    deleted), or those outside `keep_channels` (channels taken from the bot). Returns how
+    many."""
+    stmt = select(Conversation).where(Conversation.handled_by == holder(bot),
+                                      Conversation.status != "resolved")
+    if keep_channels is not None:
+        stmt = stmt.where(Conversation.channel_id.not_in(keep_channels or [-1]))
+    held = list(session.scalars(stmt.order_by(Conversation.id)))
     for conversation in held:
         handoff(session, conversation, holder(bot), bot.name, reason, agent_id=bot.agent_id)
     return len(held)

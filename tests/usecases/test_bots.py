@@ -363,3 +363,22 @@ def test_a_bot_token_reaches_only_its_channels_and_conversations(app, api, shop,
     # an agent of the channel may return a conversation only where a bot serves the channel
     assert api.post(f"/conversations/{theirs}/return-to-bot").status_code == 409
     assert bot.post(f"/conversations/{mine}/handoff", json={"reason": ""}).status_code == 422
+
+
+def test_a_channel_taken_from_the_bot_gives_its_conversations_to_people(app, api, shop,
+                                                                        other_channel,
+                                                                        bot_server):
+    registered = register(api, bot_server, shop, channel_ids=[shop, other_channel])
+    kept = inbound(db.session.get(Channel, shop), 9001, "Мой").conversation_id
+    taken = inbound(db.session.get(Channel, other_channel), 9002, "Чужой").conversation_id
+    assert {conversation(kept).handled_by, conversation(taken).handled_by} == {
+        f"bot:{registered['id']}"}
+    bad = api.patch(f"/bots/{registered['id']}", json={"channel_ids": []})
+    assert bad.status_code == 422 and "channel_ids" in bad.json["detail"]["json"]
+    assert conversation(taken).handled_by == f"bot:{registered['id']}"   # nothing written
+    changed = api.patch(f"/bots/{registered['id']}", json={"channel_ids": [shop]})
+    assert changed.status_code == 200 and changed.json["channel_ids"] == [shop]
+    assert conversation(taken).handled_by is None
+    assert conversation(kept).handled_by == f"bot:{registered['id']}"
+    assert thread_notes(taken) == [
+        "Handed off to people by bot Order bot: the channel was taken from the bot"]

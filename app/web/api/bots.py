@@ -119,6 +119,9 @@ def patch_bot(bot_id: int, data):
     changed = update_bot(db.session, bot, data)
     if changed.get("active") == (True, False):
         bot_usecases.release_conversations(db.session, bot, "the bot was deactivated")
+    elif "channel_ids" in changed:
+        bot_usecases.release_conversations(db.session, bot, "the channel was taken from the bot",
+                                           keep_channels=bot.channel_ids)
     if changed:
         audit(admin, "bot.update", "bot", bot.id,
               before={k: v[0] for k, v in changed.items()},

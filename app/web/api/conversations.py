@@ -69,7 +69,7 @@ def acting_bot(conversation: Conversation, fields: set[str] | None = None) -> Bo
     bot = bot_of_agent(db.session, agent)
     if bot is None:
         abort(403, "not a bot")
-    if fields and not fields <= {"status", "labels", "priority"}:
+    if fields and not fields <= {"status", "snoozed_until", "labels", "priority"}:
         abort(403, "a bot changes status, labels and priority; it hands off with /handoff")
     if conversation.handled_by != holder(bot):
         abort(409, "the bot does not hold this conversation (people do)")
