@@ -382,3 +382,17 @@ def test_a_channel_taken_from_the_bot_gives_its_conversations_to_people(app, api
     assert conversation(kept).handled_by == f"bot:{registered['id']}"
     assert thread_notes(taken) == [
         "Handed off to people by bot Order bot: the channel was taken from the bot"]
+
+
+def test_an_unreachable_bot_hands_off(app, api, shop):
+    from tests.conftest import free_port
+
+    gone = BotServer()
+    gone.close()   # nothing listens on its port any more
+    created = api.post("/bots", json={"name": "Gone bot", "channel_ids": [shop],
+                                      "url": f"http://127.0.0.1:{free_port()}/events"})
+    assert created.status_code == 201
+    conversation_id = inbound(db.session.get(Channel, shop), 9901, "Ау").conversation_id
+    deliver_until(app, lambda: conversation(conversation_id).handled_by is None)
+    assert thread_notes(conversation_id) == [
+        "Handed off to people by bot Gone bot: did not answer: unreachable"]
