@@ -296,6 +296,11 @@ def handle_event(session: Session, event: Event) -> int | None:
         handoff(session, conversation, conversation.handled_by, bot.name if bot else f"#{bot_id}",
                 "the bot is deactivated or deleted", agent_id=bot.agent_id if bot else None)
         return None
+    if conversation.channel_id not in (bot.channel_ids or []):
+        # the customer wrote on another of their channels, one the bot does not serve
+        handoff(session, conversation, holder(bot), bot.name,
+                "the customer wrote on a channel the bot does not serve", agent_id=bot.agent_id)
+        return None
     exists = session.scalar(select(BotDelivery.id).where(BotDelivery.bot_id == bot.id,
                                                          BotDelivery.event_id == event.id))
     if exists is not None:

@@ -396,3 +396,17 @@ def test_an_unreachable_bot_hands_off(app, api, shop):
     deliver_until(app, lambda: conversation(conversation_id).handled_by is None)
     assert thread_notes(conversation_id) == [
         "Handed off to people by bot Gone bot: did not answer: unreachable"]
+
+
+def test_a_customer_writing_on_a_channel_the_bot_does_not_serve_goes_to_people(
+        app, api, shop, other_channel, bot_server):
+    register(api, bot_server, shop)
+    conversation_id = inbound(db.session.get(Channel, shop), 9500, "Привет").conversation_id
+    deliver_until(app, lambda: len(bot_server.events) == 1)
+    # the same Telegram user writes to the Sales bot: the same open conversation, now there
+    joined = inbound(db.session.get(Channel, other_channel), 9500, "Это снова я").conversation_id
+    assert joined == conversation_id
+    deliver_until(app, lambda: conversation(conversation_id).handled_by is None)
+    assert thread_notes(conversation_id) == ["Handed off to people by bot Order bot: the "
+                                             "customer wrote on a channel the bot does not serve"]
+    assert len(bot_server.events) == 1
