@@ -26,6 +26,7 @@ from app.usecases import (
     automation,
     channel_events,
     crm,
+    csat,
     hooks,
     ingest,
     outbox,
@@ -76,7 +77,14 @@ RECORD_HANDLERS: dict[type, ingest.RecordHandler] = {
 }
 
 # channel-specific side effects of a new inbound message
-AFTER_INBOUND = [channel_events.whatsapp_order_to_crm]
+AFTER_INBOUND = [channel_events.whatsapp_order_to_crm, csat.after_inbound]
+
+# where a new inbound message belongs before the usual placement (a feedback answer joins the
+# resolved conversation it answers)
+PLACEMENT_HOOKS = [csat.place_answer]
+
+# reactions of the rules engine to a conversation turned resolved (committed events)
+ON_RESOLVED = [csat.on_resolved]
 
 # per channel kind: called after a reply was sent (the site chat pushes it to the visitor)
 SENT_HOOKS = {"webchat": [widget.on_reply_sent]}
@@ -108,6 +116,8 @@ def wire() -> None:
     queues.TASKS.update(JOBS)
     ingest.RECORD_HANDLERS.update(RECORD_HANDLERS)
     ingest.AFTER_INBOUND[:] = AFTER_INBOUND
+    ingest.PLACEMENT_HOOKS[:] = PLACEMENT_HOOKS
+    automation.ON_RESOLVED[:] = ON_RESOLVED
     for kind, functions in SENT_HOOKS.items():
         outbox.SENT_HOOKS[kind] = list(functions)
     events.CHANNEL_HOOKS[:] = CHANNEL_HOOKS
