@@ -34,7 +34,7 @@ COMMENT_THANKS = {"ru": "Спасибо за оценку! Если хотите
                   "en": "Thank you for your rating! If you like, tell us in a few words what "
                         "we could do better."}
 
-_LEADING_DIGIT = re.compile(r"^\s*([1-5])(?![0-9])(?:\s*(?:/\s*5|из\s*5|z\s*5|of\s*5))?"
+_LEADING_DIGIT = re.compile(r"^\s*(?:[⭐★]\ufe0f?\s*)?([1-5])(?![0-9])(?:\s*(?:/\s*5|из\s*5|z\s*5|of\s*5))?"
                             r"\s*[-—–:.,!)]*\s*(.*)$", re.S | re.I)
 _BUTTON = re.compile(r"^csat:(\d+):([1-5])$")
 
@@ -61,8 +61,11 @@ def parse_button(value: str | None) -> tuple[int, int] | None:
 
 def parse_reply(text: str | None) -> tuple[int, str] | None:
     """A reply that answers the question: a leading digit 1-5 ("5", "5 — всё отлично",
-    "4/5", "3: slow"), and what follows it as the comment. Anything else (a number like
-    "12", a sentence) is None."""
+    "4/5", "3: slow", a button's title echoed "⭐ 5", or stars "⭐⭐⭐⭐"), and what follows
+    it as the comment. Anything else (a number like "12" or "3.5", a sentence) is None."""
+    stars = re.fullmatch(r"\s*((?:[⭐★]\ufe0f?\s*){1,5})\s*", text or "")
+    if stars:   # "⭐⭐⭐⭐": four
+        return len(re.findall("[⭐★]", stars.group(1))), ""
     match = _LEADING_DIGIT.match(text or "")
     if not match:
         return None

@@ -20,7 +20,7 @@ from app.web.api.conversations import get_visible_conversation
 def conversation_csat(conversation_id: int):
     conversation = get_visible_conversation(conversation_id)
     survey = csat.for_conversation(db.session, conversation.id)
-    out = {"asked": survey is not None, "survey": csat.survey_out(survey)}
+    out = {"asked": survey is not None, "survey": survey}
     db.session.commit()
     return out
 
