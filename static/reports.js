@@ -192,8 +192,8 @@ function csat(r) {
   put("table-csat", table(T.csat, [
     { label: `${T.channel} / ${T.agent}`, cell: (i) => (i.group === "channel" ? `${T.channel}: ${i.name || channelNames.get(i.channel_id) || `#${i.channel_id}`}` : `${T.agent}: ${i.name || T.unknown}`) },
     { label: T.csat_average, cell: (i) => avg(i.average) },
-    ...scores.map((n) => ({ label: `${n} ★`, cell: (i) => num(i.distribution[String(n)]) })),
     { label: T.csat_answered, cell: (i) => num(i.answered) },
+    { label: T.csat_asked, cell: (i) => num(i.asked) },
     { label: T.csat_rate, cell: (i) => rate(i.response_rate) }], rows, t.asked ? t : null));
 }
 

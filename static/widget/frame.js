@@ -122,7 +122,7 @@
     return isNaN(d) ? "" : d.toLocaleTimeString(lang, {hour: "2-digit", minute: "2-digit"});
   }
 
-  // a feedback question: five stars; a press sends the score as the visitor's reply ("⭐ 4"),
+  // a feedback question: five stars; a press sends the score as the visitor's reply ("★ 4"),
   // which the server records as the answer (the score may be changed by another press)
   function stars(m) {
     var box = document.createElement("div");
@@ -146,7 +146,7 @@
             s.setAttribute("aria-pressed", value === score ? "true" : "false");
           });
           thanks.hidden = false;
-          sendMessage("\u2b50 " + score);
+          sendMessage("\u2605 " + score);
         };
       })(n);
       box.appendChild(b);

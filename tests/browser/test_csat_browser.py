@@ -72,6 +72,9 @@ def test_email_link_opens_the_feedback_page_in_russian_and_polish(
 
     channel = add_channel("email", "Support mailbox", {
         **smtp_server.settings(), "from_address": "support@shop.example.test",
+        # mail in comes through the ingest door here (no IMAP poller runs in the tests)
+        "imap_host": "127.0.0.1", "imap_port": 1, "imap_security": "none",
+        "imap_user": "support", "imap_password": "unused-password",
         "from_name": "Shop Support"})
     db.session.commit()
     channel_id = channel.id
@@ -135,6 +138,7 @@ def test_site_chat_stars_record_the_score(backend, ctx, admin, start_server, sit
     url = site.page("index.html", server.url, public_id, lang="pl")
     agent = login_session(server.url, "admin@example.com", "correct horse battery")
     page = browser.new_context(viewport={"width": 1100, "height": 800}).new_page()
+    page.goto(url)
     frame = open_widget(page)
     frame.locator("#tl-input").fill("Dzień dobry, czy macie kawę bezkofeinową?")
     frame.locator("#tl-input").press("Enter")
@@ -158,6 +162,7 @@ def test_site_chat_stars_record_the_score(backend, ctx, admin, start_server, sit
     wait_until(lambda: (_survey(conversation_id) or CsatSurvey()).score == 4, timeout=10,
                message="the widget's score recorded")
     assert frame.locator(".tl-star.tl-on").count() == 4
+    frame.locator(".tl-msg.tl-in[data-status=received]", has_text="★ 4").wait_for()
     frame.get_by_text("Dziękujemy za ocenę! Jeśli chcesz").wait_for(timeout=10000)
     # no new conversation: the answer joined the resolved one
     assert read(lambda: db.session.scalar(select(func.count()).select_from(Conversation))) == 1
@@ -196,14 +201,17 @@ def test_reports_page_shows_the_csat_block(backend, ctx, admin, telegram_api, st
     page.wait_for_url(lambda u: "/login" not in u)
     page.goto(f"{server.url}/reports")
     wait_js(page, "document.body.dataset.reports === 'ready'")
+    page.locator("#r-csat").scroll_into_view_if_needed()
+    shot(page, "csat-reports.png")
     totals = page.locator("#csat-totals")
     assert totals.locator("[data-figure=average] b").inner_text() == "4,33"
     assert totals.locator("[data-figure=asked] b").inner_text() == "4"
     assert totals.locator("[data-figure=response_rate] b").inner_text() == "75%"
     assert page.locator("#chart-csat canvas").count() == 1
     assert page.locator("#table-csat table").count() == 1
+    # the table fits beside the chart: its last column is on screen
+    assert page.locator("#table-csat thead th").last.evaluate(
+        "th => th.getBoundingClientRect().right <= th.closest('.table-wrap').getBoundingClientRect().right + 1")
     assert "Admin" in page.locator("#table-csat").inner_text() or \
         "Админ" in page.locator("#table-csat").inner_text()
-    page.locator("#r-csat").scroll_into_view_if_needed()
-    shot(page, "csat-reports.png")
     check_screen(page)
