@@ -51,6 +51,7 @@ KINDS = ("telegram", "whatsapp", "email", "webchat")
 ANSWER_WINDOW = timedelta(days=2)     # a plain digit reply counts as the answer this long
 LINK_VALID = timedelta(days=14)       # the email's links (and buttons) are good this long
 COMMENT_WINDOW = timedelta(minutes=60)   # a free text after the score becomes the comment
+BOT_EVENT_WINDOW = timedelta(minutes=10)
 ACTIVITY = "csat"
 
 
@@ -137,7 +138,7 @@ def on_resolved(session: Session, conversation: Conversation, event: Event) -> N
     """Called by the rules engine for a committed change of a conversation to resolved."""
     try:
         with session.begin_nested():
-            reason = ask(session, conversation)
+            reason = ask(session, conversation, event)
             if reason:
                 log.info("CSAT not asked for conversation %s: %s", conversation.id, reason)
     except Exception:
@@ -145,7 +146,7 @@ def on_resolved(session: Session, conversation: Conversation, event: Event) -> N
 
 
 def why_not(session: Session, conversation: Conversation, settings: CsatSettings,
-            now) -> str | None:
+            now, event: Event | None = None) -> str | None:
     """Why no question goes out for this resolved conversation (None: ask)."""
     if not settings.enabled:
         return "disabled"
@@ -154,8 +155,11 @@ def why_not(session: Session, conversation: Conversation, settings: CsatSettings
     if session.scalar(select(CsatSurvey.id).where(
             CsatSurvey.conversation_id == conversation.id)) is not None:
         return "already asked"
+    # a bot's resolution is logged with the change it made: look around the resolving event
+    around = (event.created_at if event is not None and event.created_at else now)
     bot_resolved = session.scalars(select(Event.payload).where(
-        Event.type == "bot.resolved", Event.created_at >= conversation.created_at))
+        Event.created_at >= max(conversation.created_at, around - BOT_EVENT_WINDOW),
+        Event.type == "bot.resolved").limit(100))
     for payload in bot_resolved:
         if isinstance(payload, dict) and conversation.id in (
                 payload.get("conversation_id"), payload.get("id"),
@@ -221,13 +225,13 @@ def customer_language(session: Session, conversation: Conversation) -> str:
     return found if found in rules.LANGUAGES else "en"
 
 
-def ask(session: Session, conversation: Conversation) -> str | None:
+def ask(session: Session, conversation: Conversation, event: Event | None = None) -> str | None:
     """Queue the question for a resolved conversation; returns why not, or None when asked."""
     from app.usecases.outbox import ReplyError, enqueue_reply
 
     now = utcnow()
     settings = get_settings(session)
-    reason = why_not(session, conversation, settings, now)
+    reason = why_not(session, conversation, settings, now, event)
     if reason:
         return reason
     channel, reason = _channel_for(session, conversation)
@@ -338,8 +342,9 @@ def after_inbound(session: Session, channel: Channel, inbound: Inbound,
     """Ingest's after-inbound hook: record the answer a message placed by `place_answer`
     carries (the message is in a resolved conversation only then)."""
     conversation = session.get(Conversation, message.conversation_id)
-    if conversation is None or conversation.status != "resolved":
-        return
+    if conversation is None or (conversation.status != "resolved"
+                                and rules.parse_button(inbound.button_id) is None):
+        return   # only a button may answer a conversation reopened meanwhile
     customer = session.get(Customer, message.customer_id)
     found = classify(session, customer, channel, inbound)
     if found is None or found[0].conversation_id != conversation.id:

@@ -222,7 +222,22 @@ def test_not_asked_after_a_bot_alone_or_an_automated_exchange(app, api, tg, tele
     run_jobs(app)
     run_jobs(app)
     assert survey_of(auto.id) is None
+    # a bot logged that it resolved the conversation (the event `bot.resolved`)
+    tg_in(tg, 8484, "Можно оплатить картой?")
+    botted = conversations()[3]
+    api.post(f"/conversations/{botted.id}/messages", json={"text": "Да, можно"})
+    from app.infra.events import record_event
+
+    record_event(db.session, "bot.resolved", {"conversation_id": botted.id}, None)
+    db.session.commit()
+    answer_and_resolve(app, api, botted.id, "Оплата картой доступна")
+    assert survey_of(botted.id) is None
     assert not any("Оцените" in t for t in tg_texts(telegram_api))
+    # the same with an agent alone is asked (the checks above are what held it back)
+    tg_in(tg, 8585, "Как отменить заказ?")
+    person = conversations()[4]
+    answer_and_resolve(app, api, person.id, "Отменили, деньги вернутся")
+    assert survey_of(person.id) is not None
 
 
 # --- WhatsApp through the Graph API fake --------------------------------------------------
