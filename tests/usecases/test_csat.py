@@ -320,3 +320,23 @@ def test_whatsapp_round_trip_in_polish(app, api, wa_channel, graph):
     assert survey_of(conversation.id).comment == "Kurier był bardzo miły"
     assert len(conversations()) == 1
     assert db.session.scalar(select(func.count()).select_from(CsatSurvey)) == 1
+
+
+def test_not_asked_when_the_customer_cannot_be_reached(app, api, tg, telegram_api):
+    """A blocked bot (the identity marked unreachable) or an opted-out customer: no question."""
+    from app.infra.models import Customer, Identity
+
+    enable(api, throttle_days=0)
+    tg_in(tg, 9191, "Где посылка?")
+    blocked = conversations()[0]
+    db.session.scalar(select(Identity).where(Identity.value == "9191")).reachable = False
+    db.session.commit()
+    answer_and_resolve(app, api, blocked.id, "В пути")
+    assert survey_of(blocked.id) is None
+    tg_in(tg, 9292, "Где посылка номер два?")
+    opted = conversations()[1]
+    db.session.get(Customer, opted.customer_id).tags = ["opted-out"]
+    db.session.commit()
+    answer_and_resolve(app, api, opted.id, "Тоже в пути")
+    assert survey_of(opted.id) is None
+    assert not any("Оцените" in t for t in tg_texts(telegram_api))
