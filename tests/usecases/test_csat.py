@@ -136,6 +136,9 @@ def test_telegram_round_trip_digit_reply_then_comment(app, api, tg, telegram_api
     assert "Customer rated 4/5: Курьер опоздал на час" in activity_texts(conversation.id)
     body = api.get(f"/conversations/{conversation.id}/csat").json
     assert body["asked"] is True and body["survey"]["score"] == 4
+    card = api.get(f"/conversations/{conversation.id}/timeline").json["card"]["csat"]
+    assert card["average"] == 4.0 and card["answered"] == 1
+    assert card["items"][0]["comment"] == "Курьер опоздал на час"
     assert body["survey"]["comment"] == "Курьер опоздал на час"
     # no rule ran on the answers (no SLA clock, no distribution), nothing more was sent
     assert len(tg_texts(telegram_api)) == 3
