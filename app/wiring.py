@@ -27,6 +27,7 @@ from app.usecases import (
     bots,
     channel_events,
     crm,
+    csat,
     hooks,
     ingest,
     outbox,
@@ -80,7 +81,14 @@ RECORD_HANDLERS: dict[type, ingest.RecordHandler] = {
 }
 
 # channel-specific side effects of a new inbound message
-AFTER_INBOUND = [channel_events.whatsapp_order_to_crm]
+AFTER_INBOUND = [channel_events.whatsapp_order_to_crm, csat.after_inbound]
+
+# where a new inbound message belongs before the usual placement (a feedback answer joins the
+# resolved conversation it answers)
+PLACEMENT_HOOKS = [csat.place_answer]
+
+# reactions of the rules engine to a conversation turned resolved (committed events)
+ON_RESOLVED = [csat.on_resolved]
 
 # a customer's message opened a conversation: an outside bot serving the channel holds it
 NEW_CONVERSATION = [bots.take_new_conversation]
@@ -119,6 +127,8 @@ def wire() -> None:
     ingest.RECORD_HANDLERS.update(RECORD_HANDLERS)
     ingest.AFTER_INBOUND[:] = AFTER_INBOUND
     ingest.NEW_CONVERSATION[:] = NEW_CONVERSATION
+    ingest.PLACEMENT_HOOKS[:] = PLACEMENT_HOOKS
+    automation.ON_RESOLVED[:] = ON_RESOLVED
     for kind, functions in SENT_HOOKS.items():
         outbox.SENT_HOOKS[kind] = list(functions)
     events.CHANNEL_HOOKS[:] = CHANNEL_HOOKS

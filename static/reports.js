@@ -172,7 +172,32 @@ function bot(r) {
     { label: T.automated_replies, cell: (i) => num(i.automated_replies) }], r.items));
 }
 
-const RENDER = { volume, "response-times": speed, agents, "canned-usage": canned, sources, bot };
+function csat(r) {
+  const t = r.totals;
+  const avg = (x) => (x === null || x === undefined ? "—" : Number(x).toLocaleString(document.documentElement.lang, { minimumFractionDigits: 2, maximumFractionDigits: 2 }));
+  const rate = (x) => (x === null || x === undefined ? "—" : pct(x));
+  put("csat-totals", el("div", { class: "totals" },
+    el("span", { "data-figure": "average" }, el("b", {}, avg(t.average)), T.csat_average),
+    el("span", { "data-figure": "answered" }, el("b", {}, num(t.answered)), T.csat_answered),
+    el("span", { "data-figure": "asked" }, el("b", {}, num(t.asked)), T.csat_asked),
+    el("span", { "data-figure": "response_rate" }, el("b", {}, rate(t.response_rate)), T.csat_rate)));
+  const scores = [1, 2, 3, 4, 5];
+  chart("chart-csat", {
+    series: [{ label: T.csat_score }, { label: T.csat_answers, fill: "#d4a01799", stroke: "#b8860b", paths: uPlot.paths.bars({ size: [0.6, 60] }), points: { show: false } }],
+    scales: { x: { time: false, range: [0.4, 5.6] }, y: { range: (u, min, max) => [0, Math.max(1, max) * 1.1] } },
+    axes: [{ values: (u, ticks) => ticks.map((v) => (Number.isInteger(v) && v >= 1 && v <= 5 ? `${v} ★` : "")), splits: () => scores },
+      { size: 50 }],
+  }, [scores, scores.map((n) => t.distribution[String(n)] || 0)]);
+  const rows = r.items.filter((i) => i.group !== "total");
+  put("table-csat", table(T.csat, [
+    { label: `${T.channel} / ${T.agent}`, cell: (i) => (i.group === "channel" ? `${T.channel}: ${i.name || channelNames.get(i.channel_id) || `#${i.channel_id}`}` : `${T.agent}: ${i.name || T.unknown}`) },
+    { label: T.csat_average, cell: (i) => avg(i.average) },
+    { label: T.csat_answered, cell: (i) => num(i.answered) },
+    { label: T.csat_asked, cell: (i) => num(i.asked) },
+    { label: T.csat_rate, cell: (i) => rate(i.response_rate) }], rows, t.asked ? t : null));
+}
+
+const RENDER = { volume, "response-times": speed, agents, "canned-usage": canned, sources, csat, bot };
 
 let loading = 0;  // a newer request wins: an older answer arriving late is dropped
 

@@ -101,6 +101,7 @@ class CardExtraOut(Schema):
     orders = List(Dict())
     deals = List(Dict())
     notes = List(Dict())
+    csat = Dict(metadata={"description": "feedback (CSAT): average, answered, latest items"})
 
 
 class TimelineIdentityOut(IdentityOut):

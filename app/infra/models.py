@@ -810,3 +810,52 @@ class BotDelivery(Base):
     log: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None]
+
+
+# --- Feedback after a conversation (CSAT, issue 21) --------------------------------------
+
+class CsatSettings(Base):
+    """The account's CSAT settings: one row (id 1), written from /settings/feedback and
+    PATCH /api/v1/settings/csat. `questions`: {"ru": ..., "pl": ..., "en": ...} (empty or
+    missing = the built-in text in that language)."""
+
+    __tablename__ = "csat_settings"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    questions: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    throttle_days: Mapped[int] = mapped_column(Integer, default=30)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CsatSurvey(Base):
+    """One question per conversation (unique): asked when an agent resolved it, answered by a
+    button, a digit reply, the email link or the widget's stars."""
+
+    __tablename__ = "csat_surveys"
+    __table_args__ = (Index("ix_csat_surveys_asked", "asked_at"),
+                      Index("ix_csat_surveys_customer", "customer_id", "asked_at"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id", ondelete="SET NULL"))
+    # the conversation's assignee and team when it was resolved (the report's per agent/team)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    message_id: Mapped[int | None] = mapped_column(BigInteger)   # the question sent
+    language: Mapped[str] = mapped_column(String(5), default="en")
+    asked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    score: Mapped[int | None] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    answered_at: Mapped[datetime | None]
+    # how the answer came: button | reply | link | widget
+    answered_via: Mapped[str | None] = mapped_column(String(10))
+
+
+class CsatThrottle(Base):
+    """When a customer was last asked: no second question within the throttle period."""
+
+    __tablename__ = "csat_throttle"
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    last_asked_at: Mapped[datetime] = mapped_column()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import and_, exists, select
 from sqlalchemy.exc import IntegrityError
@@ -58,6 +58,9 @@ GAP_TIMEOUT = timedelta(seconds=30)
 JOB = "run_automation"
 DEPTH_KEY = "automation.depth"
 WAKE_KEY = "automation.wake"
+# called with (session, conversation, event) when a committed event shows a conversation
+# turned resolved (feedback questions: app/wiring.py)
+ON_RESOLVED: list[Callable[[Session, Conversation, Event], None]] = []
 
 
 # --- session listeners (wired in app/wiring.py) -----------------------------------------
@@ -207,6 +210,9 @@ def handle_event(session: Session, event: Event) -> None:
         if old is None or old == new:
             return
         fire(session, "status_changed", conversation, event.depth, status=new)
+        if new == "resolved":
+            for hook in ON_RESOLVED:
+                hook(session, conversation, event)
         if new == "open" and old in ("resolved", "snoozed", "pending"):
             _reopened(session, conversation)
             fire(session, "conversation_reopened", conversation, event.depth, status=new)
@@ -215,6 +221,8 @@ def handle_event(session: Session, event: Event) -> None:
         if conversation is None:
             return
         when = _at(payload.get("created_at"))
+        if (payload.get("meta") or {}).get("csat"):
+            return   # a feedback question or its answer: no rule, no SLA clock
         if payload.get("direction") == "in":
             if conversation.first_response_at is not None \
                     and conversation.next_response_due_at is None:

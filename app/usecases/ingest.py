@@ -246,6 +246,10 @@ AFTER_INBOUND: list[Callable[[Session, Channel, Inbound, Message], None]] = []
 NEW_CONVERSATION: list[Callable[[Session, Conversation, Channel, Inbound], None]] = []
 # how each record type is applied (connectors may define their own types): app/wiring.py
 RECORD_HANDLERS: dict[type, RecordHandler] = {}
+# asked first where a new inbound message belongs: a conversation (even a resolved one, which
+# stays resolved: the answer to a feedback question), or None for the usual placement
+PLACEMENT_HOOKS: list[Callable[[Session, Customer, Channel, Inbound],
+                               Conversation | None]] = []
 
 
 def apply_records(session: Session, channel: Channel, records: list[Any]) -> None:
@@ -409,7 +413,8 @@ def _touch_conversation(conversation: Conversation, message: Message, inbound: I
     conversation.last_inbound_at = message.created_at
     conversation.channel_id = message.channel_id
     conversation.last_message_preview = (inbound.text or inbound.content_type)[:200]
-    conversation.unread_count += 1
+    if conversation.status != "resolved":   # an answer to feedback leaves it as it is
+        conversation.unread_count += 1
     if conversation.status in ("pending", "snoozed"):
         conversation.status, conversation.snoozed_until = "open", None
     if not conversation.subject and inbound.subject:
@@ -517,6 +522,10 @@ def place_in_conversation(session: Session, customer: Customer, channel: Channel
     """The open conversation the message refers to (an email reply from a colleague Cc'd on
     the thread), else the customer's open conversation, else a new one (a message after
     resolution opens a new conversation; the timeline keeps the earlier ones)."""
+    for hook in PLACEMENT_HOOKS:
+        placed = hook(session, customer, channel, inbound)
+        if placed is not None:
+            return placed, False
     referenced = _referenced_conversation(session, channel, inbound)
     if referenced is not None:
         return referenced, False

@@ -858,7 +858,52 @@ def sources(f: Filters) -> dict[str, Any]:
 
 
 def csat(f: Filters) -> dict[str, Any]:
-    return {"items": [], "note": "CSAT is not collected yet (issue #21): no data source"}
+    """Feedback questions asked in the period (app.usecases.csat): per channel and per agent
+    (the conversation's assignee when it was resolved), with the overall row first."""
+    from app.infra.models import CsatSurvey
+
+    session = db.session
+    where = [CsatSurvey.asked_at >= f.start, CsatSurvey.asked_at < f.end,
+             _in(CsatSurvey.channel_id, f.channels)]
+    if f.agent_id is not None:
+        where.append(CsatSurvey.agent_id == f.agent_id)
+    rows = session.execute(select(CsatSurvey.channel_id, CsatSurvey.agent_id, CsatSurvey.score,
+                                  func.count()).where(*where)
+                           .group_by(CsatSurvey.channel_id, CsatSurvey.agent_id,
+                                     CsatSurvey.score)).all()
+    channels = _channels(f)
+    people = {a.id: a.name for a in session.scalars(select(Agent))}
+
+    def figures(selected) -> dict[str, Any]:
+        asked = sum(n for *_, n in selected)
+        distribution = {str(s): 0 for s in range(1, 6)}
+        for _c, _a, score, n in selected:
+            if score is not None:
+                distribution[str(score)] += n
+        answered = sum(distribution.values())
+        total = sum(int(s) * n for s, n in distribution.items())
+        return {"asked": asked, "answered": answered,
+                "response_rate": round(answered / asked, 4) if asked else None,
+                "average": round(total / answered, 2) if answered else None,
+                "distribution": distribution}
+
+    items = [{"group": "total", "channel_id": None, "agent_id": None, "name": "",
+              **figures(rows)}]
+    for channel_id in sorted({r[0] for r in rows}, key=lambda c: (c is None, c or 0)):
+        items.append({"group": "channel", **_channel_out(channels, channel_id),
+                      "agent_id": None, "name": channels[channel_id].name
+                      if channel_id in channels else "",
+                      **figures([r for r in rows if r[0] == channel_id])})
+    for agent_id in sorted({r[1] for r in rows}, key=lambda a: (a is None, people.get(a, ""))):
+        items.append({"group": "agent", "channel_id": None, "agent_id": agent_id,
+                      "name": people.get(agent_id, "") if agent_id else "",
+                      **figures([r for r in rows if r[1] == agent_id])})
+    for item in items:
+        item.pop("channel_name", None)
+    return {"items": items, "totals": items[0],
+            "note": "questions asked in the period; response_rate = answered / asked; "
+                    "average over the answered; per agent: the conversation's assignee "
+                    "when it was resolved"}
 
 
 def bot(f: Filters) -> dict[str, Any]:

@@ -90,6 +90,8 @@ def ui_strings() -> dict[str, Any]:
         "new_message_from": _("New message from {name}"), "mentioned_you": _("{name} mentioned you"),
         "select_all": _("Select all"), "selected": _("{n} selected"), "apply": _("Apply"),
         "card": _("Customer"), "orders": _("Orders"), "deals": _("Deals"), "notes": _("Notes"),
+        "csat_title": _("Feedback"), "csat_average": _("average {avg} of 5 ({n} answers)"),
+        "csat_waiting": _("asked, no answer yet"),
         "attachments": _("Attachments"), "download": _("Download"),
         "attach": _("Attach"), "attach_files": _("Attach files"), "uploading": _("uploading…"),
         "remove": _("Remove"), "choose_template": _("Choose a template…"),

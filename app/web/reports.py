@@ -48,7 +48,12 @@ def _strings() -> dict[str, str]:
         "calendar_note": _("Calendar time. Business hours and SLA appear once work "
                            "distribution is set up."),
         "bot_note": _("The answer bot is not set up yet: only automated replies are counted."),
-        "csat_note": _("Satisfaction surveys are not collected yet."),
+        "csat_note": _("Feedback questions asked in the period; the average is over the "
+                       "answers. Per agent: who held the conversation when it was resolved."),
+        "csat_average": _("Average score"), "csat_asked": _("Asked"),
+        "csat_answered": _("Answered"), "csat_rate": _("Response rate"),
+        "csat_score": _("Score"), "csat_distribution": _("Answers by score"),
+        "csat_answers": _("Answers"),
         "sources_note": _("Customers whose conversation started in the period, by the first-"
                           "touch source on their card, and the orders they placed in the period."),
         "chart": _("Chart"), "table": _("Table"),

@@ -5,7 +5,7 @@ import { T, api, el } from "../common.js";
 import { handleDetails, prechatHandles, renderSource } from "./card-source.js";
 import { renderDealForm, renderEditor, renderNoteForm } from "./card-edit.js";
 import { currentStages, renderDeals } from "./deals.js";
-import { ICONS, channelIcons, fmt, money } from "./format.js";
+import { ICONS, channelIcons, dateTime, fmt, money } from "./format.js";
 import { renderMerges } from "./merge.js";
 import { backToList, backToThread, toCard } from "./phone.js";
 import { $, state, threadEl } from "./state.js";
@@ -32,11 +32,26 @@ export function renderCard() {
       `${o.external_ref || "#" + o.id} · ${(T.order_statuses || {})[o.status] || o.status} · ${o.total ? money(o.total, o.currency) : ""}`))] : null,
     el("h4", {}, T.deals), card.deals.length ? renderDeals(card.deals) : null,
     keepOpen(renderDealForm(customer.id, currentStages(), currency, refreshCard), "deal"),
+    renderCsat(card.csat),
     el("h4", {}, T.notes),
     card.notes.map((n) => el("div", { class: "line note" }, n.text)),
     renderNoteForm(customer.id, refreshCard),
     keepOpen(el("details", { class: "card-edit-box" }, el("summary", {}, `✎ ${T.edit_details}`), renderEditor(customer, redraw)), "edit"),
     renderMerges(customer.id));
+}
+
+// Feedback (CSAT): the customer's average and latest answers, stars and comment
+function renderCsat(csat) {
+  if (!csat || !(csat.items || []).length) return null;
+  const stars = (n) => "★".repeat(n) + "☆".repeat(5 - n);
+  return el("section", { class: "csat", "data-csat-average": csat.average ?? "" },
+    el("h4", {}, T.csat_title),
+    csat.average != null ? el("div", { class: "line csat-average" }, fmt(T.csat_average, { avg: csat.average, n: csat.answered })) : null,
+    csat.items.map((s) => el("div", { class: "line csat-answer", "data-conversation": s.conversation_id, "data-score": s.score ?? "" },
+      s.score ? el("span", { class: "csat-stars", title: `${s.score}/5` }, stars(s.score)) : el("span", { class: "muted" }, T.csat_waiting),
+      s.score ? ` ${s.score}/5` : "",
+      s.comment ? el("span", { class: "csat-comment" }, ` · ${s.comment}`) : null,
+      el("span", { class: "muted" }, ` · ${dateTime(s.answered_at || s.asked_at)}`))));
 }
 
 // an unfolded part of the card stays unfolded when the card is redrawn live

@@ -16,7 +16,7 @@
          badPhone: "This phone number looks wrong.", tooLarge: "The file is too large (max {size}).",
          reconnecting: "Reconnecting…", refused: "The chat is not available here.",
          rateLimited: "You are writing too fast. Please wait a moment.", attach: "Attach a file",
-         unverified: "Please sign in to chat."},
+         unverified: "Please sign in to chat.", rate: "{n} of 5", rated: "Thank you for your rating!"},
     ru: {title: "Напишите нам", online: "Мы на связи", away: "Сейчас нас нет на месте",
          awayText: "Сейчас никого нет. Оставьте email — мы ответим туда.",
          awayKnown: "Сейчас никого нет. Мы ответим, как только вернёмся.",
@@ -29,7 +29,7 @@
          badPhone: "Проверьте номер телефона.", tooLarge: "Файл слишком большой (максимум {size}).",
          reconnecting: "Переподключение…", refused: "Чат здесь недоступен.",
          rateLimited: "Слишком часто. Подождите немного.", attach: "Прикрепить файл",
-         unverified: "Войдите, чтобы написать в чат."},
+         unverified: "Войдите, чтобы написать в чат.", rate: "{n} из 5", rated: "Спасибо за оценку!"},
     pl: {title: "Napisz do nas", online: "Jesteśmy dostępni", away: "Teraz nas nie ma",
          awayText: "Nikogo teraz nie ma. Zostaw e-mail, odpowiemy tam.",
          awayKnown: "Nikogo teraz nie ma. Odpowiemy, gdy tylko wrócimy.",
@@ -42,7 +42,7 @@
          badPhone: "Sprawdź numer telefonu.", tooLarge: "Plik jest za duży (maks. {size}).",
          reconnecting: "Ponowne łączenie…", refused: "Czat nie jest tu dostępny.",
          rateLimited: "Za szybko. Poczekaj chwilę.", attach: "Dołącz plik",
-         unverified: "Zaloguj się, aby pisać na czacie."}
+         unverified: "Zaloguj się, aby pisać na czacie.", rate: "{n} z 5", rated: "Dziękujemy za ocenę!"}
   };
   var FATAL = ["bad_frame_token", "unknown_channel", "origin_not_allowed", "invalid_user_hash",
                "verification_required"];
@@ -122,6 +122,43 @@
     return isNaN(d) ? "" : d.toLocaleTimeString(lang, {hour: "2-digit", minute: "2-digit"});
   }
 
+  // a feedback question: five stars; a press sends the score as the visitor's reply ("★ 4"),
+  // which the server records as the answer (the score may be changed by another press)
+  function stars(m) {
+    var box = document.createElement("div");
+    box.className = "tl-stars";
+    box.setAttribute("role", "group");
+    var chosen = Number(store.get("csat:" + m.id) || 0);
+    for (var n = 1; n <= 5; n += 1) {
+      var b = document.createElement("button");
+      b.type = "button";
+      b.className = "tl-star" + (n <= chosen ? " tl-on" : "");
+      b.setAttribute("data-score", String(n));
+      b.setAttribute("aria-label", t("rate", {n: n}));
+      b.setAttribute("aria-pressed", n === chosen ? "true" : "false");
+      b.textContent = "\u2605";
+      b.onclick = (function (score) {
+        return function () {
+          store.set("csat:" + m.id, String(score));
+          Array.prototype.forEach.call(box.querySelectorAll(".tl-star"), function (s) {
+            var value = Number(s.getAttribute("data-score"));
+            s.className = "tl-star" + (value <= score ? " tl-on" : "");
+            s.setAttribute("aria-pressed", value === score ? "true" : "false");
+          });
+          thanks.hidden = false;
+          sendMessage("\u2605 " + score);
+        };
+      })(n);
+      box.appendChild(b);
+    }
+    var thanks = document.createElement("div");
+    thanks.className = "tl-rated";
+    thanks.textContent = t("rated");
+    thanks.hidden = !chosen;
+    box.appendChild(thanks);
+    return box;
+  }
+
   function fill(el, m) {
     el.textContent = "";
     el.className = "tl-msg " + (m.direction === "in" ? "tl-in" : "tl-out");
@@ -138,6 +175,7 @@
       body.textContent = m.text;
       el.appendChild(body);
     }
+    if (m.csat && m.id) el.appendChild(stars(m));
     (m.attachments || []).forEach(function (a) {
       if (a.url && /^image\//.test(a.type) && a.type !== "image/svg+xml") {
         var img = document.createElement("img");

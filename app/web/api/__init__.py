@@ -20,3 +20,4 @@ from app.web.api import reports  # noqa: E402,F401  (reports from the rollup)
 from app.web.api import routing  # noqa: E402,F401  (availability, rules, activity, SLA: issue 17)
 
 from app.web.api import bots  # noqa: E402,F401  (outside bots: registration, hand-off, return)
+from app.web.api import csat  # noqa: E402,F401  (feedback after a conversation: issue 21)

@@ -12,6 +12,7 @@ from app.domain.handles import CHANNEL_IDENTITY_KINDS
 from app.infra.inbox_schemas import TimelineOut
 from app.infra.models import Channel, Conversation, Customer, Deal, Message, Note, Order, utcnow
 from app.infra.state import db
+from app.usecases import csat
 from app.web.api.base import bp, current_agent, token_auth
 from app.web.api.conversations import get_visible_conversation
 
@@ -88,6 +89,7 @@ def timeline(conversation_id: int):
         "notes": [{"id": n.id, "text": n.text, "created_at": n.created_at.isoformat()}
                   for n in db.session.scalars(select(Note).where(Note.customer_id == customer.id)
                                               .order_by(Note.id.desc()).limit(10))],
+        "csat": csat.for_customer(db.session, customer.id, limit=5),
     }
     reply_channels = _reply_channels(customer.id)
     return {"conversation": conversation, "customer": customer, "card": card,

@@ -166,6 +166,9 @@ def visitor_view(message: Message, visitor_id: str, names: dict[int, str] | None
         "id": message.id, "direction": message.direction, "text": message.text or "",
         "created_at": message.created_at.isoformat(), "status": message.status,
         "author": author, "client_id": client_id,
+        # a feedback question (app.usecases.csat): the widget draws five stars under it
+        "csat": bool(message.direction == "out" and isinstance(message.meta, dict)
+                     and message.meta.get("csat") and message.meta.get("buttons")),
         "attachments": [{"name": a.filename, "type": a.content_type, "size": a.size,
                          "error": a.error,
                          "url": file_url(a.id, visitor_id) if a.path else None}
