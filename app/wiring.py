@@ -53,6 +53,7 @@ def sweep() -> dict[str, int]:
 JOBS: dict[str, Callable[..., Any]] = {
     "fetch_attachments": attachments.fetch_attachments,
     "send_read_receipt": channel_events.send_read_receipt,
+    "answer_callback": channel_events.answer_callback,       # Telegram button presses
     "process_event": ingest.process_event,
     "process_received": ingest.process_received,
     "send_message": outbox.send_message,
@@ -76,7 +77,7 @@ RECORD_HANDLERS: dict[type, ingest.RecordHandler] = {
 }
 
 # channel-specific side effects of a new inbound message
-AFTER_INBOUND = [channel_events.whatsapp_order_to_crm]
+AFTER_INBOUND = [channel_events.whatsapp_order_to_crm, channel_events.telegram_button_pressed]
 
 # per channel kind: called after a reply was sent (the site chat pushes it to the visitor)
 SENT_HOOKS = {"webchat": [widget.on_reply_sent]}

@@ -16,7 +16,7 @@
          badPhone: "This phone number looks wrong.", tooLarge: "The file is too large (max {size}).",
          reconnecting: "Reconnecting…", refused: "The chat is not available here.",
          rateLimited: "You are writing too fast. Please wait a moment.", attach: "Attach a file",
-         unverified: "Please sign in to chat."},
+         unverified: "Please sign in to chat.", bot: "Bot"},
     ru: {title: "Напишите нам", online: "Мы на связи", away: "Сейчас нас нет на месте",
          awayText: "Сейчас никого нет. Оставьте email — мы ответим туда.",
          awayKnown: "Сейчас никого нет. Мы ответим, как только вернёмся.",
@@ -29,7 +29,7 @@
          badPhone: "Проверьте номер телефона.", tooLarge: "Файл слишком большой (максимум {size}).",
          reconnecting: "Переподключение…", refused: "Чат здесь недоступен.",
          rateLimited: "Слишком часто. Подождите немного.", attach: "Прикрепить файл",
-         unverified: "Войдите, чтобы написать в чат."},
+         unverified: "Войдите, чтобы написать в чат.", bot: "Бот"},
     pl: {title: "Napisz do nas", online: "Jesteśmy dostępni", away: "Teraz nas nie ma",
          awayText: "Nikogo teraz nie ma. Zostaw e-mail, odpowiemy tam.",
          awayKnown: "Nikogo teraz nie ma. Odpowiemy, gdy tylko wrócimy.",
@@ -42,7 +42,7 @@
          badPhone: "Sprawdź numer telefonu.", tooLarge: "Plik jest za duży (maks. {size}).",
          reconnecting: "Ponowne łączenie…", refused: "Czat nie jest tu dostępny.",
          rateLimited: "Za szybko. Poczekaj chwilę.", attach: "Dołącz plik",
-         unverified: "Zaloguj się, aby pisać na czacie."}
+         unverified: "Zaloguj się, aby pisać na czacie.", bot: "Bot"}
   };
   var FATAL = ["bad_frame_token", "unknown_channel", "origin_not_allowed", "invalid_user_hash",
                "verification_required"];
@@ -122,6 +122,13 @@
     return isNaN(d) ? "" : d.toLocaleTimeString(lang, {hour: "2-digit", minute: "2-digit"});
   }
 
+  function answeredAfter(el) {
+    for (var next = el.nextElementSibling; next; next = next.nextElementSibling) {
+      if (/\btl-in\b/.test(next.className)) return true;
+    }
+    return false;
+  }
+
   function fill(el, m) {
     el.textContent = "";
     el.className = "tl-msg " + (m.direction === "in" ? "tl-in" : "tl-out");
@@ -129,7 +136,7 @@
     if (m.direction === "out") {
       var who = document.createElement("div");
       who.className = "tl-author";
-      who.textContent = m.author || t("someone");
+      who.textContent = m.bot ? t("bot") : (m.author || t("someone"));
       el.appendChild(who);
     }
     if (m.text) {
@@ -150,6 +157,25 @@
         el.appendChild(link);
       }
     });
+    if (m.direction === "out" && (m.buttons || []).length && !m.answered && !answeredAfter(el)) {
+      // quick replies: pressing one sends its title, with its id for the bot
+      var row = document.createElement("div");
+      row.className = "tl-buttons";
+      m.buttons.forEach(function (b) {
+        var button = document.createElement("button");
+        button.type = "button";
+        button.className = "tl-quick";
+        button.setAttribute("data-button", b.id);
+        button.textContent = b.title;
+        button.addEventListener("click", function () {
+          m.answered = true;
+          if (row.parentNode) row.parentNode.removeChild(row);
+          sendMessage(b.title, null, null, b.id);
+        });
+        row.appendChild(button);
+      });
+      el.appendChild(row);
+    }
     var meta = document.createElement("div");
     meta.className = "tl-meta";
     meta.textContent = fmtTime(m.created_at || new Date().toISOString()) +
@@ -158,7 +184,14 @@
     el.setAttribute("data-status", m.local || m.status || "");
   }
 
+  function dropQuickReplies() {
+    // once the visitor wrote, earlier quick replies are answered: they go away
+    Array.prototype.forEach.call(document.querySelectorAll("#tl-messages .tl-buttons"),
+      function (row) { row.parentNode.removeChild(row); });
+  }
+
   function addMessage(m) {
+    if (m.direction === "in") dropQuickReplies();
     var el = (m.id && rendered[m.id]) || (m.client_id && pending[m.client_id]);
     var fresh = !el;
     if (!el) { el = document.createElement("li"); $("tl-messages").appendChild(el); }
@@ -243,7 +276,8 @@
     return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
   }
 
-  function sendMessage(text, upload, fileName) {
+  function sendMessage(text, upload, fileName, buttonId) {
+    dropQuickReplies();
     var clientId = randomId();
     var local = {client_id: clientId, direction: "in", text: text, local: "sending",
                  created_at: new Date().toISOString(),
@@ -256,7 +290,9 @@
     var emit = function () {
       el.onclick = null;
       local.local = "sending"; fill(el, local);
-      state.socket.timeout(15000).emit("message", {text: text, client_id: clientId, upload: upload},
+      var data = {text: text, client_id: clientId, upload: upload};
+      if (buttonId) data.button_id = buttonId;
+      state.socket.timeout(15000).emit("message", data,
         function (err, ack) {
           if (!err && ack && ack.ok && ack.message) { addMessage(ack.message); showError(""); return; }
           if (!err && ack && ack.ok) { local.local = "sent"; fill(el, local); return; }

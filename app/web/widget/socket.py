@@ -91,6 +91,9 @@ def handle_message(visitor: Visitor, data: dict[str, Any]) -> dict[str, Any]:
                "lang": visitor.lang, "default_region": default_region()}
     if files:
         payload["files"] = files
+    button_id = str(data.get("button_id") or "")[:64]
+    if button_id:
+        payload["button_id"] = button_id
     received = ingest.receive(channel, external_id, payload, process="inline")
     message = session.scalar(select(Message).where(Message.channel_id == channel.id,
                                                    Message.external_id == external_id))
