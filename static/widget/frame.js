@@ -16,7 +16,9 @@
          badPhone: "This phone number looks wrong.", tooLarge: "The file is too large (max {size}).",
          reconnecting: "Reconnecting…", refused: "The chat is not available here.",
          rateLimited: "You are writing too fast. Please wait a moment.", attach: "Attach a file",
-         unverified: "Please sign in to chat.", bot: "Bot"},
+         unverified: "Please sign in to chat.", bot: "Bot",
+         searchAnswers: "Search answers…", search: "Search", noAnswers: "No answer found — write to us below.",
+         readMore: "Read more"},
     ru: {title: "Напишите нам", online: "Мы на связи", away: "Сейчас нас нет на месте",
          awayText: "Сейчас никого нет. Оставьте email — мы ответим туда.",
          awayKnown: "Сейчас никого нет. Мы ответим, как только вернёмся.",
@@ -29,7 +31,9 @@
          badPhone: "Проверьте номер телефона.", tooLarge: "Файл слишком большой (максимум {size}).",
          reconnecting: "Переподключение…", refused: "Чат здесь недоступен.",
          rateLimited: "Слишком часто. Подождите немного.", attach: "Прикрепить файл",
-         unverified: "Войдите, чтобы написать в чат.", bot: "Бот"},
+         unverified: "Войдите, чтобы написать в чат.", bot: "Бот",
+         searchAnswers: "Поиск ответов…", search: "Найти", noAnswers: "Ответ не найден — напишите нам ниже.",
+         readMore: "Подробнее"},
     pl: {title: "Napisz do nas", online: "Jesteśmy dostępni", away: "Teraz nas nie ma",
          awayText: "Nikogo teraz nie ma. Zostaw e-mail, odpowiemy tam.",
          awayKnown: "Nikogo teraz nie ma. Odpowiemy, gdy tylko wrócimy.",
@@ -42,7 +46,9 @@
          badPhone: "Sprawdź numer telefonu.", tooLarge: "Plik jest za duży (maks. {size}).",
          reconnecting: "Ponowne łączenie…", refused: "Czat nie jest tu dostępny.",
          rateLimited: "Za szybko. Poczekaj chwilę.", attach: "Dołącz plik",
-         unverified: "Zaloguj się, aby pisać na czacie.", bot: "Bot"}
+         unverified: "Zaloguj się, aby pisać na czacie.", bot: "Bot",
+         searchAnswers: "Szukaj odpowiedzi…", search: "Szukaj", noAnswers: "Brak odpowiedzi — napisz do nas poniżej.",
+         readMore: "Więcej"}
   };
   var FATAL = ["bad_frame_token", "unknown_channel", "origin_not_allowed", "invalid_user_hash",
                "verification_required"];
@@ -76,6 +82,9 @@
     $("tl-launcher").setAttribute("aria-label", t("open"));
     $("tl-input").placeholder = t("placeholder");
     $("tl-send").textContent = t("send");
+    $("tl-answers-q").placeholder = t("searchAnswers");
+    $("tl-answers-q").setAttribute("aria-label", t("searchAnswers"));
+    $("tl-answers-go").textContent = t("search");
     $("tl-attach-label").title = t("attach");
     $("tl-prechat-intro").textContent = t("prechat");
     $("tl-l-name").textContent = t("name");
@@ -375,6 +384,44 @@
 
   // --- wiring -------------------------------------------------------------------------
   applyTexts();
+  function showAnswers(items) {
+    var list = $("tl-answers-list");
+    list.textContent = "";
+    if (!items.length) {
+      var none = document.createElement("li");
+      none.className = "tl-answer-none";
+      none.textContent = t("noAnswers");
+      list.appendChild(none);
+    }
+    items.forEach(function (a) {
+      var li = document.createElement("li");
+      li.className = "tl-answer";
+      var title = document.createElement("strong");
+      title.textContent = a.title;
+      var summary = document.createElement("p");
+      summary.textContent = a.summary;
+      var more = document.createElement("a");
+      more.href = a.url; more.target = "_blank"; more.rel = "noopener";
+      more.textContent = t("readMore");
+      li.appendChild(title); li.appendChild(summary); li.appendChild(more);
+      list.appendChild(li);
+    });
+    list.hidden = false;
+  }
+
+  $("tl-answers").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var q = $("tl-answers-q").value.trim();
+    if (!q) { $("tl-answers-list").hidden = true; return; }
+    if (!state.socket) return;
+    state.socket.timeout(10000).emit("answers", {q: q}, function (err, ack) {
+      if (!err && ack && ack.ok) showAnswers(ack.items || []);
+    });
+  });
+  $("tl-answers-q").addEventListener("search", function () {
+    if (!this.value) $("tl-answers-list").hidden = true;
+  });
+
   $("tl-launcher").addEventListener("click", function () { setOpen(true); });
   $("tl-close").addEventListener("click", function () { setOpen(false); });
   document.addEventListener("keydown", function (e) { if (e.key === "Escape" && state.open) setOpen(false); });

@@ -67,3 +67,4 @@ def end_read() -> None:
 
 
 from app.web.settings import overview, channels, agents, teams, tokens, webhooks, crm, audit  # noqa: E402,F401
+from app.web.settings import knowledge_base  # noqa: E402,F401  (issue 18)

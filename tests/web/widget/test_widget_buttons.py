@@ -41,3 +41,23 @@ def test_buttons_reach_the_visitor_and_a_press_carries_its_id(backend, app, admi
     history = visitor.call("history", {"after": 0})
     assert [m["buttons"] for m in history["messages"] if m["direction"] == "out"][0][1]["id"] \
         == "kb:4:no"
+
+
+@IN_PROCESS_SOCKETS
+def test_search_answers_box_finds_published_articles_in_the_visitors_words(backend, app, webchat):  # noqa: F811
+    from app.domain import kb
+
+    kb.create(db.session, {"title": "Czas dostawy", "language": "pl", "published": True,
+                           "short_answer": "Kurier dostarcza w 1–2 dni.", "body": "Dostawa kurierem."})
+    kb.create(db.session, {"title": "Сроки доставки", "language": "ru", "published": True,
+                           "short_answer": "2–5 дней.", "body": "Доставка в Казань."})
+    kb.create(db.session, {"title": "Dostawa dronem", "language": "pl", "body": "Szkic."})
+    db.session.commit()
+    visitor = Visitor(app, frame_token_for(app, webchat))      # the widget speaks Polish
+    found = visitor.call("answers", {"q": "ile trwa dostawy"})
+    assert found["ok"] and [a["title"] for a in found["items"]] == ["Czas dostawy"]
+    assert found["items"][0]["summary"] == "Kurier dostarcza w 1–2 dni."
+    assert found["items"][0]["url"].startswith("/help/pl/")
+    russian = visitor.call("answers", {"q": "доставка в Казань"})   # Cyrillic: Russian articles
+    assert [a["title"] for a in russian["items"]] == ["Сроки доставки"]
+    assert visitor.call("answers", {"q": ""})["items"] == []
