@@ -22,6 +22,7 @@ from app.domain import agents, search
 from app.infra import events, queues
 from app.infra.state import queue
 from app.usecases import (
+    answer_bot,
     attachments,
     automation,
     channel_events,
@@ -79,6 +80,9 @@ RECORD_HANDLERS: dict[type, ingest.RecordHandler] = {
 # channel-specific side effects of a new inbound message
 AFTER_INBOUND = [channel_events.whatsapp_order_to_crm, channel_events.telegram_button_pressed]
 
+# before the rules, on each committed event: the answer bot holds, answers, hands over
+EVENT_HOOKS = [answer_bot.on_event]
+
 # per channel kind: called after a reply was sent (the site chat pushes it to the visitor)
 SENT_HOOKS = {"webchat": [widget.on_reply_sent]}
 
@@ -109,6 +113,7 @@ def wire() -> None:
     queues.TASKS.update(JOBS)
     ingest.RECORD_HANDLERS.update(RECORD_HANDLERS)
     ingest.AFTER_INBOUND[:] = AFTER_INBOUND
+    automation.EVENT_HOOKS[:] = EVENT_HOOKS
     for kind, functions in SENT_HOOKS.items():
         outbox.SENT_HOOKS[kind] = list(functions)
     events.CHANNEL_HOOKS[:] = CHANNEL_HOOKS

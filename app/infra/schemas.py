@@ -55,6 +55,8 @@ class ConversationOut(Schema):
     resolution_due_at = DateTime(allow_none=True)
     sla_warning_at = DateTime(allow_none=True)
     next_response_due_at = DateTime(allow_none=True)
+    # who holds it before a person: null (people), "answer_bot", "bot:<id>" (issue 18)
+    handled_by = String(allow_none=True)
 
 
 class AttachmentOut(Schema):
