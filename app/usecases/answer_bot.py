@@ -229,12 +229,14 @@ def _say(session: Session, conversation: Conversation, text: str,
     """A reply of the bot's through the durable outbox (marked as the bot's)."""
     from app.usecases.outbox import ReplyError, enqueue_reply
 
+    unread = conversation.unread_count
     try:
         message = enqueue_reply(session, conversation, None, text, automated=True,
                                 meta={"bot": BOT, **(meta or {})})
     except ReplyError as exc:
         add_activity(session, conversation, "bot", f"the answer bot could not reply: {exc}")
         return None
+    conversation.unread_count = unread     # the bot read nothing for the agents
     return message
 
 

@@ -14,7 +14,7 @@ from app.demo import DEMO_PASSWORD, load_demo
 from app.infra.models import Channel, Conversation, Message, Team
 from app.infra.state import db
 from tests.browser.screen import check_screen, wait_js
-from tests.browser.test_widget_browser import open_widget, read, sites  # noqa: F401
+from tests.browser.test_widget_browser import open_widget, read, shot, sites  # noqa: F401
 from tests.conftest import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -120,6 +120,7 @@ def test_help_and_knowledge_base_screens(backend, ctx, admin, start_server, brow
     page.wait_for_selector("#help-article table")
     assert page.locator("#help-article h1").inner_text() == "Сроки доставки по России"
     check_screen(page)
+    shot(page, "help-article.png")
     page.goto(f"{server.url}/help/pl")
     page.wait_for_selector(".help-group")
     check_screen(page)
@@ -134,6 +135,7 @@ def test_help_and_knowledge_base_screens(backend, ctx, admin, start_server, brow
     page.click("button[value=preview]")
     page.wait_for_selector("#kb-preview strong")
     check_screen(page)
+    shot(page, "kb-article-preview.png")
     page.click("button[value=save]")
     page.wait_for_selector(".flash.ok")
     wait_js(page, "() => document.querySelector('#kb-preview strong') !== null")

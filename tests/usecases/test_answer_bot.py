@@ -116,6 +116,7 @@ def test_bot_answers_with_buttons_and_no_hands_over_to_the_team_queue(
     assert events("bot.handoff")[0]["reason"] == "not_helpful"
     unassigned = api.get("/conversations", query_string={"assignee": "none"}).json["items"]
     assert conversation.id in [c["id"] for c in unassigned]
+    assert conversation.unread_count == 2      # the question and the press: new to the agents
     telegram_api.wait_for("answerCallbackQuery")
     # a person has it now: the bot stays out of the rest of the conversation
     before = len(telegram_api.calls("sendMessage"))
