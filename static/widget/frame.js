@@ -131,11 +131,10 @@
     return isNaN(d) ? "" : d.toLocaleTimeString(lang, {hour: "2-digit", minute: "2-digit"});
   }
 
-  function answeredAfter(el) {
-    for (var next = el.nextElementSibling; next; next = next.nextElementSibling) {
-      if (/\btl-in\b/.test(next.className)) return true;
-    }
-    return false;
+  function answeredAfter(m) {
+    // a later message of the visitor (by id: answers and pushes may arrive in any order)
+    return Array.prototype.some.call(document.querySelectorAll("#tl-messages .tl-in[data-id]"),
+      function (li) { return Number(li.getAttribute("data-id")) > (m.id || 0); });
   }
 
   function fill(el, m) {
@@ -166,7 +165,7 @@
         el.appendChild(link);
       }
     });
-    if (m.direction === "out" && (m.buttons || []).length && !m.answered && !answeredAfter(el)) {
+    if (m.direction === "out" && (m.buttons || []).length && !m.answered && !answeredAfter(m)) {
       // quick replies: pressing one sends its title, with its id for the bot
       var row = document.createElement("div");
       row.className = "tl-buttons";
@@ -193,14 +192,17 @@
     el.setAttribute("data-status", m.local || m.status || "");
   }
 
-  function dropQuickReplies() {
+  function dropQuickReplies(beforeId) {
     // once the visitor wrote, earlier quick replies are answered: they go away
     Array.prototype.forEach.call(document.querySelectorAll("#tl-messages .tl-buttons"),
-      function (row) { row.parentNode.removeChild(row); });
+      function (row) {
+        var id = Number(row.parentNode.getAttribute("data-id")) || 0;
+        if (!beforeId || id < beforeId) row.parentNode.removeChild(row);
+      });
   }
 
   function addMessage(m) {
-    if (m.direction === "in") dropQuickReplies();
+    if (m.direction === "in" && m.id) dropQuickReplies(m.id);
     var el = (m.id && rendered[m.id]) || (m.client_id && pending[m.client_id]);
     var fresh = !el;
     if (!el) { el = document.createElement("li"); $("tl-messages").appendChild(el); }

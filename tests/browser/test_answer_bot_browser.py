@@ -50,6 +50,15 @@ def test_night_question_answered_then_handed_to_support(backend, ctx, start_serv
     visitor = browser.new_context(viewport={"width": 1100, "height": 800}, locale="ru-RU").new_page()
     visitor.goto(url)
     frame = open_widget(visitor)
+    # the "search answers" box first: the knowledge base in the visitor's words
+    assert frame.locator("#tl-answers-q").get_attribute("placeholder") == "Поиск ответов…"
+    frame.locator("#tl-answers-q").fill("доставку в Казань")
+    frame.locator("#tl-answers-go").click()
+    found = frame.locator("#tl-answers-list .tl-answer strong").first
+    found.wait_for()
+    assert found.inner_text() == "Сроки доставки по России"
+    assert frame.locator("#tl-answers-list .tl-answer a").first.get_attribute("href") \
+        .startswith("/help/ru/")
     frame.locator("#tl-input").fill("Сколько идёт доставка в Казань?")
     frame.locator("#tl-input").press("Enter")
     answer = frame.locator(".tl-msg.tl-out").first
