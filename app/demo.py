@@ -136,7 +136,8 @@ def _channels() -> dict[str, Channel]:
             "app_secret": "demo", "verify_token": "demo",
             "templates": [{"name": "order_update", "language": "pl"},
                           {"name": "delivery_delay", "language": "ru"}]}),
-        "webchat": ("Site chat", {}),
+        # the answer bot answers the site chat from the knowledge base at night
+        "webchat": ("Site chat", {"answer_bot": "after_hours"}),
     }
     channels = {}
     for kind, (name, settings) in specs.items():
@@ -246,9 +247,76 @@ def load_demo(force: bool = False, echo: Callable[[str], None] = print,
     skip_history(session)
     for team in teams.values():   # ready for "Distribute between agents" (switched off)
         team.distribution, team.capacity = "round_robin", 50
+    if not teams["Support"].business_hours:   # what "after hours" means for the answer bot
+        teams["Support"].business_hours = SUPPORT_HOURS
+    counts["kb_articles"] = _knowledge_base(session)
     session.commit()
     echo(f"demo agents (password {DEMO_PASSWORD!r}): " + ", ".join(a.email for a in agents))
     return counts
+
+
+SUPPORT_HOURS = {"timezone": "Europe/Moscow",
+                 "days": {day: [["09:00", "21:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
+                 | {"sat": [["10:00", "18:00"]]}}
+
+# the knowledge base (/help, the site chat's answer search, the answer bot): (language,
+# category, title, keywords, short answer, body in Markdown)
+KB_ARTICLES = [
+    ("ru", "Доставка", "Сроки доставки по России", ["срок", "сколько дней", "Казань", "Москва"],
+     "По Москве доставляем за 1–2 дня, в Казань и другие города — за 2–5 рабочих дней.",
+     "Заказ передаём курьерской службе в день оплаты.\n\n| Город | Срок |\n|---|---|\n"
+     "| Москва, Санкт-Петербург | 1–2 дня |\n| Казань, Нижний Новгород | 2–3 дня |\n"
+     "| Екатеринбург, Новосибирск | 3–5 дней |\n\nТрек-номер приходит в SMS после отправки."),
+    ("ru", "Доставка", "Стоимость доставки", ["цена доставки", "бесплатная доставка"],
+     "Доставка бесплатна от 3000 ₽, иначе стоит 300 ₽.",
+     "Курьерская доставка стоит **300 ₽**. При заказе от 3000 ₽ доставка бесплатная."),
+    ("ru", "Возврат", "Возврат товара", ["вернуть", "возврат", "не подошёл"],
+     "Вернуть товар можно в течение 14 дней, если сохранены упаковка и чек.",
+     "Оформите заявление в личном кабинете, и мы пришлём этикетку для возврата. Деньги "
+     "вернутся на карту в течение 10 дней после получения товара."),
+    ("ru", "Оплата", "Способы оплаты", ["оплатить", "карта", "СБП", "наличные"],
+     "Оплатить можно картой, через СБП или наличными курьеру.",
+     "Принимаем карты Visa, Mastercard и МИР, оплату через СБП, наличные при получении. "
+     "Если оплата не проходит, проверьте подтверждение 3-D Secure."),
+    ("pl", "Dostawa", "Czas dostawy", ["kiedy dotrze", "ile dni", "kurier", "paczkomat"],
+     "Kurier dostarcza zamówienia w 1–2 dni robocze od nadania.",
+     "Zamówienie nadajemy w dniu zaksięgowania płatności. Dostawa kurierem trwa 1–2 dni "
+     "robocze, do paczkomatu 2 dni."),
+    ("pl", "Zwroty", "Zwrot towaru", ["zwrot", "oddać", "30 dni"],
+     "Masz 30 dni na zwrot towaru bez podania przyczyny.",
+     "Wypełnij formularz zwrotu w Moim koncie i nadaj paczkę bezpłatną etykietą."),
+    ("pl", "Płatności", "Metody płatności", ["BLIK", "karta", "przelew", "za pobraniem"],
+     "Zapłacisz BLIKIEM, kartą, szybkim przelewem lub za pobraniem.",
+     "Akceptujemy BLIK, karty płatnicze, szybkie przelewy oraz płatność przy odbiorze."),
+    ("pl", "Zamówienia", "Śledzenie przesyłki", ["numer przesyłki", "gdzie jest paczka"],
+     "Numer przesyłki wysyłamy e-mailem; status sprawdzisz na stronie przewoźnika.",
+     "Po nadaniu paczki wysyłamy e-mail z numerem przesyłki."),
+    ("en", "Delivery", "Delivery times", ["how long", "shipping", "days"],
+     "Couriers deliver in 1–2 working days in the city and 2–5 days elsewhere.",
+     "We hand your order to the courier on the day it is paid."),
+    ("en", "Returns", "Returning an item", ["return", "refund", "14 days"],
+     "You can return an item within 14 days in its original packaging.",
+     "Request a return in your account and we will email a return label."),
+    ("en", "Payment", "Payment methods", ["pay", "card", "cash on delivery"],
+     "Pay by card, bank transfer or cash on delivery.",
+     "We accept Visa and Mastercard, bank transfers and cash on delivery."),
+    ("en", "Account", "Resetting your password", ["password", "log in", "sign in"],
+     "Click “Forgot password?” on the sign-in page: a reset link arrives by email.",
+     "The reset link is valid for one hour."),
+]
+
+
+def _knowledge_base(session) -> int:
+    from app.domain import kb
+    from app.infra.models import KbArticle
+
+    if session.scalar(select(func.count(KbArticle.id))):
+        return 0
+    for language, category, title, keywords, short, body in KB_ARTICLES:
+        kb.create(session, {"language": language, "category": category, "title": title,
+                            "keywords": keywords, "short_answer": short, "body": body,
+                            "published": True})
+    return len(KB_ARTICLES)
 
 
 # canned replies in the shops' three languages: `/` in the reply box works on day one

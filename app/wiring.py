@@ -22,6 +22,7 @@ from app.domain import agents, search
 from app.infra import events, queues
 from app.infra.state import queue
 from app.usecases import (
+    answer_bot,
     attachments,
     automation,
     bots,
@@ -56,6 +57,7 @@ def sweep() -> dict[str, int]:
 JOBS: dict[str, Callable[..., Any]] = {
     "fetch_attachments": attachments.fetch_attachments,
     "send_read_receipt": channel_events.send_read_receipt,
+    "answer_callback": channel_events.answer_callback,       # Telegram button presses
     "process_event": ingest.process_event,
     "process_received": ingest.process_received,
     "send_message": outbox.send_message,
@@ -81,7 +83,8 @@ RECORD_HANDLERS: dict[type, ingest.RecordHandler] = {
 }
 
 # channel-specific side effects of a new inbound message
-AFTER_INBOUND = [channel_events.whatsapp_order_to_crm, csat.after_inbound]
+AFTER_INBOUND = [channel_events.whatsapp_order_to_crm, channel_events.telegram_button_pressed,
+                 csat.after_inbound]
 
 # where a new inbound message belongs before the usual placement (a feedback answer joins the
 # resolved conversation it answers)
@@ -92,6 +95,9 @@ ON_RESOLVED = [csat.on_resolved]
 
 # a customer's message opened a conversation: an outside bot serving the channel holds it
 NEW_CONVERSATION = [bots.take_new_conversation]
+
+# before the rules, on each committed event: the answer bot holds, answers, hands over
+EVENT_HOOKS = [answer_bot.on_event]
 
 # per channel kind: called after a reply was sent (the site chat pushes it to the visitor)
 SENT_HOOKS = {"webchat": [widget.on_reply_sent]}
@@ -129,6 +135,7 @@ def wire() -> None:
     ingest.NEW_CONVERSATION[:] = NEW_CONVERSATION
     ingest.PLACEMENT_HOOKS[:] = PLACEMENT_HOOKS
     automation.ON_RESOLVED[:] = ON_RESOLVED
+    automation.EVENT_HOOKS[:] = EVENT_HOOKS
     for kind, functions in SENT_HOOKS.items():
         outbox.SENT_HOOKS[kind] = list(functions)
     events.CHANNEL_HOOKS[:] = CHANNEL_HOOKS

@@ -14,6 +14,12 @@ from .base import DEFAULT_MAX_TEXT_CHARS, Outbound, Record, SendResult
 CHANNEL_KINDS = ("email", "telegram", "whatsapp", "webchat", "crm")
 
 
+# the answer bot answers from the knowledge base: never, outside the team's business hours,
+# or always first (app/usecases/answer_bot.py)
+ANSWER_BOT_MODES = ("off", "after_hours", "always")
+CUSTOMER_CHANNEL_KEYS = ("answer_bot",)
+
+
 class Connector:
     """Base class; each channel module defines `Connector = <subclass>`."""
 
@@ -32,9 +38,14 @@ class Connector:
         """Values filled in at `channel add` (e.g. a generated webhook secret)."""
         return {}
 
+    #: settings every customer channel takes besides its own (the answer bot: issue 18)
+    customer_channel: bool = True
+
     def validate_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
         """Return normalized settings or raise ValueError naming the bad key."""
-        unknown = set(settings) - set(self.setting_keys)
+        known = set(self.setting_keys) | (set(CUSTOMER_CHANNEL_KEYS) if self.customer_channel
+                                          else set())
+        unknown = set(settings) - known
         if unknown:
             raise ValueError(
                 f"unknown setting(s) for {self.kind}: {', '.join(sorted(unknown))}; "
@@ -43,7 +54,14 @@ class Connector:
         missing = [k for k in self.required_keys if not settings.get(k)]
         if missing:
             raise ValueError(f"missing setting(s) for {self.kind}: {', '.join(missing)}")
-        return dict(settings)
+        clean = dict(settings)
+        if "answer_bot" in clean:
+            mode = str(clean["answer_bot"] or "off").strip().lower()
+            if mode not in ANSWER_BOT_MODES:
+                raise ValueError(f"answer_bot: one of {', '.join(ANSWER_BOT_MODES)}, "
+                                 f"got {clean['answer_bot']!r}")
+            clean["answer_bot"] = mode
+        return clean
 
     def verify_webhook(self, settings: Mapping[str, Any], headers: Mapping[str, str],
                        body: bytes) -> None:

@@ -169,7 +169,10 @@ function sources(r) {
 function bot(r) {
   put("table-bot", table(T.bot, [
     { label: T.channel, cell: (i) => i.channel_name || channelNames.get(i.channel_id) || `#${i.channel_id}` },
-    { label: T.automated_replies, cell: (i) => num(i.automated_replies) }], r.items));
+    { label: T.automated_replies, cell: (i) => num(i.automated_replies) },
+    { label: T.bot_answered, cell: (i) => num(i.answered || 0) },
+    { label: T.bot_resolved, cell: (i) => num(i.bot_resolved || 0) },
+    { label: T.bot_handed_off, cell: (i) => num(i.handed_off || 0) }], r.items));
 }
 
 function csat(r) {

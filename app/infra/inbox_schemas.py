@@ -19,6 +19,8 @@ from app.infra.schemas import (
 class InboxConversationQuery(ConversationQuery):
     team_id = Integer(load_default=None)
     label = String(load_default=None, validate=Length(1, 50))
+    # "bot": the conversations a bot holds (the inbox's Bot view); "none": people's only
+    handled_by = String(load_default=None, validate=OneOf(["bot", "none"]))
 
 
 class NamedOut(Schema):

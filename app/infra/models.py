@@ -859,3 +859,26 @@ class CsatThrottle(Base):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"),
                                              primary_key=True)
     last_asked_at: Mapped[datetime] = mapped_column()
+
+
+class KbArticle(Base):
+    """A knowledge base article (issue 18): the public help at /help, the site chat's "search
+    answers" and the answer bot's source. `body` is Markdown; `body_html` its rendering,
+    sanitized (nh3); `search_stems` the stems of title, keywords, short answer and body
+    (app.domain.search.stems), what search matches word forms by."""
+
+    __tablename__ = "kb_articles"
+    __table_args__ = (Index("ix_kb_articles_language", "language", "published", "id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str] = mapped_column(Text, default="")
+    short_answer: Mapped[str] = mapped_column(Text, default="")
+    language: Mapped[str] = mapped_column(String(2))          # ru | pl | en
+    category: Mapped[str] = mapped_column(String(100), default="")
+    keywords: Mapped[list[Any]] = mapped_column(default=list)
+    published: Mapped[bool] = mapped_column(Boolean, default=False)
+    search_stems: Mapped[str] = mapped_column(Text, default="")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -190,7 +190,14 @@ def _advance(cursor: AutomationCursor, done: set[int]) -> None:
 
 # --- events -> triggers ------------------------------------------------------------------
 
+# reactions to a committed event that run before the rules (the answer bot: it holds a new
+# conversation before a rule distributes it); app/wiring.py fills this
+EVENT_HOOKS: list = []
+
+
 def handle_event(session: Session, event: Event) -> None:
+    for hook in EVENT_HOOKS:
+        hook(session, event)
     payload = event.payload if isinstance(event.payload, dict) else {}
     if event.type == "conversation.created":
         conversation = session.get(Conversation, payload.get("id"))
@@ -404,6 +411,8 @@ def _distribute(session, rule, conversation, action) -> str | None:
             "team_id") else "the conversation has no team and its channel belongs to none")
     if conversation.assignee_id is not None and not action.get("reassign"):
         return None   # already someone's
+    if conversation.handled_by is not None:
+        return f"left to the bot ({conversation.handled_by}) until it hands over"
     agent_id = distribution.distribute(session, conversation, team,
                                        reason=f"rule '{rule.name}'")
     if agent_id is None:
@@ -444,6 +453,8 @@ def _set_priority(session, rule, conversation, action) -> str | None:
 def _auto_reply(session, rule, conversation, action) -> str:
     from app.usecases.outbox import ReplyError, enqueue_reply
 
+    if conversation.handled_by is not None:
+        return f"no auto-reply: the bot ({conversation.handled_by}) is answering"
     text = action.get("text") or ""
     if action.get("canned_reply_id") is not None:
         canned = session.get(CannedReply, action["canned_reply_id"])

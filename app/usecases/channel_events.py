@@ -84,6 +84,42 @@ def whatsapp_order_to_crm(session: Session, channel: Channel, inbound: Inbound,
 
 
 
+def telegram_button_pressed(session: Session, channel: Channel, inbound: Inbound,
+                            message: Message) -> None:
+    """A Telegram button press: its callback query is answered after commit (a job, no
+    network call inside the ingest transaction) so the customer's spinner stops."""
+    query_id = inbound.meta.get("callback_query_id") if channel.kind == "telegram" else None
+    if not query_id:
+        return
+    from app.infra.db import after_commit
+    from app.infra.state import queue
+
+    channel_id = channel.id
+    after_commit(session, lambda: queue.enqueue("answer_callback", channel_id, str(query_id)))
+
+
+def answer_callback(channel_id: int, callback_query_id: str) -> bool:
+    """The job: answerCallbackQuery. A failure is logged only (Telegram forgets the query
+    after a few seconds anyway; the press itself is already in the thread)."""
+    from connectors.base import ChannelError
+    from connectors.telegram import answer_callback as answer
+
+    from app.infra.state import db
+
+    session = db.session
+    channel = session.get(Channel, channel_id)
+    if channel is None:
+        return False
+    settings = dict(channel.settings)
+    session.commit()
+    try:
+        answer(settings, callback_query_id)
+    except ChannelError as exc:
+        log.info("callback query %s not answered: %s", callback_query_id, exc)
+        return False
+    return True
+
+
 def send_read_receipt(conversation_id: int) -> bool:
     """An agent opened the conversation: blue ticks for the customer's latest WhatsApp
     message, when the channel's `mark_read` setting is on. Returns whether one was sent."""

@@ -165,10 +165,12 @@ def enqueue_reply(session: Session, conversation: Conversation, agent: Agent | N
                   automated: bool = False, template: dict | None = None,
                   attachments: list[dict] | None = None,
                   identity_id: int | None = None,
-                  canned_reply_id: int | None = None) -> Message:
+                  canned_reply_id: int | None = None,
+                  meta: dict | None = None) -> Message:
     """Queue a reply. `attachments`: files already in storage, each {path, filename,
     content_type, size}; they become the message's Attachment rows, committed with it.
-    `identity_id`: the customer's handle to send to (else the one they last wrote from)."""
+    `identity_id`: the customer's handle to send to (else the one they last wrote from).
+    `meta`: extra fields of the message, e.g. {"buttons": [{"id", "title"}], "bot": ...}."""
     identity = None
     if identity_id is not None:
         identity, channel_id = reply_target(session, conversation, identity_id, channel_id)
@@ -185,7 +187,8 @@ def enqueue_reply(session: Session, conversation: Conversation, agent: Agent | N
                       subject=subject or conversation.subject, status="queued",
                       automated=automated, created_at=now, enqueued_at=now,
                       canned_reply_id=canned_reply_id,
-                      meta={**({"template": template} if template else {}),
+                      meta={**(meta or {}),
+                            **({"template": template} if template else {}),
                             **({"to": f"{identity.kind}:{identity.value}"} if identity else {})},
                       attachments=[Attachment(path=a["path"], filename=a["filename"],
                                               content_type=a["content_type"], size=a.get("size"))

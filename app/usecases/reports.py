@@ -907,6 +907,11 @@ def csat(f: Filters) -> dict[str, Any]:
 
 
 def bot(f: Filters) -> dict[str, Any]:
+    """The answer bot (issue 18), from its events: per channel the automated replies, the
+    conversations it answered, resolved alone and handed to people (by reason); per article
+    how often it was sent and the customers' "did this help?" answers."""
+    from app.infra.models import Event, KbArticle
+
     session = db.session
     channels = _channels(f)
     rows = session.execute(
@@ -914,11 +919,68 @@ def bot(f: Filters) -> dict[str, Any]:
         .where(ReportHourly.bucket >= f.start, ReportHourly.bucket < f.end,
                _in(ReportHourly.channel_id, f.channels), ReportHourly.direction == "out")
         .group_by(ReportHourly.channel_id)).all()
-    items = [{**_channel_out(channels, cid), "automated_replies": n or 0,
-              "bot_resolved": None, "handed_off": None} for cid, n in rows if n]
-    return {"items": items,
-            "note": "the answer bot (issue #18) is not built yet: only automated replies are "
-                    "counted; bot-resolved vs handed off has no data source"}
+    per_channel: dict[int, dict[str, Any]] = {}
+
+    def channel_row(cid: int) -> dict[str, Any]:
+        return per_channel.setdefault(cid, {
+            **_channel_out(channels, cid), "automated_replies": 0, "answered": 0,
+            "bot_resolved": 0, "handed_off": 0, "handoff_reasons": {}})
+
+    for cid, n in rows:
+        if n:
+            channel_row(cid)["automated_replies"] = n
+    events = session.execute(
+        select(Event.type, Event.channel_id, Event.payload)
+        .where(Event.type.in_(("bot.answered", "bot.handoff", "bot.resolved", "bot.feedback")),
+               Event.created_at >= f.start, Event.created_at < f.end,
+               _in(Event.channel_id, f.channels)).order_by(Event.id)).all()
+    answered: dict[int, set[int]] = defaultdict(set)
+    resolved: dict[int, set[int]] = defaultdict(set)
+    handed: dict[int, dict[int, str]] = defaultdict(dict)
+    articles: dict[int, dict[str, int]] = {}
+    for type_, cid, payload in events:
+        payload = payload if isinstance(payload, dict) else {}
+        conv = payload.get("conversation_id")
+        cid = cid or 0
+        article_id = payload.get("article_id")
+        if type_ == "bot.answered":
+            answered[cid].add(conv)
+        elif type_ == "bot.resolved":
+            resolved[cid].add(conv)
+        elif type_ == "bot.handoff" and payload.get("bot", "answer_bot") == "answer_bot":
+            handed[cid][conv] = str(payload.get("reason") or "")
+        if article_id is not None and type_ in ("bot.answered", "bot.feedback"):
+            entry = articles.setdefault(int(article_id), {"sent": 0, "helpful_yes": 0,
+                                                          "helpful_no": 0})
+            if type_ == "bot.answered":
+                entry["sent"] += 1
+            elif payload.get("helpful") is True:
+                entry["helpful_yes"] += 1
+            elif payload.get("helpful") is False:
+                entry["helpful_no"] += 1
+    for cid in set(answered) | set(resolved) | set(handed):
+        row = channel_row(cid)
+        alone = resolved[cid] - set(handed[cid])
+        row.update(answered=len(answered[cid]), bot_resolved=len(alone),
+                   handed_off=len(handed[cid]))
+        reasons: dict[str, int] = defaultdict(int)
+        for reason in handed[cid].values():
+            reasons[reason] += 1
+        row["handoff_reasons"] = dict(sorted(reasons.items()))
+    titles = {a.id: (a.title, a.language) for a in session.scalars(
+        select(KbArticle).where(KbArticle.id.in_(sorted(articles) or [-1])))}
+    by_article = sorted(({"article_id": aid, "title": titles.get(aid, ("", ""))[0],
+                          "language": titles.get(aid, ("", ""))[1], **counts}
+                         for aid, counts in articles.items()),
+                        key=lambda a: (-a["sent"], a["article_id"]))
+    items = sorted(per_channel.values(), key=lambda r: r["channel_id"])
+    totals = {key: sum(r[key] for r in items) for key in
+              ("automated_replies", "answered", "bot_resolved", "handed_off")}
+    totals["helpful_yes"] = sum(a["helpful_yes"] for a in by_article)
+    totals["helpful_no"] = sum(a["helpful_no"] for a in by_article)
+    return {"items": items, "articles": by_article, "totals": totals,
+            "note": "bot_resolved: conversations the answer bot resolved without people; "
+                    "handed_off: conversations it handed to people (by reason)"}
 
 
 REPORTS = {"volume": volume, "response-times": response_times, "agents": agents,

@@ -15,6 +15,7 @@ def register_blueprints(app: Flask) -> None:
     from app.web.board import bp as board_bp
     from app.web.canned import bp as canned_bp
     from app.web.feedback import bp as feedback_bp
+    from app.web.help import bp as help_bp
     from app.web.inbox import bp as inbox_bp
     from app.web.reports import bp as reports_bp
     from app.web.routing_settings import bp as routing_settings_bp
@@ -25,7 +26,7 @@ def register_blueprints(app: Flask) -> None:
     from app.web import headers
 
     for blueprint in (auth_bp, inbox_bp, board_bp, canned_bp, settings_bp, routing_settings_bp,
-                      reports_bp, api_bp, webhooks_bp, widget_bp, feedback_bp):
+                      reports_bp, api_bp, webhooks_bp, widget_bp, feedback_bp, help_bp):
         app.register_blueprint(blueprint)
     headers.install(app)
     # webhooks are signed by their senders, the widget has its own tokens, and the API checks

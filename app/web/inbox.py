@@ -42,6 +42,9 @@ def ui_strings() -> dict[str, Any]:
     """Strings the JavaScript shows, translated on the server (no build step, no JS i18n)."""
     return {
         "all_open": _("All open"), "mine": _("Mine"), "unassigned": _("Unassigned"),
+        # issue 18: conversations the answer bot holds, and its messages in the thread
+        "bot_view": _("Bot"), "bot": _("Bot"), "bot_buttons": _("Buttons offered"),
+        "pressed": _("Pressed"),
         "snoozed": _("Snoozed"), "resolved": _("Resolved"), "teams": _("Teams"),
         "channels": _("Channels"), "labels": _("Labels"), "views": _("Views"),
         "no_conversations": _("No conversations"), "load_more": _("Load more"),

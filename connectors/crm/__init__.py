@@ -41,6 +41,7 @@ def signature(secret: str, body: bytes) -> str:
 class CrmConnector(BaseConnector):
     kind = "crm"
     setting_keys = ("secret",)
+    customer_channel = False      # a shop's feed: nobody to answer
     secret_keys = frozenset({"secret"})
     required_keys = ("secret",)
 

@@ -42,8 +42,10 @@ def build_message(settings: Mapping[str, Any], outbound: Outbound) -> EmailMessa
         msg["Reply-To"] = f"reply+{outbound.reply_token}@{domain}"
     if outbound.automated:
         msg["Auto-Submitted"] = "auto-replied"  # RFC 3834: receivers must not auto-answer
-    msg.set_content(outbound.text or "")
-    msg.add_alternative(outbound.html or _text_to_html(outbound.text or ""), subtype="html")
+    text = _with_button_lines(outbound.text or "", outbound)
+    msg.set_content(text)
+    html = outbound.html if outbound.html and not outbound.buttons else _text_to_html(text)
+    msg.add_alternative(html, subtype="html")
     for att in outbound.attachments:
         maintype, _, subtype = (att.content_type or "application/octet-stream").partition("/")
         msg.add_attachment(att.data, maintype=maintype, subtype=subtype or "octet-stream",
@@ -65,6 +67,15 @@ def _check_outbound(outbound: Outbound) -> None:
         raise ValueError(f"idempotency_key {outbound.idempotency_key!r} cannot be a Message-ID")
     if outbound.reply_token is not None and not _ID_TEXT.match(outbound.reply_token):
         raise ValueError(f"reply_token {outbound.reply_token!r} cannot be an address part")
+
+
+def _with_button_lines(text: str, outbound: Outbound) -> str:
+    """Email has no buttons: their titles as plain lines under the text (the customer answers
+    in words, which the bot reads as it reads any message)."""
+    if not outbound.buttons:
+        return text
+    lines = "\n".join(f"- {b.title}" for b in outbound.buttons)
+    return f"{text}\n\n{lines}" if text else lines
 
 
 def _subject(outbound: Outbound) -> str:

@@ -27,6 +27,7 @@ from connectors.base import (
 
 from .api import (
     DEFAULT_API_BASE_URL,
+    answer_callback,
     DOWNLOAD_LIMIT,
     TEXT_LIMIT,
     PollingConflict,
@@ -42,7 +43,7 @@ from .parse import ALLOWED_UPDATES, ReachabilityChange, TelegramRecord, normaliz
 
 __all__ = [
     "ALLOWED_UPDATES", "DOWNLOAD_LIMIT", "TEXT_LIMIT", "Connector", "PollingConflict",
-    "ReachabilityChange", "delete_webhook", "download_file", "fetch_updates", "normalize_phone",
+    "ReachabilityChange", "answer_callback", "delete_webhook", "download_file", "fetch_updates", "normalize_phone",
     "set_webhook", "split_text",
 ]
 

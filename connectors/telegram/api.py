@@ -21,6 +21,7 @@ from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
 from connectors.base import (
     TELEGRAM,
+    Button,
     ChannelError,
     Outbound,
     OutboundAttachment,
@@ -248,8 +249,24 @@ def _is_photo(att: OutboundAttachment) -> bool:
             and len(att.data) <= PHOTO_LIMIT)
 
 
+CALLBACK_DATA_LIMIT = 64            # bytes of an inline button's callback_data
+
+
+def keyboard(buttons: tuple[Button, ...]) -> telegram.InlineKeyboardMarkup | None:
+    """Quick-reply buttons as an inline keyboard, one button per row (titles may be long)."""
+    if not buttons:
+        return None
+    for button in buttons:
+        if len(button.id.encode("utf-8")) > CALLBACK_DATA_LIMIT:
+            raise PermanentError(f"button id {button.id!r} is longer than Telegram's "
+                                 f"{CALLBACK_DATA_LIMIT} bytes of callback_data")
+    return telegram.InlineKeyboardMarkup(
+        [[telegram.InlineKeyboardButton(b.title, callback_data=b.id)] for b in buttons])
+
+
 async def _send_all(bot: telegram.Bot, chat_id: int, outbound: Outbound) -> list[str]:
     reply = _reply_parameters(outbound.reply_to_external_id, chat_id)
+    markup = keyboard(outbound.buttons)
     ids: list[str] = []
 
     def remember(message: telegram.Message) -> None:
@@ -257,15 +274,24 @@ async def _send_all(bot: telegram.Bot, chat_id: int, outbound: Outbound) -> list
         ids.append(f"{message.chat.id}:{message.message_id}")
         reply = None                     # only the first part quotes the customer's message
 
-    if outbound.text:
-        for part in split_text(outbound.text):
-            remember(await bot.send_message(chat_id, part, reply_parameters=reply))
-    for att in outbound.attachments:
+    parts = split_text(outbound.text) if outbound.text else []
+    count = len(parts) + len(outbound.attachments)
+
+    def keys(index: int) -> telegram.InlineKeyboardMarkup | None:
+        return markup if index == count - 1 else None   # the buttons ride on the last one
+
+    for index, part in enumerate(parts):
+        remember(await bot.send_message(chat_id, part, reply_parameters=reply,
+                                        reply_markup=keys(index)))
+    for offset, att in enumerate(outbound.attachments):
         upload = telegram.InputFile(att.data, filename=att.filename)
+        index = len(parts) + offset
         if _is_photo(att):
-            remember(await bot.send_photo(chat_id, upload, reply_parameters=reply))
+            remember(await bot.send_photo(chat_id, upload, reply_parameters=reply,
+                                          reply_markup=keys(index)))
         else:
-            remember(await bot.send_document(chat_id, upload, reply_parameters=reply))
+            remember(await bot.send_document(chat_id, upload, reply_parameters=reply,
+                                             reply_markup=keys(index)))
     if not ids:
         raise PermanentError("nothing to send: no text and no attachments")
     return ids
@@ -275,6 +301,11 @@ def send(settings: Mapping[str, Any], outbound: Outbound) -> SendResult:
     chat_id = _chat_id(outbound)
     ids = _call(settings, lambda bot: _send_all(bot, chat_id, outbound), read_timeout=60.0)
     return SendResult(external_id=ids[0], extra_ids=tuple(ids[1:]))
+
+
+def answer_callback(settings: Mapping[str, Any], callback_query_id: str) -> None:
+    """answerCallbackQuery: the customer's client stops its spinner on the pressed button."""
+    _call(settings, lambda bot: bot.answer_callback_query(callback_query_id))
 
 
 def describe_bot(settings: Mapping[str, Any]) -> str:

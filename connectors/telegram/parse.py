@@ -42,13 +42,12 @@ TelegramRecord = Record | ReachabilityChange
 
 # Update kinds we turn into records; also what we ask Telegram to deliver (setWebhook /
 # getUpdates allowed_updates), so the bot is not woken up for traffic we would drop.
-ALLOWED_UPDATES = ("message", "edited_message", "my_chat_member")
+ALLOWED_UPDATES = ("message", "edited_message", "my_chat_member", "callback_query")
 
 # Update kinds we know and deliberately drop (anything else is "unknown", also dropped).
 _IGNORED_KINDS = {
     "channel_post": "channel posts are not customer messages",
     "edited_channel_post": "channel posts are not customer messages",
-    "callback_query": "inline button presses are not handled",
     "inline_query": "inline queries are not handled",
     "chosen_inline_result": "inline queries are not handled",
     "message_reaction": "reactions are not handled",
@@ -112,6 +111,8 @@ def parse_update(settings: Mapping[str, Any], payload: Any) -> list[TelegramReco
         return [parse_message(settings, payload["edited_message"], edited=True)]
     if "my_chat_member" in payload:
         return [parse_my_chat_member(payload["my_chat_member"])]
+    if "callback_query" in payload:
+        return [parse_callback_query(settings, payload["callback_query"])]
     kinds = sorted(k for k in payload if k != "update_id")
     for kind in kinds:
         if kind in _IGNORED_KINDS:
@@ -134,6 +135,58 @@ def parse_my_chat_member(update: Any) -> ReachabilityChange | Ignored:
     if status == "member":
         return ReachabilityChange(handle, reachable=True, at=at)
     return Ignored(f"my_chat_member status {status!r} does not change reachability")
+
+
+def parse_callback_query(settings: Mapping[str, Any], query: Any) -> Inbound | Ignored:
+    """A press on one of our inline keyboard's buttons: a message whose text is the button's
+    title and whose `button_id` is its callback data. The app answers the callback query
+    (answerCallbackQuery, meta["callback_query_id"]) so the customer's spinner stops."""
+    query_id = str(require(query, "id", "callback_query"))
+    user = require(query, "from", "callback_query")
+    require(user, "id", "callback_query.from")
+    data = query.get("data")
+    if not isinstance(data, str) or not data:
+        return Ignored(f"callback_query {query_id} without data (a game button)")
+    if user.get("is_bot"):
+        return Ignored(f"callback_query from bot {user.get('username') or user.get('id')}")
+    message = query.get("message") if isinstance(query.get("message"), dict) else None
+    meta: dict[str, Any] = {"callback_query_id": query_id}
+    reply_to = None
+    if message is not None:
+        chat = require(message, "chat", "callback_query.message")
+        chat_type = _chat_type(chat)
+        if chat_type != "private" and not _truthy(settings.get("allow_groups")):
+            return Ignored(f"callback_query in group chat {chat.get('id')} ({chat_type}): "
+                           "groups are not enabled for this channel (setting allow_groups)")
+        chat_id = require(chat, "id", "callback_query.message.chat")
+        message_id = require(message, "message_id", "callback_query.message")
+        meta.update(chat_id=chat_id, message_id=message_id)
+        reply_to = external_id(chat_id, message_id)
+    for key in ("username", "language_code"):
+        if user.get(key):
+            meta[key] = user[key]
+    name = _full_name(user) or None
+    return Inbound(
+        external_id=f"callback:{query_id}",
+        sender=Handle(TELEGRAM, str(user["id"])),
+        sent_at=datetime.now(timezone.utc),    # a callback query carries no date
+        text=_button_title(message, data) or data,
+        sender_name=name,
+        content_type="button",
+        reply_to_external_id=reply_to,
+        meta=meta,
+        button_id=data,
+    )
+
+
+def _button_title(message: Mapping[str, Any] | None, data: str) -> str | None:
+    """The pressed button's title, read from the keyboard of the message it belongs to."""
+    rows = ((message or {}).get("reply_markup") or {}).get("inline_keyboard") or []
+    for row in rows if isinstance(rows, list) else []:
+        for button in row if isinstance(row, list) else []:
+            if isinstance(button, dict) and button.get("callback_data") == data:
+                return str(button.get("text") or "") or None
+    return None
 
 
 def _chat_type(chat: Mapping[str, Any]) -> str:

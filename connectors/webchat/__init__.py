@@ -9,6 +9,7 @@ Payload (what app/web/widget/socket.py stores raw):
      "prechat": {"name", "email", "phone"},                 # the pre-chat form
      "page": {"url", "referrer", "title", "lang"},          # first-touch page context
      "default_region": "RU",                                # the app's, for typed phones
+     "button_id": "kb:3:yes",                               # a quick reply pressed
      "files": [{"name", "type", "data"}]}                   # base64, already size-checked
 
 Only `user.id` with a valid `user.hash` (HMAC-SHA256 of the id with the widget secret,
@@ -283,6 +284,8 @@ class WebchatConnector(BaseConnector):
             evidence=tuple(evidence),
             source=attribution(page),
             meta=meta,
+            # a quick reply the visitor pressed under an agent's or the bot's message
+            button_id=str(payload["button_id"])[:64] if payload.get("button_id") else None,
         )]
 
     def send(self, settings: Mapping[str, Any], outbound: Outbound) -> SendResult:

@@ -14,7 +14,15 @@ from typing import Any, Mapping
 
 import httpx
 
-from connectors.base import PHONE, Outbound, OutboundAttachment, PermanentError, SendResult, TransientError
+from connectors.base import (
+    PHONE,
+    Button,
+    Outbound,
+    OutboundAttachment,
+    PermanentError,
+    SendResult,
+    TransientError,
+)
 
 DEFAULT_BASE_URL = "https://graph.facebook.com"
 DEFAULT_VERSION = "v21.0"
@@ -191,11 +199,52 @@ def _post_message(client: _Graph, settings: Mapping[str, Any],
         raise PermanentError(f"WhatsApp send answered without a message id: {data}") from None
 
 
+REPLY_BUTTONS = 3        # interactive reply buttons per message
+BUTTON_TITLE = 20        # characters of a reply button's title
+LIST_ROWS = 10           # rows of an interactive list
+ROW_TITLE = 24           # characters of a list row's title
+INTERACTIVE_BODY = 1024  # characters of an interactive message's body
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
+
+def _interactive(text: str, buttons: tuple[Button, ...]) -> dict[str, Any] | None:
+    """Quick replies as WhatsApp interactive reply buttons (up to 3) or a list (up to 10);
+    None when they do not fit (the titles then go in the text)."""
+    if not text.strip() or len(text) > INTERACTIVE_BODY or len(buttons) > LIST_ROWS:
+        return None
+    if len(buttons) <= REPLY_BUTTONS:
+        action = {"buttons": [{"type": "reply", "reply": {"id": b.id[:256],
+                                                          "title": _cut(b.title, BUTTON_TITLE)}}
+                              for b in buttons]}
+        return {"type": "interactive", "interactive": {
+            "type": "button", "body": {"text": text}, "action": action}}
+    rows = [{"id": b.id[:200], "title": _cut(b.title, ROW_TITLE)} for b in buttons]
+    return {"type": "interactive", "interactive": {
+        "type": "list", "body": {"text": text},
+        "action": {"button": "☰", "sections": [{"title": "—", "rows": rows}]}}}
+
+
+def with_button_lines(text: str, buttons: tuple[Button, ...]) -> str:
+    """A channel without buttons: their titles as numbered lines under the text."""
+    if not buttons:
+        return text
+    lines = "\n".join(f"{n}. {b.title}" for n, b in enumerate(buttons, 1))
+    return f"{text}\n\n{lines}" if text else lines
+
+
 def _plan(outbound: Outbound) -> list[dict[str, Any] | OutboundAttachment]:
     """The messages one Outbound becomes: template | text | attachments (+ captions)."""
     if outbound.template:
         return [{"type": "template", "template": template_object(outbound.template)}]
     text = outbound.text or ""
+    if outbound.buttons and not outbound.attachments:
+        interactive = _interactive(text, outbound.buttons)
+        if interactive is not None:
+            return [interactive]
+        text = with_button_lines(text, outbound.buttons)
     if len(text) > MAX_TEXT:
         raise PermanentError(f"WhatsApp text is {len(text)} characters; the limit is {MAX_TEXT}")
     if not outbound.attachments:

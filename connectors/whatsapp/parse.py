@@ -137,6 +137,7 @@ class _Body:
     attachments: tuple[InboundAttachment, ...] = ()
     evidence: tuple[Handle, ...] = ()
     meta: dict[str, Any] | None = None
+    button_id: str | None = None      # the reply button / list row / quick reply pressed
 
 
 def _media_body(mtype: str, media: Mapping[str, Any], where: str) -> _Body:
@@ -213,7 +214,8 @@ def _interactive_body(inter: Mapping[str, Any] | None, errors: str) -> _Body:
     if itype in ("button_reply", "list_reply"):
         info = {"type": itype, "id": reply.get("id"), "title": reply.get("title"),
                 "description": reply.get("description")}
-        return _Body(text=reply.get("title") or "", meta={"interactive": info})
+        return _Body(text=reply.get("title") or "", meta={"interactive": info},
+                     button_id=str(reply["id"]) if reply.get("id") else None)
     if itype == "nfm_reply":      # a WhatsApp Flow was submitted
         info = {"type": itype, "name": reply.get("name"),
                 "response_json": reply.get("response_json")}
@@ -263,7 +265,8 @@ def _content(message: Mapping[str, Any], mtype: str, where: str, region: str | N
         return _interactive_body(obj, errors)
     if mtype == "button":   # quick-reply button of a template
         button = require(message, "button", where)
-        return _Body(text=button.get("text") or "", meta={"button": dict(button)})
+        return _Body(text=button.get("text") or "", meta={"button": dict(button)},
+                     button_id=str(button["payload"]) if button.get("payload") else None)
     if mtype == "order":
         return _order_body(require(message, "order", where))
     what = (obj or {}).get("type") if isinstance(obj, Mapping) else None
@@ -355,7 +358,8 @@ def _inbound(message: Mapping[str, Any], sender: _Sender, at: datetime, wamid: s
         external_id=wamid, sender=sender.handle, sent_at=at, text=body.text,
         sender_name=sender.name, kind=body.kind, content_type=body.content_type,  # type: ignore[arg-type]
         attachments=body.attachments, reply_to_external_id=reply_to, evidence=body.evidence,
-        also_known_as=sender.also_known_as, source=source, meta=meta)
+        also_known_as=sender.also_known_as, source=source, meta=meta,
+        button_id=body.button_id if body.kind == "message" else None)
 
 
 def _status_record(status: Any, where: str) -> Record:

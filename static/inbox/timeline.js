@@ -16,8 +16,23 @@ function renderAttachment(a) {
     a.size ? el("span", { class: "size" }, ` ${Math.ceil(a.size / 1024)} KB`) : null);
 }
 
+function renderButtons(m) {
+  // quick replies the bot (or an agent) offered, and which one the customer pressed
+  const meta = m.meta || {};
+  if (m.direction === "out" && (meta.buttons || []).length) {
+    return el("div", { class: "quick-replies", title: T.bot_buttons },
+      meta.buttons.map((b) => el("span", { class: "quick-reply", "data-button": b.id }, b.title)));
+  }
+  if (m.direction === "in" && meta.button_id) {
+    return el("div", { class: "quick-replies pressed", title: T.pressed },
+      el("span", { class: "quick-reply", "data-button": meta.button_id }, `☑ ${T.pressed}`));
+  }
+  return null;
+}
+
 function renderMessage(m) {
   const author = m.author_id ? state.agents.get(m.author_id) : null;
+  const bot = !author && m.meta && m.meta.bot;
   const status = m.direction === "out"
     ? el("span", { class: `status ${m.status}`, "data-status": m.status }, T[m.status] || m.status,
         m.status === "failed" && m.error ? el("span", { class: "reason" }, `: ${m.error}`) : null,
@@ -28,9 +43,11 @@ function renderMessage(m) {
     m.subject && m.direction !== "note" ? el("div", { class: "subject" }, m.subject) : null,
     el("div", { class: "text" }, m.text || (m.content_type !== "text" ? `[${m.content_type}]` : "")),
     (m.attachments || []).map(renderAttachment),
+    renderButtons(m),
     el("div", { class: "meta" },
       m.direction !== "note" ? channelBadge(m.channel_id) : null,
       author ? el("span", { class: "author" }, author.name) : null,
+      bot ? el("span", { class: "author bot", "data-bot": m.meta.bot }, T.bot) : null,
       el("span", { title: fullTime(m.created_at) }, time(m.created_at)), status));
 }
 

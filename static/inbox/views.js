@@ -12,6 +12,7 @@ export function viewParams(view) {
   switch (kind) {
     case "mine": return { status: "open", assignee: "me" };
     case "unassigned": return { status: "open", assignee: "none" };
+    case "bot": return { status: "open", handled_by: "bot" };
     case "snoozed": return { status: "snoozed" };
     case "resolved": return { status: "resolved" };
     case "team": return { status: "open", team_id: arg };
@@ -25,7 +26,8 @@ export function matchesView(view, c) {
   const p = viewParams(view);
   if (c.status !== p.status) return false;
   if (p.assignee === "me" && c.assignee_id !== state.me.id) return false;
-  if (p.assignee === "none" && c.assignee_id !== null) return false;
+  if (p.assignee === "none" && (c.assignee_id !== null || c.handled_by)) return false;
+  if (p.handled_by === "bot" && !c.handled_by) return false;
   if (p.team_id && String(c.team_id) !== p.team_id) return false;
   if (p.channel_id && String(c.channel_id) !== p.channel_id) return false;
   if (p.label && !(c.labels || []).includes(p.label)) return false;
@@ -47,6 +49,7 @@ export function renderViews() {
   const section = (title, items) => (items.length ? [el("h3", {}, title), ...items] : []);
   viewsEl.replaceChildren(
     item("open", T.all_open), item("mine", T.mine), item("unassigned", T.unassigned),
+    item("bot", T.bot_view),
     ...section(T.teams, state.teams.map((t) => item(`team:${t.id}`, (T.team_names || {})[t.name] || t.name))),
     ...section(T.channels, [...state.channels.values()].map((c) => item(`channel:${c.id}`, c.name, ICONS[c.kind]))),
     ...section(T.labels, state.labels.map((l) => item(`label:${l}`, l, "#"))),

@@ -16,7 +16,9 @@
          badPhone: "This phone number looks wrong.", tooLarge: "The file is too large (max {size}).",
          reconnecting: "Reconnecting…", refused: "The chat is not available here.",
          rateLimited: "You are writing too fast. Please wait a moment.", attach: "Attach a file",
-         unverified: "Please sign in to chat.", rate: "{n} of 5", rated: "Thank you for your rating!"},
+         unverified: "Please sign in to chat.", rate: "{n} of 5", rated: "Thank you for your rating!", bot: "Bot",
+         searchAnswers: "Search answers…", search: "Search", noAnswers: "No answer found — write to us below.",
+         readMore: "Read more"},
     ru: {title: "Напишите нам", online: "Мы на связи", away: "Сейчас нас нет на месте",
          awayText: "Сейчас никого нет. Оставьте email — мы ответим туда.",
          awayKnown: "Сейчас никого нет. Мы ответим, как только вернёмся.",
@@ -29,7 +31,9 @@
          badPhone: "Проверьте номер телефона.", tooLarge: "Файл слишком большой (максимум {size}).",
          reconnecting: "Переподключение…", refused: "Чат здесь недоступен.",
          rateLimited: "Слишком часто. Подождите немного.", attach: "Прикрепить файл",
-         unverified: "Войдите, чтобы написать в чат.", rate: "{n} из 5", rated: "Спасибо за оценку!"},
+         unverified: "Войдите, чтобы написать в чат.", rate: "{n} из 5", rated: "Спасибо за оценку!", bot: "Бот",
+         searchAnswers: "Поиск ответов…", search: "Найти", noAnswers: "Ответ не найден — напишите нам ниже.",
+         readMore: "Подробнее"},
     pl: {title: "Napisz do nas", online: "Jesteśmy dostępni", away: "Teraz nas nie ma",
          awayText: "Nikogo teraz nie ma. Zostaw e-mail, odpowiemy tam.",
          awayKnown: "Nikogo teraz nie ma. Odpowiemy, gdy tylko wrócimy.",
@@ -42,7 +46,9 @@
          badPhone: "Sprawdź numer telefonu.", tooLarge: "Plik jest za duży (maks. {size}).",
          reconnecting: "Ponowne łączenie…", refused: "Czat nie jest tu dostępny.",
          rateLimited: "Za szybko. Poczekaj chwilę.", attach: "Dołącz plik",
-         unverified: "Zaloguj się, aby pisać na czacie.", rate: "{n} z 5", rated: "Dziękujemy za ocenę!"}
+         unverified: "Zaloguj się, aby pisać na czacie.", rate: "{n} z 5", rated: "Dziękujemy za ocenę!", bot: "Bot",
+         searchAnswers: "Szukaj odpowiedzi…", search: "Szukaj", noAnswers: "Brak odpowiedzi — napisz do nas poniżej.",
+         readMore: "Więcej"}
   };
   var FATAL = ["bad_frame_token", "unknown_channel", "origin_not_allowed", "invalid_user_hash",
                "verification_required"];
@@ -76,6 +82,9 @@
     $("tl-launcher").setAttribute("aria-label", t("open"));
     $("tl-input").placeholder = t("placeholder");
     $("tl-send").textContent = t("send");
+    $("tl-answers-q").placeholder = t("searchAnswers");
+    $("tl-answers-q").setAttribute("aria-label", t("searchAnswers"));
+    $("tl-answers-go").textContent = t("search");
     $("tl-attach-label").title = t("attach");
     $("tl-prechat-intro").textContent = t("prechat");
     $("tl-l-name").textContent = t("name");
@@ -157,6 +166,10 @@
     thanks.hidden = !chosen;
     box.appendChild(thanks);
     return box;
+  function answeredAfter(m) {
+    // a later message of the visitor (by id: answers and pushes may arrive in any order)
+    return Array.prototype.some.call(document.querySelectorAll("#tl-messages .tl-in[data-id]"),
+      function (li) { return Number(li.getAttribute("data-id")) > (m.id || 0); });
   }
 
   function fill(el, m) {
@@ -166,7 +179,7 @@
     if (m.direction === "out") {
       var who = document.createElement("div");
       who.className = "tl-author";
-      who.textContent = m.author || t("someone");
+      who.textContent = m.bot ? t("bot") : (m.author || t("someone"));
       el.appendChild(who);
     }
     if (m.text) {
@@ -188,6 +201,25 @@
         el.appendChild(link);
       }
     });
+    if (m.direction === "out" && (m.buttons || []).length && !m.answered && !answeredAfter(m)) {
+      // quick replies: pressing one sends its title, with its id for the bot
+      var row = document.createElement("div");
+      row.className = "tl-buttons";
+      m.buttons.forEach(function (b) {
+        var button = document.createElement("button");
+        button.type = "button";
+        button.className = "tl-quick";
+        button.setAttribute("data-button", b.id);
+        button.textContent = b.title;
+        button.addEventListener("click", function () {
+          m.answered = true;
+          if (row.parentNode) row.parentNode.removeChild(row);
+          sendMessage(b.title, null, null, b.id);
+        });
+        row.appendChild(button);
+      });
+      el.appendChild(row);
+    }
     var meta = document.createElement("div");
     meta.className = "tl-meta";
     meta.textContent = fmtTime(m.created_at || new Date().toISOString()) +
@@ -196,7 +228,17 @@
     el.setAttribute("data-status", m.local || m.status || "");
   }
 
+  function dropQuickReplies(beforeId) {
+    // once the visitor wrote, earlier quick replies are answered: they go away
+    Array.prototype.forEach.call(document.querySelectorAll("#tl-messages .tl-buttons"),
+      function (row) {
+        var id = Number(row.parentNode.getAttribute("data-id")) || 0;
+        if (!beforeId || id < beforeId) row.parentNode.removeChild(row);
+      });
+  }
+
   function addMessage(m) {
+    if (m.direction === "in" && m.id) dropQuickReplies(m.id);
     var el = (m.id && rendered[m.id]) || (m.client_id && pending[m.client_id]);
     var fresh = !el;
     if (!el) { el = document.createElement("li"); $("tl-messages").appendChild(el); }
@@ -281,7 +323,8 @@
     return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
   }
 
-  function sendMessage(text, upload, fileName) {
+  function sendMessage(text, upload, fileName, buttonId) {
+    dropQuickReplies();
     var clientId = randomId();
     var local = {client_id: clientId, direction: "in", text: text, local: "sending",
                  created_at: new Date().toISOString(),
@@ -294,7 +337,9 @@
     var emit = function () {
       el.onclick = null;
       local.local = "sending"; fill(el, local);
-      state.socket.timeout(15000).emit("message", {text: text, client_id: clientId, upload: upload},
+      var data = {text: text, client_id: clientId, upload: upload};
+      if (buttonId) data.button_id = buttonId;
+      state.socket.timeout(15000).emit("message", data,
         function (err, ack) {
           if (!err && ack && ack.ok && ack.message) { addMessage(ack.message); showError(""); return; }
           if (!err && ack && ack.ok) { local.local = "sent"; fill(el, local); return; }
@@ -377,6 +422,44 @@
 
   // --- wiring -------------------------------------------------------------------------
   applyTexts();
+  function showAnswers(items) {
+    var list = $("tl-answers-list");
+    list.textContent = "";
+    if (!items.length) {
+      var none = document.createElement("li");
+      none.className = "tl-answer-none";
+      none.textContent = t("noAnswers");
+      list.appendChild(none);
+    }
+    items.forEach(function (a) {
+      var li = document.createElement("li");
+      li.className = "tl-answer";
+      var title = document.createElement("strong");
+      title.textContent = a.title;
+      var summary = document.createElement("p");
+      summary.textContent = a.summary;
+      var more = document.createElement("a");
+      more.href = a.url; more.target = "_blank"; more.rel = "noopener";
+      more.textContent = t("readMore");
+      li.appendChild(title); li.appendChild(summary); li.appendChild(more);
+      list.appendChild(li);
+    });
+    list.hidden = false;
+  }
+
+  $("tl-answers").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var q = $("tl-answers-q").value.trim();
+    if (!q) { $("tl-answers-list").hidden = true; return; }
+    if (!state.socket) return;
+    state.socket.timeout(10000).emit("answers", {q: q}, function (err, ack) {
+      if (!err && ack && ack.ok) showAnswers(ack.items || []);
+    });
+  });
+  $("tl-answers-q").addEventListener("search", function () {
+    if (!this.value) $("tl-answers-list").hidden = true;
+  });
+
   $("tl-launcher").addEventListener("click", function () { setOpen(true); });
   $("tl-close").addEventListener("click", function () { setOpen(false); });
   document.addEventListener("keydown", function (e) { if (e.key === "Escape" && state.open) setOpen(false); });

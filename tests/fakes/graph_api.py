@@ -381,10 +381,40 @@ def _check_send(body: Any) -> str | None:
         return f"missing or unknown message type {mtype!r}"
     if mtype == "text" and not 0 < len(body["text"].get("body") or "") <= 4096:
         return "text.body must be 1..4096 characters"
+    if mtype == "interactive":
+        return _check_interactive(body["interactive"])
     if mtype == "template" and not (body["template"].get("name")
                                     and body["template"].get("language")):
         return "template.name and template.language are required"
     return None
+
+
+def _check_interactive(inter: dict) -> str | None:
+    """Meta's limits on reply buttons and lists (Cloud API reference, interactive object)."""
+    body = (inter.get("body") or {}).get("text") or ""
+    if not 0 < len(body) <= 1024:
+        return "interactive.body.text must be 1..1024 characters"
+    action = inter.get("action") or {}
+    if inter.get("type") == "button":
+        buttons = action.get("buttons") or []
+        if not 1 <= len(buttons) <= 3:
+            return "interactive buttons: 1 to 3 buttons"
+        for button in buttons:
+            reply = button.get("reply") or {}
+            if button.get("type") != "reply" or not reply.get("id") \
+                    or not 0 < len(reply.get("title") or "") <= 20:
+                return "a reply button needs an id and a title of 1..20 characters"
+        if len({b["reply"]["id"] for b in buttons}) != len(buttons):
+            return "reply button ids must be unique"
+        return None
+    if inter.get("type") == "list":
+        rows = [r for s in action.get("sections") or [] for r in s.get("rows") or []]
+        if not action.get("button") or not 1 <= len(rows) <= 10:
+            return "interactive list: a button label and 1 to 10 rows"
+        if any(not r.get("id") or not 0 < len(r.get("title") or "") <= 24 for r in rows):
+            return "a list row needs an id and a title of 1..24 characters"
+        return None
+    return f"unknown interactive type {inter.get('type')!r}"
 
 
 def _parse_multipart(content_type: str, body: bytes) -> dict[str, Any]:

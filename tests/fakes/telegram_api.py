@@ -233,6 +233,7 @@ class FakeTelegramAPI:
             "sendphoto": self._send_photo,
             "senddocument": self._send_document,
             "getfile": self._get_file,
+            "answercallbackquery": self._answer_callback_query,
         }
 
     def _get_updates(self, params: dict[str, Any], files: dict[str, Upload]) -> list[dict]:
@@ -319,10 +320,31 @@ class FakeTelegramAPI:
             raise ApiError(400, "Bad Request: message text is empty")
         if _utf16_len(text) > TEXT_LIMIT:
             raise ApiError(400, "Bad Request: message is too long")
-        message = self._new_message(params, {"text": text})
+        content: dict[str, Any] = {"text": text}
+        markup = params.get("reply_markup")
+        if markup:
+            if not isinstance(markup, dict) or not isinstance(markup.get("inline_keyboard"), list):
+                raise ApiError(400, "Bad Request: can't parse reply keyboard markup JSON object")
+            for row in markup["inline_keyboard"]:
+                for button in row:
+                    if len(str(button.get("callback_data", "")).encode()) > 64:
+                        raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
+            content["reply_markup"] = markup
+        message = self._new_message(params, content)
         with self._lock:
             self._delivered[(str(message["chat"]["id"]), text)] += 1
         return message
+
+    def _answer_callback_query(self, params: dict[str, Any], files: dict[str, Upload]) -> bool:
+        if not params.get("callback_query_id"):
+            raise ApiError(400, "Bad Request: query is too old and response timeout expired "
+                                "or query ID is invalid")
+        return True
+
+    def message(self, chat_id: int, message_id: int) -> dict[str, Any] | None:
+        """A message the bot sent, as Telegram keeps it (with its reply_markup)."""
+        with self._lock:
+            return self._messages.get((int(chat_id), int(message_id)))
 
     def _upload(self, params: dict[str, Any], files: dict[str, Upload], field_name: str) -> Upload:
         upload = files.get(field_name)

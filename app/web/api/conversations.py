@@ -96,11 +96,16 @@ def list_conversations(query):
         stmt = stmt.where(Conversation.team_id == query["team_id"])
     if query["label"]:
         stmt = stmt.where(_has_label(query["label"]))
+    if query.get("handled_by") == "bot":
+        stmt = stmt.where(Conversation.handled_by.is_not(None))
+    elif query.get("handled_by") == "none":
+        stmt = stmt.where(Conversation.handled_by.is_(None))
     assignee = query["assignee"]
     if assignee == "me":
         stmt = stmt.where(Conversation.assignee_id == agent.id)
     elif assignee == "none":
-        stmt = stmt.where(Conversation.assignee_id.is_(None))
+        # the people's unassigned queue: a conversation a bot holds is not waiting for them
+        stmt = stmt.where(Conversation.assignee_id.is_(None), Conversation.handled_by.is_(None))
     elif assignee:
         if not assignee.isdigit():
             abort(422, "invalid assignee", detail={"query": {"assignee": ["me, none or an id"]}})

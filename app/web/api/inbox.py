@@ -84,12 +84,12 @@ def _tally(agent: Agent, where: list) -> dict[str, int]:
     channel:<id>, team:<id>, label:<name>."""
     rows = db.session.execute(
         select(Conversation.status, Conversation.channel_id, Conversation.team_id,
-               Conversation.assignee_id, func.count())
+               Conversation.assignee_id, Conversation.handled_by.is_not(None), func.count())
         .where(*where)
         .group_by(Conversation.status, Conversation.channel_id, Conversation.team_id,
-                  Conversation.assignee_id))
-    counts: dict[str, int] = {"open": 0, "mine": 0, "unassigned": 0, "snoozed": 0}
-    for status, channel_id, team_id, assignee_id, n in rows:
+                  Conversation.assignee_id, Conversation.handled_by.is_not(None)))
+    counts: dict[str, int] = {"open": 0, "mine": 0, "unassigned": 0, "snoozed": 0, "bot": 0}
+    for status, channel_id, team_id, assignee_id, by_bot, n in rows:
         if status == "snoozed":
             counts["snoozed"] += n
             continue
@@ -98,7 +98,9 @@ def _tally(agent: Agent, where: list) -> dict[str, int]:
         counts["open"] += n
         if assignee_id == agent.id:
             counts["mine"] += n
-        if assignee_id is None:
+        if by_bot:
+            counts["bot"] += n        # a bot holds it: the Bot view, not the people's queue
+        elif assignee_id is None:
             counts["unassigned"] += n
         counts[f"channel:{channel_id}"] = counts.get(f"channel:{channel_id}", 0) + n
         if team_id is not None:

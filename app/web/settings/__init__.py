@@ -69,3 +69,4 @@ def end_read() -> None:
 from app.web.settings import overview, channels, agents, teams, tokens, webhooks, crm, audit  # noqa: E402,F401
 from app.web.settings import bots  # noqa: E402,F401  (outside bots, issue 18)
 from app.web.settings import feedback  # noqa: E402,F401  (CSAT: issue 21)
+from app.web.settings import knowledge_base  # noqa: E402,F401  (issue 18)

@@ -40,6 +40,8 @@ FIELDS: dict[str, list[tuple[str, Any, str, Any]]] = {
         ("smtp_password", N_("SMTP password"), "password", N_("empty: the IMAP password")),
         ("from_address", N_("From address"), "email", ""),
         ("from_name", N_("From name"), "text", ""),
+        ("answer_bot", N_("Answer bot"), "select:off,after_hours,always",
+         N_("answers from the knowledge base before a person: outside the team's business hours, or always")),
     ],
     "telegram": [
         ("token", N_("Bot token"), "password", N_("from @BotFather, like 123456789:AA…")),
@@ -47,6 +49,8 @@ FIELDS: dict[str, list[tuple[str, Any, str, Any]]] = {
          N_("polling needs no public address; webhook needs the public https URL below")),
         ("public_url", N_("Public URL of this server"), "url", N_("only for webhook mode, e.g. https://inbox.example.com")),
         ("api_base_url", N_("Bot API address"), "url", N_("leave as is unless you run your own Bot API server")),
+        ("answer_bot", N_("Answer bot"), "select:off,after_hours,always",
+         N_("answers from the knowledge base before a person: outside the team's business hours, or always")),
     ],
     "whatsapp": [
         ("phone_number_id", N_("Phone number ID"), "text", N_("Meta dashboard → WhatsApp → API setup")),
@@ -55,6 +59,8 @@ FIELDS: dict[str, list[tuple[str, Any, str, Any]]] = {
         ("app_secret", N_("App secret"), "password", N_("signs the webhooks (X-Hub-Signature-256)")),
         ("verify_token", N_("Verify token"), "text", N_("empty: one is generated for you")),
         ("api_base_url", N_("Graph API address"), "url", ""),
+        ("answer_bot", N_("Answer bot"), "select:off,after_hours,always",
+         N_("answers from the knowledge base before a person: outside the team's business hours, or always")),
     ],
     "webchat": [
         ("allowed_origins", N_("Allowed origins"), "text", N_("the sites that may embed the chat, e.g. https://shop.example.com (space-separated)")),
@@ -62,6 +68,8 @@ FIELDS: dict[str, list[tuple[str, Any, str, Any]]] = {
         ("business_hours", N_("Business hours"), "text", N_("e.g. mon-fri 09:00-18:00")),
         ("timezone", N_("Time zone"), "text", N_("e.g. Europe/Warsaw")),
         ("away_message", N_("Away message"), "text", ""),
+        ("answer_bot", N_("Answer bot"), "select:off,after_hours,always",
+         N_("answers from the knowledge base before a person: outside the team's business hours, or always")),
     ],
     "crm": [],
 }
@@ -69,7 +77,8 @@ KIND_NAMES = {"email": N_("Email"), "telegram": N_("Telegram"), "whatsapp": N_("
               "webchat": N_("Site chat"), "crm": N_("CRM / shop")}
 CHOICE_NAMES = {"polling": N_("polling"), "webhook": N_("webhook"), "false": N_("off"),
                 "true": N_("name + email or phone"), "email": N_("name + email"),
-                "phone": N_("name + phone")}
+                "phone": N_("name + phone"), "off": N_("off"),
+                "after_hours": N_("outside business hours"), "always": N_("always first")}
 
 
 def _teams() -> list[Team]:

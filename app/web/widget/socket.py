@@ -91,6 +91,9 @@ def handle_message(visitor: Visitor, data: dict[str, Any]) -> dict[str, Any]:
                "lang": visitor.lang, "default_region": default_region()}
     if files:
         payload["files"] = files
+    button_id = str(data.get("button_id") or "")[:64]
+    if button_id:
+        payload["button_id"] = button_id
     received = ingest.receive(channel, external_id, payload, process="inline")
     message = session.scalar(select(Message).where(Message.channel_id == channel.id,
                                                    Message.external_id == external_id))
@@ -291,7 +294,28 @@ def on_status(_data=None):
         db.session.remove()
 
 
-HANDLERS = {"connect": on_connect, "disconnect": on_disconnect, "message": on_message,
+def on_answers(data=None):
+    """The widget's "search answers" box: the knowledge base's best published articles for
+    the visitor's words, in their language (else the language the words are in)."""
+    from app.domain import kb
+
+    visitor = current()
+    if visitor is None or not VISITOR_EVENTS.take(visitor.visitor_id):
+        return {"ok": False, "error": "rate_limited" if visitor else "not_connected"}
+    query = str((data or {}).get("q") or "")[:300] if isinstance(data, dict) else ""
+    try:
+        language = kb.detect_language(query)
+        if language is None or (language == "en" and visitor.lang in kb.LANGUAGES):
+            language = visitor.lang if visitor.lang in kb.LANGUAGES else None
+        hits = kb.search(db.session, query, language, limit=3)
+        return {"ok": True, "items": [
+            {"id": h.article.id, "title": h.article.title, "summary": kb.summary(h.article),
+             "url": kb.help_path(h.article)} for h in hits]}
+    finally:
+        db.session.remove()
+
+
+HANDLERS = {"answers": on_answers, "connect": on_connect, "disconnect": on_disconnect, "message": on_message,
             "prechat": on_prechat, "history": on_history, "typing": on_typing,
             "receipt": on_receipt, "status": on_status}
 

@@ -162,13 +162,18 @@ def visitor_view(message: Message, visitor_id: str, names: dict[int, str] | None
     client_id = None
     if message.direction == "in" and message.external_id and ":" in message.external_id:
         client_id = message.external_id.split(":", 1)[1]
+    buttons = [{"id": str(b.get("id")), "title": str(b.get("title"))}
+               for b in (message.meta or {}).get("buttons") or [] if isinstance(b, dict)] \
+        if message.direction == "out" else []
+    # a feedback question (app.usecases.csat): the widget draws five stars instead of buttons
+    csat = bool(message.direction == "out" and isinstance(message.meta, dict)
+                and message.meta.get("csat") and buttons)
     return {
         "id": message.id, "direction": message.direction, "text": message.text or "",
         "created_at": message.created_at.isoformat(), "status": message.status,
-        "author": author, "client_id": client_id,
-        # a feedback question (app.usecases.csat): the widget draws five stars under it
-        "csat": bool(message.direction == "out" and isinstance(message.meta, dict)
-                     and message.meta.get("csat") and message.meta.get("buttons")),
+        "csat": csat,
+        "author": author, "client_id": client_id, "buttons": [] if csat else buttons,
+        "bot": bool((message.meta or {}).get("bot")) if message.direction == "out" else False,
         "attachments": [{"name": a.filename, "type": a.content_type, "size": a.size,
                          "error": a.error,
                          "url": file_url(a.id, visitor_id) if a.path else None}

@@ -6,7 +6,7 @@ from email import policy
 from email.message import EmailMessage
 
 import pytest
-from connectors.base import (EMAIL, ChannelError, Handle, Outbound, OutboundAttachment,
+from connectors.base import (EMAIL, Button, ChannelError, Handle, Outbound, OutboundAttachment,
                              PermanentError, TransientError)
 from connectors.email import Connector, Mailbox, build_message, parse_message
 
@@ -179,3 +179,12 @@ def test_smtp_login_when_user_is_set(settings):
         # Without credentials the server refuses the sender.
         with pytest.raises(PermanentError, match="530"):
             Connector().send({**settings, **server.settings()}, outbound())
+
+
+def test_buttons_are_listed_as_plain_lines(settings):
+    msg = build_message(settings, outbound(
+        text="Доставка в Казань: 2–3 дня.", html="<p>Доставка в Казань: 2–3 дня.</p>",
+        buttons=(Button("kb:1:yes", "Да, спасибо"), Button("kb:1:no", "Нет, нужен человек"))))
+    plain = msg.get_body(("plain",)).get_content()
+    assert plain.startswith("Доставка в Казань: 2–3 дня.\n\n- Да, спасибо\n- Нет, нужен человек")
+    assert "- Нет, нужен человек" in msg.get_body(("html",)).get_content()

@@ -8,6 +8,7 @@ import pytest
 
 from connectors.base import (
     TELEGRAM,
+    Button,
     Handle,
     Outbound,
     OutboundAttachment,
@@ -16,6 +17,7 @@ from connectors.base import (
 )
 from connectors.telegram import (
     ALLOWED_UPDATES,
+    answer_callback,
     PollingConflict,
     delete_webhook,
     download_file,
@@ -269,7 +271,8 @@ def test_webhook_set_and_delete(fake, settings):
     assert "https://inbox.example.pl/webhooks/telegram/7" in message
     assert fake.webhook["url"] == "https://inbox.example.pl/webhooks/telegram/7"
     assert fake.webhook["secret_token"] == settings["secret_token"]
-    assert fake.webhook["allowed_updates"] == ["message", "edited_message", "my_chat_member"]
+    assert fake.webhook["allowed_updates"] == ["message", "edited_message", "my_chat_member",
+                                               "callback_query"]
     with pytest.raises(PollingConflict, match="webhook is active"):
         fetch_updates(settings, None, 0)
     delete_webhook(settings)
@@ -318,3 +321,38 @@ def test_download_custom_limit(fake, settings):
 def test_unknown_file_is_permanent(fake, settings):
     with pytest.raises(PermanentError, match="(?i)invalid file_id"):
         download_file(settings, "nope")
+
+
+def test_buttons_go_out_as_an_inline_keyboard_and_come_back_as_a_press(connector, fake,
+                                                                      settings):
+    buttons = (Button("kb:7:yes", "Да, спасибо"), Button("kb:7:no", "Нет, нужен человек"))
+    result = connector.send(settings, out("Доставка в Казань: 2–3 дня.", buttons=buttons))
+    (call,) = fake.calls("sendMessage")
+    assert call.params["reply_markup"] == {"inline_keyboard": [
+        [{"text": "Да, спасибо", "callback_data": "kb:7:yes"}],
+        [{"text": "Нет, нужен человек", "callback_data": "kb:7:no"}]]}
+    chat, message_id = result.external_id.split(":")
+    sent = fake.message(int(chat), int(message_id))
+    # the customer presses "no": Telegram sends the callback query with the message it is on
+    update = {"update_id": 1, "callback_query": {
+        "id": "cbq-1", "from": {"id": CHAT, "is_bot": False, "first_name": "Ира"},
+        "message": sent, "chat_instance": "1", "data": "kb:7:no"}}
+    (press,) = connector.parse(settings, update)
+    assert press.button_id == "kb:7:no" and press.text == "Нет, нужен человек"
+    assert press.reply_to_external_id == result.external_id
+    answer_callback(settings, press.meta["callback_query_id"])
+    (answered,) = fake.calls("answerCallbackQuery")
+    assert answered.params["callback_query_id"] == "cbq-1"
+
+
+def test_keyboard_rides_on_the_last_part_of_a_long_text(connector, fake, settings):
+    connector.send(settings, out("слово " * 1000, buttons=(Button("menu:1", "Доставка"),)))
+    calls = fake.calls("sendMessage")
+    assert len(calls) == 2
+    assert "reply_markup" not in calls[0].params and "reply_markup" in calls[1].params
+
+
+def test_a_button_id_over_64_bytes_is_refused_before_sending(connector, fake, settings):
+    with pytest.raises(PermanentError, match="64 bytes"):
+        connector.send(settings, out("x", buttons=(Button("k" * 65, "t"),)))
+    assert fake.calls("sendMessage") == []

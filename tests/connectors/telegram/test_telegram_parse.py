@@ -213,7 +213,6 @@ def test_unblocked_bot_is_reachable_again(parse):
 
 
 @pytest.mark.parametrize("name, reason", [
-    ("tgdocs-sample_via_tnt-tg-bot__callback_query.json", "callback_query"),
     ("tgdocs-sample_via_tnt-tg-bot__inline_query.json", "inline_query"),
     ("tgdocs-sample_via_tnt-tg-bot__chosen_inline_query.json", "chosen_inline_result"),
     ("teloxide_update__message_reaction_updated.json", "message_reaction"),
@@ -259,3 +258,33 @@ def test_unknown_content_is_shown_not_dropped(connector):
     update["message"]["story"] = {"chat": {"id": 1, "type": "private"}, "id": 5}
     (rec,) = connector.parse({}, update)
     assert rec.content_type == "unsupported" and "story" in rec.text
+
+
+def test_button_press_is_a_message_with_the_buttons_title_and_id(parse):
+    rec = parse("telegrambots__callback_query_with_message.json")
+    assert isinstance(rec, Inbound)
+    assert rec.button_id == "*"
+    # the fixture pressed "*", the first button with that data is the "-=Font Size=-" row
+    assert rec.text == "-=Font Size=-"
+    assert rec.external_id == "callback:4382bfdwdsb323b2d9"
+    assert rec.sender == Handle(TELEGRAM, "1")
+    assert rec.meta["callback_query_id"] == "4382bfdwdsb323b2d9"
+    assert rec.reply_to_external_id == "2:3572"      # the bot's message with the keyboard
+    assert rec.content_type == "button"
+
+
+def test_button_press_without_the_keyboard_keeps_the_data_as_text(parse):
+    rec = parse("tgdocs-sample_via_tnt-tg-bot__callback_query.json")
+    assert isinstance(rec, Inbound)
+    assert rec.text == rec.button_id == "Data from button callback"
+    assert rec.reply_to_external_id is None
+
+
+def test_button_press_in_a_group_is_ignored_unless_groups_are_enabled(connector):
+    update = load("telegrambots__callback_query_with_message.json")
+    update["callback_query"]["message"]["chat"].update(id=-100, type="supergroup")
+    (rec,) = connector.parse({}, update)
+    assert isinstance(rec, Ignored) and "group" in rec.reason
+    update["callback_query"].pop("data")
+    (rec,) = connector.parse({"allow_groups": True}, update)
+    assert isinstance(rec, Ignored) and "without data" in rec.reason

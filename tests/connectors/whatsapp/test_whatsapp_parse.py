@@ -165,6 +165,8 @@ def test_button_and_list_replies_take_their_title(connector, load):
     quick = parse_one(connector, load, "pywa_callback_button__quick_reply.json")
     assert quick.text == "title" and quick.meta["button"]["payload"] == "callback_data"
     assert quick.reply_to_external_id == "wamid.xyzxyz=="
+    # the id of the pressed button / row / quick reply is the message's button_id
+    assert button.button_id == listed.button_id == quick.button_id == "callback_data"
 
 
 def test_quick_reply_without_context_matches_contact_by_bsuid(connector, load):

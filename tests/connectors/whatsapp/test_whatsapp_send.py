@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from connectors.base import (
-    PHONE, WHATSAPP, Handle, Outbound, OutboundAttachment, PermanentError, SendResult,
+    PHONE, WHATSAPP, Button, Handle, Outbound, OutboundAttachment, PermanentError, SendResult,
     TransientError,
 )
 from connectors.whatsapp import download_media, mark_read, window_open
@@ -298,3 +298,39 @@ def test_text_mentioning_status_read_is_a_text_message_not_a_receipt(connector, 
     assert result.external_id.startswith("wamid.")
     assert receipt == {"messaging_product": "whatsapp", "status": "read",
                        "message_id": "wamid.INCOMING=="}
+
+
+# --- quick-reply buttons ---------------------------------------------------------------------
+
+YES_NO = (Button("kb:3:yes", "Tak, dziękuję"), Button("kb:3:no", "Nie, potrzebuję konsultanta"))
+
+
+def test_up_to_three_buttons_are_interactive_reply_buttons(connector, settings, fake):
+    connector.send(settings, outbound("Zwrot w ciągu 14 dni. Czy to pomogło?", buttons=YES_NO))
+    (request,) = fake.requests
+    body = request.json
+    assert body["type"] == "interactive"
+    assert body["interactive"]["type"] == "button"
+    assert body["interactive"]["body"]["text"] == "Zwrot w ciągu 14 dni. Czy to pomogło?"
+    replies = [b["reply"] for b in body["interactive"]["action"]["buttons"]]
+    # a title over WhatsApp's 20 characters is cut (the fake refuses longer ones, like Meta)
+    assert replies == [{"id": "kb:3:yes", "title": "Tak, dziękuję"},
+                       {"id": "kb:3:no", "title": "Nie, potrzebuję kon…"}]
+
+
+def test_four_to_ten_buttons_become_a_list(connector, settings, fake):
+    buttons = tuple(Button(f"menu:{n}", f"Temat {n}") for n in range(1, 6))
+    connector.send(settings, outbound("Wybierz temat", buttons=buttons))
+    inter = fake.requests[0].json["interactive"]
+    assert inter["type"] == "list"
+    rows = inter["action"]["sections"][0]["rows"]
+    assert [r["id"] for r in rows] == [f"menu:{n}" for n in range(1, 6)]
+
+
+def test_more_than_ten_buttons_are_listed_in_the_text(connector, settings, fake):
+    buttons = tuple(Button(f"menu:{n}", f"Temat {n}") for n in range(1, 12))
+    connector.send(settings, outbound("Wybierz temat", buttons=buttons))
+    body = fake.requests[0].json
+    assert body["type"] == "text"
+    assert body["text"]["body"].startswith("Wybierz temat\n\n1. Temat 1\n2. Temat 2")
+    assert "11. Temat 11" in body["text"]["body"]
