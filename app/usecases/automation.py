@@ -402,8 +402,8 @@ def _assign_team(session, rule, conversation, action) -> str:
 
 
 def _distribute(session, rule, conversation, action) -> str | None:
-    if conversation.handled_by is not None:
-        return None   # a bot holds it; its hand-off distributes it (app/usecases/bots.py)
+    if conversation.handled_by is not None:   # a bot holds it; its hand-off distributes it
+        return f"left to the bot ({conversation.handled_by}) until it hands over"
     team = session.get(Team, action["team_id"]) if action.get("team_id") else \
         distribution.team_for(session, conversation)
     if team is None:
@@ -411,8 +411,6 @@ def _distribute(session, rule, conversation, action) -> str | None:
             "team_id") else "the conversation has no team and its channel belongs to none")
     if conversation.assignee_id is not None and not action.get("reassign"):
         return None   # already someone's
-    if conversation.handled_by is not None:
-        return f"left to the bot ({conversation.handled_by}) until it hands over"
     agent_id = distribution.distribute(session, conversation, team,
                                        reason=f"rule '{rule.name}'")
     if agent_id is None:
