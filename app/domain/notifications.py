@@ -196,6 +196,9 @@ def create_pending(session: Session, _flush_context) -> None:
     if not pending:
         return
     actor_id = session.info.get(ACTOR_KEY)
+    # a conversation assigned in the transaction that brought its message: one notification
+    assigned_now = {c for kind, c, _ in pending if kind == "assigned"}
+    pending = [p for p in pending if p[0] == "assigned" or p[1] not in assigned_now]
     for kind, conversation_id, ref in pending:
         conversation = session.get(Conversation, conversation_id)
         if conversation is None or conversation.assignee_id is None:
