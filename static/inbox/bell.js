@@ -49,6 +49,8 @@ function renderPanel() {
     bell.next ? el("button", { type: "button", class: "link bell-more", onclick: loadMore }, T.load_more) : "",
     el("div", { class: "bell-options" }, option("sound", T.notif_sound), option("title_badge", T.notif_title_badge)));
   panel.hidden = false;
+  // at phone width the panel spans the window (fixed), under the bell wherever the header wrapped it
+  panel.style.top = getComputedStyle(panel).position === "fixed" ? `${$("bell").getBoundingClientRect().bottom + 8}px` : "";
 }
 
 async function load() {
@@ -178,6 +180,7 @@ export function setupBell() {
   document.addEventListener("click", (e) => {
     if (bell.open && !e.target.closest("#bell-panel, #bell")) { bell.open = false; button.setAttribute("aria-expanded", "false"); renderPanel(); }
   });
+  window.addEventListener("resize", () => { if (bell.open) renderPanel(); });
   document.addEventListener("keydown", (e) => {
     if (e.key === "Escape" && bell.open) { bell.open = false; button.setAttribute("aria-expanded", "false"); renderPanel(); button.focus(); }
   });

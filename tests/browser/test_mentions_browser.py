@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests import inbox_helpers as h
-from tests.browser.screen import check_axe, check_screen, wait_js
+from tests.browser.screen import DESKTOP, PHONE, check_axe, check_screen, wait_js
 from tests.conftest import release_db
 from tests.inbox_helpers import shot, sign_in, telegram_post
 
@@ -112,6 +112,12 @@ def test_mentions_reach_the_bell_live_and_open_the_conversation(backend, team, b
     check_screen(anna)
     check_axe(anna, "inbox with the notification centre open")
     shot(anna, "notification-centre")
+    anna.set_viewport_size(PHONE)
+    box = anna.locator("#bell-panel").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], box
+    check_axe(anna, "the notification centre at 390 px")
+    shot(anna, "notification-centre-phone")
+    anna.set_viewport_size(DESKTOP)
     anna.click(f"#bell-panel .bell-item.unread[data-conversation='{peter}']")
     wait_js(anna, f"() => window.threadline.state.current.id === {peter}")
     anna.wait_for_selector("#bell-count", state="hidden")
