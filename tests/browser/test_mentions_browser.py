@@ -101,6 +101,9 @@ def test_mentions_reach_the_bell_live_and_open_the_conversation(backend, team, b
     wait_js(anna, f"() => window.threadline.state.current && window.threadline.state.current.id === {peter}")
     anna.wait_for_selector("#bell-count", state="hidden")
     assert not anna.title().startswith("(")
+    # the note names her: marked in the thread, the handles too
+    anna.wait_for_selector(".msg.note.mentions-me .mention:text-is('@Анна')")
+    assert anna.locator(".msg.note.mentions-me .mention").all_inner_texts() == ["@Анна", "@Sam"]
 
     # a second mention elsewhere: through the bell's list
     open_row(anna, "Вера")   # she looks at Vera's; the mention comes on Пётр's conversation
