@@ -118,3 +118,37 @@ def test_notification_options_are_saved_per_agent(app, api, setup):
     assert as_anna.get("/notifications/settings").json == {"sound": True, "title_badge": False}
     assert api.get("/notifications/settings").json == {"sound": False, "title_badge": True}
     assert as_anna.put("/notifications/settings", json={"sound": "loud"}).status_code == 422
+
+
+def test_notification_created_reaches_that_agent_only(backend, ctx, admin, telegram_api,
+                                                      start_server):
+    """A real server (through Redis on PostgreSQL): the mentioned agent's browsers get
+    `notification.created`; another agent of the same channel hears nothing of it."""
+    import requests
+
+    from tests.conftest import AgentSocket, login_session, release_db
+
+    support, _sales = h.channels(telegram_api)
+    h.agent("anna@example.com", "Анна Соколова", ["Support"])
+    h.agent("boris@example.com", "Boris Agent", ["Support"])
+    conversation_id = h.inbound(support, 830, "Нужна помощь", "Пётр").conversation_id
+    h.reset_login_limit()
+    release_db()
+    server = start_server()
+    anna, boris = (login_session(server.url, f"{n}@example.com", h.PASSWORD) for n in ("anna", "boris"))
+    anna_socket, boris_socket = AgentSocket(server.url, anna), AgentSocket(server.url, boris)
+    try:
+        note = boris.post(f"{server.url}/api/v1/conversations/{conversation_id}/notes",
+                          json={"text": "@Анна посмотри"}, timeout=30)
+        assert note.status_code == 201, note.text
+        got = anna_socket.wait_for("notification.created")
+        assert got["data"]["kind"] == "mention" and got["data"]["conversation_id"] == conversation_id
+        assert got["data"]["actor_name"] == "Boris Agent" and got["data"]["customer_name"] == "Пётр"
+        # boris saw the note itself (message.created) but no notification
+        boris_socket.wait_for("message.created", lambda d: d["data"]["direction"] == "note")
+        assert not [e for e, _ in boris_socket.events if e == "notification.created"]
+        assert requests.get(f"{server.url}/api/v1/notifications", cookies=anna.cookies,
+                            timeout=30).json()["unread"] == 1
+    finally:
+        anna_socket.close()
+        boris_socket.close()
