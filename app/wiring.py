@@ -18,7 +18,7 @@ from connectors.crm import CrmUpsert
 from connectors.telegram import ReachabilityChange
 from connectors.whatsapp import NumberChange
 
-from app.domain import agents, search
+from app.domain import agents, notifications, search
 from app.infra import events, queues
 from app.infra.state import queue
 from app.usecases import (
@@ -125,6 +125,11 @@ LISTENERS: list[tuple[Any, str, Callable[..., Any]]] = [
     (Session, "after_flush", bots.wake_after_commit),    # customer messages wake the bots
     (Session, "after_commit", bots.clear_wake),
     (Session, "after_rollback", bots.clear_wake),
+    # notifications of assignments and new customer messages, whatever made them
+    (Session, "after_flush", notifications.collect),
+    (Session, "after_flush_postexec", notifications.create_pending),
+    (Session, "after_commit", notifications.forget),
+    (Session, "after_rollback", notifications.forget),
 ]
 
 

@@ -39,8 +39,13 @@ export function el(tag, attrs = {}, ...children) {
 // (e.g. Undo) becomes a button in it; errors stay longer and are announced as alerts
 export function toast(text, timeout = 4000, action = null) {
   const node = document.getElementById("toast");
-  node.replaceChildren(el("span", { class: "toast-text" }, text),
-    action ? el("button", { type: "button", class: "toast-action", onclick: () => { node.hidden = true; action.run(); } }, action.label) : "");
+  const run = action ? () => { node.hidden = true; action.run(); } : null;
+  // `action.whole`: the whole toast is the action (a notification opens its conversation)
+  const body = action && action.whole
+    ? el("button", { type: "button", class: "toast-text toast-open", onclick: run }, text)
+    : el("span", { class: "toast-text" }, text);
+  node.replaceChildren(body,
+    action && !action.whole ? el("button", { type: "button", class: "toast-action", onclick: run }, action.label) : "");
   node.hidden = false;
   clearTimeout(toast.timer);
   toast.timer = setTimeout(() => { node.hidden = true; }, timeout);

@@ -16,7 +16,6 @@ from app.infra.events import end_agent_sockets
 from app.infra.models import Agent, ApiToken, Team, utcnow
 from app.infra.state import db
 
-MENTION = re.compile(r"@([\w.\-]+(?:@[\w.\-]+)?)", re.UNICODE)
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 8
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
@@ -130,20 +129,6 @@ def create_agent(email: str, name: str, password: str, role: str = "agent",
     db.session.add(agent)
     db.session.flush()
     return agent
-
-
-def mentioned_agents(text: str) -> list[Agent]:
-    """`@irina`, `@irina@demo.threadline.local` or `@Ирина` (a first name) name an agent."""
-    handles = {h.lower().rstrip(".") for h in MENTION.findall(text or "")}
-    if not handles:
-        return []
-    found = []
-    for agent in db.session.scalars(select(Agent).where(Agent.active.is_(True))):
-        local = agent.email.split("@")[0].lower()
-        first = (agent.name.split() or [""])[0].lower()
-        if agent.email.lower() in handles or local in handles or first in handles:
-            found.append(agent)
-    return found
 
 
 # --- admin operations: invite, roles, teams, deactivation (issue 16) ----------------------

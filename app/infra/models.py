@@ -882,3 +882,34 @@ class KbArticle(Base):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Notification(Base):
+    """One agent's notification: a mention in a note, a conversation assigned to them, a new
+    message in a conversation they hold (app.domain.notifications). Unread while read_at is
+    null; new messages in one conversation fold into the agent's unread one (`count`)."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_agent", "agent_id", "id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))  # mention | assigned | message
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id",
+                                                            ondelete="CASCADE"))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id",
+                                                              ondelete="SET NULL"))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    text: Mapped[str] = mapped_column(Text, default="")
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    read_at: Mapped[datetime | None]
+
+
+class NotificationPrefs(Base):
+    """An agent's notification options: a sound on a new one, the unread count in the tab."""
+
+    __tablename__ = "notification_prefs"
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    sound: Mapped[bool] = mapped_column(Boolean, default=False)
+    title_badge: Mapped[bool] = mapped_column(Boolean, default=True)

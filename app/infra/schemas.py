@@ -170,6 +170,9 @@ class ReplyIn(Schema):
 
 class NoteIn(Schema):
     text = String(required=True, validate=Length(1, 100_000))
+    mentions = List(Integer(), load_default=list, validate=Length(max=100),
+                    metadata={"description": "ids of mentioned agents (besides @handles in "
+                                             "the text)"})
 
 
 class ConversationPatch(Schema):

@@ -206,11 +206,14 @@ def enqueue_reply(session: Session, conversation: Conversation, agent: Agent | N
     return message
 
 
-def add_note(session: Session, conversation: Conversation, agent: Agent, text: str) -> Message:
+def add_note(session: Session, conversation: Conversation, agent: Agent, text: str,
+             meta: dict | None = None) -> Message:
     """An internal note: part of the thread, never sent to the customer."""
     message = Message(conversation_id=conversation.id, customer_id=conversation.customer_id,
                       channel_id=None, direction="note", author_id=agent.id, text=text,
                       status="received", created_at=utcnow())
+    if meta:
+        message.meta = meta
     session.add(message)
     session.flush()
     record_event(session, "message.created", message_schema.dump(message), conversation.channel_id)

@@ -33,7 +33,13 @@ export function editField(key, label, value, save, attrs = {}) {
       input.setAttribute("aria-invalid", "true");
     }
     const entry = said.get(id);
-    status.className = `field-status ${entry.kind}`; status.textContent = entry.text;
+    // a live redraw of the card while saving replaced these nodes: say it on the ones shown
+    const shown = document.getElementById(`${id}-status`) || status;
+    shown.className = `field-status ${entry.kind}`; shown.textContent = entry.text;
+    const field = document.getElementById(id);
+    if (field && field !== input) {
+      if (entry.kind === "error") field.setAttribute("aria-invalid", "true"); else field.removeAttribute("aria-invalid");
+    }
   });
   return el("div", { class: "card-field" }, el("label", { for: id }, label), input, status);
 }

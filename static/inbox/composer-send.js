@@ -1,11 +1,12 @@
 // Sending from the composer: a note, or a reply on the picked channel (to the picked handle,
 // with subject, template and attachments). New messages from others since the agent started
 // typing hold the first Send back with a warning; the second sends.
-import { T, api } from "../common.js";
+import { T, api, toast } from "../common.js";
+import { pickedMentions } from "./composer-mentions.js";
 import { draftKey } from "./composer.js";
 import { renderChips } from "./composer-files.js";
 import { updateRules } from "./composer-rules.js";
-import { showError } from "./format.js";
+import { fmt, showError } from "./format.js";
 import { $, state } from "./state.js";
 import { replaceMessage } from "./timeline.js";
 
@@ -24,6 +25,7 @@ export async function send(c) {
     const message = await post(c, body, tokens, template);
     replaceMessage(message);
     clearAfterSend(c, reply);
+    tellUnreachable(message);
   } catch (e) { showError(e); }
   updateRules(c);
 }
@@ -46,7 +48,7 @@ function warnCollision(cur) {
 function post(c, body, tokens, template) {
   const { cur } = c;
   return cur.mode === "note"
-    ? api(`/conversations/${cur.id}/notes`, { method: "POST", body: JSON.stringify({ text: body }) })
+    ? api(`/conversations/${cur.id}/notes`, { method: "POST", body: JSON.stringify({ text: body, mentions: pickedMentions(c, body) }) })
     : api(`/conversations/${cur.id}/messages`, { method: "POST", body: JSON.stringify({
         text: body || (template ? `[template ${template.name}]` : ""),
         template: template ? { name: template.name, language: { code: template.language } } : null,
@@ -55,9 +57,17 @@ function post(c, body, tokens, template) {
         subject: !c.subject.hidden && c.subject.value ? c.subject.value : null }) });
 }
 
+// mentioned agents who may not see this conversation's channel were not notified: say so
+function tellUnreachable(message) {
+  const unreachable = (message.meta || {}).mentions_unreachable || [];
+  if (unreachable.length)
+    toast(fmt(T.mention_unreachable, { names: unreachable.map((a) => a.name).join(", ") }), 10000);
+}
+
 function clearAfterSend(c, reply) {
   const { cur } = c;
   c.text.value = "";
+  if (cur.mentionIds) cur.mentionIds.clear();
   if (reply) { cur.uploads = []; cur.cannedId = null; renderChips(c); }
   localStorage.removeItem(draftKey(cur.id, cur.mode));
   cur.typingSince = null; cur.collision = false; cur.collisionShown = false;

@@ -5,6 +5,7 @@
 import { T, el } from "../common.js";
 import { showSuggestions } from "./canned.js";
 import { buildFileParts } from "./composer-files.js";
+import { hideMentions, mentionKeydown, setupMentions, showMentions } from "./composer-mentions.js";
 import { updateRules } from "./composer-rules.js";
 import { send } from "./composer-send.js";
 import { ICONS } from "./format.js";
@@ -50,7 +51,8 @@ function buildForm(c) {
     el("button", { type: "button", "data-mode": "reply", onclick: () => setMode(c, "reply") }, T.reply),
     el("button", { type: "button", "data-mode": "note", onclick: () => setMode(c, "note") }, T.note));
   c.form = el("form", { class: "composer", id: "composer", onsubmit: (e) => { e.preventDefault(); send(c); } },
-    c.tabs, el("div", { class: "route" }, c.picker, c.toChip, c.subject, c.templatePicker), c.rules, c.suggestions, c.text, c.hint, c.chips,
+    c.tabs, el("div", { class: "route" }, c.picker, c.toChip, c.subject, c.templatePicker), c.rules, c.suggestions,
+    setupMentions(c), c.text, c.hint, c.chips,
     el("div", { class: "buttons" }, c.attachButton, c.fileInput, c.sendButton));
 }
 
@@ -66,6 +68,7 @@ function setMode(c, mode) {
   text.value = localStorage.getItem(draftKey(cur.id, mode)) || "";
   text.placeholder = mode === "note" ? T.note_placeholder : T.reply_placeholder;
   c.sendButton.textContent = mode === "note" ? T.add_note : T.send;
+  hideMentions(c);
   updateRules(c);
 }
 
@@ -92,6 +95,7 @@ export function onInput(c) {
   else if (!cur.typingSince) cur.typingSince = Date.now();
   updateRules(c);
   showSuggestions(c);
+  showMentions(c);
   announceTyping(c);
 }
 
@@ -111,6 +115,7 @@ function announceTyping(c) {
 }
 
 function onKeydown(c, e) {
+  if (mentionKeydown(c, e)) return;
   if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); send(c); }
   else if ((e.key === "Tab" || e.key === "Enter") && c.cur.suggestion) { e.preventDefault(); c.cur.suggestion(); }
   else if (e.key === "Escape") { c.suggestions.hidden = true; c.text.blur(); }

@@ -7,7 +7,7 @@ import { renderActions } from "./actions.js";
 import { snoozedUntil } from "./snooze.js";
 import { slaBadge } from "./routing.js";
 import { openConversation } from "./thread.js";
-import { matchesView, viewParams } from "./views.js";
+import { MENTIONS_VIEW, matchesView, renderViews, viewParams } from "./views.js";
 
 function listQuery(cursor) {
   const params = new URLSearchParams({ limit: "50", ...viewParams(state.view) });
@@ -15,8 +15,28 @@ function listQuery(cursor) {
   return `/conversations?${params}`;
 }
 
+// the Mentions view: conversations whose notes mention me, unread mentions first; opening
+// the view marks those mentions read (the rows keep their mark until the view is left)
+async function loadMentions() {
+  const answer = await api("/mentions");
+  if (state.view !== MENTIONS_VIEW) return;
+  state.list = answer.items.map((i) => i.conversation);
+  state.mentionMarks = new Map(answer.items.map((i) => [i.conversation.id, i.unread]));
+  state.nextCursor = null;
+  state.list.forEach((c) => state.byId.set(c.id, c));
+  renderList();
+  const ids = answer.items.flatMap((i) => i.ids);
+  if (ids.length) {
+    const read = await api("/notifications/read", { method: "POST", body: JSON.stringify({ ids }) });
+    state.mentionsUnread = 0;
+    renderViews();
+    document.dispatchEvent(new CustomEvent("tl-mentions-read", { detail: { ids, unread: read.unread } }));
+  }
+}
+
 export async function loadList() {
   const view = state.view;
+  if (view === MENTIONS_VIEW) { await loadMentions(); return; }
   const page = await api(listQuery(null));
   if (view !== state.view) return;
   state.list = page.items;
@@ -35,6 +55,7 @@ async function loadMore() {
 }
 
 function sortList() {
+  if (state.view === MENTIONS_VIEW) return;  // the server's order: unread mentions first
   state.list.sort((a, b) => (a.last_activity_at === b.last_activity_at ? b.id - a.id
     : (b.last_activity_at > a.last_activity_at ? 1 : -1)));
 }
@@ -54,6 +75,8 @@ function renderRow(c, index) {
     el("div", { class: "preview" }, c.last_message_preview || ""),
     el("div", { class: "meta" },
       c.unread_count ? el("span", { class: "unread-mark", "data-unread": c.unread_count }, String(c.unread_count)) : "",
+      state.view === MENTIONS_VIEW && (state.mentionMarks || new Map()).get(c.id)
+        ? el("span", { class: "mention-mark", "data-mentions": state.mentionMarks.get(c.id), title: T.unread_mentions }, `@ ${state.mentionMarks.get(c.id)}`) : "",
       c.priority !== "normal" ? el("span", { class: `prio ${c.priority}` }, T[c.priority] || c.priority) : "",
       (c.labels || []).map((l) => el("span", { class: "tag" }, l)),
       snoozedUntil(c, T.until),

@@ -3,6 +3,7 @@
 // into the page as text nodes (textContent / append of strings), never parsed as HTML.
 // This module starts the page: the event head, the bootstrap, the list, then live updates.
 import { api } from "../common.js";
+import { setupBell } from "./bell.js";
 import { showError } from "./format.js";
 import { loadList } from "./list.js";
 import { setupNotifications } from "./notifications.js";
@@ -34,6 +35,7 @@ async function start() {
   setupSearch();
   setupKeys();
   setupNotifications();
+  setupBell();
   watchNetwork();
   setupAvailability().catch(() => {});
   connect();

@@ -1,11 +1,10 @@
 // Live events through Socket.IO /agents: conversations, messages and the open customer's card
 // applied as they come (deduplicated by event id), caught up through GET /events after a
-// reconnect; presence and mentions.
-import { T, api, toast } from "../common.js";
+// reconnect; presence; my notifications (app/domain/notifications.py) to the bell.
+import { T, api } from "../common.js";
+import { onNotification, refreshBell } from "./bell.js";
 import { concernsCard, refreshCard } from "./card.js";
-import { fmt } from "./format.js";
 import { upsertConversation } from "./list.js";
-import { notifyDesktop } from "./notifications.js";
 import { setOffline } from "./offline.js";
 import { $, state } from "./state.js";
 import { announceView, renderPresence } from "./thread.js";
@@ -43,11 +42,6 @@ function applyMessage(event) {
     if (event.type === "message.created" && data.direction === "in" && data.conversation_id === cur.id && !document.hidden)
       api(`/conversations/${cur.id}/read`, { method: "POST" }).then(upsertConversation).catch(() => {});
   }
-  if (event.type === "message.created" && data.direction === "in") {
-    const conv = state.byId.get(data.conversation_id);
-    if (conv && conv.assignee_id === state.me.id && (document.hidden || !cur || cur.id !== conv.id))
-      notifyDesktop(fmt(T.new_message_from, { name: conv.customer.name }), data.text, conv.id);
-  }
 }
 
 async function catchUp() {
@@ -74,11 +68,8 @@ export function connect() {
       renderPresence();
     }
   });
-  socket.on("mention", (event) => {
-    const d = event.data;
-    toast(`${fmt(T.mentioned_you, { name: d.by.name })}: ${d.text}`, 8000);
-    notifyDesktop(fmt(T.mentioned_you, { name: d.by.name }), d.text, d.conversation_id);
-  });
+  // mentions, assignments, new messages in mine: a row each on the server, pushed to me only
+  socket.on("notification.created", onNotification);
   // an admin changed what this agent sees (a new channel, a team membership): the server has
   // already moved this socket into the right rooms; the page re-reads its channels and teams
   socket.on("access.changed", async () => {
@@ -95,6 +86,7 @@ export function connect() {
     setOffline(!navigator.onLine);
     $("live").title = T.live;
     refreshCounts();
+    refreshBell();
     announceView();
     refreshAvailability();
   });

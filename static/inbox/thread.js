@@ -10,6 +10,7 @@ import { renderList, upsertConversation } from "./list.js";
 import { $, state, threadEl } from "./state.js";
 import { renderTimeline, scrollToCurrent } from "./timeline.js";
 import { loadActivity } from "./routing.js";
+import { readConversation } from "./bell.js";
 
 let openSeq = 0;
 // `focus`: {messageId, terms} from a search hit: that message scrolled into view, highlighted
@@ -33,6 +34,7 @@ export async function openConversation(id, focus = null) {
   renderList();
   if (focus && focus.messageId) showMessage(focus.messageId, focus.terms);
   announceView();
+  readConversation(id);  // its notifications in the bell are read now
   if (data.conversation.unread_count) {
     api(`/conversations/${id}/read`, { method: "POST" }).then(upsertConversation).catch(() => {});
   }

@@ -30,6 +30,13 @@ function renderButtons(m) {
   return null;
 }
 
+// a note's @handles marked (as text nodes, never HTML); a note naming me stands out
+function noteText(m) {
+  if (m.direction !== "note" || !((m.meta || {}).mentions || []).length) return m.text;
+  return m.text.split(/((?<![\p{L}\p{N}_@])@[\p{L}\p{N}][\p{L}\p{N}._-]*(?:@[\w.-]+)?)/u)
+    .map((part, i) => (i % 2 ? el("span", { class: "mention" }, part) : part));
+}
+
 function renderMessage(m) {
   const author = m.author_id ? state.agents.get(m.author_id) : null;
   const bot = !author && m.meta && m.meta.bot;
@@ -38,10 +45,11 @@ function renderMessage(m) {
         m.status === "failed" && m.error ? el("span", { class: "reason" }, `: ${m.error}`) : null,
         m.status === "failed" ? el("button", { class: "retry", type: "button", onclick: () => retry(m.id) }, T.retry) : null)
     : null;
-  return el("div", { class: `msg ${m.direction}${m.deleted ? " deleted" : ""}`, "data-message": m.id, "data-direction": m.direction, "data-at": m.created_at },
+  const mentionsMe = m.direction === "note" && ((m.meta || {}).mentions || []).includes(state.me.id);
+  return el("div", { class: `msg ${m.direction}${m.deleted ? " deleted" : ""}${mentionsMe ? " mentions-me" : ""}`, "data-message": m.id, "data-direction": m.direction, "data-at": m.created_at },
     m.direction === "note" ? el("div", { class: "note-label" }, `✎ ${T.internal_note}`) : null,
     m.subject && m.direction !== "note" ? el("div", { class: "subject" }, m.subject) : null,
-    el("div", { class: "text" }, m.text || (m.content_type !== "text" ? `[${m.content_type}]` : "")),
+    el("div", { class: "text" }, (m.text && noteText(m)) || (m.content_type !== "text" ? `[${m.content_type}]` : "")),
     (m.attachments || []).map(renderAttachment),
     renderButtons(m),
     el("div", { class: "meta" },

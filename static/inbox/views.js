@@ -1,4 +1,4 @@
-// The left pane: the views (all open, mine, unassigned, teams, channels, labels, snoozed,
+// The left pane: the views (all open, mine, unassigned, mentions of me, teams, channels, labels, snoozed,
 // resolved, merge suggestions) with their live counts, and what each view lists.
 import { T, api, el } from "../common.js";
 import { ICONS } from "./format.js";
@@ -22,7 +22,11 @@ export function viewParams(view) {
   }
 }
 
+export const MENTIONS_VIEW = "mentions";
+
 export function matchesView(view, c) {
+  // the Mentions view lists what the server says (GET /mentions); live changes update its rows
+  if (view === MENTIONS_VIEW) return state.list.some((x) => x.id === c.id);
   const p = viewParams(view);
   if (c.status !== p.status) return false;
   if (p.assignee === "me" && c.assignee_id !== state.me.id) return false;
@@ -37,7 +41,7 @@ export function matchesView(view, c) {
 export function renderViews() {
   // each view: its name, how many conversations it holds (grey) and how many are unread (badge)
   const item = (key, label, icon = "") => {
-    const n = state.counts[key] || 0;
+    const n = key === MENTIONS_VIEW ? state.mentionsUnread || 0 : state.counts[key] || 0;
     const total = (state.totals || {})[key] || 0;
     return el("button", { class: `view${state.view === key ? " active" : ""}`, "data-view": key,
                           type: "button", onclick: () => selectView(key), title: label },
@@ -50,6 +54,7 @@ export function renderViews() {
   viewsEl.replaceChildren(
     item("open", T.all_open), item("mine", T.mine), item("unassigned", T.unassigned),
     item("bot", T.bot_view),
+    item(MENTIONS_VIEW, T.mentions_view, "@"),
     ...section(T.teams, state.teams.map((t) => item(`team:${t.id}`, (T.team_names || {})[t.name] || t.name))),
     ...section(T.channels, [...state.channels.values()].map((c) => item(`channel:${c.id}`, c.name, ICONS[c.kind]))),
     ...section(T.labels, state.labels.map((l) => item(`label:${l}`, l, "#"))),
@@ -65,6 +70,7 @@ export function refreshCounts() {
       const answer = await api("/inbox/views");
       state.counts = answer.counts;
       state.totals = answer.totals || {};
+      state.mentionsUnread = (await api("/mentions")).unread;
       renderViews();
       loadMergeCount();
     } catch (e) { /* a reconnect will try again */ }

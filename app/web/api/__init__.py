@@ -22,3 +22,4 @@ from app.web.api import routing  # noqa: E402,F401  (availability, rules, activi
 from app.web.api import bots  # noqa: E402,F401  (outside bots: registration, hand-off, return)
 from app.web.api import csat  # noqa: E402,F401  (feedback after a conversation: issue 21)
 from app.web.api import kb  # noqa: E402,F401  (knowledge base: issue 18)
+from app.web.api import notifications  # noqa: E402,F401  (the bell, the Mentions view)

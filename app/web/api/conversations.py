@@ -10,12 +10,11 @@ from sqlalchemy import and_, or_, select, text
 from sqlalchemy.orm import selectinload
 
 from app.domain.access import can_see_conversation, visible_channel_ids
-from app.domain.agents import mentioned_agents
 from app.domain.bots import ROLE as BOT_ROLE
 from app.domain.bots import bot_of_agent, holder
+from app.domain import notifications
 from app.domain.conversations import apply_patch
 from app.domain.conversations import mark_read as mark_conversation_read
-from app.infra.events import notify_agent
 from app.infra.inbox_schemas import BulkIn, BulkOut, InboxConversationQuery
 from app.infra.models import Bot, Conversation, Customer, Message
 from app.infra.schemas import (
@@ -160,6 +159,7 @@ def _apply_patch(conversation: Conversation, patch: dict) -> None:
     """The domain's checked change, and the activity line saying which agent made it."""
     before = {"assignee_id": conversation.assignee_id, "team_id": conversation.team_id,
               "status": conversation.status}
+    notifications.acting_agent(db.session, current_agent().id)
     apply_patch(db.session, conversation, patch)
     record_manual_change(db.session, conversation, current_agent(), before)
 
@@ -252,17 +252,12 @@ def create_note(conversation_id: int, note):
     conversation = get_visible_conversation(conversation_id)
     acting_bot(conversation)
     author = current_agent()
-    message = add_note(db.session, conversation, author, note["text"])
-    mentioned = [a for a in mentioned_agents(note["text"]) if a.id != author.id]
-    if mentioned:
-        message.meta = {**(message.meta or {}), "mentions": [a.id for a in mentioned]}
+    mentioned, unreachable = notifications.note_mentions(
+        db.session, conversation, author, note["text"], note["mentions"])
+    message = add_note(db.session, conversation, author, note["text"],
+                       meta=notifications.mention_meta(mentioned, unreachable))
+    notifications.notify_mentions(db.session, message, author, mentioned, unreachable)
     db.session.commit()
-    for agent in mentioned:
-        if can_see_conversation(agent, conversation):
-            notify_agent(agent.id, "mention", {
-                "conversation_id": conversation.id, "message_id": message.id,
-                "by": {"id": author.id, "name": author.name}, "text": note["text"][:300],
-                "customer": conversation.customer.name})
     return message
 
 
