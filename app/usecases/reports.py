@@ -169,14 +169,16 @@ def _reset(session: Session, state: ReportState, tz: str) -> None:
               for label in _clean_labels(values)]
     if labels:
         session.execute(insert(ReportLabel), labels)
-    logged = select(ReportStatusChange.id).where(
-        ReportStatusChange.conversation_id == Conversation.id).exists()
+    # NOT IN (a set computed once), not a correlated NOT EXISTS: on PostgreSQL the planner,
+    # seeing an empty log, scanned it once per conversation while this very statement filled
+    # it (quadratic: a rebuild at 200,000 conversations did not finish in minutes)
+    logged = select(ReportStatusChange.conversation_id)
     session.execute(insert(ReportStatusChange).from_select(
         ["conversation_id", "channel_id", "agent_id", "old_status", "new_status", "at"],
         select(Conversation.id, Conversation.channel_id, Conversation.assignee_id,
                cast(null(), String(20)), Conversation.status, Conversation.resolved_at)
         .where(Conversation.status == "resolved", Conversation.resolved_at.is_not(None),
-               ~logged)))
+               Conversation.id.not_in(logged))))
     # merges so far are in the raw rows already: only later ones need following
     state.value = _fresh_state(
         tz, session.scalar(select(func.max(CustomerMerge.id))) or 0,
