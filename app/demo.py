@@ -311,13 +311,13 @@ def _crm(session, rng: random.Random, customer_id: int, company: str | None, age
 
 
 def _sla(session, now: datetime) -> None:
-    """An SLA policy (first response in an hour, resolution in a day) with the due times it
+    """An SLA policy (first response in two hours, resolution in a day) with the due times it
     gives each demo conversation from its first customer message, and the breaches the sweep
     would have recorded: the Reports page's SLA block has something to show."""
     from app.infra.models import SlaPolicy
     from app.usecases.automation import record_breaches
 
-    policy = SlaPolicy(name="Standard", first_response_minutes=60, resolution_minutes=24 * 60)
+    policy = SlaPolicy(name="Standard", first_response_minutes=120, resolution_minutes=24 * 60)
     session.add(policy)
     session.flush()
     first_in = dict(session.execute(select(Message.conversation_id, func.min(Message.created_at))
@@ -331,7 +331,7 @@ def _sla(session, now: datetime) -> None:
         if start is None:
             continue
         conversation.sla_policy_id = policy.id
-        conversation.first_response_due_at = start + timedelta(minutes=60)
+        conversation.first_response_due_at = start + timedelta(minutes=120)
         conversation.resolution_due_at = start + timedelta(hours=24)
         conversation.first_response_at = conversation.first_response_at or first_out.get(conversation.id)
     session.flush()
