@@ -442,14 +442,13 @@ def main() -> None:
         # as one commit, folded by the rollup: its throughput against ingest's rate
         import uuid
 
-        rng = random.Random(5)
         recent = db.session.execute(select(Conversation.id, Conversation.customer_id,
                                            Conversation.channel_id)
                                     .order_by(Conversation.id.desc()).limit(2000)).all()
         rows = []
         for cid, customer, channel in recent:
             for j in range(10):
-                rows.append((str(uuid.UUID(int=rng.getrandbits(128))), cid, customer, channel,
+                rows.append((str(uuid.uuid4()), cid, customer, channel,
                              "in" if j % 2 == 0 else "out", None if j % 2 == 0 else admin.id,
                              "text", "…", "received", 0, now + timedelta(seconds=j), False, False,
                              "[]", "{}", None))
