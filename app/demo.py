@@ -242,6 +242,7 @@ def load_demo(force: bool = False, echo: Callable[[str], None] = print,
             conversation.customer.company = company
         if (index + 1) % 10 == 0:
             echo(f"  {index + 1}/{len(PEOPLE)} customers")
+    _sla(session, now)
     # the standard rules (off until switched on), and the history is not news to them
     install_standard_rules(session)
     skip_history(session)
@@ -375,3 +376,31 @@ def _crm(session, rng: random.Random, customer_id: int, company: str | None, age
     if rng.random() < 0.3:
         session.add(Note(customer_id=customer_id, author_id=rng.choice(agents).id,
                          text=rng.choice(NOTES)))
+
+
+def _sla(session, now: datetime) -> None:
+    """An SLA policy (first response in two hours, resolution in a day) with the due times it
+    gives each demo conversation from its first customer message, and the breaches the sweep
+    would have recorded: the Reports page's SLA block has something to show."""
+    from app.infra.models import SlaPolicy
+    from app.usecases.automation import record_breaches
+
+    policy = SlaPolicy(name="Standard", first_response_minutes=120, resolution_minutes=24 * 60)
+    session.add(policy)
+    session.flush()
+    first_in = dict(session.execute(select(Message.conversation_id, func.min(Message.created_at))
+                                    .where(Message.direction == "in")
+                                    .group_by(Message.conversation_id)).all())
+    first_out = dict(session.execute(select(Message.conversation_id, func.min(Message.created_at))
+                                     .where(Message.direction == "out")
+                                     .group_by(Message.conversation_id)).all())
+    for conversation in session.scalars(select(Conversation)):
+        start = first_in.get(conversation.id)
+        if start is None:
+            continue
+        conversation.sla_policy_id = policy.id
+        conversation.first_response_due_at = start + timedelta(minutes=120)
+        conversation.resolution_due_at = start + timedelta(hours=24)
+        conversation.first_response_at = conversation.first_response_at or first_out.get(conversation.id)
+    session.flush()
+    record_breaches(session, now)

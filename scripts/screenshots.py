@@ -1,5 +1,6 @@
-"""Retake the README's screenshots from `threadline demo` data: docs/inbox.png (1440×900) and
-docs/inbox-phone.png (390×844). Needs the test extras (Playwright) and Debian's chromium.
+"""Retake the README's screenshots from `threadline demo` data: docs/inbox.png (1440×900),
+docs/inbox-phone.png (390×844) and docs/reports.png (the Reports page, last 90 days, whole page
+at 1440 wide). Needs the test extras (Playwright) and Debian's chromium.
 
     .venv/bin/python scripts/screenshots.py
 
@@ -72,6 +73,22 @@ def main() -> None:
                     page.screenshot(path=str(ROOT / "docs" / name))
                     print(f"docs/{name}")
                     page.context.close()
+                run("reports", "rollup")
+                page = browser.new_context(viewport={"width": 1440, "height": 900},
+                                           locale="en-US").new_page()
+                page.goto(f"http://127.0.0.1:{port}/login")
+                page.fill("input[name=email]", ADMIN)
+                page.fill("input[name=password]", PASSWORD)
+                page.click("button[type=submit]")
+                page.wait_for_selector("body[data-ready=yes]")
+                page.goto(f"http://127.0.0.1:{port}/reports")
+                page.wait_for_selector("body[data-reports=ready]")
+                page.select_option("select[name=period]", "90")
+                page.wait_for_selector("body[data-reports=ready]")
+                page.wait_for_selector("#table-sla table")
+                page.screenshot(path=str(ROOT / "docs" / "reports.png"), full_page=True)
+                print("docs/reports.png")
+                page.context.close()
                 browser.close()
         finally:
             server.terminate()

@@ -27,7 +27,7 @@ function setPeriod() {
 
 function query() {
   const params = new URLSearchParams();
-  for (const name of ["from", "to", "channel_id", "team_id", "agent_id"]) {
+  for (const name of ["from", "to", "channel_id", "team_id", "agent_id", "label"]) {
     const value = form[name].value;
     if (value) params.set(name, value);
   }
@@ -134,6 +134,37 @@ function speed(r) {
   }, [labels.map((_, i) => i), minutes("first_response", "median"), minutes("resolution", "median")]);
 }
 
+function slaTable(caption, first, rows) {
+  const cells = (kind) => [
+    { label: `${T[kind]}: ${T.sla_met}`, cell: (i) => num(i[kind].met) },
+    { label: T.sla_breached, cell: (i) => num(i[kind].breached) },
+    { label: T.sla_pending, cell: (i) => num(i[kind].pending) },
+    { label: T.met_share, cell: (i) => (i[kind].met_share === null ? "—" : pct(i[kind].met_share)) }];
+  return table(caption, [first, ...cells("first_response"), ...cells("resolution")], rows);
+}
+
+function sla(r) {
+  const t = r.sla;
+  put("sla-totals", el("div", { class: "totals" }, ["first_response", "resolution"].map((kind) =>
+    el("span", {}, el("b", {}, t[kind].met_share === null ? "—" : pct(t[kind].met_share)),
+      `${T[kind]}: ${T.met_share} (${num(t[kind].met)} / ${num(t[kind].met + t[kind].breached)})`))));
+  const rows = r.sla_by_channel.filter((i) => i.first_response.met + i.first_response.breached + i.first_response.pending
+    + i.resolution.met + i.resolution.breached + i.resolution.pending);
+  put("table-sla", slaTable(T.sla_by_channel, { label: T.channel, cell: (i) => i.channel_name || `#${i.channel_id}` }, rows));
+  put("table-sla-teams", slaTable(T.sla_by_team, { label: T.team, cell: (i) => i.name || (i.team_id ? `#${i.team_id}` : T.no_team) }, r.sla_by_team));
+  put("table-sla-agents", slaTable(T.sla_by_agent, { label: T.agent, cell: (i) => i.name || (i.agent_id ? `#${i.agent_id}` : T.unassigned) }, r.sla_by_agent));
+  const labels = rows.map((i) => i.channel_name || `#${i.channel_id}`);
+  const share = (kind) => rows.map((i) => (i[kind].met_share === null ? null : Math.round(i[kind].met_share * 1000) / 10));
+  chart("chart-sla", {
+    series: [{ label: T.channel, value: (u, v) => (v === null || labels[v] === undefined ? "—" : labels[v]) },
+      { label: `${T.first_response}: ${T.met_share}, %`, fill: "#16a34a88", stroke: "#16a34a", paths: uPlot.paths.bars({ size: [0.35, 60], align: -1 }), points: { show: false } },
+      { label: `${T.resolution}: ${T.met_share}, %`, fill: "#2f5bea88", stroke: "#2f5bea", paths: uPlot.paths.bars({ size: [0.35, 60], align: 1 }), points: { show: false } }],
+    scales: { x: { time: false, range: [-0.6, Math.max(0.6, labels.length - 0.4)] }, y: { range: [0, 100] } },
+    axes: [{ values: (u, ticks) => ticks.map((v) => (Number.isInteger(v) && labels[v] !== undefined ? labels[v] : "")), splits: () => labels.map((_, i) => i) },
+      { size: 50 }],
+  }, [labels.map((_, i) => i), share("first_response"), share("resolution")]);
+}
+
 function agents(r) {
   put("table-agents", table(T.agents, [
     { label: T.agent, cell: (a) => a.name || `#${a.agent_id}` }, { label: T.handled, cell: (a) => num(a.handled) },
@@ -200,7 +231,7 @@ function csat(r) {
     { label: T.csat_rate, cell: (i) => rate(i.response_rate) }], rows, t.asked ? t : null));
 }
 
-const RENDER = { volume, "response-times": speed, agents, "canned-usage": canned, sources, csat, bot };
+const RENDER = { volume, "response-times": (r) => { speed(r); sla(r); }, agents, "canned-usage": canned, sources, csat, bot };
 
 let loading = 0;  // a newer request wins: an older answer arriving late is dropped
 
@@ -209,7 +240,9 @@ async function load() {
   const q = query();
   const error = $("report-error");
   error.hidden = true;
-  for (const a of document.querySelectorAll("a.csv")) a.href = `/api/v1/reports/${a.dataset.report}?${q}${q ? "&" : ""}format=csv`;
+  for (const a of document.querySelectorAll("a.csv")) {
+    a.href = `/api/v1/reports/${a.dataset.report}?${q}${q ? "&" : ""}format=csv${a.dataset.table ? `&table=${a.dataset.table}` : ""}`;
+  }
   document.body.dataset.reports = "loading";
   try {
     const bodies = await Promise.all(Object.keys(RENDER).map((name) => api(`/reports/${name}?${q}`)));

@@ -125,6 +125,10 @@ def test_demo_fills_a_fresh_database_once(tmp_path):
     assert any(re.search(r"[а-яё]", t) for t in texts), texts
     assert any(re.search(r"[ąćęłńóśźż]", t) for t in texts), texts
     assert any(t.startswith("Hello") for t in texts), texts
+    # an SLA policy with due times on every conversation: the Reports page's SLA block
+    assert database.execute("SELECT count(*) FROM sla_policies").fetchone()[0] == 1
+    assert database.execute("SELECT count(*) FROM conversations "
+                            "WHERE first_response_due_at IS NOT NULL").fetchone()[0] == 200
     again = fresh(tmp_path, "demo")
     assert again.returncode != 0 and "--force" in again.stderr
     # the demo's reports: its messages folded in, some replies from canned replies

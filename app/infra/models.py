@@ -622,6 +622,56 @@ class ReportStatusChange(Base):
     at: Mapped[datetime] = mapped_column(index=True)
 
 
+# The label filter of the reports. Labels are a JSON list on the conversation and change at any
+# time, so the label is a dimension of its own: the rollup keeps each conversation's labels as
+# it last saw them (report_labels) and, per label, the same hourly and daily-reach rows as the
+# unlabelled tables. Adding a label to a conversation adds that conversation's messages to the
+# label's rows, removing it subtracts them: a filtered report reads as few rows as an
+# unfiltered one, whatever the share of conversations carrying the label.
+
+class ReportLabel(Base):
+    """A conversation's labels as the rollup last folded them."""
+
+    __tablename__ = "report_labels"
+    __table_args__ = (Index("ix_report_labels_label", "label", "conversation_id"),)
+    conversation_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    label: Mapped[str] = mapped_column(String(100), primary_key=True)
+
+
+class ReportLabelChange(Base):
+    """A conversation whose labels changed (written in the changing transaction)."""
+
+    __tablename__ = "report_label_changes"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReportLabelHourly(Base):
+    """report_hourly per label of the message's conversation."""
+
+    __tablename__ = "report_label_hourly"
+    label: Mapped[str] = mapped_column(String(100), primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(primary_key=True)
+    channel_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    direction: Mapped[str] = mapped_column(String(4), primary_key=True)
+    canned_reply_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    messages: Mapped[int] = mapped_column(Integer, default=0)
+    automated: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ReportLabelDailyCustomer(Base):
+    """report_daily_customers per label of the message's conversation."""
+
+    __tablename__ = "report_label_daily_customers"
+    __table_args__ = (Index("ix_report_label_daily_customers_customer", "customer_id"),)
+    label: Mapped[str] = mapped_column(String(100), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    channel_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
 # Search (PostgreSQL): full-text over the messages' stems ('simple' config over words
 # stemmed in Python: Russian, Polish and English alike), trigram indexes for customer names,
 # handles and the digits of phone handles. They are expression indexes, so SQLite (where
@@ -675,6 +725,13 @@ Index("ix_conversations_waiting", Conversation.__table__.c.team_id,
       Conversation.__table__.c.waiting_since,
       sqlite_where=text("waiting_since IS NOT NULL"),
       postgresql_where=text("waiting_since IS NOT NULL"))
+# the SLA block of the reports: conversations whose target fell due in the period
+Index("ix_conversations_first_response_due", Conversation.__table__.c.first_response_due_at,
+      sqlite_where=text("first_response_due_at IS NOT NULL"),
+      postgresql_where=text("first_response_due_at IS NOT NULL"))
+Index("ix_conversations_resolution_due", Conversation.__table__.c.resolution_due_at,
+      sqlite_where=text("resolution_due_at IS NOT NULL"),
+      postgresql_where=text("resolution_due_at IS NOT NULL"))
 
 
 class AutomationRule(Base):

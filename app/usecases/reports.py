@@ -9,7 +9,12 @@ session listener writes in the changing transaction) and folds them into:
 - report_customer_first: each customer's first message (new vs returning);
 - report_conversations: per conversation, where it started, its first response and its
   latest resolution;
-- report_responses: every agent reply to a waiting customer (first and next response times).
+- report_responses: every agent reply to a waiting customer (first and next response times);
+- report_labels, report_label_hourly, report_label_daily_customers: the label filter (see
+  _roll_labels: a label is a dimension of its own, kept as labels come and go).
+
+SLA met/breached (response-times) reads conversations whose target fell due in the period
+(indexed due times) with their breaches: one row per conversation, no scan of messages.
 
 Watermarks: ids are handed out before commit, so a row with a lower id can commit after a
 higher one was read. Ids skipped below the watermark are kept as "gaps" and looked at again
@@ -38,7 +43,7 @@ from typing import Any, Iterable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import has_app_context
-from sqlalchemy import String, cast, delete, distinct, func, insert, null, select
+from sqlalchemy import String, cast, delete, distinct, func, insert, null, select, text
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
@@ -58,9 +63,14 @@ from app.infra.models import (
     ReportCustomerFirst,
     ReportDailyCustomer,
     ReportHourly,
+    ReportLabel,
+    ReportLabelChange,
+    ReportLabelDailyCustomer,
+    ReportLabelHourly,
     ReportResponse,
     ReportState,
     ReportStatusChange,
+    SlaBreach,
     Team,
     agent_teams,
     team_channels,
@@ -74,7 +84,7 @@ GAP_TTL = 600.0          # seconds a skipped id is looked for again before it co
 MAX_GAPS = 20000
 MAX_DAYS = 366
 NAMES = ("volume", "response-times", "agents", "canned-usage", "sources", "csat", "bot")
-PARAMS = {"from", "to", "channel_id", "team_id", "agent_id", "format"}
+PARAMS = {"from", "to", "channel_id", "team_id", "agent_id", "label", "format", "table"}
 
 
 class ReportInputError(ValueError):
@@ -136,7 +146,7 @@ def _insert(session: Session, table):
 
 def _fresh_state(tz: str, merges_wm: int = 0, unmerged_at: str | None = None) -> dict[str, Any]:
     return {"tz": tz, "messages": {"wm": 0, "gaps": {}}, "status": {"wm": 0, "gaps": {}},
-            "merges": {"wm": merges_wm, "unmerged_at": unmerged_at}, "rolled_at": None}
+            "labels": {"wm": 0, "gaps": {}}, "merges": {"wm": merges_wm, "unmerged_at": unmerged_at}, "rolled_at": None}
 
 
 def _lock_state(session: Session) -> ReportState:
@@ -150,16 +160,25 @@ def _reset(session: Session, state: ReportState, tz: str) -> None:
     """Start over (first run, or the time zone changed): every aggregate is rebuilt from the
     raw rows. Conversations resolved before the status log existed get a log row."""
     for model in (ReportHourly, ReportDailyCustomer, ReportCustomerFirst, ReportConversation,
-                  ReportResponse):
+                  ReportResponse, ReportLabel, ReportLabelHourly, ReportLabelDailyCustomer):
         session.execute(delete(model))
-    logged = select(ReportStatusChange.id).where(
-        ReportStatusChange.conversation_id == Conversation.id).exists()
+    # labels as they are now; messages folded from here on count under them (the label log
+    # is read again from its start: a diff against these rows, so old entries change nothing)
+    labels = [{"conversation_id": cid, "label": label}
+              for cid, values in session.execute(select(Conversation.id, Conversation.labels))
+              for label in _clean_labels(values)]
+    if labels:
+        session.execute(insert(ReportLabel), labels)
+    # NOT IN (a set computed once), not a correlated NOT EXISTS: on PostgreSQL the planner,
+    # seeing an empty log, scanned it once per conversation while this very statement filled
+    # it (quadratic: a rebuild at 200,000 conversations did not finish in minutes)
+    logged = select(ReportStatusChange.conversation_id)
     session.execute(insert(ReportStatusChange).from_select(
         ["conversation_id", "channel_id", "agent_id", "old_status", "new_status", "at"],
         select(Conversation.id, Conversation.channel_id, Conversation.assignee_id,
                cast(null(), String(20)), Conversation.status, Conversation.resolved_at)
         .where(Conversation.status == "resolved", Conversation.resolved_at.is_not(None),
-               ~logged)))
+               Conversation.id.not_in(logged))))
     # merges so far are in the raw rows already: only later ones need following
     state.value = _fresh_state(
         tz, session.scalar(select(func.max(CustomerMerge.id))) or 0,
@@ -210,6 +229,9 @@ def _roll_merges(session: Session, state: dict[str, Any], tz: ZoneInfo) -> int:
         session.execute(_insert(session, ReportDailyCustomer.__table__).on_conflict_do_nothing(),
                         [{"day": d, "channel_id": c, "agent_id": a, "customer_id": cu}
                          for d, c, a, cu in daily])
+    session.execute(delete(ReportLabelDailyCustomer)
+                    .where(ReportLabelDailyCustomer.customer_id.in_(ids)))
+    _label_reach(session, tz, Message.customer_id.in_(ids))
     if firsts:
         sources = dict(session.execute(select(Customer.id, Customer.source)
                                        .where(Customer.id.in_(list(firsts)))).all())
@@ -290,16 +312,22 @@ def _roll_messages(session: Session, state: dict[str, Any], tz: ZoneInfo) -> int
                                    .where(Customer.id.in_(customer_ids))).all())
     hourly: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
     daily: set[tuple] = set()
+    label_hourly: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    label_daily: set[tuple] = set()
+    labels = _labels_of(session, {r.conversation_id for r in rows})
     responses: list[dict[str, Any]] = []
     for r in rows:
         channel = r.channel_id or 0
         agent = (r.author_id or 0) if r.direction == "out" else 0
-        hourly[(bucket_of(r.created_at, tz), channel, agent, r.direction,
-                r.canned_reply_id or 0)][0] += 1
-        if r.automated:
-            hourly[(bucket_of(r.created_at, tz), channel, agent, r.direction,
-                    r.canned_reply_id or 0)][1] += 1
-        daily.add((local_day(r.created_at, tz), channel, agent, r.customer_id))
+        key = (bucket_of(r.created_at, tz), channel, agent, r.direction, r.canned_reply_id or 0)
+        reach = (local_day(r.created_at, tz), channel, agent, r.customer_id)
+        hourly[key][0] += 1
+        hourly[key][1] += bool(r.automated)
+        daily.add(reach)
+        for label in labels.get(r.conversation_id, ()):
+            label_hourly[(label, *key)][0] += 1
+            label_hourly[(label, *key)][1] += bool(r.automated)
+            label_daily.add((label, *reach))
         first = firsts.get(r.customer_id)
         if first is None:
             firsts[r.customer_id] = first = ReportCustomerFirst(
@@ -311,6 +339,8 @@ def _roll_messages(session: Session, state: dict[str, Any], tz: ZoneInfo) -> int
         if fact.started_at is None:
             fact.started_at, fact.channel_id = r.created_at, channel
             hourly[(bucket_of(r.created_at, tz), channel, 0, "conv", 0)][0] += 1
+            for label in labels.get(r.conversation_id, ()):
+                label_hourly[(label, bucket_of(r.created_at, tz), channel, 0, "conv", 0)][0] += 1
         if r.direction == "in":
             fact.first_in_at = fact.first_in_at or r.created_at
             fact.awaiting_since = fact.awaiting_since or r.created_at
@@ -329,20 +359,162 @@ def _roll_messages(session: Session, state: dict[str, Any], tz: ZoneInfo) -> int
             if getattr(first, key) != value:
                 setattr(first, key, value)
     session.flush()
-    table = ReportHourly.__table__
-    stmt = _insert(session, table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["bucket", "channel_id", "agent_id", "direction", "canned_reply_id"],
-        set_={"messages": table.c.messages + stmt.excluded.messages,
-              "automated": table.c.automated + stmt.excluded.automated})
-    session.execute(stmt, [{"bucket": k[0], "channel_id": k[1], "agent_id": k[2],
-                            "direction": k[3], "canned_reply_id": k[4], "messages": v[0],
-                            "automated": v[1]} for k, v in hourly.items()])
-    session.execute(_insert(session, ReportDailyCustomer.__table__).on_conflict_do_nothing(),
-                    [{"day": d, "channel_id": c, "agent_id": a, "customer_id": cu}
-                     for d, c, a, cu in daily])
+    _add_hourly(session, ReportHourly, hourly)
+    _add_reach(session, ReportDailyCustomer, daily)
+    _add_hourly(session, ReportLabelHourly, label_hourly)
+    _add_reach(session, ReportLabelDailyCustomer, label_daily)
     if responses:
         session.execute(insert(ReportResponse), responses)
+    return fresh
+
+
+HOURLY_KEY = ("bucket", "channel_id", "agent_id", "direction", "canned_reply_id")
+REACH_KEY = ("day", "channel_id", "agent_id", "customer_id")
+
+
+def _add_hourly(session: Session, model, rows: Mapping[tuple, list[int]]) -> None:
+    """Add (or, with negative counts, take away) messages to hourly rows; the label table's
+    keys start with the label."""
+    if not rows:
+        return
+    key = (("label",) if model is ReportLabelHourly else ()) + HOURLY_KEY
+    table = model.__table__
+    stmt = _insert(session, table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(key),
+        set_={"messages": table.c.messages + stmt.excluded.messages,
+              "automated": table.c.automated + stmt.excluded.automated})
+    session.execute(stmt, [{**dict(zip(key, k)), "messages": v[0], "automated": v[1]}
+                           for k, v in rows.items()])
+
+
+def _add_reach(session: Session, model, rows: Iterable[tuple]) -> None:
+    key = (("label",) if model is ReportLabelDailyCustomer else ()) + REACH_KEY
+    rows = [dict(zip(key, k)) for k in rows]
+    if rows:
+        session.execute(_insert(session, model.__table__).on_conflict_do_nothing(), rows)
+
+
+def _clean_labels(values: Any) -> set[str]:
+    return {str(v).strip()[:100] for v in (values or []) if str(v).strip()}
+
+
+def _labels_of(session: Session, conversation_ids: set[int]) -> dict[int, list[str]]:
+    """The labels the rollup last folded for these conversations."""
+    out: dict[int, list[str]] = defaultdict(list)
+    ids = sorted(conversation_ids)
+    for n in range(0, len(ids), 5000):
+        for cid, label in session.execute(select(ReportLabel.conversation_id, ReportLabel.label)
+                                          .where(ReportLabel.conversation_id.in_(ids[n:n + 5000]))):
+            out[cid].append(label)
+    return out
+
+
+def _folded(state: dict[str, Any]):
+    """A test on a message id: folded into the aggregates already (at or below the messages'
+    watermark and not a gap still waited for)."""
+    cursor = state["messages"]
+    wm = int(cursor.get("wm", 0))
+    gaps = {int(g) for g in cursor.get("gaps") or {}}
+    return lambda message_id: message_id <= wm and message_id not in gaps
+
+
+def _label_reach(session: Session, tz: ZoneInfo, where, folded=None) -> None:
+    """Per-label reach rows again from the messages matching `where`, under the labels the
+    rollup holds for their conversations (rows are a set: adding one twice changes nothing)."""
+    rows: set[tuple] = set()
+    for message_id, customer_id, channel_id, direction, author_id, created_at, label in \
+            session.execute(select(Message.id, Message.customer_id, Message.channel_id,
+                                   Message.direction, Message.author_id, Message.created_at,
+                                   ReportLabel.label)
+                            .join(ReportLabel, ReportLabel.conversation_id == Message.conversation_id)
+                            .where(where, Message.direction.in_(["in", "out"]))):
+        if folded is not None and not folded(message_id):
+            continue
+        rows.add((label, local_day(created_at, tz), channel_id or 0,
+                  (author_id or 0) if direction == "out" else 0, customer_id))
+    _add_reach(session, ReportLabelDailyCustomer, rows)
+
+
+def _roll_labels(session: Session, state: dict[str, Any], tz: ZoneInfo) -> int:
+    """Fold label changes. Why a label dimension in the rollup rows and not a join at read
+    time: report_hourly has no conversation in its key (that is what keeps it small), and a
+    per-conversation aggregate joined to the labels grows with the conversations and is slow
+    for a common label. Instead, when a conversation gains a label, the messages already
+    folded for it are added to that label's rows; when it loses one, they are taken away
+    (hourly counts are sums, so subtracting is exact; reach rows are sets, so the customer's
+    rows under that label are computed again). Messages folded later count under the labels
+    held then, so in every state the label rows equal a recount over the conversations
+    carrying the label (the recount test checks it)."""
+    rows, fresh = _scan(session, (ReportLabelChange.id, ReportLabelChange.conversation_id),
+                        ReportLabelChange.id, state.setdefault("labels", {"wm": 0, "gaps": {}}))
+    ids = {r.conversation_id for r in rows}
+    if not ids:
+        return fresh
+    current = {cid: _clean_labels(values) for cid, values in session.execute(
+        select(Conversation.id, Conversation.labels).where(Conversation.id.in_(ids)))}
+    held = {cid: set(values) for cid, values in _labels_of(session, ids).items()}
+    changes = {}
+    for cid in ids:
+        now, before = current.get(cid, set()), held.get(cid, set())
+        if now != before:
+            changes[cid] = (now - before, before - now)
+    if not changes:
+        return fresh
+    folded = _folded(state)
+    per_conversation: dict[int, dict[tuple, list[int]]] = defaultdict(
+        lambda: defaultdict(lambda: [0, 0]))
+    reach: dict[int, set[tuple]] = defaultdict(set)
+    for r in session.execute(select(*MESSAGE_COLUMNS).where(
+            Message.conversation_id.in_(list(changes)), Message.direction.in_(["in", "out"]))):
+        if not folded(r.id):
+            continue
+        channel = r.channel_id or 0
+        agent = (r.author_id or 0) if r.direction == "out" else 0
+        counts = per_conversation[r.conversation_id][
+            (bucket_of(r.created_at, tz), channel, agent, r.direction, r.canned_reply_id or 0)]
+        counts[0] += 1
+        counts[1] += bool(r.automated)
+        reach[r.conversation_id].add((local_day(r.created_at, tz), channel, agent, r.customer_id))
+    for cid, started_at, channel in session.execute(
+            select(ReportConversation.conversation_id, ReportConversation.started_at,
+                   ReportConversation.channel_id)
+            .where(ReportConversation.conversation_id.in_(list(changes)),
+                   ReportConversation.started_at.is_not(None))):
+        per_conversation[cid][(bucket_of(started_at, tz), channel, 0, "conv", 0)][0] += 1
+    delta: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    added_reach: set[tuple] = set()
+    recount: dict[str, set[int]] = defaultdict(set)
+    for cid, (added, removed) in changes.items():
+        for label in added:
+            for key, (m, a) in per_conversation[cid].items():
+                delta[(label, *key)][0] += m
+                delta[(label, *key)][1] += a
+            added_reach.update((label, *k) for k in reach[cid])
+        for label in removed:
+            for key, (m, a) in per_conversation[cid].items():
+                delta[(label, *key)][0] -= m
+                delta[(label, *key)][1] -= a
+            recount[label].update(k[3] for k in reach[cid])
+        if removed:
+            session.execute(delete(ReportLabel).where(ReportLabel.conversation_id == cid,
+                                                      ReportLabel.label.in_(sorted(removed))))
+    held_now = [{"conversation_id": cid, "label": label}
+                for cid, (added, _removed) in changes.items() for label in sorted(added)]
+    if held_now:
+        session.execute(insert(ReportLabel), held_now)
+    _add_hourly(session, ReportLabelHourly, {k: v for k, v in delta.items() if v != [0, 0]})
+    touched = {k[0] for k, v in delta.items() if v[0] < 0}
+    if touched:
+        session.execute(delete(ReportLabelHourly).where(
+            ReportLabelHourly.label.in_(sorted(touched)), ReportLabelHourly.messages <= 0))
+    _add_reach(session, ReportLabelDailyCustomer, added_reach)
+    for label, customers in recount.items():
+        session.execute(delete(ReportLabelDailyCustomer).where(
+            ReportLabelDailyCustomer.label == label,
+            ReportLabelDailyCustomer.customer_id.in_(sorted(customers))))
+        _label_reach(session, tz, (Message.customer_id.in_(sorted(customers)))
+                     & (ReportLabel.label == label), folded)
     return fresh
 
 
@@ -383,8 +555,10 @@ def rollup() -> dict[str, int]:
         messages = _roll_messages(session, value, tz)
         changes = _roll_status(session, value)
         session.flush()
+        labelled = _roll_labels(session, value, tz)
+        session.flush()
         _roll_merges(session, value, tz)
-        if messages or changes:
+        if messages or changes or labelled:
             value["rolled_at"] = utcnow().isoformat()
         state.value = value
         flag_modified(state, "value")
@@ -395,7 +569,7 @@ def rollup() -> dict[str, int]:
         counts["messages"] += messages
         counts["status_changes"] += changes
         counts["batches"] += 1
-        if messages < BATCH and changes < BATCH:
+        if messages < BATCH and changes < BATCH and labelled < BATCH:
             return counts
 
 
@@ -422,12 +596,15 @@ def record_changes(session: Session, _flush_context) -> None:
     transaction, and wake the rollup once the transaction commits."""
     rows = []
     woken = False
+    relabelled = []
     for obj in list(session.new) + list(session.dirty):
         if isinstance(obj, Message) and obj in session.new:
             woken = True
             continue
         if not isinstance(obj, Conversation):
             continue
+        if sa_inspect(obj).attrs.labels.history.added and (obj.labels or obj not in session.new):
+            relabelled.append({"conversation_id": obj.id})
         history = sa_inspect(obj).attrs.status.history
         if not history.added:
             continue
@@ -441,6 +618,9 @@ def record_changes(session: Session, _flush_context) -> None:
                             else utcnow())})
     if rows:
         session.connection().execute(ReportStatusChange.__table__.insert(), rows)
+        woken = True
+    if relabelled:
+        session.connection().execute(ReportLabelChange.__table__.insert(), relabelled)
         woken = True
     if woken and not session.info.get("reports.wake"):
         session.info["reports.wake"] = True
@@ -468,6 +648,7 @@ class Filters:
     channels: set[int] | None          # None: every channel
     agent_id: int | None
     team_id: int | None
+    label: str | None = None
     notes: list[str] = field(default_factory=list)
 
     def period(self) -> dict[str, Any]:
@@ -501,6 +682,8 @@ def parse_filters(args: Mapping[str, str], viewer: Agent) -> Filters:
     fmt = args.get("format")
     if fmt not in (None, "", "json", "csv"):
         raise ReportInputError("format", "json or csv")
+    if args.get("table") and fmt != "csv":
+        raise ReportInputError("table", "a table is chosen for format=csv only")
     tz = account_zone()
     today = utcnow().astimezone(tz).date()
     last = _parse_day(args, "to") or today
@@ -536,12 +719,50 @@ def parse_filters(args: Mapping[str, str], viewer: Agent) -> Filters:
                 agent_teams.c.team_id.in_([t.id for t in viewer.teams] or [-1])))
             if not shared:
                 raise ReportForbidden("this agent is not in any of your teams")
+    label = (args.get("label") or "").strip() or None
+    if label is not None and session.scalar(
+            select(ReportLabel.label).where(ReportLabel.label == label).limit(1)) is None:
+        raise ReportInputError("label", "no conversation carries this label")
     return Filters(first, last, tz, day_start(first, tz), day_start(last + timedelta(days=1), tz),
-                   channels, agent_id, team_id)
+                   channels, agent_id, team_id, label)
+
+
+def known_labels() -> list[str]:
+    """The labels the Reports page offers (those on conversations the rollup has seen)."""
+    return list(db.session.scalars(select(ReportLabel.label).distinct().order_by(ReportLabel.label)))
 
 
 def _in(column, channels: set[int] | None):
     return True if channels is None else column.in_(sorted(channels) or [-1])
+
+
+def _labelled(column, f: "Filters"):
+    """With a label: rows of conversations carrying it (tables with a conversation per row)."""
+    if f.label is None:
+        return True
+    return column.in_(select(ReportLabel.conversation_id).where(ReportLabel.label == f.label))
+
+
+def _hourly(f: "Filters"):
+    """The hourly table to read and its label condition."""
+    if f.label is None:
+        return ReportHourly, True
+    return ReportLabelHourly, ReportLabelHourly.label == f.label
+
+
+def _labelled(f: "Filters") -> set[int] | None:
+    """The conversations carrying the filter's label (None: no label filter), for the reports
+    read from their own tables (feedback, the bot's events) rather than the hourly rollup."""
+    if f.label is None:
+        return None
+    return set(db.session.scalars(select(ReportLabel.conversation_id)
+                                  .where(ReportLabel.label == f.label)))
+
+
+def _reach(f: "Filters"):
+    if f.label is None:
+        return ReportDailyCustomer, True
+    return ReportLabelDailyCustomer, ReportLabelDailyCustomer.label == f.label
 
 
 # --- the reports -----------------------------------------------------------------------------
@@ -566,15 +787,17 @@ def _days(f: Filters) -> list[date]:
 def volume(f: Filters) -> dict[str, Any]:
     session = db.session
     channels = _channels(f)
-    where = [ReportHourly.bucket >= f.start, ReportHourly.bucket < f.end,
-             _in(ReportHourly.channel_id, f.channels)]
+    H, by_label = _hourly(f)
+    D, reach_label = _reach(f)
+    where = [by_label, H.bucket >= f.start, H.bucket < f.end,
+             _in(H.channel_id, f.channels)]
     if f.agent_id is not None:
-        where.append(ReportHourly.agent_id == f.agent_id)
+        where.append(H.agent_id == f.agent_id)
     rows = session.execute(
-        select(ReportHourly.bucket, ReportHourly.channel_id, ReportHourly.direction,
-               func.sum(ReportHourly.messages))
-        .where(*where).group_by(ReportHourly.bucket, ReportHourly.channel_id,
-                                ReportHourly.direction)).all()
+        select(H.bucket, H.channel_id, H.direction,
+               func.sum(H.messages))
+        .where(*where).group_by(H.bucket, H.channel_id,
+                                H.direction)).all()
     per_channel: dict[int, dict[str, int]] = defaultdict(
         lambda: {"messages_in": 0, "messages_out": 0, "conversations": 0})
     per_day = {d: {"date": d.isoformat(), "messages_in": 0, "messages_out": 0, "conversations": 0}
@@ -595,29 +818,32 @@ def volume(f: Filters) -> dict[str, Any]:
                 select(ReportResponse.channel_id, ReportResponse.at).where(
                     ReportResponse.first.is_(True), ReportResponse.agent_id == f.agent_id,
                     ReportResponse.at >= f.start, ReportResponse.at < f.end,
-                    _in(ReportResponse.channel_id, f.channels))):
+                    _in(ReportResponse.channel_id, f.channels),
+                    _labelled(ReportResponse.conversation_id, f))):
             per_channel[channel_id]["conversations"] += 1
             per_day[at.astimezone(f.tz).date()]["conversations"] += 1
-    daily = [ReportDailyCustomer.day >= f.first_day, ReportDailyCustomer.day <= f.last_day,
-             _in(ReportDailyCustomer.channel_id, f.channels)]
+    daily = [reach_label, D.day >= f.first_day, D.day <= f.last_day,
+             _in(D.channel_id, f.channels)]
     if f.agent_id is not None:
-        daily.append(ReportDailyCustomer.agent_id == f.agent_id)
-    customers = dict(session.execute(
-        select(ReportDailyCustomer.channel_id, func.count(distinct(ReportDailyCustomer.customer_id)))
-        .where(*daily).group_by(ReportDailyCustomer.channel_id)).all())
-    # new: the customer's first message ever falls in the period (a small set, by index)
-    is_new = ReportDailyCustomer.customer_id.in_(select(ReportCustomerFirst.customer_id).where(
-        ReportCustomerFirst.first_at >= f.start, ReportCustomerFirst.first_at < f.end))
-    new = dict(session.execute(
-        select(ReportDailyCustomer.channel_id, func.count(distinct(ReportDailyCustomer.customer_id)))
-        .where(*daily, is_new).group_by(ReportDailyCustomer.channel_id)).all())
-    total_customers = session.scalar(
-        select(func.count(distinct(ReportDailyCustomer.customer_id))).where(*daily)) or 0
-    total_new = session.scalar(
-        select(func.count(distinct(ReportDailyCustomer.customer_id))).where(*daily, is_new)) or 0
+        daily.append(D.agent_id == f.agent_id)
+    # reach: the distinct (channel, customer) pairs once, counted here (one scan of the
+    # period's reach rows instead of four count(DISTINCT) queries); new: the customer's first
+    # message ever falls in the period (a small set, by index)
+    pairs = session.execute(select(D.channel_id, D.customer_id).where(*daily).distinct()).all()
+    newcomers = set(session.scalars(select(ReportCustomerFirst.customer_id).where(
+        ReportCustomerFirst.first_at >= f.start, ReportCustomerFirst.first_at < f.end)))
+    customers: dict[int, int] = defaultdict(int)
+    new: dict[int, int] = defaultdict(int)
+    everyone: set[int] = set()
+    for channel_id, customer_id in pairs:
+        customers[channel_id] += 1
+        new[channel_id] += customer_id in newcomers
+        everyone.add(customer_id)
+    total_customers = len(everyone)
+    total_new = len(everyone & newcomers)
     per_day_customers = dict(session.execute(
-        select(ReportDailyCustomer.day, func.count(distinct(ReportDailyCustomer.customer_id)))
-        .where(*daily).group_by(ReportDailyCustomer.day)).all())
+        select(D.day, func.count(distinct(D.customer_id)))
+        .where(*daily).group_by(D.day)).all())
     for d, n in per_day_customers.items():
         if d in per_day:
             per_day[d]["customers"] = n
@@ -670,7 +896,7 @@ EMPTY = {"count": 0, "median": None, "p90": None}
 def response_times(f: Filters) -> dict[str, Any]:
     channels = _channels(f)
     base = [ReportResponse.at >= f.start, ReportResponse.at < f.end,
-            _in(ReportResponse.channel_id, f.channels)]
+            _in(ReportResponse.channel_id, f.channels), _labelled(ReportResponse.conversation_id, f)]
     if f.agent_id is not None:
         base.append(ReportResponse.agent_id == f.agent_id)
     first = _percentiles(ReportResponse.channel_id, ReportResponse.seconds,
@@ -678,7 +904,8 @@ def response_times(f: Filters) -> dict[str, Any]:
     nxt = _percentiles(ReportResponse.channel_id, ReportResponse.seconds,
                        base + [ReportResponse.first.is_(False)])
     resolved = [ReportConversation.resolved_at >= f.start, ReportConversation.resolved_at < f.end,
-                _in(ReportConversation.channel_id, f.channels)]
+                _in(ReportConversation.channel_id, f.channels),
+                _labelled(ReportConversation.conversation_id, f)]
     if f.agent_id is not None:
         resolved.append(ReportConversation.resolved_agent_id == f.agent_id)
     resolution = _percentiles(ReportConversation.channel_id,
@@ -689,34 +916,122 @@ def response_times(f: Filters) -> dict[str, Any]:
              for cid in ids]
     totals = {"first_response": first.get(None, EMPTY), "next_response": nxt.get(None, EMPTY),
               "resolution": resolution.get(None, EMPTY)}
+    met = sla(f, channels)
+    for item in items:
+        item["sla"] = met["by_channel"].get(item["channel_id"], _sla_empty())
     return {"items": items, "totals": totals, "unit": "seconds", "clock": "calendar",
             "business_hours": None,
-            "note": "calendar time; business hours and SLA met/breached come with the work "
-                    "distribution issue (#17), not merged here yet"}
+            "sla": met["totals"],
+            "sla_by_channel": [{**_channel_out(channels, cid), **v}
+                               for cid, v in sorted(met["by_channel"].items()) if cid in channels],
+            "sla_by_team": met["by_team"], "sla_by_agent": met["by_agent"],
+            "note": "response and resolution times in calendar time; SLA: conversations whose "
+                    "target fell due in the period, met (reached in time), breached (a breach "
+                    "was recorded, or reached late, or overdue) or pending"}
+
+
+SLA_KINDS = ("first_response", "resolution")
+SLA_OUTCOMES = ("met", "breached", "pending")
+
+
+def _sla_empty() -> dict[str, dict[str, Any]]:
+    return {kind: {"met": 0, "breached": 0, "pending": 0, "met_share": None}
+            for kind in SLA_KINDS}
+
+
+def _sla_share(block: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    for counts in block.values():
+        decided = counts["met"] + counts["breached"]
+        counts["met_share"] = round(counts["met"] / decided, 4) if decided else None
+    return block
+
+
+def sla(f: Filters, channels: dict[int, Channel]) -> dict[str, Any]:
+    """SLA met/breached per channel, team and agent (the conversation's current channel,
+    team and assignee). A conversation counts once per target (first response, resolution)
+    whose due time falls in the period: breached if the sweep recorded a breach, or the
+    target was reached after its due time, or it is overdue and not reached; met if reached
+    in time; pending otherwise. Read from the conversations by their indexed due times: one
+    row per conversation with an SLA, never the messages."""
+    from sqlalchemy import and_, case, literal, true
+
+    session = db.session
+    now = utcnow()
+    reached = {"first_response": and_(Conversation.first_response_at.is_not(None),
+                                      Conversation.first_response_at <= Conversation.first_response_due_at),
+               "resolution": and_(Conversation.status == "resolved",
+                                  Conversation.resolved_at.is_not(None),
+                                  Conversation.resolved_at <= Conversation.resolution_due_at)}
+    dues = {"first_response": Conversation.first_response_due_at,
+            "resolution": Conversation.resolution_due_at}
+    totals = _sla_empty()
+    by: dict[str, dict[Any, dict[str, dict[str, Any]]]] = {"channel": {}, "team": {}, "agent": {}}
+    for kind in SLA_KINDS:
+        due = dues[kind]
+        where = [due >= f.start, due < f.end, _in(Conversation.channel_id, f.channels),
+                 _labelled(Conversation.id, f)]
+        if f.agent_id is not None:
+            where.append(Conversation.assignee_id == f.agent_id)
+        recorded = select(literal(1).label("hit")).where(
+            SlaBreach.conversation_id == Conversation.id, SlaBreach.kind == kind)
+        stmt = select(Conversation.channel_id, Conversation.team_id, Conversation.assignee_id)
+        if _dialect(session) == "postgresql":
+            # a lateral lookup per conversation (the unique index): as EXISTS or a join the
+            # planner hashed every breach ever recorded (0.7 s against 0.2 s at 200,000)
+            hit = recorded.limit(1).lateral("recorded")
+            stmt = stmt.select_from(Conversation).outerjoin(hit, true())
+            breach = hit.c.hit.is_not(None)
+        else:
+            breach = recorded.exists()
+        outcome = case((breach, "breached"), (reached[kind], "met"), (due < now, "breached"),
+                       else_="pending")
+        groups = (Conversation.channel_id, Conversation.team_id, Conversation.assignee_id)
+        for channel_id, team_id, agent_id, result, n in session.execute(
+                stmt.add_columns(outcome, func.count()).where(*where)
+                .group_by(*groups, outcome)):
+            totals[kind][result] += n
+            for name, key in (("channel", channel_id), ("team", team_id), ("agent", agent_id)):
+                by[name].setdefault(key, _sla_empty())[kind][result] += n
+    _sla_share(totals)
+    for groups in by.values():
+        for block in groups.values():
+            _sla_share(block)
+    teams = {t.id: t.name for t in session.scalars(select(Team))}
+    people = {a.id: a.name for a in session.scalars(select(Agent))}
+    by_team = [{"team_id": k, "name": teams.get(k, "") if k else "", **v}
+               for k, v in by["team"].items()]
+    by_agent = [{"agent_id": k, "name": people.get(k, "") if k else "", **v}
+                for k, v in by["agent"].items()]
+    for rows in (by_team, by_agent):
+        rows.sort(key=lambda r: (r["name"] == "", r["name"]))
+    return {"totals": totals, "by_channel": by["channel"], "by_team": by_team,
+            "by_agent": by_agent}
 
 
 def agents(f: Filters) -> dict[str, Any]:
     session = db.session
-    where = [ReportHourly.bucket >= f.start, ReportHourly.bucket < f.end,
-             _in(ReportHourly.channel_id, f.channels), ReportHourly.direction == "out",
-             ReportHourly.agent_id != 0]
+    H, by_label = _hourly(f)
+    where = [by_label, H.bucket >= f.start, H.bucket < f.end,
+             _in(H.channel_id, f.channels), H.direction == "out",
+             H.agent_id != 0]
     replies: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     for agent_id, canned_id, n in session.execute(
-            select(ReportHourly.agent_id, ReportHourly.canned_reply_id,
-                   func.sum(ReportHourly.messages)).where(*where)
-            .group_by(ReportHourly.agent_id, ReportHourly.canned_reply_id)):
+            select(H.agent_id, H.canned_reply_id,
+                   func.sum(H.messages)).where(*where)
+            .group_by(H.agent_id, H.canned_reply_id)):
         replies[agent_id][0] += n
         if canned_id:
             replies[agent_id][1] += n
     rwhere = [ReportResponse.at >= f.start, ReportResponse.at < f.end,
-              _in(ReportResponse.channel_id, f.channels)]
+              _in(ReportResponse.channel_id, f.channels), _labelled(ReportResponse.conversation_id, f)]
     handled = dict(session.execute(
         select(ReportResponse.agent_id, func.count(distinct(ReportResponse.conversation_id)))
         .where(*rwhere).group_by(ReportResponse.agent_id)).all())
     first = _percentiles(ReportResponse.agent_id, ReportResponse.seconds,
                          rwhere + [ReportResponse.first.is_(True)])
     swhere = [ReportStatusChange.at >= f.start, ReportStatusChange.at < f.end,
-              _in(ReportStatusChange.channel_id, f.channels)]
+              _in(ReportStatusChange.channel_id, f.channels),
+              _labelled(ReportStatusChange.conversation_id, f)]
     resolved = dict(session.execute(
         select(ReportStatusChange.agent_id, func.count()).where(
             *swhere, ReportStatusChange.new_status == "resolved")
@@ -753,14 +1068,15 @@ def agents(f: Filters) -> dict[str, Any]:
 
 def canned_usage(f: Filters) -> dict[str, Any]:
     session = db.session
-    where = [ReportHourly.bucket >= f.start, ReportHourly.bucket < f.end,
-             _in(ReportHourly.channel_id, f.channels), ReportHourly.direction == "out",
-             ReportHourly.agent_id != 0]
+    H, by_label = _hourly(f)
+    where = [by_label, H.bucket >= f.start, H.bucket < f.end,
+             _in(H.channel_id, f.channels), H.direction == "out",
+             H.agent_id != 0]
     if f.agent_id is not None:
-        where.append(ReportHourly.agent_id == f.agent_id)
+        where.append(H.agent_id == f.agent_id)
     rows = session.execute(
-        select(ReportHourly.agent_id, ReportHourly.canned_reply_id, func.sum(ReportHourly.messages))
-        .where(*where).group_by(ReportHourly.agent_id, ReportHourly.canned_reply_id)).all()
+        select(H.agent_id, H.canned_reply_id, func.sum(H.messages))
+        .where(*where).group_by(H.agent_id, H.canned_reply_id)).all()
     replies = {c.id: c for c in session.scalars(select(CannedReply))}
     people = {a.id: a for a in session.scalars(select(Agent))}
     per_reply: dict[int, dict[str, Any]] = {}
@@ -815,7 +1131,8 @@ SOURCE_COLUMNS = ("source_channel", "utm_source", "utm_medium", "utm_campaign", 
 def sources(f: Filters) -> dict[str, Any]:
     session = db.session
     started = [ReportConversation.started_at >= f.start, ReportConversation.started_at < f.end,
-               _in(ReportConversation.channel_id, f.channels)]
+               _in(ReportConversation.channel_id, f.channels),
+               _labelled(ReportConversation.conversation_id, f)]
     if f.agent_id is not None:
         started.append(ReportConversation.first_response_agent_id == f.agent_id)
     keys = [getattr(ReportCustomerFirst, c) for c in SOURCE_COLUMNS]
@@ -867,6 +1184,9 @@ def csat(f: Filters) -> dict[str, Any]:
              _in(CsatSurvey.channel_id, f.channels)]
     if f.agent_id is not None:
         where.append(CsatSurvey.agent_id == f.agent_id)
+    if f.label is not None:
+        where.append(CsatSurvey.conversation_id.in_(
+            select(ReportLabel.conversation_id).where(ReportLabel.label == f.label)))
     rows = session.execute(select(CsatSurvey.channel_id, CsatSurvey.agent_id, CsatSurvey.score,
                                   func.count()).where(*where)
                            .group_by(CsatSurvey.channel_id, CsatSurvey.agent_id,
@@ -914,11 +1234,12 @@ def bot(f: Filters) -> dict[str, Any]:
 
     session = db.session
     channels = _channels(f)
+    H, by_label = _hourly(f)
     rows = session.execute(
-        select(ReportHourly.channel_id, func.sum(ReportHourly.automated))
-        .where(ReportHourly.bucket >= f.start, ReportHourly.bucket < f.end,
-               _in(ReportHourly.channel_id, f.channels), ReportHourly.direction == "out")
-        .group_by(ReportHourly.channel_id)).all()
+        select(H.channel_id, func.sum(H.automated))
+        .where(by_label, H.bucket >= f.start, H.bucket < f.end,
+               _in(H.channel_id, f.channels), H.direction == "out")
+        .group_by(H.channel_id)).all()
     per_channel: dict[int, dict[str, Any]] = {}
 
     def channel_row(cid: int) -> dict[str, Any]:
@@ -938,9 +1259,12 @@ def bot(f: Filters) -> dict[str, Any]:
     resolved: dict[int, set[int]] = defaultdict(set)
     handed: dict[int, dict[int, str]] = defaultdict(dict)
     articles: dict[int, dict[str, int]] = {}
+    labelled = _labelled(f)
     for type_, cid, payload in events:
         payload = payload if isinstance(payload, dict) else {}
         conv = payload.get("conversation_id")
+        if labelled is not None and conv not in labelled:
+            continue
         cid = cid or 0
         article_id = payload.get("article_id")
         if type_ == "bot.answered":
@@ -988,12 +1312,16 @@ REPORTS = {"volume": volume, "response-times": response_times, "agents": agents,
 
 
 def run_report(name: str, f: Filters) -> dict[str, Any]:
+    if _dialect(db.session) == "postgresql":
+        # short queries over aggregates: PostgreSQL's JIT compiled each of them for 100-200 ms
+        # (bench/README.md) and won nothing back
+        db.session.execute(text("SET LOCAL jit = off"))
     body = REPORTS[name](f)
     state = db.session.get(ReportState, "rollup")
     db.session.commit()  # SQLite: end the read transaction
     return {"report": name, "period": f.period(),
             "filters": {"channel_id": sorted(f.channels) if f.channels is not None else None,
-                        "team_id": f.team_id, "agent_id": f.agent_id},
+                        "team_id": f.team_id, "agent_id": f.agent_id, "label": f.label},
             "rolled_up_at": (state.value or {}).get("rolled_at") if state else None,
             "next_cursor": None, **body}
 
@@ -1012,8 +1340,14 @@ def _flat(item: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def to_csv(body: dict[str, Any]) -> str:
-    rows = [_flat(item) for item in body.get("items", [])]
+def tables(body: dict[str, Any]) -> list[str]:
+    """What `table=` may name in a CSV export: the report's lists of rows."""
+    return sorted(k for k, v in body.items()
+                  if isinstance(v, list) and all(isinstance(i, dict) for i in v))
+
+
+def to_csv(body: dict[str, Any], table: str = "items") -> str:
+    rows = [_flat(item) for item in body.get(table, [])]
     columns: list[str] = []
     for row in rows:
         columns.extend(c for c in row if c not in columns)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from app.domain.access import visible_channel_ids
 from app.infra.models import Agent, Channel, Team, agent_teams, utcnow
 from app.infra.state import db
-from app.usecases.reports import account_zone
+from app.usecases.reports import account_zone, known_labels
 
 bp = Blueprint("reports", __name__)
 
@@ -47,8 +47,14 @@ def _strings() -> dict[str, str]:
         "none": _("No data for this period"), "unknown": _("(none)"),
         "weekdays": _("Mon Tue Wed Thu Fri Sat Sun"),
         "sec": _("s"), "min": _("min"), "hour": _("h"), "day": _("d"),
-        "calendar_note": _("Calendar time. Business hours and SLA appear once work "
-                           "distribution is set up."),
+        "calendar_note": _("Calendar time."),
+        "label": _("Label"), "sla": _("SLA"), "sla_met": _("Met"), "sla_breached": _("Breached"),
+        "sla_pending": _("Pending"), "met_share": _("Met in time"),
+        "sla_note": _("Conversations whose SLA target fell due in the period: met in time, "
+                      "breached (answered or resolved late, or overdue) or still pending."),
+        "sla_by_channel": _("SLA by channel"), "sla_by_team": _("SLA by team"),
+        "sla_by_agent": _("SLA by agent"), "unassigned": _("Unassigned"),
+        "no_team": _("No team"),
         "bot_note": _("The answer bot is not set up yet: only automated replies are counted."),
         "csat_note": _("Feedback questions asked in the period; the average is over the "
                        "answers. Per agent: who held the conversation when it was resolved."),
@@ -84,6 +90,7 @@ def index():
     today = utcnow().astimezone(account_zone()).date().isoformat()
     meta = {"channels": channel_list, "today": today,
             "teams": [{"id": t.id, "name": t.name} for t in teams],
-            "agents": [{"id": a.id, "name": a.name} for a in agents]}
+            "agents": [{"id": a.id, "name": a.name} for a in agents],
+            "labels": known_labels()}
     db.session.commit()
     return render_template("reports.html", strings=_strings(), meta=meta)

@@ -98,3 +98,77 @@ def test_reports_page_in_russian(backend, world, browser):  # noqa: F811
     assert "format=csv" in href and "from=" in href
     csv_text = page.evaluate("(u) => fetch(u).then((r) => r.text())", href)
     assert csv_text.startswith("channel_id,") and "Support bot" in csv_text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_reports_label_filter_and_sla_blocks(backend, world, browser):  # noqa: F811
+    """The label select narrows every block; the SLA block shows met/breached per channel,
+    team and agent with its chart; nothing stray or overflowing at desktop and phone width."""
+    from sqlalchemy import select
+
+    from app.infra.models import SlaPolicy
+    from tests.browser.screen import check_screen
+
+    _data(world)
+    policy = SlaPolicy(name="Стандарт", first_response_minutes=5)
+    db.session.add(policy)
+    db.session.flush()
+    anna = db.session.query(Agent).filter_by(email="anna@example.com").one()
+    support = world["support"]
+    team = support.teams[0]
+    team_name = team.name   # read now: touching an expired object later would hold SQLite's lock
+    conversations = list(db.session.scalars(select(Conversation).where(
+        Conversation.channel_id == support.id).order_by(Conversation.id)))
+    for n, conversation in enumerate(conversations):
+        start = conversation.created_at
+        conversation.team_id, conversation.assignee_id = team.id, anna.id
+        conversation.sla_policy_id = policy.id
+        conversation.first_response_at = start + timedelta(minutes=7)
+        # the first is answered after its 5 minutes (breached), the second within 10 (met)
+        conversation.first_response_due_at = start + timedelta(minutes=5 if n == 0 else 10)
+    conversations[0].labels = ["срочно"]
+    db.session.commit()
+    from app.usecases import reports
+
+    reports.rollup()
+    release_db()
+    server = world["server"]
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="ru-RU")
+    page = context.new_page()
+    page.goto(f"{server.url}/login")
+    page.fill("input[name=email]", "anna@example.com")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("body[data-ready=yes]")
+    page.goto(f"{server.url}/reports")
+    page.wait_for_selector("body[data-reports=ready]")
+    assert page.locator("#h-sla").text_content() == "SLA"
+    assert page.locator("#chart-sla canvas").count() >= 1
+    sla = page.locator("#table-sla table")
+    assert sla.locator("caption").text_content() == "SLA по каналам"
+    row = sla.locator("tbody tr").first.inner_text()
+    assert "Support bot" in row and "50%" in row
+    assert "Выполнено в срок" in page.locator("#sla-totals").inner_text()
+    teams = page.locator("#table-sla-teams").inner_text()
+    assert team_name in teams
+    assert "Anna Agent" in page.locator("#table-sla-agents").inner_text()
+    check_screen(page)
+    # the label select: only the labelled conversation's figures
+    options = page.locator("select[name=label] option").all_inner_texts()
+    assert options[1:] == ["срочно"]
+    page.select_option("select[name=label]", "срочно")
+    page.click("#report-filters button[type=submit]")
+    page.wait_for_selector("body[data-reports=ready]")
+    assert page.locator("#report-error").is_hidden()
+    totals = page.locator("#table-channels table tfoot").inner_text().split()
+    assert totals[:4] == ["Итого", "2", "2", "1"]   # in, out, conversations of that one
+    row = page.locator("#table-sla table tbody tr").first.inner_text()
+    assert "0%" in row and "50%" not in row           # its one target was breached
+    href = page.get_attribute("a.csv[data-table=sla_by_team]", "href")
+    assert "label=" in href and "table=sla_by_team" in href
+    csv_text = page.evaluate("(u) => fetch(u).then((r) => r.text())", href)
+    assert csv_text.startswith("team_id,name,first_response_met,first_response_breached")
+    check_screen(page)
+    shot(page, "reports-ru-label-sla")
+    context.close()

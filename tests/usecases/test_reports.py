@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import random
 from collections import defaultdict
 from datetime import date, datetime, timedelta, timezone
@@ -172,7 +173,7 @@ def test_hand_computed_world(app, ctx, admin, api):
     assert by[w.tg.id]["resolution"] == {"count": 1, "median": 7800, "p90": 7800}
     assert by[w.mail.id]["resolution"] == {"count": 1, "median": 16200, "p90": 16200}
     assert rt["totals"]["first_response"] == {"count": 3, "median": 3600, "p90": 7200}
-    assert "#17" in rt["note"]
+    assert "SLA" in rt["note"]
 
     ag = {i["agent_id"]: i for i in api.get(f"/reports/agents?{PERIOD}").get_json()["items"]}
     assert ag[w.ann.id] == {**ag[w.ann.id], "handled": 1, "replies": 2, "canned_replies": 1,
@@ -235,6 +236,183 @@ def test_csv_export(app, ctx, admin, api):
     assert next(r for r in rt if r["channel_id"] == str(w.mail.id))["first_response_p90"] == "7200"
 
 
+def relabel(conversation, *labels) -> None:
+    from app.infra.state import db
+
+    conversation.labels = list(labels)
+    db.session.commit()
+
+
+def test_label_filter_hand_computed(app, ctx, admin, api):
+    """Labels put on after the messages were folded, then taken off and moved: the label's
+    figures follow (added, subtracted), unfiltered figures stay as they were."""
+    set_zone(app, "Europe/Moscow")
+    w = build_world(admin)
+    rollup()
+    relabel(w.A, "vip")
+    relabel(w.B, "vip", "опт")
+    relabel(w.E, "vip")
+    rollup()
+
+    def volume(label):
+        body = api.get(f"/reports/volume?{PERIOD}&label={label}").get_json()
+        assert body["filters"]["label"] == label
+        return body, {i["channel_id"]: i for i in body["items"]}
+
+    body, items = volume("vip")
+    assert {k: items[w.tg.id][k] for k in ("messages_in", "messages_out", "conversations",
+                                           "customers", "new_customers")} == \
+        {"messages_in": 4, "messages_out": 2, "conversations": 2, "customers": 2,
+         "new_customers": 1}
+    assert {k: items[w.mail.id][k] for k in ("messages_in", "messages_out", "conversations",
+                                             "customers", "new_customers")} == \
+        {"messages_in": 1, "messages_out": 2, "conversations": 1, "customers": 1,
+         "new_customers": 1}
+    assert body["totals"] == {"messages_in": 5, "messages_out": 4, "conversations": 3,
+                              "customers": 3, "new_customers": 2, "returning_customers": 1}
+
+    # A loses "vip" (its 5 messages and Olga's reach are taken away), C gains "опт"
+    relabel(w.A)
+    relabel(w.C, "опт")
+    rollup()
+    body, items = volume("vip")
+    assert (items[w.tg.id]["messages_in"], items[w.tg.id]["messages_out"],
+            items[w.tg.id]["conversations"], items[w.tg.id]["customers"],
+            items[w.tg.id]["new_customers"]) == (1, 0, 1, 1, 0)       # E: Jan, returning
+    assert body["totals"] == {"messages_in": 2, "messages_out": 2, "conversations": 2,
+                              "customers": 2, "new_customers": 1, "returning_customers": 1}
+    series = {d["date"]: d for d in body["series"]}
+    assert [series[d]["messages_in"] for d in ("2026-11-10", "2026-11-11", "2026-11-12")] == [0, 1, 1]
+    assert sum(map(sum, body["heatmap"])) == 2
+    opt, items = volume("опт")    # B and C, both by email
+    assert (items[w.mail.id]["messages_in"], items[w.mail.id]["messages_out"],
+            items[w.mail.id]["conversations"], items[w.mail.id]["customers"]) == (2, 4, 2, 2)
+    assert w.tg.id not in {i["channel_id"] for i in opt["items"] if i["messages_in"]}
+
+    rt = api.get(f"/reports/response-times?{PERIOD}&label=vip").get_json()
+    assert rt["totals"]["first_response"] == {"count": 1, "median": 3600, "p90": 3600}
+    assert rt["totals"]["resolution"]["count"] == 0
+    rt = api.get(f"/reports/response-times?{PERIOD}&label=%D0%BE%D0%BF%D1%82").get_json()
+    assert rt["totals"]["first_response"] == {"count": 2, "median": 3600, "p90": 7200}
+    assert rt["totals"]["resolution"] == {"count": 1, "median": 16200, "p90": 16200}
+    ag = {i["agent_id"]: i for i in api.get(f"/reports/agents?{PERIOD}&label=vip").get_json()["items"]}
+    assert (ag[w.bob.id]["replies"], ag[w.bob.id]["canned_replies"], ag[w.bob.id]["handled"]) == (2, 2, 1)
+    assert (ag[w.ann.id]["replies"], ag[w.ann.id]["handled"], ag[w.ann.id]["resolved"]) == (0, 0, 0)
+    cu = api.get(f"/reports/canned-usage?{PERIOD}&label=vip").get_json()
+    assert [(i["shortcut"], i["uses"]) for i in cu["items"]] == [("bye", 1), ("привет", 1)]
+    assert cu["totals"] == {"replies": 2, "canned_replies": 2, "share": 1.0}
+    src = {(i["source_channel"], i["deep_link"]): i["conversations"]
+           for i in api.get(f"/reports/sources?{PERIOD}&label=vip").get_json()["items"]}
+    assert src == {("email", ""): 1, ("telegram", "promo42"): 1}
+    bot = api.get(f"/reports/bot?{PERIOD}&label=опт").get_json()["items"]
+    assert [(i["channel_id"], i["automated_replies"]) for i in bot] == [(w.mail.id, 1)]
+    assert api.get(f"/reports/bot?{PERIOD}&label=vip").get_json()["items"] == []
+    # unfiltered figures did not move
+    assert api.get(f"/reports/volume?{PERIOD}").get_json()["totals"]["messages_in"] == 6
+    # the page offers the labels in use
+    from app.usecases.reports import known_labels
+    assert known_labels() == ["vip", "опт"]
+    assert api.get(f"/reports/volume?{PERIOD}&label=нет").status_code == 422
+
+
+def sla_world(w, admin) -> None:
+    """Due times as the work distribution computes them (set here directly), one breach row
+    the sweep recorded for C and one for B. Period end is 2026-11-12 21:00 UTC (exclusive)."""
+    from app.infra.models import SlaBreach, SlaPolicy, Team
+    from app.infra.state import db
+
+    s = db.session
+    teams = {t.name: t.id for t in s.query(Team)}
+    policy = SlaPolicy(name="Стандарт", first_response_minutes=30, resolution_minutes=240)
+    s.add(policy)
+    s.flush()
+    plan = {  # conversation: team, first response due, first response at, resolution due
+        w.A: ("Support", "2026-11-10 21:00", "2026-11-10 21:10", "2026-11-11 00:00"),  # late; met
+        w.B: ("Sales", "2026-11-11 07:30", "2026-11-11 07:00", "2026-11-12 06:00"),    # met; overdue
+        w.C: ("Sales", "2026-11-11 22:00", "2026-11-11 23:30", "2026-11-12 20:59"),    # breach; met
+        w.E: ("Support", "2026-11-12 10:30", None, "2026-11-12 21:00"),               # overdue; -
+        w.D: ("Support", "2026-11-09 12:30", None, None),                             # before
+    }
+    for c, (team, first_due, first_at, resolution_due) in plan.items():
+        c.team_id, c.sla_policy_id = teams[team], policy.id
+        c.first_response_due_at = at(first_due)
+        c.first_response_at = at(first_at) if first_at else None
+        c.resolution_due_at = at(resolution_due) if resolution_due else None
+    s.add_all([SlaBreach(conversation_id=w.C.id, policy_id=policy.id, kind="first_response",
+                         due_at=at("2026-11-11 22:00"), breached_at=at("2026-11-11 22:01"),
+                         team_id=teams["Sales"], assignee_id=admin.id),
+               SlaBreach(conversation_id=w.B.id, policy_id=policy.id, kind="resolution",
+                         due_at=at("2026-11-12 06:00"), breached_at=at("2026-11-12 06:01"),
+                         team_id=teams["Sales"], assignee_id=w.bob.id)])
+    s.commit()
+
+
+def test_sla_met_and_breached_hand_computed(app, ctx, admin, api):
+    set_zone(app, "Europe/Moscow")
+    w = build_world(admin)
+    sla_world(w, admin)
+    rollup()
+    rt = api.get(f"/reports/response-times?{PERIOD}").get_json()
+
+    def counts(block):
+        return {k: (v["met"], v["breached"], v["pending"]) for k, v in block.items()
+                if k in ("first_response", "resolution")}
+
+    # first response: B met; A late, C breach row, E overdue. Resolution: A, C met; B breached
+    # (E's resolution is due at the period's end, excluded; D is before the period)
+    assert counts(rt["sla"]) == {"first_response": (1, 3, 0), "resolution": (2, 1, 0)}
+    assert rt["sla"]["first_response"]["met_share"] == 0.25
+    assert rt["sla"]["resolution"]["met_share"] == round(2 / 3, 4)
+    by_channel = {i["channel_id"]: counts(i) for i in rt["sla_by_channel"]}
+    assert by_channel == {w.tg.id: {"first_response": (0, 2, 0), "resolution": (1, 0, 0)},
+                          w.mail.id: {"first_response": (1, 1, 0), "resolution": (1, 1, 0)}}
+    items = {i["channel_id"]: counts(i["sla"]) for i in rt["items"]}
+    assert items[w.mail.id] == by_channel[w.mail.id]
+    by_team = {i["name"]: counts(i) for i in rt["sla_by_team"]}
+    assert by_team == {"Support": {"first_response": (0, 2, 0), "resolution": (1, 0, 0)},
+                       "Sales": {"first_response": (1, 1, 0), "resolution": (1, 1, 0)}}
+    by_agent = {i["agent_id"]: counts(i) for i in rt["sla_by_agent"]}
+    assert by_agent == {w.ann.id: {"first_response": (0, 1, 0), "resolution": (1, 0, 0)},
+                        w.bob.id: {"first_response": (1, 0, 0), "resolution": (0, 1, 0)},
+                        admin.id: {"first_response": (0, 1, 0), "resolution": (1, 0, 0)},
+                        None: {"first_response": (0, 1, 0), "resolution": (0, 0, 0)}}
+    # filters: an agent, a label, a channel
+    bob = api.get(f"/reports/response-times?{PERIOD}&agent_id={w.bob.id}").get_json()
+    assert counts(bob["sla"]) == {"first_response": (1, 0, 0), "resolution": (0, 1, 0)}
+    relabel(w.B, "vip")
+    relabel(w.E, "vip")
+    rollup()
+    vip = api.get(f"/reports/response-times?{PERIOD}&label=vip").get_json()
+    assert counts(vip["sla"]) == {"first_response": (1, 1, 0), "resolution": (0, 1, 0)}
+    tg = api.get(f"/reports/response-times?{PERIOD}&channel_id={w.tg.id}").get_json()
+    assert counts(tg["sla"]) == {"first_response": (0, 2, 0), "resolution": (1, 0, 0)}
+    # a target due later than now is pending
+    w.E.first_response_due_at = datetime.now(UTC) + timedelta(hours=1)
+    db_commit()
+    today = datetime.now(ZoneInfo("Europe/Moscow")).date()
+    now = api.get(f"/reports/response-times?from={today - timedelta(days=1)}&to={today + timedelta(days=1)}").get_json()
+    assert now["sla"]["first_response"]["pending"] == 1
+    # CSV: SLA columns per channel; the team and agent tables by name
+    rows = list(csv.DictReader(io.StringIO(
+        api.get(f"/reports/response-times?{PERIOD}&format=csv").get_data(as_text=True))))
+    mail = next(r for r in rows if r["channel_id"] == str(w.mail.id))
+    assert (mail["sla_first_response_met"], mail["sla_first_response_breached"],
+            mail["sla_resolution_breached"]) == ("1", "1", "1")
+    teams = list(csv.DictReader(io.StringIO(api.get(
+        f"/reports/response-times?{PERIOD}&format=csv&table=sla_by_team").get_data(as_text=True))))
+    sales = next(r for r in teams if r["name"] == "Sales")
+    assert (sales["first_response_met"], sales["first_response_breached"],
+            sales["first_response_met_share"]) == ("1", "1", "0.5")
+    bad = api.get(f"/reports/response-times?{PERIOD}&format=csv&table=nonsense")
+    assert bad.status_code == 422 and "sla_by_agent" in str(bad.get_json()["detail"])
+
+
+def db_commit() -> None:
+    from app.infra.state import db
+
+    db.session.commit()
+
+
 def test_access_and_bad_input(app, ctx, admin, api):
     w = build_world(admin)
     rollup()
@@ -256,6 +434,7 @@ def test_access_and_bad_input(app, ctx, admin, api):
     for query, field in (("from=2026-11-12&to=2026-11-10", "to"),
                          ("from=2025-01-01&to=2026-11-10", "from"),
                          ("from=11/10/2026", "from"), ("label=vip", "label"),
+                         ("table=sla_by_team", "table"),
                          ("channel_id=999999", "channel_id"), ("channel_id=abc", "channel_id"),
                          ("team_id=999999", "team_id"), ("agent_id=999999", "agent_id"),
                          ("format=xml", "format")):
@@ -290,6 +469,9 @@ def test_rollup_is_woken_after_commit(app, ctx, admin, api):
 
 # --- the recount ---------------------------------------------------------------------------
 
+LABELS = ["vip", "опт", "returns"]
+
+
 def random_world(seed: int, admin):
     """Random conversations (some across midnight, some resolved and reopened) over 20 days."""
     from app.domain.agents import create_agent
@@ -318,7 +500,8 @@ def random_world(seed: int, admin):
             channel = rng.choice(channels)
             when = base + timedelta(minutes=rng.randint(0, 20 * 24 * 60))
             c = Conversation(customer_id=customer.id, channel_id=channel.id, created_at=when,
-                             assignee_id=rng.choice(agents).id)
+                             assignee_id=rng.choice(agents).id,
+                             labels=rng.sample(LABELS, k=rng.randint(0, 2)))
             s.add(c)
             s.flush()
             for _ in range(rng.randint(1, 8)):
@@ -345,8 +528,9 @@ def random_world(seed: int, admin):
     return channels, agents
 
 
-def recount(first_day: date, last_day: date, tz: ZoneInfo) -> dict:
-    """Everything again, straight from messages, conversations and customers."""
+def recount(first_day: date, last_day: date, tz: ZoneInfo, label: str | None = None) -> dict:
+    """Everything again, straight from messages, conversations and customers (with a label:
+    the messages and conversations of conversations carrying it now)."""
     from sqlalchemy import select
 
     from app.infra.models import Conversation, Customer, Message
@@ -357,12 +541,16 @@ def recount(first_day: date, last_day: date, tz: ZoneInfo) -> dict:
     end = datetime(last_day.year, last_day.month, last_day.day, tzinfo=tz) + timedelta(days=1)
     messages = [m for m in db.session.scalars(select(Message).order_by(Message.id))
                 if m.direction in ("in", "out")]
+    labelled = {c.id for c in db.session.scalars(select(Conversation))
+                if label is None or label in (c.labels or [])}
     volume = defaultdict(lambda: defaultdict(int))
     reach = defaultdict(set)
     first_seen: dict[int, datetime] = {}
     first_message: dict[int, Message] = {}
-    for m in messages:
+    for m in messages:   # new vs returning: the customer's first message in any conversation
         first_seen[m.customer_id] = min(first_seen.get(m.customer_id, m.created_at), m.created_at)
+    messages = [m for m in messages if m.conversation_id in labelled]
+    for m in messages:
         first_message.setdefault(m.conversation_id, m)
         if start <= m.created_at < end:
             volume[m.channel_id]["messages_" + m.direction] += 1
@@ -406,6 +594,29 @@ def recount(first_day: date, last_day: date, tz: ZoneInfo) -> dict:
             "sources": dict(by_source)}
 
 
+def shuffle_labels(seed: int) -> None:
+    """Labels added and taken off after the messages were folded, and new messages in
+    relabelled conversations (folded after the change)."""
+    from sqlalchemy import select
+
+    from app.infra.models import Conversation, Message
+    from app.infra.state import db
+
+    rng = random.Random(seed)
+    s = db.session
+    conversations = list(s.scalars(select(Conversation).order_by(Conversation.id)))
+    for c in rng.sample(conversations, len(conversations) // 2):
+        c.labels = rng.sample(LABELS, k=rng.randint(0, 2))
+    s.commit()
+    for c in rng.sample(conversations, 5):
+        last = s.scalars(select(Message).where(Message.conversation_id == c.id)
+                         .order_by(Message.created_at.desc())).first()
+        s.add(Message(conversation_id=c.id, customer_id=c.customer_id, channel_id=c.channel_id,
+                      direction="in", text="…", created_at=last.created_at + timedelta(hours=1)))
+        c.labels = [*c.labels, "поздно"] if "поздно" not in c.labels else c.labels
+    s.commit()
+
+
 @pytest.mark.parametrize("zone", ["Asia/Kolkata", "America/New_York"])
 def test_aggregates_equal_a_full_recount(app, ctx, admin, api, monkeypatch, zone):
     from app.usecases import reports
@@ -415,10 +626,16 @@ def test_aggregates_equal_a_full_recount(app, ctx, admin, api, monkeypatch, zone
     monkeypatch.setattr(reports, "BATCH", 17)   # many batches, each its own transaction
     rollup()
     rollup()                                    # idempotent: nothing is counted twice
-    for first_day, last_day in ((date(2026, 11, 3), date(2026, 11, 9)),
-                                (date(2026, 10, 25), date(2026, 11, 30))):
-        expected = recount(first_day, last_day, ZoneInfo(zone))
-        q = f"from={first_day}&to={last_day}"
+    shuffle_labels(21)
+    rollup()
+    seen = set()
+    for (first_day, last_day), label in itertools.product(
+            ((date(2026, 11, 3), date(2026, 11, 9)), (date(2026, 10, 25), date(2026, 11, 30))),
+            (None, "vip", "опт", "поздно")):
+        expected = recount(first_day, last_day, ZoneInfo(zone), label)
+        q = f"from={first_day}&to={last_day}" + (f"&label={label}" if label else "")
+        if expected["first"] and expected["volume"]:
+            seen.add(label)
         volume = api.get(f"/reports/volume?{q}").get_json()
         got = {i["channel_id"]: {k: i[k] for k in ("messages_in", "messages_out", "conversations",
                                                    "customers", "new_customers") if i[k]}
@@ -433,6 +650,7 @@ def test_aggregates_equal_a_full_recount(app, ctx, admin, api, monkeypatch, zone
             got = {cid: i[name] for cid, i in rt.items() if i[name]["count"]}
             assert got == expected[key], (key, q)
     assert expected["first"] and expected["resolution"]   # the world is not trivially empty
+    assert seen == {None, "vip", "опт", "поздно"}         # nor is any label's part of it
 
 
 def test_late_commit_below_the_watermark_is_counted(app, ctx, admin, api, backend):

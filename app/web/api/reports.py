@@ -13,7 +13,9 @@ from app.web.api import bp, current_agent, token_auth
 @bp.doc(summary="A report: volume, response-times, agents, canned-usage, sources, csat, bot",
         description="Query: from, to (dates YYYY-MM-DD in the account's time zone, at most "
                     "366 days; default the last 30 days), channel_id, team_id (the team's "
-                    "channels), agent_id, format=csv. Answers {items, next_cursor, period, "
+                    "channels), agent_id, label (conversations carrying it), format=csv "
+                    "(table=<a list of the answer, e.g. sla_by_team> for another table than "
+                    "items). Answers {items, next_cursor, period, "
                     "totals, ...}; an agent sees only their teams' channels (403 otherwise).")
 def get_report(name: str):
     if name not in reports.REPORTS:
@@ -26,7 +28,12 @@ def get_report(name: str):
         abort(403, str(exc))
     body = reports.run_report(name, filters)
     if request.args.get("format") == "csv":
-        filename = f"{name}-{filters.first_day.isoformat()}-{filters.last_day.isoformat()}.csv"
-        return Response(reports.to_csv(body), mimetype="text/csv",
+        table = request.args.get("table") or "items"
+        if table not in reports.tables(body):
+            abort(422, "no such table", detail={"query": {"table": [
+                "tables of this report: " + ", ".join(reports.tables(body))]}})
+        part = "" if table == "items" else f"-{table}"
+        filename = f"{name}{part}-{filters.first_day.isoformat()}-{filters.last_day.isoformat()}.csv"
+        return Response(reports.to_csv(body, table), mimetype="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{filename}"'})
     return body
