@@ -24,6 +24,7 @@ from app.infra.state import queue
 from app.usecases import (
     attachments,
     automation,
+    campaigns,
     channel_events,
     crm,
     hooks,
@@ -46,6 +47,7 @@ def sweep() -> dict[str, int]:
     counts["widget_uploads"] = widget.expire_uploads()
     queue.wake(reports.JOB)   # the reports' rollup catches up with whatever committed
     counts["automation"] = automation.tick()   # idle rules, SLA breaches, team queues
+    counts["campaigns"] = campaigns.tick()["revived"]   # scheduled starts, dead runners
     return counts
 
 
@@ -63,6 +65,8 @@ JOBS: dict[str, Callable[..., Any]] = {
     "scan_customer": crm.scan_customer,
     reports.JOB: reports.rollup_job,
     "run_automation": automation.run_automation,   # rules on committed events, queues
+    campaigns.JOB: campaigns.run_campaign,          # one slice of a running campaign
+    campaigns.REACT_JOB: campaigns.react,           # opt-out keywords, replies to campaigns
 }
 
 # what a connector's record becomes in the database
@@ -80,6 +84,9 @@ AFTER_INBOUND = [channel_events.whatsapp_order_to_crm]
 
 # per channel kind: called after a reply was sent (the site chat pushes it to the visitor)
 SENT_HOOKS = {"webchat": [widget.on_reply_sent]}
+
+# in the transaction that fails a send for good (a blocked Telegram bot opts the user out)
+FAILED_HOOKS = [campaigns.on_send_failed]
 
 # after a channel is added, edited or removed (admins' settings): pollers look again at once
 CHANNEL_HOOKS = [pollers.channels_changed]
@@ -101,6 +108,9 @@ LISTENERS: list[tuple[Any, str, Callable[..., Any]]] = [
     (Session, "after_flush", automation.wake_after_commit),  # any event wakes the rules
     (Session, "after_commit", automation.clear_wake),
     (Session, "after_rollback", automation.clear_wake),
+    (Session, "after_flush", campaigns.wake_after_commit),  # a customer's message: reactions
+    (Session, "after_commit", campaigns.clear_wake),
+    (Session, "after_rollback", campaigns.clear_wake),
 ]
 
 
@@ -110,6 +120,7 @@ def wire() -> None:
     ingest.AFTER_INBOUND[:] = AFTER_INBOUND
     for kind, functions in SENT_HOOKS.items():
         outbox.SENT_HOOKS[kind] = list(functions)
+    outbox.FAILED_HOOKS[:] = FAILED_HOOKS
     events.CHANNEL_HOOKS[:] = CHANNEL_HOOKS
     for target, name, function in LISTENERS:
         if not event.contains(target, name, function):

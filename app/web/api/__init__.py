@@ -18,3 +18,5 @@ from app.web.api import settings  # noqa: E402,F401  (channels, agents, teams: t
 from app.web.api import reports  # noqa: E402,F401  (reports from the rollup)
 
 from app.web.api import routing  # noqa: E402,F401  (availability, rules, activity, SLA: issue 17)
+
+from app.web.api import segments, campaigns  # noqa: E402,F401  (segments, campaigns: issue 21)
