@@ -151,7 +151,7 @@ function render(campaign) {
         el("button", { type: "button", class: action === "cancel" ? "ghost danger" : "ghost", "data-action": action,
           onclick: () => act(campaign, action) }, T[action])))),
     el("p", { class: "text" }, campaign.text),
-    campaign.channels && campaign.channels.length ? el("div", { class: "table-wrap" }, el("table", { class: "report" },
+    campaign.channels && campaign.channels.length ? el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": `${campaign.name}: ${T.per_channel}` }, el("table", { class: "report" },
       el("caption", { class: "sr-only" }, T.per_channel),
       el("thead", {}, el("tr", {}, [T.channel, T.progress, T.queued, T.sent, T.delivered, T.read, T.failed, T.replied, T.opted_out]
         .map((h) => el("th", { scope: "col" }, h)))),
@@ -196,5 +196,6 @@ setInterval(() => {
 }, 5000);
 
 await Promise.all([loadSegments(), loadCampaigns()]);
-preview();
+await preview();
 connect();
+document.body.dataset.campaigns = "ready";
