@@ -538,6 +538,8 @@ def dispatch(session: Session, campaign: Campaign, windows: dict[int, deque]) ->
             if _queue_message(session, campaign, recipient, channel):
                 window.append(now_mono)
                 queued += 1
+    if queued:   # other workers' drains join in (the runner drains too)
+        after_commit(session, lambda: queue.wake("send_queued"))
     return queued
 
 
