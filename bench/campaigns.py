@@ -178,13 +178,18 @@ def run(args) -> dict:
         started = time.monotonic()
         assert client.post(f"/api/v1/campaigns/{campaign['id']}/start",
                            headers=headers).status_code == 200
+        from sqlalchemy.exc import OperationalError
+
         while True:
-            with app.app_context():
-                status = db.session.get(Campaign, campaign["id"]).status
-                db.session.commit()
+            try:
+                with app.app_context():
+                    status = db.session.get(Campaign, campaign["id"]).status
+                    db.session.commit()
+            except OperationalError:   # SQLite busy for longer than its timeout: ask again
+                status = "running"
             if status != "running":
                 break
-            time.sleep(0.2)
+            time.sleep(0.5)
         elapsed = time.monotonic() - started
         stop.set()
         sampler.join()

@@ -657,6 +657,7 @@ def run_campaign(campaign_id: int) -> str:
                     emit_progress(payload)
                     last_payload = payload
                 last_emit = time.monotonic()
+            session.commit()   # no transaction (on SQLite: the write lock) held while asleep
             if time.monotonic() > end:
                 break
             time.sleep(max(0.0, TICK - (time.monotonic() - step)))
