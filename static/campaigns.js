@@ -180,6 +180,7 @@ function connect() {
   const socket = io("/agents", { transports: ["websocket", "polling"] });
   socket.on("campaign.progress", async (event) => {
     const data = event.data || {};
+    document.body.dataset.progressEvents = String(Number(document.body.dataset.progressEvents || 0) + 1);
     const card = cards.get(data.id);
     if (!card) return render(await api(`/campaigns/${data.id}`));
     render({ ...(card.campaign || await api(`/campaigns/${data.id}`)), ...data });

@@ -46,6 +46,9 @@ SOURCE_KEYS = ("channel", "utm_source", "utm_medium", "utm_campaign", "utm_conte
 ORDER_NUMBERS = ("count_min", "count_max", "total_min", "total_max", "last_within_days",
                  "last_before_days")
 HANDLE_KINDS = tuple(IDENTITY_CHANNEL_KINDS) + ("phone",)
+MAX_ID = 2**31 - 1
+MAX_NUMBER = 10**12
+MAX_DAYS = 36_500
 KEYS = ("tags", "custom_fields", "handles", "source", "orders", "deals", "last_inbound",
         "language", "team_id", "opted_out")
 
@@ -61,7 +64,7 @@ def _fail(path: str, reason: str):
 def _strings(path: str, value: Any, allowed: tuple[str, ...] | None = None) -> list[str]:
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, list) or not value \
+    if not isinstance(value, list) or not value or len(value) > 1000 \
             or not all(isinstance(v, str) and v.strip() and len(v) <= 200 for v in value):
         _fail(path, "a non-empty list of non-empty texts")
     if allowed is not None:
@@ -74,8 +77,8 @@ def _strings(path: str, value: Any, allowed: tuple[str, ...] | None = None) -> l
 def _ids(path: str, value: Any) -> list[int]:
     if isinstance(value, int) and not isinstance(value, bool):
         value = [value]
-    if not isinstance(value, list) or not value or not all(
-            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+    if not isinstance(value, list) or not value or len(value) > 1000 or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_ID for v in value):
         _fail(path, "a non-empty list of ids")
     return value
 
@@ -89,11 +92,20 @@ def _number(path: str, value: Any, integer: bool = False) -> Any:
         _fail(path, "a number")
     if not number.is_finite() or number < 0:
         _fail(path, "a number, zero or more")
+    if number > MAX_NUMBER:
+        _fail(path, f"at most {MAX_NUMBER}")
     if integer:
         if number != int(number):
             _fail(path, "a whole number")
         return int(number)
     return number
+
+
+def _days(path: str, value: Any) -> int:
+    days = _number(path, value, integer=True)
+    if days > MAX_DAYS:
+        _fail(path, f"at most {MAX_DAYS} days")
+    return days
 
 
 def _object(path: str, value: Any, keys: tuple[str, ...]) -> dict[str, Any]:
@@ -146,9 +158,11 @@ def validate_filter(data: Any) -> dict[str, Any]:
             if not value:
                 _fail(path, "at least one condition")
             orders: dict[str, Any] = {}
-            for k, v in value.items():
+            for k, v in value.items():   # totals kept as exact decimal strings
                 if k == "status":
                     orders[k] = _strings(f"{path}.{k}", v)
+                elif k.endswith("_days"):
+                    orders[k] = _days(f"{path}.{k}", v)
                 else:
                     number = _number(f"{path}.{k}", v, integer=not k.startswith("total"))
                     orders[k] = str(number) if k.startswith("total") else number
@@ -167,7 +181,7 @@ def validate_filter(data: Any) -> dict[str, Any]:
             value = _object(path, value, ("within_days", "before_days"))
             if not value:
                 _fail(path, "at least one of within_days, before_days")
-            out[key] = {k: _number(f"{path}.{k}", v, integer=True) for k, v in value.items()}
+            out[key] = {k: _days(f"{path}.{k}", v) for k, v in value.items()}
         elif key == "language":
             out[key] = [v.lower() for v in _strings(path, value)]
         elif key == "team_id":

@@ -168,7 +168,7 @@ def _schedule(data: Any) -> tuple[dict[str, Any], datetime | None]:
 
 
 def _segment(session: Session, value: Any) -> Segment:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**31:
         raise CampaignError("segment_id", "a segment id is required")
     segment = session.get(Segment, value)
     if segment is None:
@@ -272,9 +272,18 @@ def cancel(session: Session, campaign: Campaign) -> None:
                     .values(status="cancelled").execution_options(synchronize_session=False))
     mine = select(CampaignRecipient.message_id).where(CampaignRecipient.campaign_id == campaign.id,
                                                       CampaignRecipient.message_id.is_not(None))
-    session.execute(update(Message).where(Message.id.in_(mine), Message.status == "queued")
-                    .values(status="failed", error="campaign cancelled")
-                    .execution_options(synchronize_session=False))
+    stopped = list(session.scalars(
+        select(Message.id).where(Message.id.in_(mine), Message.status == "queued")
+        .with_for_update()))
+    if stopped:
+        session.execute(update(Message).where(Message.id.in_(stopped),
+                                              Message.status == "queued")
+                        .values(status="failed", error="campaign cancelled")
+                        .execution_options(synchronize_session=False))
+        session.execute(update(CampaignRecipient)
+                        .where(CampaignRecipient.campaign_id == campaign.id,
+                               CampaignRecipient.message_id.in_(stopped))
+                        .values(status="cancelled").execution_options(synchronize_session=False))
     progress_after_commit(session, campaign)
 
 

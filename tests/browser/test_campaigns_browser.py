@@ -57,6 +57,8 @@ def test_build_a_segment_start_a_campaign_and_watch_it_finish(backend, world, br
     page.fill("#campaign-form textarea[name=text]", "Cześć {first_name}! -20% tylko dziś.")
     page.click("#campaign-form button[name=go]")
     page.wait_for_selector(".campaign .status[data-status=done]", timeout=60_000)
+    # the progress arrived live over Socket.IO (campaign.progress), not only by polling
+    assert int(page.evaluate("document.body.dataset.progressEvents || '0'")) >= 1
     bar = page.locator(".campaign [role=progressbar]")
     assert bar.count() == 1 and bar.get_attribute("aria-valuenow") == "100"
     assert page.locator(".campaign td[data-count=sent]").inner_text() == "3"

@@ -224,3 +224,58 @@ def test_bad_campaigns_are_refused_with_the_field(api, channels):
     created = api.post("/campaigns", json={"name": "a", "segment_id": segment["id"], "text": "x"})
     empty = api.post(f"/campaigns/{created.json['id']}/start")
     assert empty.status_code == 422 and "segment_id" in empty.json["detail"]["json"]
+
+
+def test_whatsapp_outside_the_window_gets_the_template_variant(app, api, channels, graph):  # noqa: F811
+    ch = channels
+    writes(ch["whatsapp"], wa("48600100500"), "Cześć", "Ewa Bąk", ago=timedelta(days=3))
+    campaign_id = start_campaign(api, text="Nowa kolekcja!", variants={"whatsapp": {"template": {
+        "name": "spring_sale", "language": "pl", "parameters": ["{first_name}"]}}})
+    run_jobs(app, timeout=60)
+    [sent] = graph.sent()
+    assert sent["type"] == "template" and sent["template"]["name"] == "spring_sale"
+    assert sent["template"]["components"][0]["parameters"] == [{"type": "text", "text": "Ewa"}]
+    assert api.get(f"/campaigns/{campaign_id}").json["status"] == "done"
+
+
+def test_a_scheduled_campaign_starts_from_the_sweep(app, api, channels, telegram_api):
+    from app.infra.models import Campaign
+    from app.usecases import campaigns
+
+    writes(channels["telegram"], tg(901), "Привет", "Анна")
+    segment = api.post("/segments", json={"name": "All", "filter": {}}).json
+    at = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+    created = api.post("/campaigns", json={"name": "Later", "segment_id": segment["id"],
+                                           "text": "Доброе утро", "schedule": {"at": at}}).json
+    started = api.post(f"/campaigns/{created['id']}/start").json
+    assert started["status"] == "scheduled"
+    assert campaigns.tick()["started"] == 0
+    run_jobs(app)
+    assert telegram_api.calls("sendMessage") == []
+    assert campaigns.tick(now=datetime.now(timezone.utc) + timedelta(hours=2))["started"] == 1
+    run_jobs(app, timeout=60)
+    db.session.expire_all()
+    assert db.session.get(Campaign, created["id"]).status == "done"
+    assert [c.params["text"] for c in telegram_api.calls("sendMessage")] == ["Доброе утро"]
+
+
+def test_pause_and_resume_still_send_each_customer_once(app, api, channels, telegram_api):
+    from app.infra.models import Campaign
+
+    for n in range(12):
+        writes(channels["telegram"], tg(1000 + n), "hi", f"Klient {n}")
+    app.config["THREADLINE"]["campaigns"]["telegram_rate"] = 4.0   # 3 s for all of them
+    campaign_id = start_campaign(api)
+    paused = api.post(f"/campaigns/{campaign_id}/pause")
+    assert paused.status_code == 200 and paused.json["status"] == "paused"
+    run_jobs(app, timeout=60)
+    db.session.expire_all()
+    assert db.session.get(Campaign, campaign_id).status == "paused"
+    during = len(telegram_api.calls("sendMessage"))
+    assert during < 12
+    assert api.post(f"/campaigns/{campaign_id}/pause").status_code == 409
+    assert api.post(f"/campaigns/{campaign_id}/resume").json["status"] == "running"
+    run_jobs(app, timeout=60)
+    chats = [int(c.params["chat_id"]) for c in telegram_api.calls("sendMessage")]
+    assert sorted(chats) == [1000 + n for n in range(12)]
+    assert api.get(f"/campaigns/{campaign_id}").json["status"] == "done"

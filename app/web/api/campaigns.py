@@ -105,7 +105,7 @@ def add_customer_opt_out(customer_id: int):
     customer = get_visible_customer(customer_id)
     channel_id = body().get("channel_id")
     if isinstance(channel_id, bool) or not isinstance(channel_id, int) \
-            or db.session.get(Channel, channel_id) is None:
+            or not 0 < channel_id < 2**31 or db.session.get(Channel, channel_id) is None:
         abort(422, "channel_id: no such channel",
               detail={"json": {"channel_id": ["no such channel"]}})
     optouts.record(db.session, customer.id, channel_id, "agent", current_agent().name)

@@ -154,3 +154,13 @@ def test_an_agent_sees_only_customers_of_their_teams_channels(app, ctx, telegram
     got = client.get(f"/api/v1/segments/{created.json['id']}/members", headers=headers).json
     assert sorted(m["name"] for m in got["items"]) == ["Imported, no conversation", "Sales Customer"]
     assert db.session.scalar(select(Team.id).where(Team.name == "Sales")) is not None
+
+
+def test_huge_numbers_and_ids_are_refused_not_crashed(ctx, api):
+    for filter_, field in [({"orders": {"last_within_days": 10**9}}, "filter.orders.last_within_days"),
+                           ({"last_inbound": {"within_days": 10**9}}, "filter.last_inbound.within_days"),
+                           ({"orders": {"count_min": 10**20}}, "filter.orders.count_min"),
+                           ({"team_id": [2**40]}, "filter.team_id")]:
+        response = api.post("/segments/preview", json={"filter": filter_})
+        assert response.status_code == 422 and field in response.json["detail"]["json"], response.json
+    assert api.post("/campaigns", json={"name": "x", "segment_id": 2**40, "text": "x"}).status_code == 422
