@@ -25,7 +25,7 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import and_, exists, func, not_, or_, select, true
+from sqlalchemy import Boolean, and_, exists, func, not_, or_, select, true
 from sqlalchemy.orm import Session
 
 from app.domain.errors import DomainError
@@ -209,7 +209,7 @@ def _tag_match(session: Session, tag: str):
         from sqlalchemy.dialects.postgresql import JSONB
         from sqlalchemy import cast, literal
 
-        return Customer.tags.op("@>")(cast(literal([tag], JSONB), JSONB))
+        return Customer.tags.op("@>", return_type=Boolean)(cast(literal([tag], JSONB), JSONB))
     each = func.json_each(Customer.tags).table_valued("value")
     return exists(select(1).select_from(each).where(each.c.value == tag))
 

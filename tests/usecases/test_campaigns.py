@@ -98,7 +98,7 @@ def test_each_customer_gets_exactly_one_message_on_their_own_channel(
     unsub = writes(ch["email"], mail("jan@example.pl"), "Dzień dobry", "Jan Wójcik")
     db.session.add(OptOut(customer_id=unsub, channel_id=ch["email"].id, source="unsubscribe_link"))
     db.session.commit()
-    run_jobs(app)   # the keyword is read from the committed event
+    run_jobs(app, timeout=120)   # the keyword is read from the committed event
     assert optouts.of_customer(db.session, stop)[0]["source"] == "keyword"
     db.session.commit()
     sent_before = len(telegram_api.calls("sendMessage"))
@@ -137,7 +137,7 @@ def test_each_customer_gets_exactly_one_message_on_their_own_channel(
     from app.infra.state import queue
 
     queue.enqueue(JOB, campaign_id)
-    run_jobs(app)
+    run_jobs(app, timeout=120)
     assert db.session.scalar(select(func.count()).select_from(Message)
                              .where(Message.direction == "out")) == 4
 
@@ -147,10 +147,10 @@ def test_replies_count_and_are_marked_and_keywords_opt_out(app, api, channels, t
     anna = writes(ch["telegram"], tg(601), "Привет", "Анна")
     writes(ch["telegram"], tg(602), "Cześć", "Kasia")
     campaign_id = start_campaign(api, text="Скидка 20% для вас, {name}")
-    run_jobs(app, timeout=60)
+    run_jobs(app, timeout=120)
     writes(ch["telegram"], tg(601), "А на что скидка?", "Анна")
     writes(ch["telegram"], tg(602), "wypisz się", "Kasia")
-    run_jobs(app)
+    run_jobs(app, timeout=120)
     body = api.get(f"/campaigns/{campaign_id}").json
     telegram = body["channels"][0]
     assert telegram["replied"] == 2 and telegram["opted_out"] == 1
@@ -173,7 +173,7 @@ def test_a_blocked_bot_opts_the_user_out(app, api, channels, telegram_api):
     customer = writes(ch["telegram"], tg(701), "Привет", "Анна")
     telegram_api.fail_next("sendMessage", 403, "Forbidden: bot was blocked by the user")
     campaign_id = start_campaign(api)
-    run_jobs(app, timeout=60)
+    run_jobs(app, timeout=120)
     assert [(o.customer_id, o.source, o.campaign_id) for o in db.session.scalars(select(OptOut))] \
         == [(customer, "blocked", campaign_id)]
     body = api.get(f"/campaigns/{campaign_id}").json
@@ -198,7 +198,7 @@ def test_a_running_campaign_cannot_change_its_text_and_cancel_stops_sends(app, a
     assert refused.status_code == 422 and "text" in refused.json["detail"]["json"]
     cancelled = api.post(f"/campaigns/{created['id']}/cancel")
     assert cancelled.status_code == 200 and cancelled.json["status"] == "cancelled"
-    run_jobs(app)
+    run_jobs(app, timeout=120)
     assert telegram_api.calls("sendMessage") == []
 
 
@@ -231,7 +231,7 @@ def test_whatsapp_outside_the_window_gets_the_template_variant(app, api, channel
     writes(ch["whatsapp"], wa("48600100500"), "Cześć", "Ewa Bąk", ago=timedelta(days=3))
     campaign_id = start_campaign(api, text="Nowa kolekcja!", variants={"whatsapp": {"template": {
         "name": "spring_sale", "language": "pl", "parameters": ["{first_name}"]}}})
-    run_jobs(app, timeout=60)
+    run_jobs(app, timeout=120)
     [sent] = graph.sent()
     assert sent["type"] == "template" and sent["template"]["name"] == "spring_sale"
     assert sent["template"]["components"][0]["parameters"] == [{"type": "text", "text": "Ewa"}]
@@ -250,10 +250,10 @@ def test_a_scheduled_campaign_starts_from_the_sweep(app, api, channels, telegram
     started = api.post(f"/campaigns/{created['id']}/start").json
     assert started["status"] == "scheduled"
     assert campaigns.tick()["started"] == 0
-    run_jobs(app)
+    run_jobs(app, timeout=120)
     assert telegram_api.calls("sendMessage") == []
     assert campaigns.tick(now=datetime.now(timezone.utc) + timedelta(hours=2))["started"] == 1
-    run_jobs(app, timeout=60)
+    run_jobs(app, timeout=120)
     db.session.expire_all()
     assert db.session.get(Campaign, created["id"]).status == "done"
     assert [c.params["text"] for c in telegram_api.calls("sendMessage")] == ["Доброе утро"]
@@ -268,14 +268,14 @@ def test_pause_and_resume_still_send_each_customer_once(app, api, channels, tele
     campaign_id = start_campaign(api)
     paused = api.post(f"/campaigns/{campaign_id}/pause")
     assert paused.status_code == 200 and paused.json["status"] == "paused"
-    run_jobs(app, timeout=60)
+    run_jobs(app, timeout=120)
     db.session.expire_all()
     assert db.session.get(Campaign, campaign_id).status == "paused"
     during = len(telegram_api.calls("sendMessage"))
     assert during < 12
     assert api.post(f"/campaigns/{campaign_id}/pause").status_code == 409
     assert api.post(f"/campaigns/{campaign_id}/resume").json["status"] == "running"
-    run_jobs(app, timeout=60)
+    run_jobs(app, timeout=120)
     chats = [int(c.params["chat_id"]) for c in telegram_api.calls("sendMessage")]
     assert sorted(chats) == [1000 + n for n in range(12)]
     assert api.get(f"/campaigns/{campaign_id}").json["status"] == "done"
