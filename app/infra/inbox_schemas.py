@@ -99,6 +99,8 @@ class CardExtraOut(Schema):
     orders = List(Dict())
     deals = List(Dict())
     notes = List(Dict())
+    # channels the customer opted out of campaigns on (issue 21)
+    opt_outs = List(Dict())
 
 
 class TimelineIdentityOut(IdentityOut):

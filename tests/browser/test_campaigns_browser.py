@@ -74,3 +74,18 @@ def test_build_a_segment_start_a_campaign_and_watch_it_finish(backend, world, br
     page.set_viewport_size(PHONE)
     h.shot(page, "campaigns-done-phone")
     check_axe(page, "campaigns")
+
+    # a customer answers "STOP": the opt-out is on their card in the inbox
+    from app.infra.models import OptOut
+    from tests.conftest import wait_until
+
+    h.inbound(support, 5103, "STOP", first_name="Klient3")
+    wait_until(lambda: db.session.scalar(select(OptOut.id)) or db.session.commit(), timeout=30,
+               message="the opt-out recorded")
+    release_db()
+    page.set_viewport_size(DESKTOP)
+    page.goto(world["server"].url + "/")
+    page.wait_for_selector("body[data-ready=yes]")
+    page.click(".row:has-text('Klient3')", timeout=10_000)
+    line = page.wait_for_selector("aside.card .opt-out", timeout=10_000)
+    assert "Support bot" in line.inner_text() and "poprosił w wiadomości" in line.inner_text()

@@ -158,6 +158,11 @@ def test_replies_count_and_are_marked_and_keywords_opt_out(app, api, channels, t
     assert reply.meta["campaign_id"] == campaign_id and reply.customer_id == anna
     card = api.get(f"/customers/{db.session.scalar(select(Message.customer_id).where(Message.text == 'wypisz się'))}").json
     assert [(o["channel_id"], o["source"]) for o in card["opt_outs"]] == [(ch["telegram"].id, "keyword")]
+    # the inbox's card beside the thread shows it too
+    kasia = db.session.scalar(select(Message).where(Message.text == "wypisz się"))
+    timeline = api.get(f"/conversations/{kasia.conversation_id}/timeline").json
+    assert [(o["channel_name"], o["source"]) for o in timeline["card"]["opt_outs"]] == \
+        [(ch["telegram"].name, "keyword")]
 
 
 @pytest.mark.parametrize("text,opted", [
