@@ -70,6 +70,9 @@ def test_build_a_segment_start_a_campaign_and_watch_it_finish(backend, world, br
         assert english not in body, english
     assert "Zakończona" in body and "Wysłane" in body
     h.shot(page, "campaigns-done-desktop")
+    from tests.conftest import OUTPUT
+
+    page.locator("#campaign-list").screenshot(path=str(OUTPUT / "campaigns-results.png"))
     check_screen(page, (DESKTOP, PHONE))
     page.set_viewport_size(PHONE)
     h.shot(page, "campaigns-done-phone")
