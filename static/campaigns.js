@@ -147,6 +147,7 @@ function render(campaign) {
       el("span", { class: "status", "data-status": campaign.status }, T[`status_${campaign.status}`] || campaign.status),
       campaign.segment_name ? el("span", { class: "muted" }, `${T.segment}: ${campaign.segment_name}`) : null,
       el("span", { class: "overall" }, `${T.progress}: ${Math.round((campaign.progress || 0) * 100)}%`),
+      campaign.ordered ? el("span", { class: "ordered" }, `${T.ordered}: ${num(campaign.ordered)}`) : null,
       el("span", { class: "buttons" }, (ACTIONS[campaign.status] || []).map((action) =>
         el("button", { type: "button", class: action === "cancel" ? "ghost danger" : "ghost", "data-action": action,
           onclick: () => act(campaign, action) }, T[action])))),

@@ -354,7 +354,24 @@ def campaign_dict(session: Session, campaign: Campaign) -> dict[str, Any]:
             "created_at": campaign.created_at.isoformat(),
             "started_at": campaign.started_at.isoformat() if campaign.started_at else None,
             "finished_at": campaign.finished_at.isoformat() if campaign.finished_at else None,
-            "expanded": campaign.expanded, **counts(session, campaign.id)}
+            "expanded": campaign.expanded, "ordered": ordered(session, campaign),
+            **counts(session, campaign.id)}
+
+
+def ordered(session: Session, campaign: Campaign) -> int:
+    """Recipients who placed an order (pushed by the shop or CRM) within `reply_days` of the
+    campaign's start."""
+    from app.infra.models import Order
+
+    if campaign.started_at is None:
+        return 0
+    until = campaign.started_at + timedelta(days=float(config["campaigns"]["reply_days"]))
+    bought = select(Order.id).where(Order.customer_id == CampaignRecipient.customer_id,
+                                    Order.placed_at >= campaign.started_at,
+                                    Order.placed_at <= until).exists()
+    return int(session.scalar(select(func.count()).select_from(CampaignRecipient).where(
+        CampaignRecipient.campaign_id == campaign.id, CampaignRecipient.status == "queued",
+        bought)) or 0)
 
 
 def emit_progress(payload: dict[str, Any]) -> None:

@@ -47,6 +47,7 @@ def _strings() -> dict[str, str]:
         "no_campaigns": _("No campaigns yet."), "no_segments": _("Save a segment first."),
         "error": _("Could not save"), "saved": _("Saved"),
         "per_channel": _("Sent per channel"),
+        "ordered": _("Ordered after the campaign"),
         "one_each": _("Each customer gets the message once, on the channel they last wrote "
                       "from (or the next one they can be reached on)."),
     }

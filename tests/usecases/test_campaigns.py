@@ -156,6 +156,14 @@ def test_replies_count_and_are_marked_and_keywords_opt_out(app, api, channels, t
     assert telegram["replied"] == 2 and telegram["opted_out"] == 1
     reply = db.session.scalar(select(Message).where(Message.text == "А на что скидка?"))
     assert reply.meta["campaign_id"] == campaign_id and reply.customer_id == anna
+    # the shop pushes Anna's order: the campaign counts a recipient who ordered
+    assert body["ordered"] == 0
+    from app.infra.models import Order
+
+    db.session.add(Order(customer_id=anna, external_ref="SHOP-1", status="paid",
+                         placed_at=datetime.now(timezone.utc)))
+    db.session.commit()
+    assert api.get(f"/campaigns/{campaign_id}").json["ordered"] == 1
     card = api.get(f"/customers/{db.session.scalar(select(Message.customer_id).where(Message.text == 'wypisz się'))}").json
     assert [(o["channel_id"], o["source"]) for o in card["opt_outs"]] == [(ch["telegram"].id, "keyword")]
     # the inbox's card beside the thread shows it too
