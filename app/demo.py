@@ -19,10 +19,12 @@ from app.domain.channels import add_channel
 from app.domain.customers import DEFAULT_STAGES
 from app.usecases.ingest import apply_inbound
 from app.infra.models import (Agent, CannedReply, Channel, Conversation, Deal, Message, Note, Order,
-                              Team)
+                              Segment, Team)
 from app.infra.state import db
 from app.domain.agents import create_agent, ensure_teams
 from app.usecases.automation import install_standard_rules, skip_history
+from app.usecases import campaigns
+from app.domain.segments import validate_filter
 
 
 class DemoError(RuntimeError):
@@ -246,6 +248,11 @@ def load_demo(force: bool = False, echo: Callable[[str], None] = print,
     # the standard rules (off until switched on), and the history is not news to them
     install_standard_rules(session)
     skip_history(session)
+    campaigns.skip_history(session)   # nor to the campaigns' opt-out keywords and replies
+    # a salesperson's segment (issue 21): bought in the last 30 days, came from Instagram
+    session.add(Segment(name="Bought in the last 30 days, came from Instagram",
+                        filter=validate_filter({"orders": {"last_within_days": 30},
+                                                "source": {"utm_source": ["instagram"]}})))
     for team in teams.values():   # ready for "Distribute between agents" (switched off)
         team.distribution, team.capacity = "round_robin", 50
     if not teams["Support"].business_hours:   # what "after hours" means for the answer bot

@@ -26,6 +26,7 @@ from app.usecases import (
     attachments,
     automation,
     bots,
+    campaigns,
     channel_events,
     crm,
     csat,
@@ -50,6 +51,7 @@ def sweep() -> dict[str, int]:
     queue.wake(reports.JOB)   # the reports' rollup catches up with whatever committed
     counts["automation"] = automation.tick()   # idle rules, SLA breaches, team queues
     counts["bots"] = bots.sweep()["queued"]   # outside bots: retries, the reader's wake
+    counts["campaigns"] = campaigns.tick()["revived"]   # scheduled starts, dead runners
     return counts
 
 
@@ -70,6 +72,8 @@ JOBS: dict[str, Callable[..., Any]] = {
     "run_automation": automation.run_automation,   # rules on committed events, queues
     bots.JOB: bots.run_bots,                  # outside bots: committed events -> deliveries
     bots.DELIVER_JOB: bots.deliver_bot_event,  # one signed POST to a bot, retried
+    campaigns.JOB: campaigns.run_campaign,          # one slice of a running campaign
+    campaigns.REACT_JOB: campaigns.react,           # opt-out keywords, replies to campaigns
 }
 
 # what a connector's record becomes in the database
@@ -102,6 +106,9 @@ EVENT_HOOKS = [answer_bot.on_event]
 # per channel kind: called after a reply was sent (the site chat pushes it to the visitor)
 SENT_HOOKS = {"webchat": [widget.on_reply_sent]}
 
+# in the transaction that fails a send for good (a blocked Telegram bot opts the user out)
+FAILED_HOOKS = [campaigns.on_send_failed]
+
 # after a channel is added, edited or removed (admins' settings): pollers look again at once
 CHANNEL_HOOKS = [pollers.channels_changed]
 
@@ -130,6 +137,9 @@ LISTENERS: list[tuple[Any, str, Callable[..., Any]]] = [
     (Session, "after_flush_postexec", notifications.create_pending),
     (Session, "after_commit", notifications.forget),
     (Session, "after_rollback", notifications.forget),
+    (Session, "after_flush", campaigns.wake_after_commit),  # a customer's message: reactions
+    (Session, "after_commit", campaigns.clear_wake),
+    (Session, "after_rollback", campaigns.clear_wake),
 ]
 
 
@@ -143,6 +153,7 @@ def wire() -> None:
     automation.EVENT_HOOKS[:] = EVENT_HOOKS
     for kind, functions in SENT_HOOKS.items():
         outbox.SENT_HOOKS[kind] = list(functions)
+    outbox.FAILED_HOOKS[:] = FAILED_HOOKS
     events.CHANNEL_HOOKS[:] = CHANNEL_HOOKS
     for target, name, function in LISTENERS:
         if not event.contains(target, name, function):

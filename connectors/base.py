@@ -145,6 +145,9 @@ class Outbound:
     # quick-reply buttons (the message's meta["buttons"]); a channel without them lists the
     # titles in the text
     buttons: tuple[Button, ...] = ()
+    # extra headers of a bulk email (List-Unsubscribe, List-Unsubscribe-Post, List-Id,
+    # Precedence); channels without headers ignore them
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

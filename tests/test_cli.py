@@ -129,6 +129,14 @@ def test_demo_fills_a_fresh_database_once(tmp_path):
     assert database.execute("SELECT count(*) FROM sla_policies").fetchone()[0] == 1
     assert database.execute("SELECT count(*) FROM conversations "
                             "WHERE first_response_due_at IS NOT NULL").fetchone()[0] == 200
+    # the salesperson's segment, and demo customers in it (issue 21)
+    [(name, filter_)] = database.execute("SELECT name, filter FROM segments").fetchall()
+    assert "Instagram" in name and "instagram" in filter_
+    members = database.execute(
+        "SELECT count(*) FROM customers c WHERE json_extract(c.source, '$.utm_source') = 'instagram'"
+        " AND EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = c.id"
+        " AND o.placed_at >= datetime('now', '-30 days'))").fetchone()[0]
+    assert members > 0
     again = fresh(tmp_path, "demo")
     assert again.returncode != 0 and "--force" in again.stderr
     # the demo's reports: its messages folded in, some replies from canned replies

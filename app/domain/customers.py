@@ -138,8 +138,11 @@ def card(session: Session, customer: Customer, limit: int = 100,
     data = {key: getattr(customer, key) for key in (
         "id", "name", "company", "owner_id", "source", "tags", "custom_fields",
         "merged_into_id", "created_at", "updated_at")}
+    from app.domain.optouts import of_customer
+
     data.update(identities=identities, owner=owner, notes=notes, orders=orders, deals=deals,
-                conversations=conversations, merges=merges)
+                conversations=conversations, merges=merges,
+                opt_outs=of_customer(session, customer.id))
     return data
 
 

@@ -63,6 +63,17 @@ DEFAULTS: dict[str, Any] = {
         # storage.max_attachment_bytes plus this much for the multipart envelope
         "upload_overhead_bytes": 64 * 1024,
     },
+    "campaigns": {
+        # sends per second per channel of each kind (Telegram ≈30/s per bot; the SMTP
+        # server's limit; WhatsApp's tier); a channel's setting `send_rate` overrides it
+        "telegram_rate": 30.0,
+        "whatsapp_rate": 50.0,
+        "email_rate": 10.0,
+        "webchat_rate": 50.0,
+        "batch": 500,            # customers a campaign claims per transaction
+        "run_seconds": 10.0,     # a runner job's slice before it queues itself again
+        "reply_days": 7,         # an inbound message this long after a campaign is its reply
+    },
     "identity": {
         "default_region": "RU",  # region for phone numbers written without +country code
     },

@@ -104,6 +104,8 @@ class CardExtraOut(Schema):
     deals = List(Dict())
     notes = List(Dict())
     csat = Dict(metadata={"description": "feedback (CSAT): average, answered, latest items"})
+    # channels the customer opted out of campaigns on (issue 21)
+    opt_outs = List(Dict())
 
 
 class TimelineIdentityOut(IdentityOut):

@@ -970,3 +970,90 @@ class NotificationPrefs(Base):
                                           primary_key=True)
     sound: Mapped[bool] = mapped_column(Boolean, default=False)
     title_badge: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+# --- Segments, opt-outs and campaigns (issue 21) -----------------------------------------
+
+
+class Segment(Base):
+    """A saved filter over customers (app/domain/segments.py says what a filter may hold)."""
+
+    __tablename__ = "segments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    filter: Mapped[dict[str, Any]] = mapped_column(default=dict)   # {} = every customer
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class OptOut(Base):
+    """The customer asked not to be written to on this channel (a keyword, Telegram's block,
+    the email unsubscribe link, an agent): no campaign reaches them there."""
+
+    __tablename__ = "opt_outs"
+    __table_args__ = (UniqueConstraint("customer_id", "channel_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"),
+                                            index=True)
+    # keyword | blocked | unsubscribe_link | agent
+    source: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str] = mapped_column(String(200), default="")
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id",
+                                                               ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Campaign(Base):
+    """One message to a segment: each customer gets it once, on their preferred channel."""
+
+    __tablename__ = "campaigns"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    segment_id: Mapped[int | None] = mapped_column(ForeignKey("segments.id",
+                                                              ondelete="SET NULL"))
+    # the segment's filter as it was at start: a later edit of the segment changes nothing
+    segment_filter: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    text: Mapped[str] = mapped_column(Text)
+    # per channel kind: {"email": {"subject", "text", "html"}, "whatsapp": {"template": {...}},
+    # "telegram": {"text", "buttons"}}
+    variants: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # {"fallback": ["telegram", "whatsapp", "email", "webchat"]} (kinds, in order)
+    channel_policy: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    schedule: Mapped[dict[str, Any]] = mapped_column(default=dict)   # {"at": ISO time}
+    scheduled_at: Mapped[datetime | None]
+    # draft | scheduled | running | paused | done | cancelled
+    status: Mapped[str] = mapped_column(String(12), default="draft")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    # expansion of the segment: customers with id <= cursor have their recipient row
+    cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    expanded: Mapped[bool] = mapped_column(Boolean, default=False)
+    # one runner at a time: the job holds the campaign until then (renewed while it lives)
+    runner_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class CampaignRecipient(Base):
+    """(campaign, customer) is unique: the row is claimed before the message is queued, so no
+    customer gets a campaign twice, whatever their number of handles and channels."""
+
+    __tablename__ = "campaign_recipients"
+    __table_args__ = (UniqueConstraint("campaign_id", "customer_id"),
+                      Index("ix_campaign_recipients_pending", "campaign_id", "status",
+                            "channel_id"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"),
+                                             index=True)
+    channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id", ondelete="SET NULL"))
+    # pending (claimed, waiting its channel's pace) | queued (message in the outbox) |
+    # skipped (reason: opted_out | no_channel | window_closed) | cancelled
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    reason: Mapped[str | None] = mapped_column(String(40))
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    replied_at: Mapped[datetime | None]
+    opted_out_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -278,6 +278,9 @@ class CustomerCardOut(CustomerOut):
     deals = List(Nested(DealOut))
     conversations = List(Nested(ConversationBrief))
     merges = List(Nested(MergeOut))
+    # channels the customer opted out of campaigns on: channel_id, channel_name,
+    # channel_kind, source (keyword | blocked | unsubscribe_link | agent), created_at
+    opt_outs = List(Dict())
 
 
 class CustomerPage(Page):

@@ -37,6 +37,11 @@ def apply_reachability(session: Session, channel: Channel, change: ReachabilityC
     if identity is None:
         log.info("reachability change for unknown %s ignored", change.handle)
         return
+    if not change.reachable:   # a block is an opt-out of campaigns on this bot
+        from app.domain import optouts
+
+        optouts.record(session, identity.customer_id, channel.id, "blocked",
+                       "the user blocked the bot")
     if identity.reachable != change.reachable:
         identity.reachable = change.reachable
         _customer_updated(session, identity.customer, channel)

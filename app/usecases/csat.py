@@ -40,6 +40,7 @@ from app.infra.models import (
     Event,
     Identity,
     Message,
+    OptOut,
     utcnow,
 )
 from app.infra.state import config
@@ -180,13 +181,15 @@ def why_not(session: Session, conversation: Conversation, settings: CsatSettings
             days=settings.throttle_days):
         return "asked recently"
     customer = session.get(Customer, conversation.customer_id)
-    if _opted_out(customer):
+    if _opted_out(customer) or session.scalar(select(OptOut.id).where(
+            OptOut.customer_id == conversation.customer_id).limit(1)) is not None:
         return "the customer opted out"
     return None
 
 
 def _opted_out(customer: Customer | None) -> bool:
-    """A flag of the campaigns' opt-out, when one exists (custom field or tag)."""
+    """An opt-out written on the card by people (custom field or tag); the recorded opt-outs
+    (keywords, a blocked bot, the unsubscribe link) are the OptOut rows."""
     if customer is None:
         return True
     fields = customer.custom_fields if isinstance(customer.custom_fields, dict) else {}

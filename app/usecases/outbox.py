@@ -62,6 +62,9 @@ log = logging.getLogger(__name__)
 # channel kind -> callbacks(message_id) run after a send of that kind is committed (the
 # site widget pushes the reply to the visitor's open browser tabs this way)
 SENT_HOOKS: dict[str, list] = {}
+# callbacks(session, message, channel) run in the transaction that marks a send failed for
+# good (a Telegram user who blocked the bot is opted out of campaigns this way)
+FAILED_HOOKS: list = []
 
 
 class ReplyError(DomainError):
@@ -282,6 +285,7 @@ def build_outbound(session: Session, message: Message, channel: Channel) -> Outb
         reply_token=reply_token(message.conversation_id), automated=message.automated,
         template=message.meta.get("template"), attachments=tuple(files),
         buttons=tuple(Button(str(b["id"]), str(b["title"])) for b in message.meta.get("buttons", [])),
+        headers=tuple((str(k), str(v)) for k, v in (message.meta.get("headers") or {}).items()),
     )
 
 
@@ -407,6 +411,9 @@ def _send_claimed(session: Session, message_id: int) -> str:
         if result.extra_ids:
             message.meta = {**message.meta, "extra_ids": list(result.extra_ids)}
     message.locked_at = None
+    if message.status == "failed":
+        for hook in FAILED_HOOKS:
+            hook(session, message, channel)
     session.flush()
     record_event(session, "message.updated", message_schema.dump(message),
                  message.conversation.channel_id)

@@ -13,6 +13,7 @@ def register_blueprints(app: Flask) -> None:
     from app.web.api import bp as api_bp
     from app.web.auth import bp as auth_bp
     from app.web.board import bp as board_bp
+    from app.web.campaigns import bp as campaigns_bp, public as unsubscribe_bp
     from app.web.canned import bp as canned_bp
     from app.web.feedback import bp as feedback_bp
     from app.web.help import bp as help_bp
@@ -26,12 +27,14 @@ def register_blueprints(app: Flask) -> None:
     from app.web import headers
 
     for blueprint in (auth_bp, inbox_bp, board_bp, canned_bp, settings_bp, routing_settings_bp,
-                      reports_bp, api_bp, webhooks_bp, widget_bp, feedback_bp, help_bp):
+                      reports_bp, api_bp, webhooks_bp, widget_bp, feedback_bp, help_bp,
+                      campaigns_bp, unsubscribe_bp):
         app.register_blueprint(blueprint)
     headers.install(app)
     # webhooks are signed by their senders, the widget has its own tokens, and the API checks
     # CSRF itself for cookie sessions (token calls need none)
-    for blueprint in (webhooks_bp, widget_bp, api_bp):
+    # the unsubscribe link is its own signed token (mail clients POST it, RFC 8058)
+    for blueprint in (webhooks_bp, widget_bp, api_bp, unsubscribe_bp):
         csrf.exempt(blueprint)
     install_request_limits(app)
 

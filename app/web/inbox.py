@@ -105,7 +105,10 @@ def ui_strings() -> dict[str, Any]:
         "mention_unreachable": _("Not notified, they cannot see this conversation's channel: "
                                  "{names}"),
         "select_all": _("Select all"), "selected": _("{n} selected"), "apply": _("Apply"),
-        "card": _("Customer"), "orders": _("Orders"), "deals": _("Deals"), "notes": _("Notes"),
+        "card": _("Customer"), "opted_out": _("Opted out of campaigns"),
+        "opt_out_sources": {"keyword": _("asked by message"), "blocked": _("blocked the bot"),
+                            "unsubscribe_link": _("unsubscribe link"), "agent": _("by an agent")},
+        "orders": _("Orders"), "deals": _("Deals"), "notes": _("Notes"),
         "csat_title": _("Feedback"), "csat_average": _("average {avg} of 5 ({n} answers)"),
         "csat_waiting": _("asked, no answer yet"),
         "attachments": _("Attachments"), "download": _("Download"),

@@ -42,6 +42,9 @@ def build_message(settings: Mapping[str, Any], outbound: Outbound) -> EmailMessa
         msg["Reply-To"] = f"reply+{outbound.reply_token}@{domain}"
     if outbound.automated:
         msg["Auto-Submitted"] = "auto-replied"  # RFC 3834: receivers must not auto-answer
+    for name, value in outbound.headers:
+        if name in BULK_HEADERS and "\r" not in value and "\n" not in value:
+            msg[name] = value
     text = _with_button_lines(outbound.text or "", outbound)
     msg.set_content(text)
     html = outbound.html if outbound.html and not outbound.buttons else _text_to_html(text)
@@ -52,6 +55,9 @@ def build_message(settings: Mapping[str, Any], outbound: Outbound) -> EmailMessa
                            filename=att.filename)
     return msg
 
+
+# the headers a campaign email may carry (RFC 2369, RFC 8058 one-click unsubscribe)
+BULK_HEADERS = ("List-Unsubscribe", "List-Unsubscribe-Post", "List-Id", "Precedence")
 
 # What may appear inside <...@domain> and reply+...@domain without quoting (RFC 5322 atext
 # minus the characters that confuse real-world parsers).

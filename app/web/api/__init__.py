@@ -23,3 +23,4 @@ from app.web.api import bots  # noqa: E402,F401  (outside bots: registration, ha
 from app.web.api import csat  # noqa: E402,F401  (feedback after a conversation: issue 21)
 from app.web.api import kb  # noqa: E402,F401  (knowledge base: issue 18)
 from app.web.api import notifications  # noqa: E402,F401  (the bell, the Mentions view)
+from app.web.api import segments, campaigns  # noqa: E402,F401  (segments, campaigns: issue 21)

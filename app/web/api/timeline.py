@@ -7,6 +7,7 @@ from sqlalchemy.orm import selectinload
 
 from connectors.whatsapp import window_open
 
+from app.domain import optouts
 from app.domain.access import visible_channel_ids
 from app.domain.handles import CHANNEL_IDENTITY_KINDS
 from app.infra.inbox_schemas import TimelineOut
@@ -90,6 +91,8 @@ def timeline(conversation_id: int):
                   for n in db.session.scalars(select(Note).where(Note.customer_id == customer.id)
                                               .order_by(Note.id.desc()).limit(10))],
         "csat": csat.for_customer(db.session, customer.id, limit=5),
+        # channels the customer opted out of campaigns on (keyword, block, unsubscribe link)
+        "opt_outs": optouts.of_customer(db.session, customer.id),
     }
     reply_channels = _reply_channels(customer.id)
     return {"conversation": conversation, "customer": customer, "card": card,

@@ -1,0 +1,257 @@
+"""Campaign sends/s (issue 21): N customers with one, two or three handles on four Telegram
+bots, a WhatsApp number and a mailbox (the local fake Bot API, fake Graph API and aiosmtpd),
+one campaign to all of them, timed from start to `done`; then every fake is checked: each
+customer got the message exactly once, on one channel, and no bot went over its pace.
+
+    python -m bench.campaigns [--backend sqlite|postgres] [--customers 10000]
+        [--telegram-rate 30] [--whatsapp-rate 80] [--email-rate 60] [--json FILE]
+
+The embedded default runs the jobs: the in-process queue's threads (the campaign's runner,
+which queues at each channel's pace and drains the outbox itself, and one more drain).
+PostgreSQL: THREADLINE_BENCH_DATABASE_URL (default database threadline_bench), wiped first.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PG_URL = os.environ.get("THREADLINE_BENCH_DATABASE_URL",
+                        "postgresql://postgres@127.0.0.1:5432/threadline_bench")
+BOTS = 4
+
+
+def _config(url: str, data_dir: Path, rates: dict[str, float]) -> dict:
+    from app.infra.config import load_config
+
+    return load_config(path=data_dir / "absent.toml", environ={}, overrides={
+        "database_url": url, "redis_url": "", "data_dir": str(data_dir),
+        "secret_key": "bench-secret-key-0123456789", "server": {"pollers": False},
+        "log": {"level": "WARNING"},
+        "campaigns": {f"{k}_rate": v for k, v in rates.items()},
+        "jobs": {"inprocess_threads": 2}})
+
+
+def generate(customers: int, telegram_url: str, graph_url: str, smtp_settings: dict,
+             seed: int = 21) -> dict:
+    """Customers: a third on Telegram alone; a third Telegram + email (last wrote by email);
+    a third Telegram + WhatsApp + email (last wrote on WhatsApp, inside the window); 2% opted
+    out of their channel. Rows inserted in bulk."""
+    from sqlalchemy import insert, select
+
+    from app.domain.channels import add_channel
+    from app.infra.models import Conversation, Customer, Identity, Message, OptOut
+    from app.infra.state import db
+
+    rng = random.Random(seed)
+    s = db.session
+    bots = [add_channel("telegram", f"Bot {n}", {"token": f"{n + 1}00000:bench-{n}",
+                                                 "mode": "webhook", "secret_token": f"s{n}",
+                                                 "api_base_url": telegram_url,
+                                                 "public_url": "https://bench.local"})
+            for n in range(BOTS)]
+    whatsapp = add_channel("whatsapp", "WhatsApp", {
+        "phone_number_id": "106540352242922", "access_token": "bench-token",
+        "app_secret": "bench-secret", "verify_token": "v", "api_base_url": graph_url})
+    email = add_channel("email", "Mailbox", {"imap_host": "127.0.0.1", "imap_user": "u",
+                                             "imap_password": "p", "imap_security": "none",
+                                             **smtp_settings,
+                                             "from_address": "shop@bench.local"})
+    s.commit()
+    now = datetime.now(timezone.utc)
+    s.execute(insert(Customer), [{"name": f"Klient {c}", "created_at": now, "updated_at": now,
+                                  "tags": [], "custom_fields": {}} for c in range(customers)])
+    ids = list(s.scalars(select(Customer.id).order_by(Customer.id)))
+    identities, conversations, messages, opt_outs, expected = [], [], [], [], {}
+    for n, cid in enumerate(ids):
+        shape = n % 3
+        bot = bots[n % BOTS]
+        tg_id = str(10_000_000 + n)
+        identities.append({"customer_id": cid, "kind": "telegram", "value": tg_id})
+        written = [(bot, f"telegram:{tg_id}")]
+        if shape >= 1:
+            identities.append({"customer_id": cid, "kind": "email", "value": f"k{n}@bench.local"})
+        if shape == 2:
+            identities.append({"customer_id": cid, "kind": "whatsapp", "value": f"48{600000000 + n}"})
+            written.append((whatsapp, f"whatsapp:48{600000000 + n}"))
+        elif shape == 1:
+            written.append((email, f"email:k{n}@bench.local"))
+        last = written[-1][0]
+        conversations.append({"customer_id": cid, "channel_id": last.id, "status": "resolved",
+                              "created_at": now, "last_activity_at": now, "labels": [],
+                              "priority": "normal", "unread_count": 0, "last_message_preview": ""})
+        if rng.random() < 0.02:
+            opt_outs.append({"customer_id": cid, "channel_id": last.id, "source": "keyword",
+                             "detail": "STOP", "created_at": now})
+            expected[cid] = None if shape == 0 else ("email" if shape == 2 else "telegram")
+            # a third-shape customer opted out of WhatsApp falls back to email; a second-shape
+            # one opted out of email falls back to the Telegram bot they wrote to
+        else:
+            expected[cid] = {0: "telegram", 1: "email", 2: "whatsapp"}[shape]
+        for k, (channel, sender) in enumerate(written):
+            messages.append((cid, channel.id, sender, now - timedelta(hours=2, minutes=-k)))
+    s.execute(insert(Identity), identities)
+    s.execute(insert(Conversation), conversations)
+    conv = dict(s.execute(select(Conversation.customer_id, Conversation.id)).all())
+    s.execute(insert(Message), [{"uuid": f"bench-{i}", "conversation_id": conv[cid],
+                                 "customer_id": cid, "channel_id": ch, "direction": "in",
+                                 "text": "Dzień dobry", "status": "received", "created_at": at,
+                                 "meta": {"from": sender}, "history": [], "attempts": 0,
+                                 "content_type": "text", "deleted": False, "automated": False,
+                                 "external_id": f"bench-{i}"}
+                                for i, (cid, ch, sender, at) in enumerate(messages)])
+    if opt_outs:
+        s.execute(insert(OptOut), opt_outs)
+    s.commit()
+    return {"expected": expected, "bots": {b.settings["token"]: b.id for b in bots},
+            "whatsapp": whatsapp.id, "email": email.id}
+
+
+def run(args) -> dict:
+    from tests.fakes.graph_api import FakeGraphAPI
+    from tests.fakes.telegram_api import FakeTelegramAPI
+    from tests.servers.smtp import RecordingSMTP
+
+    rates = {"telegram": args.telegram_rate, "whatsapp": args.whatsapp_rate,
+             "email": args.email_rate}
+    work = Path(tempfile.mkdtemp(prefix="bench-campaigns-"))
+    if args.backend == "postgres":
+        from bench.reports import _wipe_postgres
+
+        _wipe_postgres(PG_URL)
+        url = PG_URL
+    else:
+        url = f"sqlite:///{work / 'bench.db'}"
+    with FakeTelegramAPI() as telegram, FakeGraphAPI(phone_number_id="106540352242922",
+                                                     access_token="bench-token") as graph, \
+            RecordingSMTP() as smtp:
+        from app import create_app
+        from app.cli import upgrade_database
+        from app.infra.queues import InProcessQueue
+
+        app = create_app(_config(url, work, rates))
+        upgrade_database(app)
+        with app.app_context():
+            from app.domain.agents import create_agent, create_token
+            from app.infra.models import Campaign, Message
+            from app.infra.state import db
+
+            admin = create_agent("admin@bench.local", "Admin", "bench-password-1", role="admin")
+            token = create_token(admin, "bench")
+            db.session.commit()
+            t0 = time.monotonic()
+            world = generate(args.customers, telegram.base_url, graph.base_url, smtp.settings())
+            generated = time.monotonic() - t0
+        queue = app.extensions["threadline.queue"]
+        assert isinstance(queue, InProcessQueue)
+        client = app.test_client()
+        headers = {"Authorization": f"Bearer {token}"}
+        segment = client.post("/api/v1/segments", json={"name": "All", "filter": {}},
+                              headers=headers).json
+        campaign = client.post("/api/v1/campaigns", headers=headers, json={
+            "name": "Bench", "segment_id": segment["id"], "text": "Cześć {first_name}!",
+            "variants": {"email": {"subject": "Nowa kolekcja"}}}).json
+        samples: list[tuple[float, Counter]] = []
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                with telegram._lock:
+                    per_bot = Counter(r.token for r in telegram.requests if r.method == "sendMessage")
+                samples.append((time.monotonic(), per_bot))
+                time.sleep(0.1)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        queue.start()
+        sampler.start()
+        started = time.monotonic()
+        assert client.post(f"/api/v1/campaigns/{campaign['id']}/start",
+                           headers=headers).status_code == 200
+        from sqlalchemy.exc import OperationalError
+
+        while True:
+            try:
+                with app.app_context():
+                    status = db.session.get(Campaign, campaign["id"]).status
+                    db.session.commit()
+            except OperationalError:   # SQLite busy for longer than its timeout: ask again
+                status = "running"
+            if status != "running":
+                break
+            time.sleep(0.5)
+        elapsed = time.monotonic() - started
+        stop.set()
+        sampler.join()
+        queue.join()
+        queue.stop()
+        body = client.get(f"/api/v1/campaigns/{campaign['id']}", headers=headers).json
+        with app.app_context():
+            from sqlalchemy import func, select
+
+            out_per_customer = Counter(db.session.scalars(
+                select(Message.customer_id).where(Message.direction == "out")))
+            db.session.commit()
+        app.extensions["threadline.db"].dispose()
+        # what each fake received, per customer
+        tg_chats = Counter((r.token, str(r.params["chat_id"])) for r in telegram.calls("sendMessage"))
+        wa_to = Counter(m["to"] for m in graph.sent())
+        mail_to = Counter(r for m in smtp.received for r in m.rcpt_tos)
+        delivered = sum(tg_chats.values()) + sum(wa_to.values()) + sum(mail_to.values())
+        expected = world["expected"]
+        reachable = sum(1 for v in expected.values() if v)
+        busiest = {}
+        for token in world["bots"]:
+            best = 0
+            for i, (t1, c1) in enumerate(samples):
+                for t2, c2 in samples[i:]:
+                    if t2 - t1 > 1.0:
+                        break
+                    best = max(best, c2[token] - c1[token])
+            busiest[token] = best
+        result = {
+            "backend": args.backend, "customers": args.customers, "generated_s": round(generated, 1),
+            "status": body["status"], "elapsed_s": round(elapsed, 2),
+            "sends": body["totals"]["sent"], "failed": body["totals"]["failed"],
+            "sends_per_s": round(body["totals"]["sent"] / elapsed, 1),
+            "per_channel": {c["channel_name"]: c["sent"] for c in body["channels"]},
+            "skipped": body["skipped"], "rates": rates, "bots": BOTS,
+            "ceiling_per_s": BOTS * rates["telegram"] + rates["whatsapp"] + rates["email"],
+            "busiest_second_per_bot": max(busiest.values() or [0]),
+            "delivered_at_fakes": delivered, "reachable": reachable,
+            "exactly_once": (delivered == reachable and max(tg_chats.values() or [1]) == 1
+                             and max(wa_to.values() or [1]) == 1
+                             and max(mail_to.values() or [1]) == 1
+                             and set(out_per_customer.values()) <= {1}),
+        }
+        return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--customers", type=int, default=1000)
+    parser.add_argument("--telegram-rate", type=float, default=30.0)
+    parser.add_argument("--whatsapp-rate", type=float, default=80.0)
+    parser.add_argument("--email-rate", type=float, default=60.0)
+    parser.add_argument("--json", help="write the result here")
+    args = parser.parse_args(argv)
+    result = run(args)
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0 if result["exactly_once"] and result["status"] == "done" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
