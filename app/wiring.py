@@ -19,7 +19,7 @@ from connectors.telegram import ReachabilityChange
 from connectors.whatsapp import NumberChange
 
 from app.domain import agents, search
-from app.infra import events, queues
+from app.infra import channel_cache, events, queues
 from app.infra.state import queue
 from app.usecases import (
     attachments,
@@ -101,6 +101,11 @@ LISTENERS: list[tuple[Any, str, Callable[..., Any]]] = [
     (Session, "after_flush", automation.wake_after_commit),  # any event wakes the rules
     (Session, "after_commit", automation.clear_wake),
     (Session, "after_rollback", automation.clear_wake),
+    # the webhook door's channel snapshots are read again after a channel changes
+    (Session, "after_flush", channel_cache.note_changes),
+    (Session, "do_orm_execute", channel_cache.note_bulk_changes),
+    (Session, "after_commit", channel_cache.end_of_transaction),
+    (Session, "after_rollback", channel_cache.end_of_transaction),
 ]
 
 

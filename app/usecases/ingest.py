@@ -62,29 +62,42 @@ class Received:
     duplicate: bool
 
 
-def _insert_ignore(session: Session):
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(InboundEvent)
+_RECEIVE_STATEMENTS: dict[str, Any] = {}
+
+
+def _receive_statement(dialect: str):
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING id, built once per dialect: the values
+    come as parameters, so each webhook skips building and caching a new statement."""
+    stmt = _RECEIVE_STATEMENTS.get(dialect)
+    if stmt is None:
+        table = InboundEvent.__table__
+        stmt = ((postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+                .on_conflict_do_nothing(index_elements=["channel_id", "external_id"])
+                .returning(table.c.id))
+        _RECEIVE_STATEMENTS[dialect] = stmt
+    return stmt
 
 
 def receive(channel: Channel, external_id: str, payload: dict[str, Any],
             process: str = "queue") -> Received:
     """Store one raw delivery and have it processed.
 
+    `channel`: anything with the channel's `id` (a Channel, or the webhook door's cached
+    snapshot, app/infra/channel_cache.py).
     process: "queue" (a job; the webhook answers at once), "inline" (now, in this thread),
     or "none" (the caller processes it).
+
+    One Core INSERT in the session's transaction and its commit (no ORM unit of work: this
+    is the acknowledgement path of every webhook).
     """
     session = db.session
     payload = without_nul(payload)   # PostgreSQL stores no NUL in jsonb
-    stmt = (
-        _insert_ignore(session)
-        .values(channel_id=channel.id, external_id=str(external_id)[:500], payload=payload,
-                status="received", attempts=0, created_at=utcnow(),
-                enqueued_at=utcnow() if process == "queue" else None)
-        .on_conflict_do_nothing(index_elements=["channel_id", "external_id"])
-        .returning(InboundEvent.id)
-    )
-    event_id = session.execute(stmt).scalar()
+    connection = session.connection()
+    now = utcnow()
+    event_id = connection.execute(_receive_statement(connection.dialect.name), {
+        "channel_id": channel.id, "external_id": str(external_id)[:500], "payload": payload,
+        "status": "received", "attempts": 0, "created_at": now,
+        "enqueued_at": now if process == "queue" else None}).scalar()
     session.commit()
     if event_id is None:
         log.info("duplicate delivery ignored: channel %s event %s", channel.id, external_id)
