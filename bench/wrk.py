@@ -67,6 +67,7 @@ def parse_wrk(output: str) -> dict:
 
 def run(env: BenchEnv, scale: str) -> tuple[list[Row], dict]:
     seconds = 30 if scale == "full" else 10
+    drain_seconds = 300 if scale == "full" else 30
     senders = 1_000 if scale == "full" else 200
     count = 60_000 if scale == "full" else 20_000   # more than wrk sends in `seconds`
     files = env.work_dir
@@ -81,6 +82,8 @@ def run(env: BenchEnv, scale: str) -> tuple[list[Row], dict]:
         run_wrk(url, files / "wrk-ref.tsv", 2, connections=8)   # warm-up: connections, pool
         ref = run_wrk(url, files / "wrk-ref.tsv", seconds)
         before = env.scalar("SELECT count(*) FROM inbound_events")
+        processed_before = env.scalar("SELECT count(*) FROM inbound_events "
+                                      "WHERE status <> 'received'")
         t0 = time.perf_counter()
         acked = run_wrk(url, files / "wrk-webhooks.tsv", seconds)
         stored = env.scalar("SELECT count(*) FROM inbound_events") - before
@@ -88,23 +91,27 @@ def run(env: BenchEnv, scale: str) -> tuple[list[Row], dict]:
         def left() -> int:
             return env.scalar("SELECT count(*) FROM inbound_events WHERE status = 'received'")
 
-        deadline = time.monotonic() + max(180, stored / 20)
+        # the drain's rate: first request -> last event applied, or what was applied
+        # within `drain_seconds` when the workers are still behind (the bench's time box)
+        deadline = time.monotonic() + drain_seconds
         while left() and time.monotonic() < deadline:
             time.sleep(0.1)
         processed_s = time.perf_counter() - t0
         remaining = left()
+        processed = env.scalar("SELECT count(*) FROM inbound_events WHERE status <> 'received'") \
+            - processed_before
         failed = env.scalar("SELECT count(*) FROM inbound_events WHERE status = 'failed'")
     finally:
         stack.stop()
-    processed_rate = stored / processed_s if not remaining else None
-    # wrk stops after `seconds`: the messages expected are those of the events it delivered,
+    processed_rate = processed / processed_s
+    # wrk stops after `seconds`: the messages expected are those of the events applied,
     # each stored once, in its sender's one conversation
     delivered = _stored_keys(env, expected)
     placement = check_placement(env, {k: v for k, v in expected.items() if k in delivered})
-    placement["one_message_per_event"] = len(delivered) == stored
+    placement["one_message_per_event"] = len(delivered) == processed - failed
     placement["ok"] = placement["ok"] and placement["one_message_per_event"]
     detail = {"seconds": seconds, "connections": CONNECTIONS, "webhooks": _no_raw(acked),
-              "reference": _no_raw(ref), "stored": stored, "left_unprocessed": remaining,
+              "reference": _no_raw(ref), "stored": stored, "processed": processed, "left_unprocessed": remaining,
               "failed_events": failed, "processed_elapsed_s": processed_s,
               "placement": placement, "wrk_output": acked["raw"]}
     note = f"{acked['non_2xx']} non-2xx" if acked["non_2xx"] else ""
@@ -115,7 +122,8 @@ def run(env: BenchEnv, scale: str) -> tuple[list[Row], dict]:
         Row("wrk", "ack latency p50", acked.get("p50"), "ms", ref.get("p50"), "one-row insert"),
         Row("wrk", "ack latency p99", acked.get("p99"), "ms", ref.get("p99"), "one-row insert",
             "≤ 50 ms", at_most(acked.get("p99"), 50)),
-        Row("wrk", "fully processed msgs/s (first request → last applied)", processed_rate,
+        Row("wrk", "processed msgs/s (first request → last applied" +
+            (f"; {remaining} left after {processed_s:.0f} s)" if remaining else ")"), processed_rate,
             "msg/s", ref["rate"], "one-row insert", "≥ 500",
             at_least(processed_rate, 500) if placement["ok"] else False,
             "" if placement["ok"] and not failed else f"placement {placement}, failed {failed}"),
