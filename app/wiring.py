@@ -106,6 +106,11 @@ LISTENERS: list[tuple[Any, str, Callable[..., Any]]] = [
     (Session, "do_orm_execute", channel_cache.note_bulk_changes),
     (Session, "after_commit", channel_cache.end_of_transaction),
     (Session, "after_rollback", channel_cache.end_of_transaction),
+    # the ingest drain keeps a batch's channels, customers and identities in its session
+    (Session, "loaded_as_persistent", ingest.hold_in_batch),
+    (Session, "pending_to_persistent", ingest.hold_in_batch),
+    (Session, "after_commit", ingest.release_batch),
+    (Session, "after_rollback", ingest.release_batch),
 ]
 
 

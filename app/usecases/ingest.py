@@ -207,16 +207,39 @@ def _claim_received(limit: int) -> list[InboundEvent]:
 def _apply_batch(batch: list[InboundEvent]) -> None:
     session = db.session
     event_ids = [event.id for event in batch]
+    # The session's identity map holds objects weakly: a channel, customer or identity that
+    # no object of the next event refers to would be read again by it. Held (hold_in_batch)
+    # until the batch ends, each is read once per batch: ingest only reads them, or fills
+    # in what is empty.
+    session.info[_HELD] = []
     try:
         for event in batch:
             _apply_event(session, event)
         session.commit()
     except Exception as exc:
+        session.info.pop(_HELD, None)
         session.rollback()
         log.info("batch of %s inbound events rolled back (%s: %s); applying them one by one",
                  len(event_ids), type(exc).__name__, exc)
         for event_id in event_ids:
             process_event(event_id)
+
+
+_HELD = "ingest.held"
+HELD_TYPES = (Channel, Customer, Identity)
+
+
+def hold_in_batch(session: Session, instance: Any) -> None:
+    """Session listener (loaded_as_persistent, pending_to_persistent; app/wiring.py): while
+    a batch is applied, its channels, customers and identities stay in the session."""
+    held = session.info.get(_HELD)
+    if held is not None and isinstance(instance, HELD_TYPES):
+        held.append(instance)
+
+
+def release_batch(session: Session) -> None:
+    """after_commit / after_rollback: the batch's objects are let go."""
+    session.info.pop(_HELD, None)
 
 
 def _mark_failed(event_id: int, exc: Exception) -> str:
