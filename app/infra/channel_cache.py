@@ -68,7 +68,9 @@ class ChannelCache:
             row = session.connection().execute(
                 select(Channel.id, Channel.kind, Channel.active, Channel.settings)
                 .where(Channel.id == channel_id)).first()
-            value = None if row is None else _snapshot(row)
+            if row is None:
+                return None   # not cached: ids nobody has cannot fill the process's memory
+            value = _snapshot(row)
             self._store(channel_id, generation, value)
         return value
 
