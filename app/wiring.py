@@ -19,7 +19,7 @@ from connectors.telegram import ReachabilityChange
 from connectors.whatsapp import NumberChange
 
 from app.domain import agents, notifications, search
-from app.infra import events, queues
+from app.infra import channel_cache, events, queues
 from app.infra.state import queue
 from app.usecases import (
     answer_bot,
@@ -140,6 +140,16 @@ LISTENERS: list[tuple[Any, str, Callable[..., Any]]] = [
     (Session, "after_flush", campaigns.wake_after_commit),  # a customer's message: reactions
     (Session, "after_commit", campaigns.clear_wake),
     (Session, "after_rollback", campaigns.clear_wake),
+    # the webhook door's channel snapshots are read again after a channel changes
+    (Session, "after_flush", channel_cache.note_changes),
+    (Session, "do_orm_execute", channel_cache.note_bulk_changes),
+    (Session, "after_commit", channel_cache.end_of_transaction),
+    (Session, "after_rollback", channel_cache.end_of_transaction),
+    # the ingest drain keeps a batch's channels, customers and identities in its session
+    (Session, "loaded_as_persistent", ingest.hold_in_batch),
+    (Session, "pending_to_persistent", ingest.hold_in_batch),
+    (Session, "after_commit", ingest.release_batch),
+    (Session, "after_rollback", ingest.release_batch),
 ]
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from bench.common import ROOT, BenchEnv, Row, table
 
-SCENARIOS = ("ingest", "live", "outbound", "memory", "inbox")
+SCENARIOS = ("ingest", "wrk", "live", "outbound", "memory", "inbox")
 
 
 def machine() -> dict:

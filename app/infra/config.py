@@ -38,7 +38,10 @@ DEFAULTS: dict[str, Any] = {
         "inprocess_threads": 2,  # worker threads of the embedded default
         # inbound events a worker applies in one transaction (one commit, one job per batch)
         "ingest_batch": 100,
-        "send_batch": 20,        # queued replies a worker claims at once (then sends in turn)
+        "send_batch": 20,        # queued replies a worker claims at once
+        # threads sending one claimed batch to different chats side by side (one chat's
+        # messages stay in order, one after another); 1 = every send in turn
+        "send_parallel": 4,
         "queue": "threadline",   # rq queue name
         # a site-chat reply the widget never showed is emailed (when the visitor left an
         # address) after this many seconds

@@ -62,29 +62,42 @@ class Received:
     duplicate: bool
 
 
-def _insert_ignore(session: Session):
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(InboundEvent)
+_RECEIVE_STATEMENTS: dict[str, Any] = {}
+
+
+def _receive_statement(dialect: str):
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING id, built once per dialect: the values
+    come as parameters, so each webhook skips building and caching a new statement."""
+    stmt = _RECEIVE_STATEMENTS.get(dialect)
+    if stmt is None:
+        table = InboundEvent.__table__
+        stmt = ((postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+                .on_conflict_do_nothing(index_elements=["channel_id", "external_id"])
+                .returning(table.c.id))
+        _RECEIVE_STATEMENTS[dialect] = stmt
+    return stmt
 
 
 def receive(channel: Channel, external_id: str, payload: dict[str, Any],
             process: str = "queue") -> Received:
     """Store one raw delivery and have it processed.
 
+    `channel`: anything with the channel's `id` (a Channel, or the webhook door's cached
+    snapshot, app/infra/channel_cache.py).
     process: "queue" (a job; the webhook answers at once), "inline" (now, in this thread),
     or "none" (the caller processes it).
+
+    One Core INSERT in the session's transaction and its commit (no ORM unit of work: this
+    is the acknowledgement path of every webhook).
     """
     session = db.session
     payload = without_nul(payload)   # PostgreSQL stores no NUL in jsonb
-    stmt = (
-        _insert_ignore(session)
-        .values(channel_id=channel.id, external_id=str(external_id)[:500], payload=payload,
-                status="received", attempts=0, created_at=utcnow(),
-                enqueued_at=utcnow() if process == "queue" else None)
-        .on_conflict_do_nothing(index_elements=["channel_id", "external_id"])
-        .returning(InboundEvent.id)
-    )
-    event_id = session.execute(stmt).scalar()
+    connection = session.connection()
+    now = utcnow()
+    event_id = connection.execute(_receive_statement(connection.dialect.name), {
+        "channel_id": channel.id, "external_id": str(external_id)[:500], "payload": payload,
+        "status": "received", "attempts": 0, "created_at": now,
+        "enqueued_at": now if process == "queue" else None}).scalar()
     session.commit()
     if event_id is None:
         log.info("duplicate delivery ignored: channel %s event %s", channel.id, external_id)
@@ -194,16 +207,39 @@ def _claim_received(limit: int) -> list[InboundEvent]:
 def _apply_batch(batch: list[InboundEvent]) -> None:
     session = db.session
     event_ids = [event.id for event in batch]
+    # The session's identity map holds objects weakly: a channel, customer or identity that
+    # no object of the next event refers to would be read again by it. Held (hold_in_batch)
+    # until the batch ends, each is read once per batch: ingest only reads them, or fills
+    # in what is empty.
+    session.info[_HELD] = []
     try:
         for event in batch:
             _apply_event(session, event)
         session.commit()
     except Exception as exc:
+        session.info.pop(_HELD, None)
         session.rollback()
         log.info("batch of %s inbound events rolled back (%s: %s); applying them one by one",
                  len(event_ids), type(exc).__name__, exc)
         for event_id in event_ids:
             process_event(event_id)
+
+
+_HELD = "ingest.held"
+HELD_TYPES = (Channel, Customer, Identity)
+
+
+def hold_in_batch(session: Session, instance: Any) -> None:
+    """Session listener (loaded_as_persistent, pending_to_persistent; app/wiring.py): while
+    a batch is applied, its channels, customers and identities stay in the session."""
+    held = session.info.get(_HELD)
+    if held is not None and isinstance(instance, HELD_TYPES):
+        held.append(instance)
+
+
+def release_batch(session: Session) -> None:
+    """after_commit / after_rollback: the batch's objects are let go."""
+    session.info.pop(_HELD, None)
 
 
 def _mark_failed(event_id: int, exc: Exception) -> str:

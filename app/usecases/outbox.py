@@ -14,9 +14,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import os
 import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+from flask import current_app
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -339,15 +343,19 @@ def _still_claimed(session: Session, message_id: int, attempts: int) -> bool:
 
 def send_queued() -> int:
     """The outbox drain: claim up to `jobs.send_batch` due messages in one transaction, send
-    them one by one, until none is due; returns how many it took.
+    them, until none is due; returns how many it took.
 
     One job and one claiming commit per batch instead of per reply. A full batch wakes
     another drain so a second worker joins in; PostgreSQL rows are claimed with SKIP
     LOCKED, and each result is committed right after its send, so a dead worker leaves at
-    most the one message it was sending for the sweeper (as before).
+    most the messages it was sending for the sweeper.
+
+    A batch's messages to different chats (channel and customer) go out side by side on up
+    to `jobs.send_parallel` threads; one chat's messages go one after another, in order.
     """
     queue.awake("send_queued")
     limit = int(config["jobs"]["send_batch"])
+    parallel = int(config["jobs"].get("send_parallel", 1))
     taken = 0
     while True:
         claimed = _claim_due(db.session, limit)
@@ -357,8 +365,55 @@ def send_queued() -> int:
         if len(claimed) == limit:
             queue.wake("send_queued")
         with _lease(claimed):
-            for message_id in claimed:
-                _send_claimed(db.session, message_id)
+            chats = _by_chat(db.session, claimed) if parallel > 1 and len(claimed) > 1 else [claimed]
+            if len(chats) > 1:
+                _send_side_by_side(chats, parallel)
+            else:
+                for message_id in claimed:
+                    _send_claimed(db.session, message_id)
+
+
+def _by_chat(session: Session, claimed: list[int]) -> list[list[int]]:
+    """The claimed ids grouped by (channel, customer), each group in id order."""
+    chats: dict[tuple[int | None, int], list[int]] = {}
+    rows = session.execute(select(Message.id, Message.channel_id, Message.customer_id)
+                           .where(Message.id.in_(claimed)).order_by(Message.id)).all()
+    session.commit()
+    for row in rows:
+        chats.setdefault((row.channel_id, row.customer_id), []).append(row.id)
+    return list(chats.values())
+
+
+_senders: tuple[int, int, ThreadPoolExecutor] | None = None
+_senders_lock = threading.Lock()
+
+
+def _sender_pool(size: int) -> ThreadPoolExecutor:
+    """One pool of send threads per process (a forked child makes its own)."""
+    global _senders
+    with _senders_lock:
+        if _senders is None or _senders[0] != os.getpid() or _senders[1] != size:
+            _senders = (os.getpid(), size,
+                        ThreadPoolExecutor(max_workers=size, thread_name_prefix="threadline-send"))
+        return _senders[2]
+
+
+def _send_side_by_side(chats: list[list[int]], parallel: int) -> None:
+    app = current_app._get_current_object()
+
+    def send_chat(ids: list[int]) -> None:
+        with app.app_context():
+            try:
+                for message_id in ids:
+                    _send_claimed(db.session, message_id)
+            finally:
+                db.session.remove()
+
+    futures = [_sender_pool(parallel).submit(send_chat, ids) for ids in chats]
+    errors = [f.exception() for f in futures]   # waits for every chat
+    for error in errors:
+        if error is not None:
+            raise error
 
 
 def _claim_due(session: Session, limit: int) -> list[int]:

@@ -1,11 +1,14 @@
-"""Inbound webhooks: verify, store raw, answer at once; processing happens in a job."""
+"""Inbound webhooks: verify, store raw, answer at once; processing happens in a job.
+
+The light acknowledgement path (issue 15): the channel comes from the process's cache
+(app/infra/channel_cache.py, no ORM object per request), then verification, one INSERT of
+the raw payload and its commit, and one wake of the drain."""
 from __future__ import annotations
 
 import hashlib
 import logging
 
 from flask import Blueprint, Response, abort, jsonify, request
-from sqlalchemy import select
 
 from connectors import get_connector
 from connectors.base import (
@@ -17,8 +20,8 @@ from connectors.base import (
 )
 
 from app.usecases.ingest import receive
+from app.infra.channel_cache import ChannelSnapshot, cache_for
 from app.infra.logs import register_channel_secrets
-from app.infra.models import Channel
 from app.infra.state import db
 from app.web import read_body, too_large
 
@@ -30,9 +33,11 @@ WEBHOOK_KINDS = ("telegram", "whatsapp", "crm")
 HEADER_VERIFIED = ("telegram",)
 
 
-def _channel(kind: str, channel_id: int) -> Channel:
-    channel = db.session.get(Channel, channel_id)
-    if kind not in WEBHOOK_KINDS or channel is None or channel.kind != kind or not channel.active:
+def _channel(kind: str, channel_id: int) -> ChannelSnapshot:
+    if kind not in WEBHOOK_KINDS:
+        abort(404)
+    channel = cache_for(db).get(db.session, channel_id)
+    if channel is None or channel.kind != kind or not channel.active:
         abort(404)
     return channel
 
@@ -86,13 +91,13 @@ def whatsapp_subscription(channel_id: int):
     return Response(challenge, mimetype="text/plain")
 
 
-def _receive_whatsapp(channel: Channel, payload: dict, body_key: str):
+def _receive_whatsapp(channel: ChannelSnapshot, payload: dict, body_key: str):
     """Several numbers may share one Meta app (and so one signed delivery): each number's
     changes are stored under the channel configured for that phone_number_id."""
     from connectors.whatsapp import phone_number_ids
 
-    by_number = {str(c.settings.get("phone_number_id")): c for c in db.session.scalars(
-        select(Channel).where(Channel.kind == "whatsapp", Channel.active.is_(True)))}
+    by_number = {str(c.settings.get("phone_number_id")): c
+                 for c in cache_for(db).active_of_kind(db.session, "whatsapp")}
     numbers = phone_number_ids(payload)
     targets = {n: by_number.get(n, channel) for n in numbers} or {"": channel}
     duplicate = True

@@ -1,8 +1,9 @@
 """Talking to the Bot API through python-telegram-bot, from synchronous code.
 
 The app (Flask views, rq jobs, the polling thread) is synchronous; PTB is asyncio-only. Each
-call builds a short-lived `Bot` with its own httpx clients and runs it with `asyncio.run`, so
-no event loop or connection pool is shared between threads or forked rq workers.
+process keeps one event loop thread and one `Bot` (with its httpx connection pools) per
+token (`_BotPool`); calls from any thread run on that loop, and a forked child starts its
+own loop and bots.
 """
 from __future__ import annotations
 

@@ -219,3 +219,35 @@ def test_webhook_bursts_wake_one_drain_job(app, ctx, telegram_channel):
     db.session.expire_all()
     assert db.session.scalar(select(func.count()).where(InboundEvent.status == "processed")) == 40
     assert count(Conversation) == 4 and count(Message) == 40
+
+
+def test_the_drain_reads_a_channel_and_a_customer_once_per_batch(app, ctx, telegram_channel):
+    """Issue 15: the session's identity map holds objects weakly; the drain keeps a batch's
+    channels, customers and identities, so ten messages of two senders read the channel
+    once and each customer once."""
+    from sqlalchemy import event
+
+    from app.usecases.ingest import process_received
+
+    for n in range(2):   # the senders exist already: their customers are read, not made
+        receive(telegram_channel, f"w{n}", telegram_update(n, 700 + n, "привет"), process="inline")
+    for n in range(10):
+        receive(telegram_channel, str(n), telegram_update(10 + n, 700 + n % 2, f"сообщение {n}"),
+                process="none")
+    db.session.remove()
+    seen: list[str] = []
+    engine = app.extensions["threadline.db"].engine
+
+    def listen(_conn, _cursor, statement, *_args):
+        seen.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", listen)
+    try:
+        assert process_received() == 10
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+    assert len([s for s in seen if s.startswith("SELECT channels.")]) == 1, seen
+    assert len([s for s in seen if s.startswith("SELECT customers.")]) == 2, seen
+    db.session.expire_all()
+    assert count(Message) == 12 and count(Conversation) == 2
+    assert db.session.scalar(select(func.count()).where(InboundEvent.status == "processed")) == 12

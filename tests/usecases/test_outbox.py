@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -186,3 +187,47 @@ def test_the_drain_leaves_a_retry_that_is_not_due(app, api, conversation, telegr
     assert message_state(second["id"]).status == "sent"
     assert message_state(first["id"]).status == "queued" and message_state(first["id"]).attempts == 1
     assert [c.params["text"] for c in telegram_api.calls("sendMessage")] == ["первый", "второй"]
+
+
+def test_a_batch_goes_to_different_chats_side_by_side_and_in_order_within_each(
+        app, api, telegram_channel, telegram_api):
+    """Issue 15: the drain sends one claimed batch to different chats on several threads;
+    one chat's replies still go one after another, in the order they were queued."""
+    app.config["THREADLINE"]["jobs"].update(send_batch=30, send_parallel=3)
+    chats = [5101, 5102, 5103]
+    for n, chat in enumerate(chats):
+        receive(telegram_channel, f"u{n}", telegram_update(900 + n, chat, "Вопрос"), process="inline")
+    conversations = {c.customer.identities[0].value: c.id
+                     for c in db.session.scalars(select(Conversation))}
+    telegram_api.hold("sendMessage")   # every send waits: only parallel sends can pile up
+    texts = {chat: [f"{chat}: ответ {k}" for k in range(4)] for chat in chats}
+    for k in range(4):
+        for chat in chats:
+            response = api.post(f"/conversations/{conversations[str(chat)]}/messages",
+                                json={"text": texts[chat][k]})
+            assert response.status_code == 201, response.json
+    db.session.commit()
+
+    def drain() -> None:   # the drain in this process (with Redis no worker runs meanwhile)
+        from app.usecases.outbox import send_queued
+
+        with app.app_context():
+            send_queued()
+            db.session.remove()
+
+    drainer = threading.Thread(target=drain)
+    drainer.start()
+    try:
+        held = telegram_api.wait_for("sendMessage", count=3, timeout=20)
+        assert {str(c.params["chat_id"]) for c in held[:3]} == {str(c) for c in chats}
+    finally:
+        telegram_api.release("sendMessage")
+        drainer.join(60)
+    run_jobs(app)
+    calls = telegram_api.calls("sendMessage")
+    for chat in chats:
+        assert [c.params["text"] for c in calls if str(c.params["chat_id"]) == str(chat)] \
+            == texts[chat]                                  # in order, each once
+    assert len(calls) == 12
+    assert {m.status for m in db.session.scalars(
+        select(Message).where(Message.direction == "out"))} == {"sent"}
