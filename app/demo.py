@@ -22,7 +22,8 @@ from app.infra.models import (Agent, CannedReply, Channel, Conversation, Deal, M
                               Segment, Team)
 from app.infra.state import db
 from app.domain.agents import create_agent, ensure_teams
-from app.usecases.automation import install_standard_rules, skip_history
+from app.usecases import automation
+from app.usecases.automation import install_standard_rules
 from app.usecases import campaigns
 from app.domain.segments import validate_filter
 
@@ -247,8 +248,8 @@ def load_demo(force: bool = False, echo: Callable[[str], None] = print,
     _sla(session, now)
     # the standard rules (off until switched on), and the history is not news to them
     install_standard_rules(session)
-    skip_history(session)
-    campaigns.skip_history(session)   # nor to the campaigns' opt-out keywords and replies
+    automation.READER.skip_history(session)
+    campaigns.READER.skip_history(session)   # nor to the campaigns' opt-out keywords and replies
     # a salesperson's segment (issue 21): bought in the last 30 days, came from Instagram
     session.add(Segment(name="Bought in the last 30 days, came from Instagram",
                         filter=validate_filter({"orders": {"last_within_days": 30},

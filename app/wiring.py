@@ -126,20 +126,20 @@ LISTENERS: list[tuple[Any, str, Callable[..., Any]]] = [
     (Session, "after_commit", reports.clear_wake_flag),
     (Session, "after_rollback", reports.clear_wake_flag),
     (Session, "before_flush", automation.stamp_depth),    # rule-caused events: depth + 1
-    (Session, "after_flush", automation.wake_after_commit),  # any event wakes the rules
-    (Session, "after_commit", automation.clear_wake),
-    (Session, "after_rollback", automation.clear_wake),
-    (Session, "after_flush", bots.wake_after_commit),    # customer messages wake the bots
-    (Session, "after_commit", bots.clear_wake),
-    (Session, "after_rollback", bots.clear_wake),
+    (Session, "after_flush", automation.READER.wake_after_commit),  # any event wakes the rules
+    (Session, "after_commit", automation.READER.clear_wake),
+    (Session, "after_rollback", automation.READER.clear_wake),
+    (Session, "after_flush", bots.READER.wake_after_commit),    # customer messages wake the bots
+    (Session, "after_commit", bots.READER.clear_wake),
+    (Session, "after_rollback", bots.READER.clear_wake),
     # notifications of assignments and new customer messages, whatever made them
     (Session, "after_flush", notifications.collect),
     (Session, "after_flush_postexec", notifications.create_pending),
     (Session, "after_commit", notifications.forget),
     (Session, "after_rollback", notifications.forget),
-    (Session, "after_flush", campaigns.wake_after_commit),  # a customer's message: reactions
-    (Session, "after_commit", campaigns.clear_wake),
-    (Session, "after_rollback", campaigns.clear_wake),
+    (Session, "after_flush", campaigns.READER.wake_after_commit),  # a customer's message: reactions
+    (Session, "after_commit", campaigns.READER.clear_wake),
+    (Session, "after_rollback", campaigns.READER.clear_wake),
     # the webhook door's channel snapshots are read again after a channel changes
     (Session, "after_flush", channel_cache.note_changes),
     (Session, "do_orm_execute", channel_cache.note_bulk_changes),

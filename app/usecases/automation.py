@@ -22,14 +22,12 @@ from datetime import timedelta
 from typing import Any, Callable
 
 from sqlalchemy import and_, exists, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.domain import business_hours, rules
 from app.infra.db import after_commit
 from app.infra.models import (
     Agent,
-    AutomationCursor,
     AutomationRule,
     CannedReply,
     Channel,
@@ -47,17 +45,15 @@ from app.infra.events import record_event
 from app.infra.state import db, queue
 from app.usecases import distribution
 from app.usecases.distribution import add_activity, conversation_changed
+from app.usecases.event_reader import GAP_TIMEOUT, EventReader  # noqa: F401 (GAP_TIMEOUT: tests)
 
 log = logging.getLogger(__name__)
 
-CURSOR = "rules"
 CHECKED = "checked"   # activity kind of a periodic rule's look: kept out of the thread
 BATCH = 200
 MAX_BATCHES = 50
-GAP_TIMEOUT = timedelta(seconds=30)
 JOB = "run_automation"
 DEPTH_KEY = "automation.depth"
-WAKE_KEY = "automation.wake"
 # called with (session, conversation, event) when a committed event shows a conversation
 # turned resolved (feedback questions: app/wiring.py)
 ON_RESOLVED: list[Callable[[Session, Conversation, Event], None]] = []
@@ -75,36 +71,8 @@ def stamp_depth(session: Session, _flush_context, _instances) -> None:
             obj.depth = depth
 
 
-def wake_after_commit(session: Session, _flush_context) -> None:
-    """after_flush: a transaction that logged an event wakes the rules engine after commit."""
-    if session.info.get(WAKE_KEY) or not any(isinstance(o, Event) for o in session.new):
-        return
-    session.info[WAKE_KEY] = True
-    after_commit(session, _wake)
-
-
-def clear_wake(session: Session) -> None:
-    session.info.pop(WAKE_KEY, None)
-
-
-def _wake() -> None:
-    from flask import has_app_context
-
-    if not has_app_context():
-        return
-    try:
-        queue.wake(JOB)
-    except Exception:  # the sweep runs it later
-        log.exception("could not wake the rules engine")
-
-
-def skip_history(session: Session) -> None:
-    """Move the cursor past every event logged so far (demo data is not news to rules)."""
-    from sqlalchemy import func
-
-    cursor = _cursor(session)
-    cursor.position = max(cursor.position, session.scalar(select(func.max(Event.id))) or 0)
-    cursor.done = [i for i in cursor.done or [] if i > cursor.position]
+# the reader of the committed event log: every event wakes the rules
+READER = EventReader("rules", JOB, what="rules", logger=log)
 
 
 # --- the runner --------------------------------------------------------------------------
@@ -115,77 +83,12 @@ class ActionFailed(Exception):
 
 def run_automation() -> int:
     """The job: process every committed event past the cursor. Returns how many."""
-    try:
-        queue.awake(JOB)
-    except Exception:
-        log.exception("awake failed")
-    total = 0
-    for _ in range(MAX_BATCHES):
-        handled, more = _run_batch(db.session)
-        total += handled
-        if not more:
-            break
-    return total
+    return READER.run(db.session, handle_event, BATCH, after_event=_end_of_event,
+                      before_commit=distribution.drain_all, max_batches=MAX_BATCHES)
 
 
-def _cursor(session: Session) -> AutomationCursor:
-    stmt = select(AutomationCursor).where(AutomationCursor.name == CURSOR)
-    if session.bind.dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    cursor = session.scalar(stmt)
-    if cursor is not None:
-        return cursor
-    try:
-        with session.begin_nested():
-            session.add(AutomationCursor(name=CURSOR, position=0, done=[]))
-    except IntegrityError:
-        pass
-    return session.scalar(stmt)
-
-
-def _run_batch(session: Session) -> tuple[int, bool]:
-    cursor = _cursor(session)
-    done = set(cursor.done or [])
-    stmt = select(Event).where(Event.id > cursor.position)
-    if done:   # past a gap: what is done already is not read again
-        stmt = stmt.where(Event.id.not_in(sorted(done)))
-    events = list(session.scalars(stmt.order_by(Event.id).limit(BATCH)))
-    handled = 0
-    for event in events:
-        try:
-            with session.begin_nested():
-                handle_event(session, event)
-        except Exception:
-            log.exception("rules on event %s (%s) failed", event.id, event.type)
-        finally:
-            session.info.pop(DEPTH_KEY, None)
-        done.add(event.id)
-        handled += 1
-    _advance(cursor, done)
-    distribution.drain_all(session)
-    session.commit()
-    return handled, handled > 0 and len(events) == BATCH
-
-
-def _advance(cursor: AutomationCursor, done: set[int]) -> None:
-    position = cursor.position
-    while done:
-        while position + 1 in done:
-            position += 1
-            done.discard(position)
-        if not done:
-            cursor.gap_seen_at = None
-            break
-        now = utcnow()
-        if cursor.gap_seen_at is None:
-            cursor.gap_seen_at = now
-            break
-        if now - cursor.gap_seen_at < GAP_TIMEOUT:
-            break
-        position = min(done) - 1   # the missing ids were rolled back: skip them
-        cursor.gap_seen_at = None
-    cursor.position = position
-    cursor.done = sorted(done)
+def _end_of_event(session: Session, _event: Event, _result) -> None:
+    session.info.pop(DEPTH_KEY, None)   # after the savepoint: its flush stamps the depth
 
 
 # --- events -> triggers ------------------------------------------------------------------
@@ -674,7 +577,7 @@ def tick() -> dict[str, Any]:
               "breaches": record_breaches(session)}
     counts["assigned"] = len(distribution.drain_all(session))
     session.commit()
-    _wake()
+    READER.wake()
     return counts
 
 

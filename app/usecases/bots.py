@@ -26,7 +26,6 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.domain.bots import bot_for_channel, bot_id_of, holder
@@ -36,7 +35,6 @@ from app.infra.db import after_commit
 from app.infra.events import record_event
 from app.infra.models import (
     Agent,
-    AutomationCursor,
     Bot,
     BotDelivery,
     Conversation,
@@ -49,15 +47,14 @@ from app.infra.schemas import conversation_schema, message_schema
 from app.infra.state import db, queue
 from app.usecases import distribution
 from app.usecases.distribution import add_activity, conversation_changed
+from app.usecases.event_reader import EventReader
 from app.usecases.hooks import sign
 from app.usecases.outbox import backoff_delay, revive_and_claim_due
 
 log = logging.getLogger(__name__)
 
-CURSOR = "bots"
 JOB = "run_bots"
 DELIVER_JOB = "deliver_bot_event"
-WAKE_KEY = "bots.wake"
 BATCH = 200
 MAX_BATCHES = 50
 ATTEMPTS = 3          # tries of one event before the conversation goes to people
@@ -180,92 +177,25 @@ def _wanted(event: Event) -> bool:
     return event.type == "bot.returned"
 
 
-def wake_after_commit(session: Session, _flush_context) -> None:
-    """after_flush: a transaction that logged a customer message (or a return to a bot)
-    wakes the bots' reader after commit."""
-    if session.info.get(WAKE_KEY) or not any(
-            isinstance(o, Event) and _wanted(o) for o in session.new):
-        return
-    session.info[WAKE_KEY] = True
-    after_commit(session, _wake)
-
-
-def clear_wake(session: Session) -> None:
-    session.info.pop(WAKE_KEY, None)
-
-
-def _wake() -> None:
-    from flask import has_app_context
-
-    if not has_app_context():
-        return
-    try:
-        queue.wake(JOB)
-    except Exception:  # the sweep runs it later
-        log.exception("could not wake the bots' reader")
-
-
-def _cursor(session: Session) -> AutomationCursor:
-    stmt = select(AutomationCursor).where(AutomationCursor.name == CURSOR)
-    if session.bind.dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    cursor = session.scalar(stmt)
-    if cursor is not None:
-        return cursor
-    try:
-        with session.begin_nested():
-            session.add(AutomationCursor(name=CURSOR, position=0, done=[]))
-    except IntegrityError:
-        pass
-    return session.scalar(stmt)
+READER = EventReader("bots", JOB, _wanted, what="bots", logger=log)
 
 
 def run_bots() -> int:
     """The job: every committed event past the bots' cursor. Returns how many were read."""
-    from app.usecases.automation import _advance
+    queued: list[int] = []
 
-    try:
-        queue.awake(JOB)
-    except Exception:
-        log.exception("awake failed")
-    session = db.session
-    total = 0
-    kinds = ("message.created", "bot.returned")
-    for _ in range(MAX_BATCHES):
-        cursor = _cursor(session)
-        done = set(cursor.done or [])
-        # the newest id first: what commits after this look is for the next one
-        newest = session.scalar(select(Event.id).order_by(Event.id.desc()).limit(1)) or 0
-        stmt = select(Event).where(Event.id > cursor.position, Event.id <= newest,
-                                   Event.type.in_(kinds))
-        if done:
-            stmt = stmt.where(Event.id.not_in(sorted(done)))
-        events = list(session.scalars(stmt.order_by(Event.id).limit(BATCH)))
-        full = len(events) == BATCH
-        if full:
-            newest = events[-1].id
-        queued: list[int] = []
-        for event in events:
-            try:
-                with session.begin_nested():
-                    delivery_id = handle_event(session, event)
-                if delivery_id is not None:
-                    queued.append(delivery_id)
-            except Exception:
-                log.exception("bots on event %s (%s) failed", event.id, event.type)
-            done.add(event.id)
-        # events of other kinds are nothing to the bots: done too (ids not yet committed
-        # are waited for, as the rules engine does)
-        done.update(session.scalars(select(Event.id).where(
-            Event.id > cursor.position, Event.id <= newest, Event.type.not_in(kinds))))
-        _advance(cursor, done)
+    def collect(_session: Session, _event: Event, delivery_id: int | None) -> None:
+        if delivery_id is not None:
+            queued.append(delivery_id)
+
+    def enqueue_deliveries(session: Session) -> None:
         for delivery_id in queued:
             after_commit(session, lambda d=delivery_id: queue.enqueue(DELIVER_JOB, d))
-        session.commit()
-        total += len(events)
-        if not full:
-            break
-    return total
+        queued.clear()
+
+    return READER.run(db.session, handle_event, BATCH,
+                      kinds=("message.created", "bot.returned"), after_event=collect,
+                      before_commit=enqueue_deliveries, max_batches=MAX_BATCHES)
 
 
 def event_body(event: Event, bot: Bot, conversation: Conversation) -> str:
@@ -425,5 +355,5 @@ def sweep() -> dict[str, Any]:
     session.commit()
     for delivery_id in due:
         queue.enqueue(DELIVER_JOB, delivery_id)
-    _wake()
+    READER.wake()
     return {"revived": revived, "queued": len(due)}

@@ -38,7 +38,6 @@ from app.infra.db import after_commit
 from app.infra.events import NAMESPACE, record_event
 from app.infra.models import (
     Agent,
-    AutomationCursor,
     Campaign,
     CampaignRecipient,
     Channel,
@@ -53,6 +52,7 @@ from app.infra.models import (
 )
 from app.infra.schemas import customer_schema, message_schema
 from app.infra.state import config, db, queue
+from app.usecases.event_reader import EventReader
 
 log = logging.getLogger(__name__)
 
@@ -718,90 +718,20 @@ def tick(now=None) -> dict[str, int]:
 
 # --- reactions to committed events -------------------------------------------------------
 
-WAKE_KEY = "campaigns.wake"
+def _wanted(event: Event) -> bool:
+    """A customer's new message: opt-out keywords, replies to a campaign."""
+    return event.type == "message.created" and isinstance(event.payload, dict) \
+        and event.payload.get("direction") == "in"
 
 
-def wake_after_commit(session: Session, _flush_context) -> None:
-    """after_flush: a customer's new message wakes the reactions after commit."""
-    if session.info.get(WAKE_KEY):
-        return
-    for obj in session.new:
-        if isinstance(obj, Event) and obj.type == "message.created" \
-                and isinstance(obj.payload, dict) and obj.payload.get("direction") == "in":
-            session.info[WAKE_KEY] = True
-            after_commit(session, _wake)
-            return
-
-
-def clear_wake(session: Session) -> None:
-    session.info.pop(WAKE_KEY, None)
-
-
-def _wake() -> None:
-    from flask import has_app_context
-
-    if has_app_context():
-        try:
-            queue.wake(REACT_JOB)
-        except Exception:
-            log.exception("could not wake the campaign reactions")
-
-
-def _cursor(session: Session) -> AutomationCursor:
-    from sqlalchemy.exc import IntegrityError
-
-    stmt = select(AutomationCursor).where(AutomationCursor.name == CURSOR)
-    if session.bind.dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    cursor = session.scalar(stmt)
-    if cursor is None:
-        try:
-            with session.begin_nested():
-                session.add(AutomationCursor(name=CURSOR, position=0, done=[]))
-        except IntegrityError:
-            pass
-        cursor = session.scalar(stmt)
-    return cursor
-
-
-def skip_history(session: Session) -> None:
-    """Start reading after every event logged so far (a fresh install, the demo)."""
-    cursor = _cursor(session)
-    cursor.position = max(cursor.position, session.scalar(select(func.max(Event.id))) or 0)
-    cursor.done = []
+READER = EventReader(CURSOR, REACT_JOB, _wanted, what="campaign reactions", logger=log)
 
 
 def react() -> int:
     """The job: opt-out keywords and replies in customers' messages committed since last
     time. Returns how many events it read."""
-    from app.usecases.automation import _advance
-
-    queue.awake(REACT_JOB)
-    session = db.session
-    total = 0
-    for _ in range(50):
-        cursor = _cursor(session)
-        done = set(cursor.done or [])
-        stmt = select(Event).where(Event.id > cursor.position)
-        if done:
-            stmt = stmt.where(Event.id.not_in(sorted(done)))
-        events = list(session.scalars(stmt.order_by(Event.id).limit(500)))
-        for event in events:
-            done.add(event.id)
-            if event.type != "message.created" or not isinstance(event.payload, dict) \
-                    or event.payload.get("direction") != "in":
-                continue
-            try:
-                with session.begin_nested():
-                    _on_inbound(session, event.payload)
-            except Exception:
-                log.exception("campaign reaction to event %s failed", event.id)
-        _advance(cursor, done)
-        session.commit()
-        total += len(events)
-        if len(events) < 500:
-            break
-    return total
+    return READER.run(db.session, lambda session, event: _on_inbound(session, event.payload),
+                      500)
 
 
 def _on_inbound(session: Session, payload: dict[str, Any]) -> None:
