@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install the Debian packages the test suite drives for real (DESIGN.md section 5):
 #   - Dovecot (IMAP + LMTP) for the email connector tests,
-#   - Chromium for the browser tests.
+#   - Chromium for the browser tests,
+#   - Node.js to check that every static script parses (tests/test_static_js.py).
 # Idempotent: each package is installed only when a command/dpkg check says it is missing,
 # and `apt-get update` runs only when there is something to install. Must run as root.
 set -eu
@@ -30,8 +31,10 @@ if ! command -v chromium >/dev/null 2>&1 && pkg_missing chromium; then
     missing="$missing chromium"
 fi
 
+pkg_missing nodejs node && missing="$missing nodejs"
+
 if [ -z "$missing" ]; then
-    echo "install-test-packages: nothing to do (dovecot-imapd, dovecot-lmtpd, chromium present)"
+    echo "install-test-packages: nothing to do (dovecot-imapd, dovecot-lmtpd, chromium, node present)"
     exit 0
 fi
 

@@ -166,6 +166,8 @@
     thanks.hidden = !chosen;
     box.appendChild(thanks);
     return box;
+  }
+
   function answeredAfter(m) {
     // a later message of the visitor (by id: answers and pushes may arrive in any order)
     return Array.prototype.some.call(document.querySelectorAll("#tl-messages .tl-in[data-id]"),
