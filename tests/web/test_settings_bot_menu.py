@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 
+from sqlalchemy import select
+
 from app.domain import kb
 from app.infra.models import Channel, Team
 from app.infra.state import db
 from tests.web.test_settings_pages import _admin_client, _csrf
-from sqlalchemy import select
 
 
 def test_the_menu_is_edited_as_lines_on_the_channel_page(app):
