@@ -259,6 +259,7 @@ def load_demo(force: bool = False, echo: Callable[[str], None] = print,
     if not teams["Support"].business_hours:   # what "after hours" means for the answer bot
         teams["Support"].business_hours = SUPPORT_HOURS
     counts["kb_articles"] = _knowledge_base(session)
+    _site_chat_menu(session, channels["webchat"], teams["Support"])
     session.commit()
     echo(f"demo agents (password {DEMO_PASSWORD!r}): " + ", ".join(a.email for a in agents))
     return counts
@@ -326,6 +327,29 @@ def _knowledge_base(session) -> int:
                             "keywords": keywords, "short_answer": short, "body": body,
                             "published": True})
     return len(KB_ARTICLES)
+
+
+def _site_chat_menu(session, channel: Channel, support) -> None:
+    """The answer bot's menu on the site chat (issue 18): a vague first message at night
+    ("Здравствуйте") gets these buttons; a clear question is answered from the articles."""
+    from connectors import validate_menu
+
+    from app.infra.models import KbArticle
+
+    ids = {title: id_ for title, id_ in session.execute(select(KbArticle.title, KbArticle.id))}
+    menu = validate_menu({
+        "greeting": "Здравствуйте! Выберите тему или напишите вопрос.\n"
+                    "Dzień dobry! Wybierz temat lub napisz pytanie.",
+        "items": [
+            {"title": "Доставка", "action": "article", "article_id": ids["Сроки доставки по России"]},
+            {"title": "Возврат", "action": "article", "article_id": ids["Возврат товара"]},
+            {"title": "Zwrot towaru", "action": "article", "article_id": ids["Zwrot towaru"]},
+            {"title": "Часы работы", "action": "text",
+             "text": "Операторы на связи пн–пт 9:00–21:00 и в субботу 10:00–18:00 (Москва). "
+                     "Ночью отвечает бот, а вопрос можно оставить здесь."},
+            {"title": "Оператор", "action": "handoff", "team_id": support.id},
+        ]})
+    channel.settings = {**channel.settings, "bot_menu": menu}
 
 
 # canned replies in the shops' three languages: `/` in the reply box works on day one

@@ -17,7 +17,75 @@ CHANNEL_KINDS = ("email", "telegram", "whatsapp", "webchat", "crm")
 # the answer bot answers from the knowledge base: never, outside the team's business hours,
 # or always first (app/usecases/answer_bot.py)
 ANSWER_BOT_MODES = ("off", "after_hours", "always")
-CUSTOMER_CHANNEL_KEYS = ("answer_bot",)
+CUSTOMER_CHANNEL_KEYS = ("answer_bot", "bot_menu")
+# the answer bot's menu (issue 18): a greeting and up to MENU_MAX_ITEMS buttons, each doing
+# one action: {"title", "action": "article", "article_id"} | {"action": "handoff",
+# "team_id"?} | {"action": "text", "text"}. Whether the article / team exists is checked by
+# app/domain/channels.py (a connector never reads the database).
+MENU_ACTIONS = ("article", "handoff", "text")
+MENU_MAX_ITEMS = 10
+MENU_MAX_TITLE = 20       # Telegram and WhatsApp reply buttons show about 20 characters
+MENU_MAX_TEXT = 1000
+
+
+def validate_menu(menu: Any) -> dict[str, Any] | None:
+    """The normalized menu, None for "no menu", or ValueError("bot_menu.<path>: reason")."""
+    if menu in (None, "", {}):
+        return None
+    if not isinstance(menu, Mapping):
+        raise ValueError("bot_menu: an object with greeting and items")
+    unknown = set(menu) - {"greeting", "items"}
+    if unknown:
+        raise ValueError(f"bot_menu: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
+    greeting = str(menu.get("greeting") or "").strip()
+    items = menu.get("items") or []
+    if not isinstance(items, list):
+        raise ValueError("bot_menu.items: a list")
+    if not items:
+        if greeting:
+            raise ValueError("bot_menu.items: at least one item for the greeting")
+        return None
+    if len(items) > MENU_MAX_ITEMS:
+        raise ValueError(f"bot_menu.items: at most {MENU_MAX_ITEMS} items, got {len(items)}")
+    if not greeting:
+        raise ValueError("bot_menu.greeting: required with items")
+    if len(greeting) > MENU_MAX_TEXT:
+        raise ValueError(f"bot_menu.greeting: at most {MENU_MAX_TEXT} characters")
+    clean = []
+    for n, item in enumerate(items):
+        at = f"bot_menu.items.{n}"
+        if not isinstance(item, Mapping):
+            raise ValueError(f"{at}: an object with title and action")
+        title = str(item.get("title") or "").strip()
+        if not title:
+            raise ValueError(f"{at}.title: required")
+        if len(title) > MENU_MAX_TITLE:
+            raise ValueError(f"{at}.title: at most {MENU_MAX_TITLE} characters")
+        action = str(item.get("action") or "").strip().lower()
+        if action not in MENU_ACTIONS:
+            raise ValueError(f"{at}.action: one of {', '.join(MENU_ACTIONS)}, "
+                             f"got {item.get('action')!r}")
+        entry: dict[str, Any] = {"title": title, "action": action}
+        if action == "article":
+            article_id = item.get("article_id")
+            if isinstance(article_id, bool) or not str(article_id or "").strip().isdigit():
+                raise ValueError(f"{at}.article_id: the number of a published article")
+            entry["article_id"] = int(str(article_id).strip())
+        elif action == "handoff":
+            team_id = item.get("team_id")
+            if team_id not in (None, ""):
+                if isinstance(team_id, bool) or not str(team_id).strip().isdigit():
+                    raise ValueError(f"{at}.team_id: the number of a team")
+                entry["team_id"] = int(str(team_id).strip())
+        else:
+            text = str(item.get("text") or "").strip()
+            if not text:
+                raise ValueError(f"{at}.text: required for a text item")
+            if len(text) > MENU_MAX_TEXT:
+                raise ValueError(f"{at}.text: at most {MENU_MAX_TEXT} characters")
+            entry["text"] = text
+        clean.append(entry)
+    return {"greeting": greeting, "items": clean}
 
 
 class Connector:
@@ -61,6 +129,12 @@ class Connector:
                 raise ValueError(f"answer_bot: one of {', '.join(ANSWER_BOT_MODES)}, "
                                  f"got {clean['answer_bot']!r}")
             clean["answer_bot"] = mode
+        if "bot_menu" in clean:
+            menu = validate_menu(clean["bot_menu"])
+            if menu is None:
+                del clean["bot_menu"]
+            else:
+                clean["bot_menu"] = menu
         return clean
 
     def verify_webhook(self, settings: Mapping[str, Any], headers: Mapping[str, str],

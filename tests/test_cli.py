@@ -137,6 +137,17 @@ def test_demo_fills_a_fresh_database_once(tmp_path):
         " AND EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = c.id"
         " AND o.placed_at >= datetime('now', '-30 days'))").fetchone()[0]
     assert members > 0
+    # the site chat's answer bot menu (issue 18): Доставка / Возврат / … / Оператор
+    import json
+
+    (settings,) = database.execute("SELECT settings FROM channels WHERE kind = 'webchat'") \
+        .fetchone()
+    menu = json.loads(settings)["bot_menu"]
+    assert [i["title"] for i in menu["items"]][:2] == ["Доставка", "Возврат"]
+    assert [i["action"] for i in menu["items"]][-1] == "handoff"
+    assert all(database.execute("SELECT published FROM kb_articles WHERE id = ?",
+                                (i["article_id"],)).fetchone()[0]
+               for i in menu["items"] if i["action"] == "article")
     again = fresh(tmp_path, "demo")
     assert again.returncode != 0 and "--force" in again.stderr
     # the demo's reports: its messages folded in, some replies from canned replies

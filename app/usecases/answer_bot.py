@@ -15,6 +15,15 @@ ingest transaction:
 - "yes" resolves the conversation as answered by the bot. "no", a low score, a third question,
   or words like "оператор", "человек", "konsultant", "agent" hand it to people
   (`handled_by = None`, the team's distribution) with a note in the thread saying why.
+- Menus (the channel's `bot_menu` setting: a greeting and up to 10 buttons "menu:<n>", n
+  from 1): the first customer message of a new conversation the bot holds gets the menu
+  instead of the hand-off a low score would bring. A first message that already asks for a
+  person is handed over, and one the knowledge base answers above the threshold gets that
+  answer only: the customer asked a clear question, and a menu on top of the article's own
+  "did this help?" buttons would leave two sets of buttons to choose from (its "no" still
+  reaches a person). A pressed menu button does its item's action: "article" answers with
+  the article as above, "handoff" hands to people (to the item's team if it names one) with
+  the note "customer chose: <title>", "text" sends the scripted text.
 - Never an answer to an automated message (auto-reply, bounce: Message.automated).
 
 Events for the reports: bot.answered {article_id}, bot.handoff {bot, reason},
@@ -39,6 +48,7 @@ from app.infra.models import (
     Event,
     KbArticle,
     Message,
+    Team,
     utcnow,
 )
 from app.infra.schemas import message_schema
@@ -51,6 +61,7 @@ log = logging.getLogger(__name__)
 BOT = "answer_bot"
 MAX_ANSWERS = 2            # a third question the bot could not settle goes to people
 BUTTON = re.compile(r"^kb:(\d+):(yes|no)$")
+MENU_BUTTON = re.compile(r"^menu:(\d+)$")
 # a customer asking for a person (word stems, folded): "оператор", "человек", "живой",
 # "менеджер", "konsultant", "człowiek", "agent", "human", "person"
 PERSON_WORDS = ("оператор", "человек", "живого", "живой", "менеджер", "сотрудник",
@@ -77,6 +88,8 @@ REASONS = {
     "low_score": "no knowledge base article answers the question well enough",
     "repeated": "the customer asked again after the bot's answers",
     "missing_article": "the article the customer answered about no longer exists",
+    "menu_choice": "the customer chose a person in the menu",
+    "missing_menu_item": "the menu item the customer chose no longer exists",
 }
 
 
@@ -164,8 +177,12 @@ def on_customer_message(session: Session, conversation: Conversation, message: M
         _feedback(session, conversation, message, int(pressed.group(1)),
                   pressed.group(2) == "yes")
         return
+    chosen = MENU_BUTTON.match(button)
+    if chosen:
+        _menu_choice(session, conversation, message, int(chosen.group(1)))
+        return
     if button:
-        return      # someone else's button (csat:..., menu:...): theirs to handle
+        return      # someone else's button (csat:...): theirs to handle
     language = _language(session, conversation, message.text or "")
     if asks_for_person(message.text or ""):
         handoff(session, conversation, "asked_for_person", language)
@@ -176,6 +193,9 @@ def on_customer_message(session: Session, conversation: Conversation, message: M
         return
     hits = kb.search(session, message.text or "", language, limit=1)
     best = hits[0] if hits else None
+    if (best is None or best.confidence < kb.ANSWER_THRESHOLD) \
+            and _offer_menu(session, conversation, message):
+        return      # a new conversation's vague first message: the menu, not a hand-off
     if best is None or best.confidence < kb.ANSWER_THRESHOLD:
         handoff(session, conversation, "low_score", language,
                 details={"confidence": best.confidence if best else 0.0,
@@ -240,7 +260,66 @@ def _say(session: Session, conversation: Conversation, text: str,
     return message
 
 
-def _answer(session: Session, conversation: Conversation, hit: kb.Hit) -> None:
+# --- the menu ------------------------------------------------------------------------------
+
+def menu(channel: Channel | None) -> dict[str, Any] | None:
+    found = (channel.settings or {}).get("bot_menu") if channel else None
+    return found if isinstance(found, dict) and found.get("items") else None
+
+
+def _offer_menu(session: Session, conversation: Conversation, message: Message) -> bool:
+    """The channel's menu, once, on the first customer message of the conversation."""
+    items = menu(session.get(Channel, conversation.channel_id))
+    if items is None:
+        return False
+    earlier = session.scalar(select(Message.id).where(
+        Message.conversation_id == conversation.id, Message.id != message.id,
+        Message.direction == "in", Message.id < message.id).limit(1))
+    if earlier is not None:
+        return False
+    buttons = [{"id": f"menu:{n}", "title": item["title"]}
+               for n, item in enumerate(items["items"], start=1)]
+    sent = _say(session, conversation, items["greeting"], {"buttons": buttons, "bot_menu": True})
+    if sent is None:
+        return False
+    add_activity(session, conversation, "bot", "the answer bot offered the channel's menu")
+    return True
+
+
+def _menu_choice(session: Session, conversation: Conversation, message: Message,
+                 n: int) -> None:
+    items = (menu(session.get(Channel, conversation.channel_id)) or {}).get("items") or []
+    language = _language(session, conversation, "")
+    if not 1 <= n <= len(items):
+        handoff(session, conversation, "missing_menu_item", language, details={"item": n})
+        return
+    item = items[n - 1]
+    title = item["title"]
+    if item["action"] == "article":
+        article = session.get(KbArticle, item.get("article_id"))
+        if article is None or not article.published:
+            handoff(session, conversation, "missing_article", language,
+                    details={"article_id": item.get("article_id")})
+            return
+        _answer(session, conversation, kb.Hit(article=article, score=1.0, confidence=1.0),
+                chosen=title)
+    elif item["action"] == "handoff":
+        team_id = item.get("team_id")
+        if team_id is not None and session.get(Team, team_id) is not None:
+            conversation.team_id = team_id
+        handoff(session, conversation, "menu_choice", language,
+                details={"item": n, "title": title}, why=f"customer chose: {title}")
+    else:
+        if _say(session, conversation, item["text"], {"bot_menu_item": n}) is None:
+            handoff(session, conversation, "low_score", language)
+            return
+        add_activity(session, conversation, "bot",
+                     f"the answer bot answered the menu choice “{title}” with its text",
+                     details={"item": n})
+
+
+def _answer(session: Session, conversation: Conversation, hit: kb.Hit,
+            chosen: str | None = None) -> None:
     article = hit.article
     say = SAY.get(article.language, SAY["en"])
     text = "\n\n".join([kb.summary(article), say["more"].format(url=help_url(article)),
@@ -255,6 +334,8 @@ def _answer(session: Session, conversation: Conversation, hit: kb.Hit) -> None:
     _event(session, conversation, "bot.answered", article_id=article.id,
            confidence=hit.confidence)
     add_activity(session, conversation, "bot",
+                 f"the answer bot answered the menu choice “{chosen}” with the article "
+                 f"“{article.title}”" if chosen else
                  f"the answer bot answered with the article “{article.title}” "
                  f"(confidence {hit.confidence:.2f})",
                  details={"article_id": article.id, "confidence": hit.confidence})
@@ -285,10 +366,10 @@ def _feedback(session: Session, conversation: Conversation, message: Message,
 
 
 def handoff(session: Session, conversation: Conversation, reason: str, language: str = "en",
-            details: dict[str, Any] | None = None) -> None:
+            details: dict[str, Any] | None = None, why: str | None = None) -> None:
     """To people: out of the bot's hands, into the team's distribution, with a note in the
     thread saying why."""
-    why = REASONS.get(reason, reason)
+    why = why or REASONS.get(reason, reason)
     conversation.handled_by = None
     if conversation.status != "open":
         conversation.status = "open"

@@ -148,3 +148,31 @@ def test_help_and_knowledge_base_screens(backend, ctx, admin, start_server, brow
     page.click("button[value=save]")
     page.wait_for_selector(".flash.ok")
     wait_js(page, "() => document.querySelector('#kb-preview strong') !== null")
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_night_greeting_gets_the_menu_and_a_press_reaches_support(  # issue 18's menus
+        backend, ctx, start_server, sites, browser):  # noqa: F811
+    public_id = read(_demo_at_night)
+    server = start_server()
+    url = sites().page("index.html", server.url, public_id, lang="ru")
+    visitor = browser.new_context(viewport={"width": 1100, "height": 800}, locale="ru-RU").new_page()
+    visitor.goto(url)
+    frame = open_widget(visitor)
+    frame.locator("#tl-input").fill("Здравствуйте")
+    frame.locator("#tl-input").press("Enter")
+    menu = frame.locator(".tl-msg.tl-out").first
+    menu.locator(".tl-quick").first.wait_for(timeout=20_000)
+    assert menu.locator(".tl-text").inner_text().startswith("Здравствуйте! Выберите тему")
+    assert menu.locator(".tl-quick").all_inner_texts() == [
+        "Доставка", "Возврат", "Zwrot towaru", "Часы работы", "Оператор"]
+    menu.locator(".tl-quick").nth(4).click()
+    frame.get_by_text("Передаю ваш вопрос оператору — вам ответят здесь же.").wait_for(
+        timeout=20_000)
+
+    def notes():
+        return [m.text for m in db.session.scalars(select(Message).where(
+            Message.direction == "note", Message.text.like("Answer bot:%")))]
+
+    assert wait_until(lambda: read(notes), timeout=20, message="the hand-off note") == [
+        "Answer bot: handed to people — customer chose: Оператор."]

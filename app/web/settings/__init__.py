@@ -44,6 +44,13 @@ def said(exc) -> str:
         (r"^connection failed: (.*)$", lambda m: _("Connection failed: %(reason)s", reason=m.group(1))),
         (r"^token: expected the form", lambda m: _("Expected a token like 123456789:AA… as @BotFather gives it.")),
         (r"^missing setting\(s\) for \w+: (.*)$", lambda m: _("Required.")),
+        (r"^no published article (\d+)$", lambda m: _("No published article %(n)s.", n=m.group(1))),
+        (r"^no team (\S+)$", lambda m: _("No team %(name)s.", name=m.group(1))),
+        (r"^at most (\d+) items, got \d+$", lambda m: _("At most %(n)s items.", n=m.group(1))),
+        (r"^one of article, handoff, text", lambda m: _("Write article:<number>, handoff, handoff:<team> or text:<reply>.")),
+        (r"^the number of a published article$", lambda m: _("Write article:<number>, handoff, handoff:<team> or text:<reply>.")),
+        (r"^required with items$", lambda m: _("Required.")),
+        (r"^required for a text item$", lambda m: _("Required.")),
     ]
     for pattern, translate in known:
         match = re.match(pattern, message, re.S)

@@ -2,6 +2,7 @@
 form per kind, edit, disable, delete, secrets revealed on purpose and rotated."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
@@ -13,7 +14,7 @@ from connectors import CHANNEL_KINDS, get_connector
 
 from app.domain import channels as ops
 from app.domain.audit import FieldError
-from app.infra.models import Channel, Team
+from app.infra.models import Channel, KbArticle, Team
 from app.infra.state import db
 from app.web.settings import admin_required, bp, end_read, public_base, said
 
@@ -23,6 +24,20 @@ def N_(text: str) -> str:
     """Marks a string for extraction; the template translates it when it renders."""
     return text
 
+
+# the answer bot's menu (issue 18), stored as the setting `bot_menu` {greeting, items}: edited
+# as a greeting and one line per button, "Title | article:12", "Title | handoff",
+# "Title | handoff:Support" (a team by name or number), "Title | text:the reply"
+MENU_FIELDS = [
+    ("bot_menu_greeting", N_("Bot menu: greeting"), "text",
+     N_("the answer bot's first message in a new conversation, above the buttons; empty: no menu")),
+    ("bot_menu_items", N_("Bot menu: buttons"), "menu",
+     N_("one button per line, up to 10, titles up to 20 characters: “Delivery | article:12” "
+        "answers with a knowledge-base article, “Talk to a person | handoff” or "
+        "“Returns | handoff:Support” hands to people (of a team), “Hours | text:We work 9–18” "
+        "sends the text")),
+]
+MENU_KEYS = ("bot_menu_greeting", "bot_menu_items")
 
 # (key, label, input type, help); "select:a,b" offers choices
 FIELDS: dict[str, list[tuple[str, Any, str, Any]]] = {
@@ -42,6 +57,7 @@ FIELDS: dict[str, list[tuple[str, Any, str, Any]]] = {
         ("from_name", N_("From name"), "text", ""),
         ("answer_bot", N_("Answer bot"), "select:off,after_hours,always",
          N_("answers from the knowledge base before a person: outside the team's business hours, or always")),
+        *MENU_FIELDS,
     ],
     "telegram": [
         ("token", N_("Bot token"), "password", N_("from @BotFather, like 123456789:AA…")),
@@ -51,6 +67,7 @@ FIELDS: dict[str, list[tuple[str, Any, str, Any]]] = {
         ("api_base_url", N_("Bot API address"), "url", N_("leave as is unless you run your own Bot API server")),
         ("answer_bot", N_("Answer bot"), "select:off,after_hours,always",
          N_("answers from the knowledge base before a person: outside the team's business hours, or always")),
+        *MENU_FIELDS,
     ],
     "whatsapp": [
         ("phone_number_id", N_("Phone number ID"), "text", N_("Meta dashboard → WhatsApp → API setup")),
@@ -61,6 +78,7 @@ FIELDS: dict[str, list[tuple[str, Any, str, Any]]] = {
         ("api_base_url", N_("Graph API address"), "url", ""),
         ("answer_bot", N_("Answer bot"), "select:off,after_hours,always",
          N_("answers from the knowledge base before a person: outside the team's business hours, or always")),
+        *MENU_FIELDS,
     ],
     "webchat": [
         ("allowed_origins", N_("Allowed origins"), "text", N_("the sites that may embed the chat, e.g. https://shop.example.com (space-separated)")),
@@ -70,6 +88,7 @@ FIELDS: dict[str, list[tuple[str, Any, str, Any]]] = {
         ("away_message", N_("Away message"), "text", ""),
         ("answer_bot", N_("Answer bot"), "select:off,after_hours,always",
          N_("answers from the knowledge base before a person: outside the team's business hours, or always")),
+        *MENU_FIELDS,
     ],
     "crm": [],
 }
@@ -85,9 +104,56 @@ def _teams() -> list[Team]:
     return list(db.session.scalars(select(Team).order_by(Team.name)))
 
 
-def _posted(kind: str) -> tuple[str, dict[str, str], list[int]]:
+def menu_from_lines(greeting: str, lines: str) -> dict[str, Any] | None:
+    """The form's greeting and "Title | action:target" lines as the `bot_menu` setting (the
+    connector and app/domain/channels.py validate it; a line it cannot read gets an empty
+    action, refused there with the line's number)."""
+    items: list[dict[str, Any]] = []
+    teams = {t.name.casefold(): t.id for t in _teams()}
+    for line in lines.splitlines():
+        if not line.strip():
+            continue
+        title, _bar, action = line.partition("|")
+        kind, _colon, target = action.strip().partition(":")
+        kind, target = kind.strip().lower(), target.strip()
+        item: dict[str, Any] = {"title": title.strip(), "action": kind}
+        if kind == "article":
+            item["article_id"] = target.removeprefix("#")
+        elif kind == "handoff" and target:
+            item["team_id"] = target if target.isdigit() else teams.get(target.casefold(), target)
+        elif kind == "text":
+            item["text"] = target
+        items.append(item)
+    if not greeting.strip() and not items:
+        return None
+    return {"greeting": greeting.strip(), "items": items}
+
+
+def menu_lines(menu: Any) -> str:
+    """The `bot_menu` setting as the form's lines."""
+    names = {t.id: t.name for t in _teams()}
+    lines = []
+    for item in (menu or {}).get("items") or [] if isinstance(menu, dict) else []:
+        action = item.get("action")
+        if action == "article":
+            target = f"article:{item.get('article_id')}"
+        elif action == "handoff":
+            team = item.get("team_id")
+            target = f"handoff:{names.get(team, team)}" if team is not None else "handoff"
+        else:
+            target = f"text:{item.get('text', '')}"
+        lines.append(f"{item.get('title', '')} | {target}")
+    return "\n".join(lines)
+
+
+def _posted(kind: str) -> tuple[str, dict[str, Any], list[int]]:
     form = request.form
-    settings = {key: form.get(key, "").strip() for key, *_rest in FIELDS[kind] if key in form}
+    settings: dict[str, Any] = {key: form.get(key, "").strip() for key, *_rest in FIELDS[kind]
+                                if key in form and key not in MENU_KEYS}
+    if any(key in form for key in MENU_KEYS):
+        # None clears a menu on save (an empty value would keep the stored one)
+        settings["bot_menu"] = menu_from_lines(form.get("bot_menu_greeting", ""),
+                                               form.get("bot_menu_items", ""))
     team_ids = [int(t) for t in form.getlist("team_ids") if t.isdigit()]
     return form.get("name", "").strip(), settings, team_ids
 
@@ -101,13 +167,20 @@ def _render_form(kind: str, channel: Channel | None = None, values: dict | None 
         if channel is not None:
             values = {"name": channel.name, **ops.redacted(channel),
                       "team_ids": [t.id for t in channel.teams]}
+            menu = channel.settings.get("bot_menu") or {}
+            values["bot_menu_greeting"] = menu.get("greeting", "")
+            values["bot_menu_items"] = menu_lines(menu)
         else:
             values = {**get_connector(kind).default_settings(), "team_ids": [t.id for t in teams]}
             for key in get_connector(kind).secret_keys:
                 values.pop(key, None)  # generated secrets are made on save
+    articles = list(db.session.execute(select(KbArticle.id, KbArticle.title, KbArticle.language)
+                                       .where(KbArticle.published.is_(True))
+                                       .order_by(KbArticle.id))) \
+        if any(key == "bot_menu_items" for key, *_rest in FIELDS[kind]) else []
     end_read()
     return render_template(
-        "settings/channel_form.html", kind=kind, kind_name=_(KIND_NAMES[kind]), channel=channel,
+        "settings/channel_form.html", menu_articles=articles, kind=kind, kind_name=_(KIND_NAMES[kind]), channel=channel,
         fields=FIELDS[kind], secret_keys=get_connector(kind).secret_keys, values=values,
         errors=errors or {}, teams=teams, tested=tested, revealed=revealed, created=created,
         choice_names=CHOICE_NAMES, base=public_base(), stats=stats,
@@ -117,6 +190,12 @@ def _render_form(kind: str, channel: Channel | None = None, values: dict | None 
 
 def _field_errors(exc: FieldError) -> dict[str, str]:
     field = exc.field.removeprefix("settings.")
+    if field.startswith("bot_menu.greeting"):
+        return {"bot_menu_greeting": said(exc)}
+    if field.startswith("bot_menu"):      # "bot_menu.items.2.title": the form's third line
+        line = re.match(r"bot_menu\.items\.(\d+)", field)
+        return {"bot_menu_items": _("Line %(n)s: %(reason)s", n=int(line.group(1)) + 1,
+                                    reason=said(exc)) if line else said(exc)}
     if exc.message.startswith("missing setting(s)"):  # "...: imap_host, smtp_host": each
         missing = exc.message.split(": ", 1)[1].split(", ")
         return {key.strip(): said(exc) for key in missing}
@@ -147,7 +226,8 @@ def channel_create(kind: str):
     if kind not in FIELDS:
         abort(404)
     name, settings, team_ids = _posted(kind)
-    values = {"name": name, **settings, "team_ids": team_ids}
+    values = {"name": name, **settings, "team_ids": team_ids,
+              **{key: request.form.get(key, "") for key in MENU_KEYS}}
     if request.form.get("action") == "test":
         try:
             tested = ops.check_connection(kind, settings)
@@ -189,7 +269,8 @@ def channel_update(channel_id: int):
     channel = _channel(channel_id)
     kind = channel.kind
     name, settings, team_ids = _posted(kind)
-    values = {"name": name, **settings, "team_ids": team_ids}
+    values = {"name": name, **settings, "team_ids": team_ids,
+              **{key: request.form.get(key, "") for key in MENU_KEYS}}
     if request.form.get("action") == "test":
         merged = {**channel.settings, **{k: v for k, v in settings.items()
                                          if not (k in get_connector(kind).secret_keys and v in ("", ops.MASK))}}
