@@ -72,6 +72,7 @@ JOBS: dict[str, Callable[..., Any]] = {
     "run_automation": automation.run_automation,   # rules on committed events, queues
     bots.JOB: bots.run_bots,                  # outside bots: committed events -> deliveries
     bots.DELIVER_JOB: bots.deliver_bot_event,  # one signed POST to a bot, retried
+    bots.RELEASE_JOB: bots.release_on_disabled_channels,  # a disabled channel's bot-held ones
     campaigns.JOB: campaigns.run_campaign,          # one slice of a running campaign
     campaigns.REACT_JOB: campaigns.react,           # opt-out keywords, replies to campaigns
 }
@@ -110,7 +111,7 @@ SENT_HOOKS = {"webchat": [widget.on_reply_sent]}
 FAILED_HOOKS = [campaigns.on_send_failed]
 
 # after a channel is added, edited or removed (admins' settings): pollers look again at once
-CHANNEL_HOOKS = [pollers.channels_changed]
+CHANNEL_HOOKS = [pollers.channels_changed, bots.wake_release]
 
 # SQLAlchemy listeners: (target, event name, function)
 LISTENERS: list[tuple[Any, str, Callable[..., Any]]] = [

@@ -366,15 +366,17 @@ def _feedback(session: Session, conversation: Conversation, message: Message,
 
 
 def handoff(session: Session, conversation: Conversation, reason: str, language: str = "en",
-            details: dict[str, Any] | None = None, why: str | None = None) -> None:
+            details: dict[str, Any] | None = None, why: str | None = None,
+            tell_customer: bool = True) -> None:
     """To people: out of the bot's hands, into the team's distribution, with a note in the
-    thread saying why."""
+    thread saying why (and a word to the customer, unless their channel is gone)."""
     why = why or REASONS.get(reason, reason)
     conversation.handled_by = None
     if conversation.status != "open":
         conversation.status = "open"
         conversation.resolved_at = None
-    _say(session, conversation, SAY.get(language, SAY["en"])["handoff"])
+    if tell_customer:
+        _say(session, conversation, SAY.get(language, SAY["en"])["handoff"])
     note = Message(conversation_id=conversation.id, customer_id=conversation.customer_id,
                    channel_id=None, direction="note", author_id=None,
                    text=f"Answer bot: handed to people — {why}.", status="received",

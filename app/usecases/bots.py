@@ -37,6 +37,7 @@ from app.infra.models import (
     Agent,
     Bot,
     BotDelivery,
+    Channel,
     Conversation,
     Event,
     Message,
@@ -342,6 +343,46 @@ def _gave_up(session: Session, delivery: BotDelivery, why: str) -> None:
             agent_id=bot.agent_id)
 
 
+RELEASE_JOB = "release_bot_conversations"
+
+
+def release_on_disabled_channels() -> int:
+    """Conversations a bot (outside or the answer bot) holds on a channel that was disabled go
+    to people with a note: the bot can no longer answer there, and the customer must not wait
+    on it. Run after a channel change (app/wiring.py CHANNEL_HOOKS) and by the sweep."""
+    from app.usecases import answer_bot
+
+    queue.awake(RELEASE_JOB)
+    session = db.session
+    held = list(session.scalars(
+        select(Conversation).join(Channel, Channel.id == Conversation.channel_id)
+        .where(Conversation.handled_by.is_not(None), Conversation.status != "resolved",
+               Channel.active.is_(False)).order_by(Conversation.id)))
+    reason = "its channel was disabled"
+    for conversation in held:
+        if conversation.handled_by == answer_bot.BOT:
+            answer_bot.handoff(session, conversation, "channel_disabled", why=reason,
+                               tell_customer=False)
+            continue
+        bot_id = bot_id_of(conversation.handled_by)
+        bot = session.get(Bot, bot_id) if bot_id is not None else None
+        if bot is None:
+            conversation.handled_by = None
+            conversation_changed(session, conversation)
+        else:
+            handoff(session, conversation, holder(bot), bot.name, reason, agent_id=bot.agent_id)
+    session.commit()
+    return len(held)
+
+
+def wake_release() -> None:
+    """CHANNEL_HOOKS: a channel changed; if it was disabled, its bot-held conversations go."""
+    try:
+        queue.wake(RELEASE_JOB)
+    except Exception:   # the sweep releases them a little later
+        log.exception("could not wake the release of bot conversations")
+
+
 def sweep() -> dict[str, Any]:
     """From the periodic sweep: due retries and deliveries a dead worker left behind, and a
     wake for the reader (a lost wake delays an event by one sweep at most)."""
@@ -356,4 +397,5 @@ def sweep() -> dict[str, Any]:
     for delivery_id in due:
         queue.enqueue(DELIVER_JOB, delivery_id)
     READER.wake()
-    return {"revived": revived, "queued": len(due)}
+    released = release_on_disabled_channels()
+    return {"revived": revived, "queued": len(due), "released": released}

@@ -204,3 +204,22 @@ def test_off_and_bad_settings(app, telegram_channel, telegram_api, articles, api
     assert good.status_code == 200, good.json
     db.session.expire_all()
     assert db.session.get(Channel, telegram_channel.id).settings["answer_bot"] == "after_hours"
+
+
+def test_a_disabled_channel_hands_the_bots_conversations_to_people(app, api, telegram_channel,
+                                                                  telegram_api, articles):
+    """The bot cannot answer on a disabled channel: its conversations go to people, with a
+    note saying why and no message to the customer on the channel that is gone."""
+    bot_on(telegram_channel)
+    conversation = customer_writes(app, telegram_channel, "Сколько идёт доставка в Казань?")
+    assert conversation.handled_by == "answer_bot"
+    sent = len(telegram_api.calls("sendMessage"))
+    assert api.delete(f"/channels/{telegram_channel.id}").status_code in (200, 204)
+    run_jobs(app)
+    db.session.expire_all()
+    conversation = db.session.get(Conversation, conversation.id)
+    assert conversation.handled_by is None and conversation.status == "open"
+    assert ("note", "Answer bot: handed to people — its channel was disabled.") in [
+        (m.direction, m.text) for m in thread(conversation)]
+    assert events("bot.handoff")[-1]["reason"] == "channel_disabled"
+    assert len(telegram_api.calls("sendMessage")) == sent

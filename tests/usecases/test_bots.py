@@ -410,3 +410,20 @@ def test_a_customer_writing_on_a_channel_the_bot_does_not_serve_goes_to_people(
     assert thread_notes(conversation_id) == ["Handed off to people by bot Order bot: the "
                                              "customer wrote on a channel the bot does not serve"]
     assert len(bot_server.events) == 1
+
+
+def test_a_disabled_channel_gives_its_bot_held_conversations_to_people(app, api, shop,
+                                                                      bot_server):
+    """Disabling a channel (DELETE of a channel with history) leaves no customer waiting on a
+    bot that can no longer answer there: the conversation goes to people with a note."""
+    registered = register(api, bot_server, shop)
+    held = inbound(db.session.get(Channel, shop), 9301, "Где заказ?").conversation_id
+    assert conversation(held).handled_by == f"bot:{registered['id']}"
+    assert api.delete(f"/channels/{shop}").status_code in (200, 204)
+    assert db.session.get(Channel, shop).active is False
+    db.session.commit()
+    run_jobs(app)
+    assert conversation(held).handled_by is None
+    assert thread_notes(held) == [
+        "Handed off to people by bot Order bot: its channel was disabled"]
+    assert [e["reason"] for e in events_of("bot.handoff")] == ["its channel was disabled"]
