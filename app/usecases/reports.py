@@ -750,9 +750,9 @@ def _hourly(f: "Filters"):
     return ReportLabelHourly, ReportLabelHourly.label == f.label
 
 
-def _labelled(f: "Filters") -> set[int] | None:
-    """The conversations carrying the filter's label (None: no label filter), for the reports
-    read from their own tables (feedback, the bot's events) rather than the hourly rollup."""
+def _labelled_ids(f: "Filters") -> set[int] | None:
+    """The conversations carrying the filter's label (None: no label filter), for a report
+    filtered in Python (the bot's events keep the conversation in their payload)."""
     if f.label is None:
         return None
     return set(db.session.scalars(select(ReportLabel.conversation_id)
@@ -1184,9 +1184,7 @@ def csat(f: Filters) -> dict[str, Any]:
              _in(CsatSurvey.channel_id, f.channels)]
     if f.agent_id is not None:
         where.append(CsatSurvey.agent_id == f.agent_id)
-    if f.label is not None:
-        where.append(CsatSurvey.conversation_id.in_(
-            select(ReportLabel.conversation_id).where(ReportLabel.label == f.label)))
+    where.append(_labelled(CsatSurvey.conversation_id, f))
     rows = session.execute(select(CsatSurvey.channel_id, CsatSurvey.agent_id, CsatSurvey.score,
                                   func.count()).where(*where)
                            .group_by(CsatSurvey.channel_id, CsatSurvey.agent_id,
@@ -1259,7 +1257,7 @@ def bot(f: Filters) -> dict[str, Any]:
     resolved: dict[int, set[int]] = defaultdict(set)
     handed: dict[int, dict[int, str]] = defaultdict(dict)
     articles: dict[int, dict[str, int]] = {}
-    labelled = _labelled(f)
+    labelled = _labelled_ids(f)
     for type_, cid, payload in events:
         payload = payload if isinstance(payload, dict) else {}
         conv = payload.get("conversation_id")

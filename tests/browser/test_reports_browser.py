@@ -73,7 +73,7 @@ def test_reports_page_in_russian(backend, world, browser):  # noqa: F811
     page.wait_for_selector("body[data-ready=yes]")
     page.click("a[href='/reports']")
     page.wait_for_selector("body[data-reports=ready]")
-    assert page.locator("#report-error").is_hidden()
+    assert page.locator("#report-error").is_hidden(), page.locator("#report-error").text_content()
     # a chart (uPlot draws on a canvas) and its numbers in a table beside it
     assert page.locator("#chart-daily canvas").count() >= 1
     daily = page.locator("#table-daily table")
