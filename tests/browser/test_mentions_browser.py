@@ -167,6 +167,14 @@ def test_assignment_notifies_and_the_options_are_saved(backend, team, browser):
     anna.uncheck("#bell-panel [data-pref=title_badge]")
     anna.check("#bell-panel [data-pref=sound]")
     wait_js(anna, "() => window.threadline.bell.prefs.sound === true && window.threadline.bell.prefs.title_badge === false")
+    # saved on the server before the reload below (under load the PUT may still be on its way)
+    assert anna.evaluate("""async () => {
+        for (let i = 0; i < 150; i++) {
+            const r = await fetch("/api/v1/notifications/settings", { credentials: "same-origin" });
+            if (r.ok) { const j = await r.json(); if (j.sound === true && j.title_badge === false) return true; }
+            await new Promise((done) => setTimeout(done, 100));
+        }
+        return false; }""")
     anna.keyboard.press("Escape")
     telegram_post(server, support, "support-secret", 8301, 6301, "Нужна помощь", "Глеб")
     boris.wait_for_selector(".row:has-text('Глеб')")
