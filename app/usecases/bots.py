@@ -49,7 +49,7 @@ from app.infra.state import db, queue
 from app.usecases import distribution
 from app.usecases.distribution import add_activity, conversation_changed
 from app.usecases.event_reader import EventReader
-from app.usecases.hooks import sign
+from app.usecases.hooks import signed_headers
 from app.usecases.outbox import backoff_delay, revive_and_claim_due
 
 log = logging.getLogger(__name__)
@@ -282,12 +282,8 @@ def deliver_bot_event(delivery_id: int) -> str:
     delivery = session.get(BotDelivery, delivery_id)
     bot = session.get(Bot, delivery.bot_id)
     body = delivery.body.encode()
-    timestamp = str(int(time.time()))
-    headers = {"Content-Type": "application/json", "User-Agent": "Threadline-Bots/1",
-               "X-Threadline-Event": delivery.event_type,
-               "X-Threadline-Delivery": str(delivery.id),
-               "X-Threadline-Timestamp": timestamp,
-               "X-Threadline-Signature": sign(bot.secret, timestamp, body)}
+    headers = signed_headers(bot.secret, delivery.event_type, delivery.id, body,
+                             "Threadline-Bots/1")
     url, timeout = bot.url, float(bot.timeout_seconds or 10)
     session.commit()   # no transaction open while we wait on the network
     started = time.monotonic()

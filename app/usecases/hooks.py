@@ -186,6 +186,16 @@ class _Refused(Exception):
     pass
 
 
+def signed_headers(secret: str, event_type: str, delivery_id: int, body: bytes,
+                   user_agent: str) -> dict[str, str]:
+    """The headers of one signed POST (outgoing webhooks and outside bots sign alike)."""
+    timestamp = str(int(time.time()))
+    return {"Content-Type": "application/json", "User-Agent": user_agent,
+            "X-Threadline-Event": event_type, "X-Threadline-Delivery": str(delivery_id),
+            "X-Threadline-Timestamp": timestamp,
+            "X-Threadline-Signature": sign(secret, timestamp, body)}
+
+
 def deliver_webhook(delivery_id: int) -> str:
     """One attempt: POST the signed body; 2xx delivers, anything else retries with backoff
     until jobs.max_attempts, then the delivery is failed (visible, replayable)."""
@@ -199,12 +209,8 @@ def deliver_webhook(delivery_id: int) -> str:
     delivery = session.get(WebhookDelivery, delivery_id)
     endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
     body = delivery.body.encode()
-    timestamp = str(int(time.time()))
-    headers = {"Content-Type": "application/json", "User-Agent": "Threadline-Webhooks/1",
-               "X-Threadline-Event": delivery.event_type,
-               "X-Threadline-Delivery": str(delivery.id),
-               "X-Threadline-Timestamp": timestamp,
-               "X-Threadline-Signature": sign(endpoint.secret, timestamp, body)}
+    headers = signed_headers(endpoint.secret, delivery.event_type, delivery.id, body,
+                             "Threadline-Webhooks/1")
     session.commit()  # no transaction open while we wait on the network
     started = time.monotonic()
     status_code, error = None, None
