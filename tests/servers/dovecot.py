@@ -118,6 +118,18 @@ class Dovecot:
         """Store a message as if the MTA had delivered it (new, unseen)."""
         self._doveadm(["save", "-u", self.user, "-m", folder], stdin=raw)
 
+    def deliver_many(self, raws: list[bytes], folder: str = "INBOX") -> None:
+        """Store many messages (new, unseen) over one IMAP connection: APPEND each, which
+        Dovecot stores as delivery does, without a doveadm process per message."""
+        import imaplib
+
+        with imaplib.IMAP4(self.host, self.port) as imap:
+            imap.login(self.user, self.password)
+            for raw in raws:
+                status, detail = imap.append(folder, "", None, raw)
+                if status != "OK":
+                    raise RuntimeError(f"APPEND to {folder} failed: {detail}")
+
     def create_folder(self, folder: str) -> None:
         self._doveadm(["mailbox", "create", "-u", self.user, folder])
 
