@@ -689,8 +689,8 @@ def apply_set(session: Session, events: list[InboundEvent]) -> None:
                 if _set_appliable(inbound):
                     run.append((channel, inbound))
                     continue
-            if type(record) is Ignored:
-                apply_ignored(session, channel, record)
+            if type(record) is Ignored and RECORD_HANDLERS.get(Ignored) is apply_ignored:
+                apply_ignored(session, channel, record)   # a log line: the run goes on
                 continue
             if run:
                 _apply_inbound_set(session, run)

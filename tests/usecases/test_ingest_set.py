@@ -81,6 +81,8 @@ op = st.one_of(
               st.sampled_from(["dzień dobry", "ok"]), st.integers(0, 600)),
     st.tuples(st.just("reply"), st.integers(1, 3), st.integers(10, 12),
               st.integers(1, 3), st.integers(0, 600)),
+    st.tuples(st.just("edit"), st.integers(1, 3), st.integers(1, 3),
+              st.sampled_from(["исправлено", "edited"]), st.integers(0, 600)),
     st.tuples(st.just("poison"), st.just(0), st.just(0), st.just(""), st.just(0)),
 )
 
@@ -95,6 +97,10 @@ def payload_of(n: int, item: tuple) -> tuple[str, str, dict[str, Any]]:
     if kind == "contact":
         return "tg", str(n), tg_message(n, 1000 + who, number, "", date,
                                         contact_phone=text)
+    if kind == "edit":   # goes through the record handler, between the set-based runs
+        update = tg_message(n, 1000 + who, number, text, date)
+        update["message"]["edit_date"] = date + 5
+        return "tg", str(n), {"update_id": n, "edited_message": update["message"]}
     if kind == "reply":
         return "tg", str(n), tg_message(n, 1000 + who, number, "re", date, reply_to=text)
     if kind == "wa":
@@ -239,11 +245,13 @@ def test_a_batch_with_every_hard_case_is_applied_as_one_by_one(both_channels):
         ("tg", 1, 2, "Zażółć", 10),             # out of order within the chat
         ("reply", 1, 10, 2, 400),               # a reply to a message of this batch
         ("contact", 3, 8, PHONES[0], 500),      # another user claims the phone: a suggestion
+        ("edit", 1, 2, "исправлено", 450),      # an edit: the handler, between two runs
+        ("tg", 2, 1, "hello", 460),
     ]
     state = _same_both_ways(both_channels, [("tg", 3, 1, "hello", 0)], batch)
-    assert [e[0] for e in state["events"]] == ["processed", "failed"] + ["processed"] * 7
+    assert [e[0] for e in state["events"]] == ["processed", "failed"] + ["processed"] * 9
     texts = [m[1] for m in state["messages"]]
-    assert texts.count("привет") == 1 and "dzień dobry" in texts
+    assert texts.count("привет") == 1 and "dzień dobry" in texts and "исправлено" in texts
     phone = [i for i in state["identities"] if i[0] == "phone"]
     assert len(phone) == 1   # one customer holds the phone; the other got a suggestion
     assert state["suggestions"]
