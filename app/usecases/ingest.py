@@ -6,6 +6,10 @@ payload: it is stored first (a repeated delivery is a no-op insert on the unique
 and applies the records: dedupe, resolve the customer, place the message in a conversation,
 commit, then publish. A payload that fails keeps its raw event, marked failed with the
 error; `threadline events replay` runs it again.
+
+The drain (`process_received`) applies a batch of received events set-based (`apply_set`):
+the same result as `process_event` one by one, with a handful of statements per batch
+instead of a unit of work per event.
 """
 from __future__ import annotations
 

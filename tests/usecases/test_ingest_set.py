@@ -277,3 +277,23 @@ def test_random_batches_give_the_same_result_as_one_by_one(both_channels, monkey
     finally:
         monkeypatch.setattr(ingest, "AFTER_INBOUND", [
             hook for hook in ingest.AFTER_INBOUND if getattr(hook, "__name__", "") != "explode"])
+
+
+def test_the_log_of_a_batch_announces_customers_and_conversations_before_messages(
+        both_channels):
+    """Each new customer once, each conversation once (its state after the batch), before
+    the messages it holds; every message once."""
+    for n, (user, text) in enumerate([(1, "раз"), (2, "два"), (1, "три")]):
+        receive(both_channels["tg"], str(n), tg_message(n, 1000 + user, n + 1, text, BASE + n),
+                process="none")
+    assert process_received() == 3
+    log = db.session.scalars(select(Event).order_by(Event.id)).all()
+    assert [(e.type, e.payload.get("text") or e.payload.get("name")) for e in log
+            if e.type != "conversation.created"] == [
+        ("customer.created", "Tg1001"), ("message.created", "раз"),
+        ("customer.created", "Tg1002"), ("message.created", "два"),
+        ("message.created", "три")]
+    created = [e for e in log if e.type == "conversation.created"]
+    assert [log.index(e) for e in created] == [1, 4]
+    assert created[0].payload["unread_count"] == 2   # after the batch: both of Tg1001's
+    assert created[0].payload["last_message_preview"] == "три"
