@@ -101,6 +101,10 @@ ON_RESOLVED = [csat.on_resolved]
 # a customer's message opened a conversation: an outside bot serving the channel holds it
 NEW_CONVERSATION = [bots.take_new_conversation]
 
+# read once for a whole set of inbound messages applied together (ingest.apply_set), what
+# the placement and new-conversation hooks above would read per message
+BATCH_PREFETCH = [csat.prefetch_surveys, bots.remember_bots]
+
 # before the rules, on each committed event: the answer bot holds, answers, hands over
 EVENT_HOOKS = [answer_bot.on_event]
 
@@ -160,6 +164,7 @@ def wire() -> None:
     ingest.AFTER_INBOUND[:] = AFTER_INBOUND
     ingest.NEW_CONVERSATION[:] = NEW_CONVERSATION
     ingest.PLACEMENT_HOOKS[:] = PLACEMENT_HOOKS
+    ingest.BATCH_PREFETCH[:] = BATCH_PREFETCH
     automation.ON_RESOLVED[:] = ON_RESOLVED
     automation.EVENT_HOOKS[:] = EVENT_HOOKS
     for kind, functions in SENT_HOOKS.items():

@@ -252,14 +252,17 @@ def index_changes(session: Session, _context) -> None:
         return
     connection = session.connection()
     try:
-        for message_id, message in messages.items():
+        # one executemany each, whatever the number of messages (the ingest drain flushes a
+        # whole batch of them at once)
+        if messages:
             connection.exec_driver_sql("DELETE FROM search.messages_fts WHERE rowid = ?",
-                                       (message_id,))
-            if message is not None:
-                connection.exec_driver_sql(
-                    "INSERT INTO search.messages_fts(rowid, stems) VALUES (?, ?)",
-                    (message_id, "" if message.deleted else
-                     (message.search_stems or stems(message.text))))
+                                       [(message_id,) for message_id in messages])
+        rows = [(message_id, "" if message.deleted else
+                 (message.search_stems or stems(message.text)))
+                for message_id, message in messages.items() if message is not None]
+        if rows:
+            connection.exec_driver_sql(
+                "INSERT INTO search.messages_fts(rowid, stems) VALUES (?, ?)", rows)
         for customer_id in customers:
             connection.exec_driver_sql("DELETE FROM search.customers_fts WHERE rowid = ?",
                                        (customer_id,))

@@ -64,12 +64,29 @@ MAX_LOG_ENTRIES = 10
 
 # --- taking a new conversation (an ingest hook) ------------------------------------------
 
+_PREFETCHED = "bots.for_channel"
+
+
+def remember_bots(session: Session, _customer_ids: list[int]):
+    """Ingest's batch prefetch (ingest.BATCH_PREFETCH): while a set of inbound messages is
+    applied, each channel's bot is looked up once, not once per new conversation. Returns
+    the function that forgets them."""
+    session.info[_PREFETCHED] = {}
+    return lambda: session.info.pop(_PREFETCHED, None)
+
+
 def take_new_conversation(session: Session, conversation: Conversation, channel, inbound) -> None:
     """A customer's first message on a channel an active outside bot serves: the bot holds
     the new conversation. An auto-reply or a bounce never starts a bot conversation."""
     if conversation.handled_by is not None or getattr(inbound, "automated", False):
         return
-    bot = bot_for_channel(session, channel.id)
+    prefetched = session.info.get(_PREFETCHED)
+    if prefetched is not None:
+        if channel.id not in prefetched:
+            prefetched[channel.id] = bot_for_channel(session, channel.id)
+        bot = prefetched[channel.id]
+    else:
+        bot = bot_for_channel(session, channel.id)
     if bot is not None:
         conversation.handled_by = holder(bot)
 

@@ -78,3 +78,57 @@ def test_one_new_customer_writing_twice_at_once_gets_one_conversation(backend, a
     failed = db.session.scalar(select(func.count()).select_from(InboundEvent)
                                .where(InboundEvent.status != "processed"))
     assert failed == 0
+
+
+def _drain_worker(config, barrier, results):
+    """Runs in its own process: one drain (`process_received`) started with the other's."""
+    from app import create_app
+    from app.usecases.ingest import process_received
+
+    app = create_app(config)
+    with app.app_context():
+        barrier.wait(timeout=30)
+        try:
+            results.put(("ok", process_received()))
+        except Exception as exc:  # reported to the test, which fails on it
+            results.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", SCALE_OUT)
+def test_two_drains_racing_for_the_same_new_customers_reapply(backend, app_config, ctx,
+                                                              telegram_channel):
+    """Issue 15: two workers drain side by side (SKIP LOCKED: each claims its own batch), both
+    batches carry the first messages of the same new senders; the batch that loses the race
+    for a customer is rolled back and its events re-applied on top of what won."""
+    from app.usecases.ingest import receive
+
+    config = {**app_config, "jobs": {**app_config["jobs"], "ingest_batch": ROUNDS}}
+    for round_ in range(2):   # batch 1: everyone's first message, batch 2: everyone's second
+        for n in range(ROUNDS):
+            receive(telegram_channel, f"{round_}-{n}",
+                    telegram_update(30_000 + round_ * 100 + n, 7000 + n, f"round {round_}"),
+                    process="none")
+    spawn = multiprocessing.get_context("spawn")
+    barrier, results = spawn.Barrier(2), spawn.Queue()
+    procs = [spawn.Process(target=_drain_worker, args=(config, barrier, results))
+             for _ in range(2)]
+    for proc in procs:
+        proc.start()
+    outcomes = [results.get(timeout=120) for _ in procs]
+    for proc in procs:
+        proc.join(30)
+        assert proc.exitcode == 0
+    assert [o for o in outcomes if o[0] == "error"] == []
+    # a rolled-back batch's events are free again: the other drain may take some of them
+    # too (each is applied once: process_event locks the row and skips a processed one)
+    assert sum(taken for _, taken in outcomes) >= 2 * ROUNDS
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(InboundEvent)
+                             .where(InboundEvent.status != "processed")) == 0
+    assert db.session.scalar(select(func.count(Message.id))) == 2 * ROUNDS
+    assert db.session.scalar(select(func.count(Customer.id))) == ROUNDS
+    assert db.session.scalar(select(func.count(Identity.id))) == ROUNDS
+    per_customer = db.session.execute(
+        select(Conversation.customer_id, func.count()).group_by(Conversation.customer_id)).all()
+    assert len(per_customer) == ROUNDS and all(n == 1 for _, n in per_customer)

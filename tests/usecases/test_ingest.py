@@ -252,7 +252,14 @@ def test_the_drain_reads_a_channel_and_a_customer_once_per_batch(app, ctx, teleg
     finally:
         event.remove(engine, "before_cursor_execute", listen)
     assert len([s for s in seen if s.startswith("SELECT channels.")]) == 1, seen
-    assert len([s for s in seen if s.startswith("SELECT customers.")]) == 2, seen
+    # set-based (issue 15): both customers in one query, and no statement per message
+    assert len([s for s in seen if s.startswith("SELECT customers.")]) == 1, seen
+    writes = [s for s in seen if s.startswith(("INSERT INTO messages", "INSERT INTO events",
+                                                 "UPDATE conversations"))]
+    if app.extensions["threadline.db"].engine.dialect.name == "postgresql":
+        # one multi-row INSERT of the ten messages, one of their events, one UPDATE
+        # (executemany) of the two conversations
+        assert len(writes) == 3, writes
     db.session.expire_all()
     assert count(Message) == 12 and count(Conversation) == 2
     assert db.session.scalar(select(func.count()).where(InboundEvent.status == "processed")) == 12
