@@ -478,11 +478,20 @@ def random_world(seed: int, admin):
     from app.infra.models import CannedReply, Channel, Conversation, Customer, Message
     from app.infra.state import db
 
+    from app.infra.models import Team
+
     rng = random.Random(seed)
     s = db.session
     channels = [Channel(kind=k, name=f"{k}-{n}", settings={})
                 for n, k in enumerate(["telegram", "email", "whatsapp"])]
     s.add_all(channels)
+    # business hours: Support works in Warsaw on weekdays, Sales has no schedule (always open)
+    teams = {t.name: t for t in s.query(Team)}
+    teams["Support"].business_hours = {"timezone": "Europe/Warsaw",
+                                       "days": {d: [["09:00", "17:00"]]
+                                                for d in ("mon", "tue", "wed", "thu", "fri")},
+                                       "holidays": ["2026-11-11"]}
+    team_ids = [teams["Support"].id, teams["Sales"].id, None]
     agents = [admin] + [create_agent(f"a{n}@example.com", f"Агент {n}", "password-xyz-1")
                         for n in range(3)]
     canned = [CannedReply(shortcut=f"c{n}", text="…") for n in range(3)]
@@ -500,7 +509,7 @@ def random_world(seed: int, admin):
             channel = rng.choice(channels)
             when = base + timedelta(minutes=rng.randint(0, 20 * 24 * 60))
             c = Conversation(customer_id=customer.id, channel_id=channel.id, created_at=when,
-                             assignee_id=rng.choice(agents).id,
+                             assignee_id=rng.choice(agents).id, team_id=rng.choice(team_ids),
                              labels=rng.sample(LABELS, k=rng.randint(0, 2)))
             s.add(c)
             s.flush()
@@ -533,9 +542,19 @@ def recount(first_day: date, last_day: date, tz: ZoneInfo, label: str | None = N
     the messages and conversations of conversations carrying it now)."""
     from sqlalchemy import select
 
-    from app.infra.models import Conversation, Customer, Message
+    from app.domain.business_hours import always_open, business_minutes_between
+    from app.infra.models import Conversation, Customer, Message, Team
     from app.infra.state import db
-    from app.usecases.reports import percentile
+    from app.usecases.reports import bin_of
+
+    schedule = {c.id: (db.session.get(Team, c.team_id).business_hours if c.team_id else None)
+                for c in db.session.scalars(select(Conversation))}
+
+    def business(cid, begin, finish):
+        hours = schedule[cid]
+        if always_open(hours):
+            return max(0, int((finish - begin).total_seconds()))
+        return round(business_minutes_between(hours, begin, finish) * 60)
 
     start = datetime(first_day.year, first_day.month, first_day.day, tzinfo=tz)
     end = datetime(last_day.year, last_day.month, last_day.day, tzinfo=tz) + timedelta(days=1)
@@ -555,6 +574,8 @@ def recount(first_day: date, last_day: date, tz: ZoneInfo, label: str | None = N
         if start <= m.created_at < end:
             volume[m.channel_id]["messages_" + m.direction] += 1
             reach[m.channel_id].add(m.customer_id)
+    automated = sum(1 for m in messages if m.direction == "out" and m.automated
+                    and start <= m.created_at < end)
     by_source = defaultdict(int)
     for m in first_message.values():
         if start <= m.created_at < end:
@@ -564,32 +585,64 @@ def recount(first_day: date, last_day: date, tz: ZoneInfo, label: str | None = N
     for channel_id, customers in reach.items():
         volume[channel_id]["customers"] = len(customers)
         volume[channel_id]["new_customers"] = sum(start <= first_seen[c] < end for c in customers)
-    # responses: an agent's (not a bot's) reply to the oldest unanswered customer message
+    # replies per agent (authored outbound messages), and how many used a canned reply
+    replies: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for m in messages:
+        if m.direction == "out" and m.author_id and start <= m.created_at < end:
+            replies[m.author_id][0] += 1
+            replies[m.author_id][1] += m.canned_reply_id is not None
+    # responses: an agent's (not a bot's) reply to the oldest unanswered customer message,
+    # in calendar seconds and in the open hours of the conversation's team
     first, nxt = defaultdict(list), defaultdict(list)
+    first_b, nxt_b = defaultdict(list), defaultdict(list)
     waiting: dict[int, datetime] = {}
     answered: set[int] = set()
     for m in messages:
         if m.direction == "in":
             waiting.setdefault(m.conversation_id, m.created_at)
         elif not m.automated and m.conversation_id in waiting:
-            seconds = max(0, int((m.created_at - waiting.pop(m.conversation_id)).total_seconds()))
+            since = waiting.pop(m.conversation_id)
+            seconds = max(0, int((m.created_at - since).total_seconds()))
             if start <= m.created_at < end:
-                (nxt if m.conversation_id in answered else first)[m.channel_id].append(seconds)
+                is_next = m.conversation_id in answered
+                (nxt if is_next else first)[m.channel_id].append(seconds)
+                (nxt_b if is_next else first_b)[m.channel_id].append(
+                    business(m.conversation_id, since, m.created_at))
             answered.add(m.conversation_id)
-    resolution = defaultdict(list)
+    resolution, resolution_b = defaultdict(list), defaultdict(list)
     for c in db.session.scalars(select(Conversation)):
         if c.status == "resolved" and c.resolved_at and start <= c.resolved_at < end \
                 and c.id in first_message:
             resolution[first_message[c.id].channel_id].append(
                 max(0, int((c.resolved_at - c.created_at).total_seconds())))
+            resolution_b[first_message[c.id].channel_id].append(
+                business(c.id, c.created_at, c.resolved_at))
+
+    def at_rank(values, fraction):
+        # the histograms' precision, computed here from the raw samples: the nearest-rank
+        # sample's bin (reports.bin_of), answered as the mean of the samples in that bin
+        ordered = sorted(values)
+        pick = ordered[max(0, -(-int(fraction * 10) * len(ordered) // 10) - 1)]
+        same = [v for v in values if bin_of(v) == bin_of(pick)]
+        return (2 * sum(same) + len(same)) // (2 * len(same))
 
     def stats(values):
-        return {"count": len(values), "median": percentile(values, 0.5), "p90": percentile(values, 0.9)}
+        return {"count": len(values), "median": at_rank(values, 0.5), "p90": at_rank(values, 0.9)}
+
+    def per_channel(groups):
+        out = {k: stats(v) for k, v in groups.items()}
+        everything = [v for vs in groups.values() for v in vs]
+        if everything:
+            out[None] = stats(everything)
+        return out
 
     return {"volume": {k: dict(v) for k, v in volume.items()},
-            "first": {k: stats(v) for k, v in first.items()},
-            "next": {k: stats(v) for k, v in nxt.items()},
-            "resolution": {k: stats(v) for k, v in resolution.items()},
+            "first": per_channel(first), "next": per_channel(nxt),
+            "resolution": per_channel(resolution),
+            "first_b": per_channel(first_b), "next_b": per_channel(nxt_b),
+            "resolution_b": per_channel(resolution_b),
+            "replies": {k: v for k, v in replies.items()},
+            "automated": automated,
             "total_customers": len(set().union(*reach.values())) if reach else 0,
             "sources": dict(by_source)}
 
@@ -644,13 +697,54 @@ def test_aggregates_equal_a_full_recount(app, ctx, admin, api, monkeypatch, zone
         assert volume["totals"]["customers"] == expected["total_customers"]
         sources = api.get(f"/reports/sources?{q}").get_json()["items"]
         assert {i["utm_source"]: i["conversations"] for i in sources} == expected["sources"]
-        rt = {i["channel_id"]: i for i in api.get(f"/reports/response-times?{q}").get_json()["items"]}
-        for key, name in (("first", "first_response"), ("next", "next_response"),
-                          ("resolution", "resolution")):
-            got = {cid: i[name] for cid, i in rt.items() if i[name]["count"]}
-            assert got == expected[key], (key, q)
+        for hours, suffix in (("calendar", ""), ("business", "_b")):
+            body = api.get(f"/reports/response-times?{q}&hours={hours}").get_json()
+            assert body["clock"] == hours
+            rt = {i["channel_id"]: i for i in body["items"]}
+            for key, name in (("first", "first_response"), ("next", "next_response"),
+                              ("resolution", "resolution")):
+                got = {cid: i[name] for cid, i in rt.items() if i[name]["count"]}
+                if body["totals"][name]["count"]:
+                    got[None] = body["totals"][name]
+                assert got == expected[key + suffix], (key, hours, q)
+        ag = api.get(f"/reports/agents?{q}").get_json()["items"]
+        assert {i["agent_id"]: [i["replies"], i["canned_replies"]] for i in ag if i["replies"]} \
+            == expected["replies"], q
+        bot = api.get(f"/reports/bot?{q}").get_json()["items"]
+        assert sum(i["automated_replies"] for i in bot) == expected["automated"], q
     assert expected["first"] and expected["resolution"]   # the world is not trivially empty
     assert seen == {None, "vip", "опт", "поздно"}         # nor is any label's part of it
+    # business hours made a difference somewhere (Support's weekday hours, the holiday)
+    everything = recount(date(2026, 10, 25), date(2026, 11, 30), ZoneInfo(zone))
+    assert everything["first_b"][None] != everything["first"][None]
+    assert everything["resolution_b"][None]["median"] < everything["resolution"][None]["median"]
+
+    # every aggregate table, as the incremental folds left it, equals a rebuild from scratch
+    before = aggregate_rows()
+    reports.rebuild()
+    assert aggregate_rows() == before
+
+
+def aggregate_rows() -> dict[str, list]:
+    """Every aggregate row (without surrogate ids), sorted; rows whose counts are all zero
+    are the same as absent ones."""
+    from sqlalchemy import select
+
+    from app.infra import models
+    from app.infra.state import db
+
+    out = {}
+    for name in ("ReportHourly", "ReportDailyCustomer", "ReportCustomerFirst",
+                 "ReportConversation", "ReportResponse", "ReportLabel", "ReportLabelHourly",
+                 "ReportLabelDailyCustomer", "ReportChannelHourly", "ReportReach",
+                 "ReportAgentDaily", "ReportTimeBin"):
+        model = getattr(models, name)
+        columns = [c for c in model.__table__.columns if c.name != "id"]
+        rows = [tuple(str(v) for v in row) for row in db.session.execute(select(*columns))]
+        out[name] = sorted(rows)
+        assert rows or name in ("ReportLabelChange",), name   # none of them is empty here
+    db.session.commit()
+    return out
 
 
 def test_late_commit_below_the_watermark_is_counted(app, ctx, admin, api, backend):
