@@ -407,6 +407,84 @@ def test_sla_met_and_breached_hand_computed(app, ctx, admin, api):
     assert bad.status_code == 422 and "sla_by_agent" in str(bad.get_json()["detail"])
 
 
+def test_business_hours_hand_computed(app, ctx, admin, api):
+    """Times in the open hours of the conversation's team (Support: Warsaw, Mon-Fri 09-17)
+    and in calendar time, across a weekend on which Warsaw's clocks went back (2026-10-25,
+    CEST UTC+2 -> CET UTC+1), reported in Moscow's days (UTC+3). A conversation without a
+    team is always open: both clocks agree."""
+    from app.domain.agents import create_agent
+    from app.infra.models import Channel, Conversation, Customer, Message, Team
+    from app.infra.state import db
+
+    set_zone(app, "Europe/Moscow")
+    s = db.session
+    support = s.query(Team).filter_by(name="Support").one()
+    support.business_hours = {"timezone": "Europe/Warsaw",
+                              "days": {d: [["09:00", "17:00"]]
+                                       for d in ("mon", "tue", "wed", "thu", "fri")}}
+    tg = Channel(kind="telegram", name="TG", settings={})
+    mail = Channel(kind="email", name="Mail", settings={})
+    ann = create_agent("ann@example.com", "Анна", "password-ann-1", teams=["Support"])
+    olga, jan = Customer(name="Ольга"), Customer(name="Jan")
+    s.add_all([tg, mail, olga, jan])
+    s.flush()
+
+    def msg(c, channel, direction, when, author=None):
+        s.add(Message(conversation_id=c.id, customer_id=c.customer_id, channel_id=channel.id,
+                      direction=direction, author_id=author.id if author else None, text="…",
+                      created_at=at(when), status="sent" if author else "received"))
+        s.flush()
+
+    # X (Support): Friday 16:00 Warsaw (CEST) -> answered Monday 10:00 Warsaw (CET)
+    x = Conversation(customer_id=olga.id, channel_id=tg.id, team_id=support.id,
+                     created_at=at("2026-10-23 14:00"), last_activity_at=at("2026-10-23 14:00"))
+    # Y (no team): Saturday, answered in 20 minutes
+    y = Conversation(customer_id=jan.id, channel_id=mail.id, created_at=at("2026-10-24 10:00"),
+                     last_activity_at=at("2026-10-24 10:00"))
+    s.add_all([x, y])
+    s.flush()
+    msg(x, tg, "in", "2026-10-23 14:00")
+    msg(x, tg, "out", "2026-10-26 09:00", ann)  # 67 h calendar; 16-17 Fri + 09-10 Mon = 7200 s
+    msg(x, tg, "in", "2026-10-26 15:30")        # Monday 16:30 Warsaw
+    msg(x, tg, "out", "2026-10-27 08:30", ann)  # Tuesday 09:30: 17 h calendar; 3600 s open
+    msg(y, mail, "in", "2026-10-24 10:00")
+    msg(y, mail, "out", "2026-10-24 10:20", ann)  # 1200 s on both clocks
+    s.commit()
+    x.status, x.resolved_at = "resolved", at("2026-10-27 09:00")   # Tuesday 10:00 Warsaw
+    s.commit()
+    rollup()
+    period = "from=2026-10-23&to=2026-10-27"
+    cal = api.get(f"/reports/response-times?{period}").get_json()
+    biz = api.get(f"/reports/response-times?{period}&hours=business").get_json()
+    assert (cal["clock"], biz["clock"]) == ("calendar", "business")
+    assert biz["filters"]["hours"] == "business" and "team" in biz["business_hours"]
+    c, b = ({i["channel_id"]: i for i in r["items"]} for r in (cal, biz))
+    one = lambda v: {"count": 1, "median": v, "p90": v}   # noqa: E731
+    assert c[tg.id]["first_response"] == one(241200)         # 67 h: the clocks went back
+    assert b[tg.id]["first_response"] == one(7200)
+    assert c[tg.id]["next_response"] == one(61200)
+    assert b[tg.id]["next_response"] == one(3600)
+    # resolution: Friday 14:00 UTC -> Tuesday 09:00 UTC = 91 h; open: 1 + 8 + 1 h
+    assert c[tg.id]["resolution"] == one(327600)
+    assert b[tg.id]["resolution"] == one(36000)
+    assert c[mail.id]["first_response"] == b[mail.id]["first_response"] == one(1200)
+    assert cal["totals"]["first_response"] == {"count": 2, "median": 1200, "p90": 241200}
+    assert biz["totals"]["first_response"] == {"count": 2, "median": 1200, "p90": 7200}
+    # the agent filter reads the agent's own samples: the same figures
+    mine = api.get(f"/reports/response-times?{period}&hours=business&agent_id={ann.id}").get_json()
+    assert mine["totals"]["first_response"] == biz["totals"]["first_response"]
+    assert {i["channel_id"]: i["resolution"] for i in mine["items"]}[tg.id]["count"] == 0  # nobody resolved as assignee
+    ag = {i["agent_id"]: i for i in api.get(f"/reports/agents?{period}&hours=business")
+          .get_json()["items"]}
+    assert ag[ann.id]["median_first_response"] == 1200 and ag[ann.id]["first_responses"] == 2
+    # a day of the period in Moscow: Saturday 24th holds only Y's answer
+    sat = api.get("/reports/response-times?from=2026-10-24&to=2026-10-24&hours=business").get_json()
+    assert sat["totals"]["first_response"] == one(1200)
+    csv_rows = list(csv.DictReader(io.StringIO(api.get(
+        f"/reports/response-times?{period}&hours=business&format=csv").get_data(as_text=True))))
+    assert next(r for r in csv_rows if r["channel_id"] == str(tg.id))["first_response_median"] == "7200"
+
+
 def db_commit() -> None:
     from app.infra.state import db
 
@@ -437,7 +515,7 @@ def test_access_and_bad_input(app, ctx, admin, api):
                          ("table=sla_by_team", "table"),
                          ("channel_id=999999", "channel_id"), ("channel_id=abc", "channel_id"),
                          ("team_id=999999", "team_id"), ("agent_id=999999", "agent_id"),
-                         ("format=xml", "format")):
+                         ("format=xml", "format"), ("hours=office", "hours")):
         response = api.get(f"/reports/volume?{query}")
         assert response.status_code == 422, query
         assert field in response.get_json()["detail"]["query"], query
