@@ -600,7 +600,9 @@ class ReportResponse(Base):
     """One agent reply to a waiting customer: first or next response time (calendar seconds)."""
 
     __tablename__ = "report_responses"
-    __table_args__ = (Index("ix_report_responses_at", "at", "first"),)
+    # the second index answers "conversations handled per agent" from the index alone
+    __table_args__ = (Index("ix_report_responses_at", "at", "first"),
+                      Index("ix_report_responses_handled", "at", "agent_id", "conversation_id"))
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     conversation_id: Mapped[int] = mapped_column(BigInteger)
     channel_id: Mapped[int] = mapped_column(Integer)

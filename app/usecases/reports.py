@@ -43,7 +43,7 @@ from typing import Any, Iterable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import has_app_context
-from sqlalchemy import String, cast, delete, distinct, func, insert, null, select, text
+from sqlalchemy import String, case, cast, delete, distinct, func, insert, null, select, text
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
@@ -1022,6 +1022,17 @@ def _days(f: Filters) -> list[date]:
     return [f.first_day + timedelta(days=n) for n in range((f.last_day - f.first_day).days + 1)]
 
 
+def _count_distinct(group, column, where) -> dict[Any, int]:
+    """count(DISTINCT column) per group (None: one total) as a count over a DISTINCT
+    subquery: PostgreSQL hashes the distinct pairs instead of sorting every row per group."""
+    pairs = select(*((group,) if group is not None else ()), column).where(*where) \
+        .distinct().subquery()
+    if group is None:
+        return {None: db.session.scalar(select(func.count()).select_from(pairs))}
+    key = pairs.c[0]
+    return dict(db.session.execute(select(key, func.count()).group_by(key)).all())
+
+
 def volume(f: Filters) -> dict[str, Any]:
     session = db.session
     channels = _channels(f)
@@ -1071,29 +1082,25 @@ def volume(f: Filters) -> dict[str, Any]:
              _in(D.channel_id, f.channels)]
     if f.agent_id is not None:
         daily.append(D.agent_id == f.agent_id)
-    # reach: the period's (day, channel, customer) rows read once and counted here: distinct
-    # customers per channel, per day and in all (instead of count(DISTINCT) queries); new: the
-    # customer's first message ever falls in the period (a small set, by index)
-    newcomers = set(session.scalars(select(ReportCustomerFirst.customer_id).where(
-        ReportCustomerFirst.first_at >= f.start, ReportCustomerFirst.first_at < f.end)))
-    pairs: set[tuple[int, int]] = set()
-    day_customers: dict[date, set[int]] = defaultdict(set)
-    for d, channel_id, customer_id in session.execute(
-            select(D.day, D.channel_id, D.customer_id).where(*daily)):
-        pairs.add((channel_id, customer_id))
-        day_customers[d].add(customer_id)
-    customers: dict[int, int] = defaultdict(int)
+    # reach: distinct customers per channel, in all and per day, counted in the database over
+    # the period's reach rows (without an agent: one per day x channel x customer in touch);
+    # new: the customer's first message ever falls in the period (by index)
+    customers = _count_distinct(D.channel_id, D.customer_id, daily)
+    total_customers = _count_distinct(None, D.customer_id, daily).get(None, 0)
+    newcomers = select(ReportCustomerFirst.customer_id).where(
+        ReportCustomerFirst.first_at >= f.start, ReportCustomerFirst.first_at < f.end)
     new: dict[int, int] = defaultdict(int)
-    everyone: set[int] = set()
-    for channel_id, customer_id in pairs:
-        customers[channel_id] += 1
-        new[channel_id] += customer_id in newcomers
-        everyone.add(customer_id)
-    total_customers = len(everyone)
-    total_new = len(everyone & newcomers)
-    for d, people in day_customers.items():
+    fresh: set[int] = set()
+    for channel_id, customer_id in session.execute(
+            select(D.channel_id, D.customer_id).where(*daily, D.customer_id.in_(newcomers))
+            .distinct()):
+        new[channel_id] += 1
+        fresh.add(customer_id)
+    total_new = len(fresh)
+    for d, n in session.execute(select(D.day, func.count(distinct(D.customer_id)))
+                                .where(*daily).group_by(D.day)):
         if d in per_day:
-            per_day[d]["customers"] = len(people)
+            per_day[d]["customers"] = n
     ids = sorted(set(channels) | set(per_channel) | set(customers))
     items = []
     for channel_id in ids:
@@ -1295,15 +1302,12 @@ def agents(f: Filters) -> dict[str, Any]:
     # handled (distinct conversations per agent) and the first responses, from one read of
     # the period's responses (conversation, agent, first, seconds)
     value = ReportResponse.business_seconds if f.clock == "business" else ReportResponse.seconds
-    conversations: dict[int, set[int]] = defaultdict(set)
+    handled = _count_distinct(ReportResponse.agent_id, ReportResponse.conversation_id, rwhere)
     first_values: dict[int, list[int]] = defaultdict(list)
-    for agent_id, conversation_id, is_first, seconds in session.execute(
-            select(ReportResponse.agent_id, ReportResponse.conversation_id,
-                   ReportResponse.first, value).where(*rwhere)):
-        conversations[agent_id].add(conversation_id)
-        if is_first and seconds is not None:
+    for agent_id, seconds in session.execute(
+            select(ReportResponse.agent_id, value).where(*rwhere, ReportResponse.first.is_(True))):
+        if seconds is not None:
             first_values[agent_id].append(seconds)
-    handled = {a: len(c) for a, c in conversations.items()}
     first = {a: binned_stats(v) for a, v in first_values.items()}
     swhere = [ReportStatusChange.at >= f.start, ReportStatusChange.at < f.end,
               _in(ReportStatusChange.channel_id, f.channels),
@@ -1534,7 +1538,9 @@ def bot(f: Filters) -> dict[str, Any]:
     resolved: dict[int, set[int]] = defaultdict(set)
     handed: dict[int, dict[int, str]] = defaultdict(dict)
     articles: dict[int, dict[str, int]] = {}
-    labelled = _labelled_ids(f)
+    # the label's conversations only when there are bot events to filter (a common label
+    # holds tens of thousands of conversations)
+    labelled = _labelled_ids(f) if events else None
     for type_, cid, payload in events:
         payload = payload if isinstance(payload, dict) else {}
         conv = payload.get("conversation_id")

@@ -60,6 +60,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('report_responses', schema=None) as batch_op:
         batch_op.add_column(sa.Column('business_seconds', sa.Integer(), nullable=True))
+        batch_op.create_index('ix_report_responses_handled', ['at', 'agent_id', 'conversation_id'], unique=False)
     with op.batch_alter_table('report_conversations', schema=None) as batch_op:
         batch_op.add_column(sa.Column('resolution_business_seconds', sa.Integer(), nullable=True))
 
@@ -68,6 +69,7 @@ def downgrade() -> None:
     with op.batch_alter_table('report_conversations', schema=None) as batch_op:
         batch_op.drop_column('resolution_business_seconds')
     with op.batch_alter_table('report_responses', schema=None) as batch_op:
+        batch_op.drop_index('ix_report_responses_handled')
         batch_op.drop_column('business_seconds')
     op.drop_table('report_time_bins')
     op.drop_table('report_agent_daily')
