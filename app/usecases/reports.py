@@ -1057,14 +1057,18 @@ def volume(f: Filters) -> dict[str, Any]:
                for d in _days(f)}
     heatmap = [[0] * 24 for _ in range(7)]
     key = {"in": "messages_in", "out": "messages_out", "conv": "conversations"}
+    places: dict[datetime, tuple[dict[str, Any] | None, int, int]] = {}
     for bucket, channel_id, direction, count in rows:
-        local = bucket.astimezone(f.tz)
+        place = places.get(bucket)
+        if place is None:   # a bucket comes once per channel and direction: convert it once
+            local = bucket.astimezone(f.tz)
+            place = places[bucket] = (per_day.get(local.date()), local.weekday(), local.hour)
         name = key[direction]
         per_channel[channel_id][name] += count
-        if local.date() in per_day:
-            per_day[local.date()][name] += count
+        if place[0] is not None:
+            place[0][name] += count
         if direction == "in":
-            heatmap[local.weekday()][local.hour] += count
+            heatmap[place[1]][place[2]] += count
     if f.agent_id is not None:
         # with an agent: the conversations that agent answered first
         for channel_id, at in session.execute(
@@ -1085,18 +1089,20 @@ def volume(f: Filters) -> dict[str, Any]:
     # reach: distinct customers per channel, in all and per day, counted in the database over
     # the period's reach rows (without an agent: one per day x channel x customer in touch);
     # new: the customer's first message ever falls in the period (by index)
-    customers = _count_distinct(D.channel_id, D.customer_id, daily)
-    total_customers = _count_distinct(None, D.customer_id, daily).get(None, 0)
-    newcomers = select(ReportCustomerFirst.customer_id).where(
-        ReportCustomerFirst.first_at >= f.start, ReportCustomerFirst.first_at < f.end)
+    # the distinct (channel, customer) pairs once (one scan), counted here per channel, in
+    # all and against the newcomers
+    newcomers = set(session.scalars(select(ReportCustomerFirst.customer_id).where(
+        ReportCustomerFirst.first_at >= f.start, ReportCustomerFirst.first_at < f.end)))
+    customers: dict[int, int] = defaultdict(int)
     new: dict[int, int] = defaultdict(int)
-    fresh: set[int] = set()
+    everyone: set[int] = set()
     for channel_id, customer_id in session.execute(
-            select(D.channel_id, D.customer_id).where(*daily, D.customer_id.in_(newcomers))
-            .distinct()):
-        new[channel_id] += 1
-        fresh.add(customer_id)
-    total_new = len(fresh)
+            select(D.channel_id, D.customer_id).where(*daily).distinct()):
+        customers[channel_id] += 1
+        new[channel_id] += customer_id in newcomers
+        everyone.add(customer_id)
+    total_customers = len(everyone)
+    total_new = len(everyone & newcomers)
     for d, n in session.execute(select(D.day, func.count(distinct(D.customer_id)))
                                 .where(*daily).group_by(D.day)):
         if d in per_day:
