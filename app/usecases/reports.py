@@ -1158,11 +1158,11 @@ def _times(f: Filters) -> dict[str, dict[Any, dict[str, Any]]]:
 
     if f.agent_id is None:
         B = ReportTimeBin
-        for kind, channel, b, n, total in session.execute(
-                select(B.kind, B.channel_id, B.bin, func.sum(B.samples), func.sum(B.seconds))
-                .where(B.label == (f.label or ""), B.clock == f.clock, B.day >= f.first_day,
-                       B.day <= f.last_day, _in(B.channel_id, f.channels))
-                .group_by(B.kind, B.channel_id, B.bin)):
+        stmt = select(B.kind, B.channel_id, B.bin, func.sum(B.samples), func.sum(B.seconds)) \
+            .where(B.label == (f.label or ""), B.clock == f.clock, B.day >= f.first_day,
+                   B.day <= f.last_day, _in(B.channel_id, f.channels)) \
+            .group_by(B.kind, B.channel_id, B.bin)
+        for kind, channel, b, n, total in session.execute(stmt):
             add(kind, channel, b, int(n), int(total))
     else:
         R, C = ReportResponse, ReportConversation
@@ -1318,14 +1318,15 @@ def agents(f: Filters) -> dict[str, Any]:
     swhere = [ReportStatusChange.at >= f.start, ReportStatusChange.at < f.end,
               _in(ReportStatusChange.channel_id, f.channels),
               _labelled(ReportStatusChange.conversation_id, f)]
-    resolved = dict(session.execute(
-        select(ReportStatusChange.agent_id, func.count()).where(
-            *swhere, ReportStatusChange.new_status == "resolved")
-        .group_by(ReportStatusChange.agent_id)).all())
-    reopened = dict(session.execute(
-        select(ReportStatusChange.agent_id, func.count()).where(
-            *swhere, ReportStatusChange.old_status == "resolved")
-        .group_by(ReportStatusChange.agent_id)).all())
+    # resolved and reopened in one read of the period's status log (a change is one or the
+    # other: the log holds changes to or from resolved only)
+    resolved: dict[int | None, int] = {}
+    reopened: dict[int | None, int] = {}
+    change = case((ReportStatusChange.new_status == "resolved", "resolved"), else_="reopened")
+    for agent_id, kind, n in session.execute(
+            select(ReportStatusChange.agent_id, change, func.count()).where(*swhere)
+            .group_by(ReportStatusChange.agent_id, change)):
+        (resolved if kind == "resolved" else reopened)[agent_id] = n
     people = {a.id: a for a in session.scalars(select(Agent).order_by(Agent.name))}
     ids = {a.id for a in people.values() if a.active} | set(replies) | set(handled) \
         | (set(resolved) | set(reopened)) - {None}
