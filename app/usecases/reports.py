@@ -215,8 +215,11 @@ def _fresh_state(tz: str, merges_wm: int = 0, unmerged_at: str | None = None) ->
 def _lock_state(session: Session) -> ReportState:
     session.execute(_insert(session, ReportState.__table__)
                     .values(key="rollup", value={}).on_conflict_do_nothing())
+    # populate_existing: the session keeps objects across commits, and another rollup (a
+    # job thread or worker) may have moved the watermarks since this one last read them; a
+    # stale state would fold that batch again (seen as a rebuild racing the rollup job)
     return session.scalar(select(ReportState).where(ReportState.key == "rollup")
-                          .with_for_update())
+                          .with_for_update().execution_options(populate_existing=True))
 
 
 def _reset(session: Session, state: ReportState, tz: str) -> None:

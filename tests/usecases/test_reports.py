@@ -523,6 +523,46 @@ def test_access_and_bad_input(app, ctx, admin, api):
     assert app.test_client().get("/api/v1/reports/volume").status_code == 401
 
 
+def test_a_rollup_reads_the_watermarks_another_rollup_moved(app, ctx, admin, api):
+    """The session keeps the state row across commits: a rollup must not fold again what
+    another one (the job's thread, a worker) folded since this session last read it (a
+    rebuild racing the rollup job counted batches twice)."""
+    import threading
+
+    from app.infra.models import Message
+    from app.infra.state import db
+    from app.usecases import reports
+
+    set_zone(app, "Europe/Moscow")
+    w = build_world(admin)
+    conversation, customer, channel = w.A.id, w.A.customer_id, w.tg.id
+    reports.rollup()
+    run_jobs(app)                     # the jobs woken by the world's commits are done
+    # this session now holds the state row as it is (and keeps it, as rebuild() does while
+    # it calls rollup(): the identity map holds objects weakly)
+    held = reports._lock_state(db.session)
+    db.session.commit()
+    # two more customer messages, written without the ORM (no job is woken)
+    with db.session.get_bind().begin() as connection:
+        connection.execute(Message.__table__.insert(), [
+            {"conversation_id": conversation, "customer_id": customer, "channel_id": channel,
+             "direction": "in", "text": "…", "created_at": at("2026-11-11 10:00")}
+            for _ in range(2)])
+
+    def elsewhere():
+        with app.app_context():
+            assert reports.rollup()["messages"] == 2
+            db.session.remove()
+
+    other = threading.Thread(target=elsewhere)
+    other.start()
+    other.join()
+    assert reports.rollup()["messages"] == 0     # nothing left for this one
+    assert held is not None
+    body = api.get(f"/reports/volume?{PERIOD}").get_json()
+    assert (body["totals"]["messages_in"], body["totals"]["messages_out"]) == (8, 6)
+
+
 def test_rollup_is_woken_after_commit(app, ctx, admin, api):
     """No explicit rollup: the job queued after the commit folds the new messages in."""
     from app.infra.models import Channel, Conversation, Customer, Message
