@@ -449,6 +449,8 @@ def main() -> None:
     parser.add_argument("--build", choices=["rollup", "sql"], default="rollup",
                         help="fold the generated rows with the product's rollup (default) or, "
                              "PostgreSQL only, set-wise in SQL (build_aggregates_sql)")
+    parser.add_argument("--no-freeze", action="store_true",
+                        help="leave the start-up objects to the garbage collector (serve freezes them)")
     parser.add_argument("--check", action="store_true",
                         help="compare every report after --build sql with the product's rebuild")
     args = parser.parse_args()
@@ -468,6 +470,12 @@ def main() -> None:
         url = f"sqlite:///{path}"
     app = create_app(_config(url, work))
     upgrade_database(app)
+    if not args.no_freeze:
+        # as `threadline serve` does once the app is built (app/server.py)
+        import gc
+
+        gc.collect()
+        gc.freeze()
     results: dict = {"backend": args.backend, "messages": args.messages}
     with app.app_context():
         from sqlalchemy import func, select
