@@ -563,6 +563,34 @@ def test_a_rollup_reads_the_watermarks_another_rollup_moved(app, ctx, admin, api
     assert (body["totals"]["messages_in"], body["totals"]["messages_out"]) == (8, 6)
 
 
+def test_an_older_aggregate_layout_is_rebuilt(app, ctx, admin, api):
+    """After an upgrade that adds aggregate tables (they start empty), the first rollup sees
+    the older layout in its state and rebuilds everything from the raw rows."""
+    from sqlalchemy import delete, func, select
+    from sqlalchemy.orm.attributes import flag_modified
+
+    from app.infra.models import ReportChannelHourly, ReportState, ReportTimeBin
+    from app.infra.state import db
+    from app.usecases import reports
+
+    set_zone(app, "Europe/Moscow")
+    build_world(admin)
+    reports.rollup()
+    run_jobs(app)
+    expected = api.get(f"/reports/response-times?{PERIOD}").get_json()["totals"]
+    db.session.execute(delete(ReportTimeBin))
+    db.session.execute(delete(ReportChannelHourly))
+    state = db.session.get(ReportState, "rollup")
+    state.value = {k: v for k, v in state.value.items() if k != "version"}   # as 0015 left it
+    flag_modified(state, "value")
+    db.session.commit()
+    assert api.get(f"/reports/response-times?{PERIOD}").get_json()["totals"]["first_response"]["count"] == 0
+    reports.rollup()
+    assert db.session.scalar(select(func.count()).select_from(ReportTimeBin)) > 0
+    assert api.get(f"/reports/response-times?{PERIOD}").get_json()["totals"] == expected
+    assert api.get(f"/reports/volume?{PERIOD}").get_json()["totals"]["messages_in"] == 6
+
+
 def test_rollup_is_woken_after_commit(app, ctx, admin, api):
     """No explicit rollup: the job queued after the commit folds the new messages in."""
     from app.infra.models import Channel, Conversation, Customer, Message
