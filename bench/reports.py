@@ -180,7 +180,8 @@ def generate(messages: int, seed: int = 20) -> dict:
 BUILD_SQL = [
     "TRUNCATE report_hourly, report_daily_customers, report_customer_first, "
     "report_conversations, report_responses, report_labels, report_label_hourly, "
-    "report_label_daily_customers",
+    "report_label_daily_customers, report_channel_hourly, report_reach, report_agent_daily, "
+    "report_time_bins",
     # the status log the rollup's reset writes (the same statement)
     """INSERT INTO report_status_changes (conversation_id, channel_id, agent_id, old_status,
            new_status, at)
@@ -242,24 +243,69 @@ BUILD_SQL = [
          SELECT m.*, lag(direction) OVER w AS before_direction, lag(created_at) OVER w AS before_at
          FROM bench_m m WINDOW w AS (PARTITION BY conversation_id ORDER BY id)) x
        WHERE direction = 'out' AND NOT automated AND before_direction = 'in'""",
-    """INSERT INTO report_responses (conversation_id, channel_id, agent_id, at, seconds, first)
+    # business_seconds = seconds: the generator's teams have no schedule (always open)
+    """INSERT INTO report_responses (conversation_id, channel_id, agent_id, at, seconds, first,
+              business_seconds)
        SELECT conversation_id, channel_id, agent_id, created_at,
               GREATEST(0, floor(extract(epoch FROM created_at - before_at)))::int,
-              row_number() OVER (PARTITION BY conversation_id ORDER BY id) = 1 FROM bench_r""",
+              row_number() OVER (PARTITION BY conversation_id ORDER BY id) = 1,
+              GREATEST(0, floor(extract(epoch FROM created_at - before_at)))::int FROM bench_r""",
     """INSERT INTO report_conversations (conversation_id, customer_id, channel_id, created_at,
               started_at, first_in_at, awaiting_since, first_response_at,
               first_response_agent_id, resolved_at, resolution_seconds, resolved_agent_id,
-              reopened)
+              reopened, resolution_business_seconds)
        SELECT c.id, c.customer_id, f.channel_id, c.created_at, f.created_at, i.first_in,
               NULL, r.at, r.agent_id,
               CASE WHEN c.status = 'resolved' THEN c.resolved_at END,
               CASE WHEN c.status = 'resolved' THEN
                    GREATEST(0, floor(extract(epoch FROM c.resolved_at - c.created_at)))::int END,
-              CASE WHEN c.status = 'resolved' THEN c.assignee_id END, 0
+              CASE WHEN c.status = 'resolved' THEN c.assignee_id END, 0,
+              CASE WHEN c.status = 'resolved' THEN
+                   GREATEST(0, floor(extract(epoch FROM c.resolved_at - c.created_at)))::int END
        FROM conversations c JOIN bench_first f ON f.conversation_id = c.id
        LEFT JOIN (SELECT conversation_id, min(created_at) AS first_in FROM bench_m
                   WHERE direction = 'in' GROUP BY 1) i ON i.conversation_id = c.id
        LEFT JOIN report_responses r ON r.conversation_id = c.id AND r.first""",
+    # the coarse rows (migration 0016): sums and projections of the fine rows above
+    """INSERT INTO report_channel_hourly (label, bucket, channel_id, direction, messages, automated)
+       SELECT '', bucket, channel_id, direction, sum(messages), sum(automated)
+       FROM report_hourly GROUP BY 2, 3, 4
+       UNION ALL
+       SELECT label, bucket, channel_id, direction, sum(messages), sum(automated)
+       FROM report_label_hourly GROUP BY 1, 2, 3, 4""",
+    """INSERT INTO report_agent_daily (label, day, agent_id, channel_id, replies, canned_replies)
+       SELECT '', (bucket AT TIME ZONE :tz)::date, agent_id, channel_id, sum(messages),
+              COALESCE(sum(messages) FILTER (WHERE canned_reply_id <> 0), 0)
+       FROM report_hourly WHERE direction = 'out' GROUP BY 2, 3, 4
+       UNION ALL
+       SELECT label, (bucket AT TIME ZONE :tz)::date, agent_id, channel_id, sum(messages),
+              COALESCE(sum(messages) FILTER (WHERE canned_reply_id <> 0), 0)
+       FROM report_label_hourly WHERE direction = 'out' GROUP BY 1, 2, 3, 4""",
+    """INSERT INTO report_reach (label, day, channel_id, customer_id)
+       SELECT DISTINCT '', day, channel_id, customer_id FROM report_daily_customers
+       UNION ALL
+       SELECT DISTINCT label, day, channel_id, customer_id FROM report_label_daily_customers""",
+    """CREATE TEMP TABLE bench_t ON COMMIT DROP AS
+       SELECT conversation_id, (at AT TIME ZONE :tz)::date AS day, channel_id,
+              CASE WHEN first THEN 'first' ELSE 'next' END AS kind, seconds, business_seconds
+       FROM report_responses
+       UNION ALL
+       SELECT conversation_id, (resolved_at AT TIME ZONE :tz)::date, channel_id, 'resolution',
+              resolution_seconds, resolution_business_seconds
+       FROM report_conversations WHERE resolved_at IS NOT NULL AND resolution_seconds IS NOT NULL""",
+    # reports.bin_of in SQL: exact below 64, else the top 6 bits and the shift
+    """INSERT INTO report_time_bins (label, clock, day, channel_id, kind, bin, samples, seconds)
+       SELECT label, clock, day, channel_id, kind,
+              CASE WHEN v < 64 THEN v
+                   ELSE ((32 - position('1' IN v::bit(32)::text) + 1 - 6) << 6)
+                        | (v >> (32 - position('1' IN v::bit(32)::text) + 1 - 6)) END,
+              count(*), sum(v)
+       FROM (SELECT '' AS label, t.* FROM bench_t t
+             UNION ALL
+             SELECT l.label, t.* FROM bench_t t JOIN report_labels l USING (conversation_id)) x
+       CROSS JOIN LATERAL (VALUES ('calendar', x.seconds), ('business', x.business_seconds))
+            AS c(clock, v)
+       GROUP BY 1, 2, 3, 4, 5, 6""",
     "ANALYZE",
 ]
 
@@ -308,14 +354,25 @@ def _all_reports() -> dict:
     out = {}
     for days in (30, 200):
         for label in (None, "vip", "returns"):
-            args = {"from": (today - timedelta(days=days - 1)).isoformat(), "to": today.isoformat()}
-            if label:
-                args["label"] = label
-            f = reports.parse_filters(args, admin)
-            for name in REPORTS:
-                body = reports.run_report(name, f)
-                body.pop("rolled_up_at", None)
-                out[(days, label, name)] = json.loads(json.dumps(body, default=str))
+            for hours in ("calendar", "business"):
+                args = {"from": (today - timedelta(days=days - 1)).isoformat(),
+                        "to": today.isoformat(), "hours": hours}
+                if label:
+                    args["label"] = label
+                f = reports.parse_filters(args, admin)
+                for name in REPORTS:
+                    if hours == "business" and name not in ("response-times", "agents"):
+                        continue
+                    body = reports.run_report(name, f)
+                    body.pop("rolled_up_at", None)
+                    out[(days, label, hours, name)] = json.loads(json.dumps(body, default=str))
+        # the agent filter reads the agent's own samples, not the histograms
+        f = reports.parse_filters({"from": (today - timedelta(days=days - 1)).isoformat(),
+                                   "to": today.isoformat(), "agent_id": str(admin.id)}, admin)
+        for name in ("volume", "response-times"):
+            body = reports.run_report(name, f)
+            body.pop("rolled_up_at", None)
+            out[(days, "agent", "calendar", name)] = json.loads(json.dumps(body, default=str))
     assert date  # noqa
     return out
 
@@ -327,8 +384,17 @@ def check_sql_build() -> None:
 
     build_aggregates_sql()
     built = _all_reports()
+    built_rows = _aggregate_rows()
     reports.rebuild()
     folded = _all_reports()
+    folded_rows = _aggregate_rows()
+    tables = [t for t in built_rows if built_rows[t] != folded_rows[t]]
+    for table in tables:
+        extra = sorted(set(built_rows[table]) - set(folded_rows[table]))[:3]
+        missing = sorted(set(folded_rows[table]) - set(built_rows[table]))[:3]
+        print("TABLE DIFFERS", table, "sql only:", extra, "rebuild only:", missing)
+    print(f"check: {len(built_rows)} aggregate tables compared row by row, {len(tables)} differ "
+          f"({sum(len(v) for v in built_rows.values()):,} rows)")
     differ = [k for k in built if built[k] != folded[k]]
     for key in differ[:5]:
         print("DIFFERS", key)
@@ -337,8 +403,27 @@ def check_sql_build() -> None:
             if a[k] != b.get(k):
                 print("  ", k, str(a[k])[:400], "\n   vs", str(b.get(k))[:400])
     print(f"check: {len(built)} reports compared, {len(differ)} differ")
-    if differ:
+    if differ or tables:
         raise SystemExit(1)
+
+
+def _aggregate_rows() -> dict[str, list]:
+    """Every row of every aggregate table (without surrogate ids), sorted."""
+    from sqlalchemy import select
+
+    from app.infra import models
+    from app.infra.state import db
+
+    out = {}
+    for name in ("ReportHourly", "ReportDailyCustomer", "ReportCustomerFirst",
+                 "ReportConversation", "ReportResponse", "ReportLabel", "ReportLabelHourly",
+                 "ReportLabelDailyCustomer", "ReportChannelHourly", "ReportReach",
+                 "ReportAgentDaily", "ReportTimeBin"):
+        model = getattr(models, name)
+        columns = [c for c in model.__table__.columns if c.name != "id"]
+        out[name] = sorted(tuple(str(v) for v in row) for row in db.session.execute(select(*columns)))
+    db.session.commit()
+    return out
 
 
 def text_(sql: str):
@@ -364,6 +449,8 @@ def main() -> None:
     parser.add_argument("--build", choices=["rollup", "sql"], default="rollup",
                         help="fold the generated rows with the product's rollup (default) or, "
                              "PostgreSQL only, set-wise in SQL (build_aggregates_sql)")
+    parser.add_argument("--no-freeze", action="store_true",
+                        help="leave the start-up objects to the garbage collector (serve freezes them)")
     parser.add_argument("--check", action="store_true",
                         help="compare every report after --build sql with the product's rebuild")
     args = parser.parse_args()
@@ -383,6 +470,12 @@ def main() -> None:
         url = f"sqlite:///{path}"
     app = create_app(_config(url, work))
     upgrade_database(app)
+    if not args.no_freeze:
+        # as `threadline serve` does once the app is built (app/server.py)
+        import gc
+
+        gc.collect()
+        gc.freeze()
     results: dict = {"backend": args.backend, "messages": args.messages}
     with app.app_context():
         from sqlalchemy import func, select

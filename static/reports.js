@@ -27,7 +27,7 @@ function setPeriod() {
 
 function query() {
   const params = new URLSearchParams();
-  for (const name of ["from", "to", "channel_id", "team_id", "agent_id", "label"]) {
+  for (const name of ["from", "to", "channel_id", "team_id", "agent_id", "label", "hours"]) {
     const value = form[name].value;
     if (value) params.set(name, value);
   }
@@ -112,6 +112,7 @@ function volume(r) {
 }
 
 function speed(r) {
+  $("speed-clock").textContent = r.clock === "business" ? T.business_note : T.calendar_note;
   const rows = r.items.filter((i) => i.first_response.count || i.next_response.count || i.resolution.count);
   const cell = (key, stat) => (i) => (stat === "count" ? num(i[key].count) : duration(i[key][stat]));
   put("table-speed", table(T.speed, [

@@ -47,7 +47,13 @@ def _strings() -> dict[str, str]:
         "none": _("No data for this period"), "unknown": _("(none)"),
         "weekdays": _("Mon Tue Wed Thu Fri Sat Sun"),
         "sec": _("s"), "min": _("min"), "hour": _("h"), "day": _("d"),
-        "calendar_note": _("Calendar time."),
+        "calendar_note": _("Calendar time. Medians and 90th percentiles are read from "
+                           "histograms: within 3 per cent of the exact value."),
+        "business_note": _("Business hours: only the open hours of the conversation's team "
+                           "count (always open for a team without a schedule). Medians and "
+                           "90th percentiles are read from histograms: within 3 per cent of the "
+                           "exact value."),
+        "hours": _("Time"), "calendar": _("Calendar"), "business": _("Business hours"),
         "label": _("Label"), "sla": _("SLA"), "sla_met": _("Met"), "sla_breached": _("Breached"),
         "sla_pending": _("Pending"), "met_share": _("Met in time"),
         "sla_note": _("Conversations whose SLA target fell due in the period: met in time, "

@@ -98,6 +98,19 @@ def test_reports_page_in_russian(backend, world, browser):  # noqa: F811
     assert "format=csv" in href and "from=" in href
     csv_text = page.evaluate("(u) => fetch(u).then((r) => r.text())", href)
     assert csv_text.startswith("channel_id,") and "Support bot" in csv_text
+    # business hours: the speed block says which clock it shows (no team schedule here, so
+    # always open: the same 7 minutes), and the CSV link carries the choice
+    assert "Календарное время" in page.locator("#speed-clock").inner_text()
+    page.select_option("select[name=hours]", "business")
+    page.click("#report-filters button[type=submit]")
+    page.wait_for_selector("body[data-reports=ready]")
+    assert page.locator("#report-error").is_hidden(), page.locator("#report-error").text_content()
+    assert "Рабочее время" in page.locator("#speed-clock").inner_text()
+    assert "7 мин" in page.locator("#table-speed table tbody").inner_text()
+    assert "hours=business" in page.get_attribute("a.csv[data-report=response-times]", "href")
+    _check_page(page, 1440)
+    _check_page(page, 390)
+    shot(page, "reports-ru-business-390")
 
 
 @pytest.mark.slow

@@ -15,7 +15,12 @@ from app.web.api import bp, current_agent, token_auth
                     "366 days; default the last 30 days), channel_id, team_id (the team's "
                     "channels), agent_id, label (conversations carrying it), format=csv "
                     "(table=<a list of the answer, e.g. sla_by_team> for another table than "
-                    "items). Answers {items, next_cursor, period, "
+                    "items), hours=calendar|business (response-times and agents: durations in calendar "
+                    "time, or only in the open hours of the conversation's team; no team or no "
+                    "schedule = always open). Medians and 90th percentiles of durations come from "
+                    "per-day log-scale histograms: counts are exact, a percentile is the mean of "
+                    "the samples in its bin (exact when they are equal, otherwise within 3.2 %). "
+                    "Answers {items, next_cursor, period, "
                     "totals, ...}; an agent sees only their teams' channels (403 otherwise).")
 def get_report(name: str):
     if name not in reports.REPORTS:
