@@ -173,6 +173,23 @@ def run(args) -> dict:
                 time.sleep(0.1)
 
         sampler = threading.Thread(target=sample, daemon=True)
+        # statements and commits on every connection of the app, from start to done
+        from sqlalchemy import event as sa_event
+
+        engine = app.extensions["threadline.db"].engine
+        tally = Counter()
+        tally_lock = threading.Lock()
+
+        def on_statement(*_a, **_k) -> None:
+            with tally_lock:
+                tally["statements"] += 1
+
+        def on_commit(*_a, **_k) -> None:
+            with tally_lock:
+                tally["commits"] += 1
+
+        sa_event.listen(engine, "before_cursor_execute", on_statement)
+        sa_event.listen(engine, "commit", on_commit)
         queue.start()
         sampler.start()
         started = time.monotonic()
@@ -191,6 +208,7 @@ def run(args) -> dict:
                 break
             time.sleep(0.5)
         elapsed = time.monotonic() - started
+        counted = dict(tally)
         stop.set()
         sampler.join()
         queue.join()
@@ -228,6 +246,12 @@ def run(args) -> dict:
             "skipped": body["skipped"], "rates": rates, "bots": BOTS,
             "ceiling_per_s": BOTS * rates["telegram"] + rates["whatsapp"] + rates["email"],
             "busiest_second_per_bot": max(busiest.values() or [0]),
+            # every statement and commit of the app while the campaign ran (runner, outbox,
+            # progress, this loop's status polls), per message sent
+            "statements_per_send": round(counted.get("statements", 0)
+                                         / max(1, body["totals"]["sent"]), 1),
+            "commits_per_send": round(counted.get("commits", 0)
+                                      / max(1, body["totals"]["sent"]), 2),
             "delivered_at_fakes": delivered, "reachable": reachable,
             "exactly_once": (delivered == reachable and max(tg_chats.values() or [1]) == 1
                              and max(wa_to.values() or [1]) == 1
