@@ -32,7 +32,8 @@ PG_URL = os.environ.get("THREADLINE_BENCH_DATABASE_URL",
 BOTS = 4
 
 
-def _config(url: str, data_dir: Path, rates: dict[str, float]) -> dict:
+def _config(url: str, data_dir: Path, rates: dict[str, float], threads: int = 2,
+            parallel: int = 8) -> dict:
     from app.infra.config import load_config
 
     return load_config(path=data_dir / "absent.toml", environ={}, overrides={
@@ -40,7 +41,7 @@ def _config(url: str, data_dir: Path, rates: dict[str, float]) -> dict:
         "secret_key": "bench-secret-key-0123456789", "server": {"pollers": False},
         "log": {"level": "WARNING"},
         "campaigns": {f"{k}_rate": v for k, v in rates.items()},
-        "jobs": {"inprocess_threads": 2}})
+        "jobs": {"inprocess_threads": threads, "send_parallel": parallel}})
 
 
 def generate(customers: int, telegram_url: str, graph_url: str, smtp_settings: dict,
@@ -140,7 +141,7 @@ def run(args) -> dict:
         from app.cli import upgrade_database
         from app.infra.queues import InProcessQueue
 
-        app = create_app(_config(url, work, rates))
+        app = create_app(_config(url, work, rates, args.threads, args.send_parallel))
         upgrade_database(app)
         with app.app_context():
             from app.domain.agents import create_agent, create_token
@@ -245,6 +246,8 @@ def run(args) -> dict:
             "per_channel": {c["channel_name"]: c["sent"] for c in body["channels"]},
             "skipped": body["skipped"], "rates": rates, "bots": BOTS,
             "ceiling_per_s": BOTS * rates["telegram"] + rates["whatsapp"] + rates["email"],
+            # the best this mix of recipients allows: the busiest channel at its pace
+            "ceiling_for_this_mix_per_s": _mix_ceiling(body, rates),
             "busiest_second_per_bot": max(busiest.values() or [0]),
             # every statement and commit of the app while the campaign ran (runner, outbox,
             # progress, this loop's status polls), per message sent
@@ -261,6 +264,13 @@ def run(args) -> dict:
         return result
 
 
+def _mix_ceiling(body: dict, rates: dict[str, float]) -> float:
+    """Sends / the longest any channel needs for its share at its pace."""
+    longest = max((c["sent"] / rates[c["channel_kind"]] for c in body["channels"]
+                   if c["channel_kind"] in rates), default=0.0)
+    return round(body["totals"]["sent"] / longest, 1) if longest else 0.0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
@@ -268,6 +278,9 @@ def main(argv=None) -> int:
     parser.add_argument("--telegram-rate", type=float, default=30.0)
     parser.add_argument("--whatsapp-rate", type=float, default=80.0)
     parser.add_argument("--email-rate", type=float, default=60.0)
+    parser.add_argument("--threads", type=int, default=2,
+                        help="the in-process queue's worker threads (jobs.inprocess_threads)")
+    parser.add_argument("--send-parallel", type=int, default=8, help="jobs.send_parallel")
     parser.add_argument("--json", help="write the result here")
     args = parser.parse_args(argv)
     result = run(args)
