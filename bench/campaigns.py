@@ -4,10 +4,13 @@ one campaign to all of them, timed from start to `done`; then every fake is chec
 customer got the message exactly once, on one channel, and no bot went over its pace.
 
     python -m bench.campaigns [--backend sqlite|postgres] [--customers 10000]
-        [--telegram-rate 30] [--whatsapp-rate 80] [--email-rate 60] [--json FILE]
+        [--telegram-rate 30] [--whatsapp-rate 80] [--email-rate 60] [--threads 2]
+        [--send-parallel 8] [--json FILE]
 
 The embedded default runs the jobs: the in-process queue's threads (the campaign's runner,
-which queues at each channel's pace and drains the outbox itself, and one more drain).
+which keeps each channel's next two seconds queued and drains the outbox itself, and one
+more drain). Also reported: statements and commits per send (every connection of the app,
+from start to done) and the best sends/s this mix of recipients allows at these paces.
 PostgreSQL: THREADLINE_BENCH_DATABASE_URL (default database threadline_bench), wiped first.
 """
 from __future__ import annotations
@@ -95,9 +98,9 @@ def generate(customers: int, telegram_url: str, graph_url: str, smtp_settings: d
         if rng.random() < 0.02:
             opt_outs.append({"customer_id": cid, "channel_id": last.id, "source": "keyword",
                              "detail": "STOP", "created_at": now})
-            expected[cid] = None if shape == 0 else ("email" if shape == 2 else "telegram")
-            # a third-shape customer opted out of WhatsApp falls back to email; a second-shape
-            # one opted out of email falls back to the Telegram bot they wrote to
+            expected[cid] = None if shape == 0 else "telegram"
+            # a customer opted out of their last channel (email or WhatsApp) gets the
+            # campaign on the channel they wrote from before it: the Telegram bot
         else:
             expected[cid] = {0: "telegram", 1: "email", 2: "whatsapp"}[shape]
         for k, (channel, sender) in enumerate(written):
@@ -256,6 +259,10 @@ def run(args) -> dict:
             "commits_per_send": round(counted.get("commits", 0)
                                       / max(1, body["totals"]["sent"]), 2),
             "delivered_at_fakes": delivered, "reachable": reachable,
+            # as many at each kind of channel as the channel policy should pick
+            "right_channels": Counter(v for v in expected.values() if v) == Counter(
+                {"telegram": sum(tg_chats.values()), "whatsapp": sum(wa_to.values()),
+                 "email": sum(mail_to.values())}),
             "exactly_once": (delivered == reachable and max(tg_chats.values() or [1]) == 1
                              and max(wa_to.values() or [1]) == 1
                              and max(mail_to.values() or [1]) == 1
