@@ -630,6 +630,10 @@ def _send_claimed(session: Session, message_id: int) -> str:
             return "skipped"
         # no transaction stays open while the channel answers (it may take seconds)
         session.commit()
+        from app.infra.pace import wait_until
+
+        # a retry taken by itself keeps the channel's pace too
+        wait_until(pacer.take(f"channel:{channel.id}", channel_rate(channel))[0])
         if channel.state.get("demo"):  # `threadline demo` channels reach no real customer
             result = SendResult(external_id=f"demo:{outbound.idempotency_key}")
         else:

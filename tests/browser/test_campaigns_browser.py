@@ -36,6 +36,7 @@ def test_build_a_segment_start_a_campaign_and_watch_it_finish(backend, world, br
                                  items=[{"name": "SUKIENKA letnia Żółta"}]))
     anna = db.session.scalar(select(Agent).where(Agent.email == "anna@example.com"))
     anna.locale = "pl"
+    support_id = str(support.id)   # read before release_db: a later read would lock SQLite
     db.session.commit()
     release_db()
     sent_before = len(telegram.calls("sendMessage"))
@@ -59,7 +60,7 @@ def test_build_a_segment_start_a_campaign_and_watch_it_finish(backend, world, br
     page.fill("#segment-form input[name=items_contain]", "")
     wait_js(page, "document.getElementById('segment-count').textContent.trim() === '3'")
     page.fill("#segment-form input[name=contacted_before]", "30")   # nobody was messaged yet
-    page.select_option("#segment-form select[name=consent]", str(support.id))
+    page.select_option("#segment-form select[name=consent]", support_id)
     wait_js(page, "document.getElementById('segment-count').textContent.trim() === '3'")
     page.fill("#segment-form input[name=contacted_before]", "")
     page.select_option("#segment-form select[name=consent]", "")
