@@ -9,7 +9,8 @@ to the local fake Bot API, the fake Graph API and aiosmtpd from worker processes
 PostgreSQL) that are killed twice. Restarted, the campaign changes nothing: one message per
 eligible customer in the inbox, none for those who opted out and have no other channel; at
 the fakes every eligible customer got it once on their own channel (only a send in flight
-at a kill may have gone out twice: a channel cannot tell a repeat), nobody else got
+at a kill may have gone out again, once per such kill: a channel cannot tell a repeat),
+nobody else got
 anything; each bot kept its pace (counted at the fake) and no chat got two messages within
 a second except such a repeat."""
 from __future__ import annotations
@@ -88,6 +89,7 @@ def test_a_campaign_survives_two_sigkills_of_its_worker(app, api, backend, teleg
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         in_flight: set[int] = set()
+        in_flight_at: Counter = Counter()   # customer -> at how many kills it was in flight
         reachable = sum(1 for kind in expected.values() if kind)
         try:
             for kill, after in enumerate((reachable // 4, reachable // 2)):
@@ -102,18 +104,25 @@ def test_a_campaign_survives_two_sigkills_of_its_worker(app, api, backend, teleg
                 finally:
                     if worker.poll() is None:
                         os.killpg(worker.pid, signal.SIGKILL)
-                in_flight |= _sending_ids()
+                caught = _sending_ids()
+                in_flight |= caught
+                in_flight_at.update(caught)
                 assert delivered() < reachable   # killed mid-campaign
             # the runner's lease lapses within seconds; the restarted worker's sweep revives it
             time.sleep(float(config["jobs"]["lease"]) + 0.5)
-            finished = subprocess.run(threadline_cmd("worker", "--burst"), cwd=ROOT, env=env,
-                                      capture_output=True, text=True, timeout=180)
+            try:
+                finished = subprocess.run(threadline_cmd("worker", "--burst"), cwd=ROOT,
+                                          env=env, capture_output=True, text=True, timeout=180)
+            except subprocess.TimeoutExpired as exc:
+                raise AssertionError(f"the burst worker did not finish: {_sent()} sent; "
+                                     f"{(exc.stderr or b'')[-3000:]!r}") from None
             assert finished.returncode == 0, finished.stderr[-2000:]
             wait_until(lambda: _sent() == reachable, timeout=60, message="every message sent")
         finally:
             stop.set()
             sampler.join(5)
-        tg_calls = telegram_api.calls("sendMessage")
+        # a request cut off by a kill (no chat_id arrived) is no message
+        tg_calls = [c for c in telegram_api.calls("sendMessage") if "chat_id" in c.params]
         wa_sent = graph.sent()
         mails = smtp.received
 
@@ -140,7 +149,8 @@ def test_a_campaign_survives_two_sigkills_of_its_worker(app, api, backend, teleg
     assert set(got) == set(wanted)
     twice = {wanted[key] for key, n in got.items() if n > 1}
     assert twice <= in_flight, (twice, in_flight)
-    assert max(got.values()) <= 2
+    # a send in flight at both kills may have gone out once more at each
+    assert all(n <= 1 + in_flight_at[wanted[key]] for key, n in got.items())
     kinds = Counter(kind for kind in expected.values() if kind)
     assert len(kinds) == 3 and min(kinds.values()) > N // 10   # all three shapes were sent to
     assert any(kind is None for kind in expected.values())     # and some opted out
