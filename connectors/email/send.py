@@ -134,8 +134,8 @@ def send_message(settings: Mapping[str, Any], msg: EmailMessage) -> str:
         with _SESSIONS.session(cfg) as session:
             try:
                 session.send(msg, sender, recipients)
-            except smtplib.SMTPServerDisconnected:
-                if not session.reused:
+            except (smtplib.SMTPServerDisconnected, ConnectionError):
+                if not session.reused:   # a kept-open session the server has since closed
                     raise
                 session.reopen()
                 session.send(msg, sender, recipients)
