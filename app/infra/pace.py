@@ -78,7 +78,7 @@ class Pacer:
         start = max(self._next_free(key), now)
         if start > now + self.horizon:
             return 0
-        return int((now + self.horizon - start) * rate) + 1
+        return int((now + self.horizon - start) * rate + 1e-6) + 1
 
     def take(self, key: str, rate: float, n: int = 1, now: float | None = None) -> list[float]:
         """The channel's next `n` slots, taken: each message is sent at its slot, not
