@@ -78,6 +78,12 @@ def create_app(config: dict[str, Any] | None = None, **overrides: Any) -> APIFla
         app.extensions["threadline.queue"] = InProcessQueue(
             app, int(config["jobs"]["inprocess_threads"]))
 
+    from app.infra.pace import Pacer
+
+    # sends paced per channel and chat across every worker (Redis) or this process
+    app.extensions["threadline.pacer"] = Pacer(
+        getattr(app.extensions["threadline.queue"], "redis", None))
+
     hops = int(config["security"]["trusted_proxy_hops"])
     if hops > 0:  # X-Forwarded-* only from the configured proxies (login limits, https)
         from werkzeug.middleware.proxy_fix import ProxyFix

@@ -4,10 +4,13 @@ one campaign to all of them, timed from start to `done`; then every fake is chec
 customer got the message exactly once, on one channel, and no bot went over its pace.
 
     python -m bench.campaigns [--backend sqlite|postgres] [--customers 10000]
-        [--telegram-rate 30] [--whatsapp-rate 80] [--email-rate 60] [--json FILE]
+        [--telegram-rate 30] [--whatsapp-rate 80] [--email-rate 60] [--threads 2]
+        [--send-parallel 8] [--json FILE]
 
 The embedded default runs the jobs: the in-process queue's threads (the campaign's runner,
-which queues at each channel's pace and drains the outbox itself, and one more drain).
+which keeps each channel's next two seconds queued and drains the outbox itself, and one
+more drain). Also reported: statements and commits per send (every connection of the app,
+from start to done) and the best sends/s this mix of recipients allows at these paces.
 PostgreSQL: THREADLINE_BENCH_DATABASE_URL (default database threadline_bench), wiped first.
 """
 from __future__ import annotations
@@ -32,7 +35,8 @@ PG_URL = os.environ.get("THREADLINE_BENCH_DATABASE_URL",
 BOTS = 4
 
 
-def _config(url: str, data_dir: Path, rates: dict[str, float]) -> dict:
+def _config(url: str, data_dir: Path, rates: dict[str, float], threads: int = 2,
+            parallel: int = 8) -> dict:
     from app.infra.config import load_config
 
     return load_config(path=data_dir / "absent.toml", environ={}, overrides={
@@ -40,7 +44,7 @@ def _config(url: str, data_dir: Path, rates: dict[str, float]) -> dict:
         "secret_key": "bench-secret-key-0123456789", "server": {"pollers": False},
         "log": {"level": "WARNING"},
         "campaigns": {f"{k}_rate": v for k, v in rates.items()},
-        "jobs": {"inprocess_threads": 2}})
+        "jobs": {"inprocess_threads": threads, "send_parallel": parallel}})
 
 
 def generate(customers: int, telegram_url: str, graph_url: str, smtp_settings: dict,
@@ -94,9 +98,9 @@ def generate(customers: int, telegram_url: str, graph_url: str, smtp_settings: d
         if rng.random() < 0.02:
             opt_outs.append({"customer_id": cid, "channel_id": last.id, "source": "keyword",
                              "detail": "STOP", "created_at": now})
-            expected[cid] = None if shape == 0 else ("email" if shape == 2 else "telegram")
-            # a third-shape customer opted out of WhatsApp falls back to email; a second-shape
-            # one opted out of email falls back to the Telegram bot they wrote to
+            expected[cid] = None if shape == 0 else "telegram"
+            # a customer opted out of their last channel (email or WhatsApp) gets the
+            # campaign on the channel they wrote from before it: the Telegram bot
         else:
             expected[cid] = {0: "telegram", 1: "email", 2: "whatsapp"}[shape]
         for k, (channel, sender) in enumerate(written):
@@ -140,7 +144,7 @@ def run(args) -> dict:
         from app.cli import upgrade_database
         from app.infra.queues import InProcessQueue
 
-        app = create_app(_config(url, work, rates))
+        app = create_app(_config(url, work, rates, args.threads, args.send_parallel))
         upgrade_database(app)
         with app.app_context():
             from app.domain.agents import create_agent, create_token
@@ -173,6 +177,23 @@ def run(args) -> dict:
                 time.sleep(0.1)
 
         sampler = threading.Thread(target=sample, daemon=True)
+        # statements and commits on every connection of the app, from start to done
+        from sqlalchemy import event as sa_event
+
+        engine = app.extensions["threadline.db"].engine
+        tally = Counter()
+        tally_lock = threading.Lock()
+
+        def on_statement(*_a, **_k) -> None:
+            with tally_lock:
+                tally["statements"] += 1
+
+        def on_commit(*_a, **_k) -> None:
+            with tally_lock:
+                tally["commits"] += 1
+
+        sa_event.listen(engine, "before_cursor_execute", on_statement)
+        sa_event.listen(engine, "commit", on_commit)
         queue.start()
         sampler.start()
         started = time.monotonic()
@@ -191,6 +212,7 @@ def run(args) -> dict:
                 break
             time.sleep(0.5)
         elapsed = time.monotonic() - started
+        counted = dict(tally)
         stop.set()
         sampler.join()
         queue.join()
@@ -227,14 +249,33 @@ def run(args) -> dict:
             "per_channel": {c["channel_name"]: c["sent"] for c in body["channels"]},
             "skipped": body["skipped"], "rates": rates, "bots": BOTS,
             "ceiling_per_s": BOTS * rates["telegram"] + rates["whatsapp"] + rates["email"],
+            # the best this mix of recipients allows: the busiest channel at its pace
+            "ceiling_for_this_mix_per_s": _mix_ceiling(body, rates),
             "busiest_second_per_bot": max(busiest.values() or [0]),
+            # every statement and commit of the app while the campaign ran (runner, outbox,
+            # progress, this loop's status polls), per message sent
+            "statements_per_send": round(counted.get("statements", 0)
+                                         / max(1, body["totals"]["sent"]), 1),
+            "commits_per_send": round(counted.get("commits", 0)
+                                      / max(1, body["totals"]["sent"]), 2),
             "delivered_at_fakes": delivered, "reachable": reachable,
+            # as many at each kind of channel as the channel policy should pick
+            "right_channels": Counter(v for v in expected.values() if v) == Counter(
+                {"telegram": sum(tg_chats.values()), "whatsapp": sum(wa_to.values()),
+                 "email": sum(mail_to.values())}),
             "exactly_once": (delivered == reachable and max(tg_chats.values() or [1]) == 1
                              and max(wa_to.values() or [1]) == 1
                              and max(mail_to.values() or [1]) == 1
                              and set(out_per_customer.values()) <= {1}),
         }
         return result
+
+
+def _mix_ceiling(body: dict, rates: dict[str, float]) -> float:
+    """Sends / the longest any channel needs for its share at its pace."""
+    longest = max((c["sent"] / rates[c["channel_kind"]] for c in body["channels"]
+                   if c["channel_kind"] in rates), default=0.0)
+    return round(body["totals"]["sent"] / longest, 1) if longest else 0.0
 
 
 def main(argv=None) -> int:
@@ -244,6 +285,9 @@ def main(argv=None) -> int:
     parser.add_argument("--telegram-rate", type=float, default=30.0)
     parser.add_argument("--whatsapp-rate", type=float, default=80.0)
     parser.add_argument("--email-rate", type=float, default=60.0)
+    parser.add_argument("--threads", type=int, default=2,
+                        help="the in-process queue's worker threads (jobs.inprocess_threads)")
+    parser.add_argument("--send-parallel", type=int, default=8, help="jobs.send_parallel")
     parser.add_argument("--json", help="write the result here")
     args = parser.parse_args(argv)
     result = run(args)

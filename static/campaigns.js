@@ -30,8 +30,11 @@ function buildFilter() {
   const orders = {};
   if (f.ordered_within.value !== "") orders.last_within_days = Number(f.ordered_within.value);
   if (f.orders_min.value !== "") orders.count_min = Number(f.orders_min.value);
+  if (f.items_contain.value.trim()) orders.items_contain = f.items_contain.value.trim();
   if (Object.keys(orders).length) filter.orders = orders;
   if (f.wrote_within.value !== "") filter.last_inbound = { within_days: Number(f.wrote_within.value) };
+  if (f.contacted_before.value !== "") filter.last_outbound = { before_days: Number(f.contacted_before.value) };
+  if (f.consent.value) filter.consent = { not_opted_out: [Number(f.consent.value)] };
   if (f.language.value) filter.language = [f.language.value];
   if (f.handle.value) filter.handles = { any: [f.handle.value] };
   if (f.team.value) filter.team_id = [Number(f.team.value)];
@@ -148,7 +151,8 @@ function render(campaign) {
       campaign.segment_name ? el("span", { class: "muted" }, `${T.segment}: ${campaign.segment_name}`) : null,
       el("span", { class: "overall" }, `${T.progress}: ${Math.round((campaign.progress || 0) * 100)}%`),
       campaign.ordered ? el("span", { class: "ordered" }, `${T.ordered}: ${num(campaign.ordered)}`) : null,
-      el("span", { class: "buttons" }, (ACTIONS[campaign.status] || []).map((action) =>
+      // only the campaign's creator or an admin may start, pause or cancel it (the API: 403)
+      el("span", { class: "buttons" }, (campaign.can_manage ? ACTIONS[campaign.status] || [] : []).map((action) =>
         el("button", { type: "button", class: action === "cancel" ? "ghost danger" : "ghost", "data-action": action,
           onclick: () => act(campaign, action) }, T[action])))),
     el("p", { class: "text" }, campaign.text),
@@ -183,7 +187,8 @@ function connect() {
     const data = event.data || {};
     document.body.dataset.progressEvents = String(Number(document.body.dataset.progressEvents || 0) + 1);
     const card = cards.get(data.id);
-    if (!card) return render(await api(`/campaigns/${data.id}`));
+    // a campaign this agent may not see answers 404: no card
+    if (!card) return api(`/campaigns/${data.id}`).then(render).catch(() => {});
     render({ ...(card.campaign || await api(`/campaigns/${data.id}`)), ...data });
   });
   socket.on("connect", () => loadCampaigns().catch(() => {}));

@@ -8,12 +8,18 @@ hold (an empty object: every customer):
      "source": {"channel" | "utm_source" | "utm_medium" | "utm_campaign" | "referrer":
                 "value" or ["any", "of"]},
      "orders": {"count_min", "count_max", "total_min", "total_max",
-                "last_within_days", "last_before_days", "status": [...]},
+                "last_within_days", "last_before_days", "status": [...],
+                "items_contain": "text"},   (any text of an order's items, any letter case:
+                                             "ŻÓŁW" finds "żółw", "ПЛАТЬЕ" finds "платье")
      "deals": {"stage": [...], "owner_id": [...]},
      "last_inbound": {"within_days": N, "before_days": N},
+     "last_outbound": {"within_days": N, "before_days": N},   (our last message to them;
+                                                          before_days includes never written to)
      "language": ["ru", "pl"],                            (the card's custom field `language`)
      "team_id": [ids],                                    (a conversation in one of the teams)
-     "opted_out": true | false}                           (on any channel)
+     "opted_out": true | false,                           (on any channel)
+     "consent": {"not_opted_out": [channel ids],          (opted out of none of them)
+                 "opted_out": [channel ids]}}             (opted out of one of them)
 
 `validate_filter` refuses anything else with the field and the reason (422); `condition`
 turns a valid filter into one parameterized SQL condition on `customers`, the same on
@@ -35,6 +41,7 @@ from app.infra.models import (
     Customer,
     Deal,
     Identity,
+    Message,
     OptOut,
     Order,
     Segment,
@@ -50,7 +57,7 @@ MAX_ID = 2**31 - 1
 MAX_NUMBER = 10**12
 MAX_DAYS = 36_500
 KEYS = ("tags", "custom_fields", "handles", "source", "orders", "deals", "last_inbound",
-        "language", "team_id", "opted_out")
+        "last_outbound", "language", "team_id", "opted_out", "consent")
 
 
 class SegmentError(DomainError):
@@ -154,13 +161,17 @@ def validate_filter(data: Any) -> dict[str, Any]:
                 _fail(path, f"at least one of {', '.join(SOURCE_KEYS)}")
             out[key] = {k: _strings(f"{path}.{k}", v) for k, v in value.items()}
         elif key == "orders":
-            value = _object(path, value, ORDER_NUMBERS + ("status",))
+            value = _object(path, value, ORDER_NUMBERS + ("status", "items_contain"))
             if not value:
                 _fail(path, "at least one condition")
             orders: dict[str, Any] = {}
             for k, v in value.items():   # totals kept as exact decimal strings
                 if k == "status":
                     orders[k] = _strings(f"{path}.{k}", v)
+                elif k == "items_contain":
+                    if not isinstance(v, str) or not v.strip() or len(v) > 200:
+                        _fail(f"{path}.{k}", "a text of 1-200 characters")
+                    orders[k] = v.strip().lower()
                 elif k.endswith("_days"):
                     orders[k] = _days(f"{path}.{k}", v)
                 else:
@@ -177,7 +188,7 @@ def validate_filter(data: Any) -> dict[str, Any]:
             if "owner_id" in value:
                 deals["owner_id"] = _ids(f"{path}.owner_id", value["owner_id"])
             out[key] = deals
-        elif key == "last_inbound":
+        elif key in ("last_inbound", "last_outbound"):
             value = _object(path, value, ("within_days", "before_days"))
             if not value:
                 _fail(path, "at least one of within_days, before_days")
@@ -190,6 +201,11 @@ def validate_filter(data: Any) -> dict[str, Any]:
             if not isinstance(value, bool):
                 _fail(path, "true or false")
             out[key] = value
+        elif key == "consent":
+            value = _object(path, value, ("not_opted_out", "opted_out"))
+            if not value:
+                _fail(path, "at least one of not_opted_out, opted_out")
+            out[key] = {k: _ids(f"{path}.{k}", v) for k, v in value.items()}
     return out
 
 
@@ -248,7 +264,7 @@ def condition(session: Session, data: dict[str, Any], now=None):
         parts.append(func.lower(_json_text(Customer.source, name))
                      .in_([v.lower() for v in values]))
     if "orders" in data:
-        parts.append(_orders_condition(data["orders"], now))
+        parts.append(_orders_condition(session, data["orders"], now))
     if "deals" in data:
         deal = [Deal.customer_id == Customer.id]
         if "stage" in data["deals"]:
@@ -263,6 +279,18 @@ def condition(session: Session, data: dict[str, Any], now=None):
             parts.append(last >= now - timedelta(days=data["last_inbound"]["within_days"]))
         if "before_days" in data["last_inbound"]:
             parts.append(last < now - timedelta(days=data["last_inbound"]["before_days"]))
+    if "last_outbound" in data:
+        last_out = (select(func.max(Message.created_at))
+                    .where(Message.customer_id == Customer.id, Message.direction == "out")
+                    .scalar_subquery())
+        if "within_days" in data["last_outbound"]:
+            parts.append(last_out >= now - timedelta(days=data["last_outbound"]["within_days"]))
+        if "before_days" in data["last_outbound"]:
+            parts.append(or_(last_out.is_(None), last_out < now - timedelta(
+                days=data["last_outbound"]["before_days"])))
+    for key, wanted in data.get("consent", {}).items():
+        opted = exists().where(OptOut.customer_id == Customer.id, OptOut.channel_id.in_(wanted))
+        parts.append(not_(opted) if key == "not_opted_out" else opted)
     if "team_id" in data:
         parts.append(exists().where(Conversation.customer_id == Customer.id,
                                     Conversation.team_id.in_(data["team_id"])))
@@ -272,7 +300,21 @@ def condition(session: Session, data: dict[str, Any], now=None):
     return and_(*parts)
 
 
-def _orders_condition(orders: dict[str, Any], now):
+def _items_contain(session: Session, needle: str):
+    """An order's items (a JSON list of objects) have a text value containing `needle`
+    (lower case), whatever its letter case: PostgreSQL lowers the texts of the items;
+    SQLite's lower() knows ASCII only, so it asks tl_item_texts (app/infra/db.py)."""
+    pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    if session.bind.dialect.name == "postgresql":
+        from sqlalchemy import Text, cast, literal_column
+
+        every_text = literal_column("""'$.** ? (@.type() == "string")'::jsonpath""")
+        texts = func.jsonb_path_query_array(Order.items, every_text)
+        return func.lower(cast(texts, Text)).like(pattern, escape="\\")
+    return func.tl_item_texts(Order.items).like(pattern, escape="\\")
+
+
+def _orders_condition(session: Session, orders: dict[str, Any], now):
     own = Order.customer_id == Customer.id
     parts = []
     if "count_min" in orders or "count_max" in orders:
@@ -295,6 +337,8 @@ def _orders_condition(orders: dict[str, Any], now):
             parts.append(last < now - timedelta(days=orders["last_before_days"]))
     if "status" in orders:
         parts.append(exists().where(own, Order.status.in_(orders["status"])))
+    if "items_contain" in orders:
+        parts.append(exists().where(own, _items_contain(session, orders["items_contain"])))
     return and_(*parts) if parts else true()
 
 

@@ -38,10 +38,12 @@ DEFAULTS: dict[str, Any] = {
         "inprocess_threads": 2,  # worker threads of the embedded default
         # inbound events a worker applies in one transaction (one commit, one job per batch)
         "ingest_batch": 100,
-        "send_batch": 20,        # queued replies a worker claims at once
+        # queued messages a worker claims at once per channel (fewer when the channel's
+        # pace allows fewer within half a second: app/infra/pace.py)
+        "send_batch": 50,
         # threads sending one claimed batch to different chats side by side (one chat's
         # messages stay in order, one after another); 1 = every send in turn
-        "send_parallel": 4,
+        "send_parallel": 8,
         "queue": "threadline",   # rq queue name
         # a site-chat reply the widget never showed is emailed (when the visitor left an
         # address) after this many seconds

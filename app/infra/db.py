@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+import json
 import os
 from pathlib import Path
 from typing import Iterator
@@ -33,6 +34,31 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+    dbapi_connection.create_function("tl_item_texts", 1, _item_texts, deterministic=True)
+
+
+def _item_texts(items_json) -> str:
+    """SQLite: every text value in a JSON document, lower-cased by Python (SQLite's lower()
+    knows ASCII only), one per line: order items matched whatever the letter case."""
+    if items_json is None:
+        return ""
+    try:
+        data = json.loads(items_json)
+    except (TypeError, ValueError):
+        return ""
+    out: list[str] = []
+
+    def walk(value) -> None:
+        if isinstance(value, str):
+            out.append(value.lower())
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+    walk(data)
+    return "\n".join(out)
 
 
 def create_private_file(path: Path) -> None:

@@ -8,6 +8,7 @@ from werkzeug.local import LocalProxy
 
 if TYPE_CHECKING:
     from app.infra.db import Database
+    from app.infra.pace import Pacer
     from app.infra.queues import JobQueue
 
 
@@ -19,6 +20,10 @@ def _queue() -> "JobQueue":
     return current_app.extensions["threadline.queue"]
 
 
+def _pacer() -> "Pacer":
+    return current_app.extensions["threadline.pacer"]
+
+
 def _config() -> dict[str, Any]:
     return current_app.config["THREADLINE"]
 
@@ -26,3 +31,4 @@ def _config() -> dict[str, Any]:
 db: "Database" = LocalProxy(_db)  # type: ignore[assignment]
 queue: "JobQueue" = LocalProxy(_queue)  # type: ignore[assignment]
 config: dict[str, Any] = LocalProxy(_config)  # type: ignore[assignment]
+pacer: "Pacer" = LocalProxy(_pacer)  # type: ignore[assignment]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections import deque
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -64,6 +64,7 @@ STATUSES = ("draft", "scheduled", "running", "paused", "done", "cancelled")
 VARIABLES = ("name", "first_name", "company")
 COUNT_KEYS = ("queued", "sent", "delivered", "read", "failed", "replied", "opted_out")
 TICK = 0.2
+LOOKAHEAD = 2.0   # seconds of each channel's pace the runner keeps queued in the outbox
 WINDOW = timedelta(hours=24)
 _VARIABLE = re.compile(r"\{([a-z_]+)\}")
 
@@ -287,11 +288,56 @@ def cancel(session: Session, campaign: Campaign) -> None:
     progress_after_commit(session, campaign)
 
 
-def get_campaign(session: Session, campaign_id: int) -> Campaign:
+def get_campaign(session: Session, campaign_id: int, agent: Agent | None = None) -> Campaign:
+    """The campaign; with `agent`: only one they may see (else 404, as if absent)."""
     campaign = session.get(Campaign, campaign_id)
-    if campaign is None:
+    if campaign is None or (agent is not None and not can_see(session, agent, campaign)):
         raise NotFound(None, "campaign not found")
     return campaign
+
+
+# --- who may do what ---------------------------------------------------------------------
+# A campaign reaches the customers of its creator's channels (the segment is evaluated with
+# the creator's team access). So: an admin sees and manages every campaign; an agent sees
+# their own campaigns and those of the agents they share a team with (colleagues working
+# the same channels), and may start, pause, resume, cancel or edit only their own; an
+# outside bot's token manages none.
+
+def _teammates(session: Session, agent: Agent):
+    from app.infra.models import agent_teams
+
+    mine = select(agent_teams.c.team_id).where(agent_teams.c.agent_id == agent.id)
+    return select(agent_teams.c.agent_id).where(agent_teams.c.team_id.in_(mine))
+
+
+def visible_campaigns(session: Session, agent: Agent):
+    """A SELECT of the campaigns the agent may see."""
+    query = select(Campaign)
+    if agent.is_admin:
+        return query
+    return query.where(or_(Campaign.created_by_id == agent.id,
+                           Campaign.created_by_id.in_(_teammates(session, agent))))
+
+
+def can_see(session: Session, agent: Agent, campaign: Campaign) -> bool:
+    if agent.is_admin or campaign.created_by_id == agent.id:
+        return True
+    return campaign.created_by_id is not None and \
+        campaign.created_by_id in set(session.scalars(_teammates(session, agent)))
+
+
+def can_manage(agent: Agent, campaign: Campaign | None = None) -> bool:
+    """Create (campaign None), edit, start, pause, resume, cancel."""
+    if agent.role == "bot":
+        return False
+    return campaign is None or agent.is_admin or campaign.created_by_id == agent.id
+
+
+def check_manage(agent: Agent, campaign: Campaign | None = None) -> None:
+    if not can_manage(agent, campaign):
+        raise DomainError(None, "only the campaign's creator or an admin may change it"
+                          if campaign is not None else "an outside bot cannot make campaigns",
+                          status=403)
 
 
 # --- progress ----------------------------------------------------------------------------
@@ -344,7 +390,9 @@ def _ratio(entry: dict[str, int]) -> float:
     return round(done / entry["total"], 4)
 
 
-def campaign_dict(session: Session, campaign: Campaign) -> dict[str, Any]:
+def campaign_dict(session: Session, campaign: Campaign,
+                  agent: Agent | None = None) -> dict[str, Any]:
+    """With `agent`: also whether they may start, pause, cancel or edit it (`can_manage`)."""
     segment = session.get(Segment, campaign.segment_id) if campaign.segment_id else None
     return {"id": campaign.id, "name": campaign.name, "segment_id": campaign.segment_id,
             "segment_name": segment.name if segment else None,
@@ -355,6 +403,7 @@ def campaign_dict(session: Session, campaign: Campaign) -> dict[str, Any]:
             "started_at": campaign.started_at.isoformat() if campaign.started_at else None,
             "finished_at": campaign.finished_at.isoformat() if campaign.finished_at else None,
             "expanded": campaign.expanded, "ordered": ordered(session, campaign),
+            **({"can_manage": can_manage(agent, campaign)} if agent is not None else {}),
             **counts(session, campaign.id)}
 
 
@@ -400,11 +449,9 @@ def progress_after_commit(session: Session, campaign: Campaign) -> None:
 # --- choosing each customer's channel ----------------------------------------------------
 
 def _rate(channel: Channel) -> float:
-    try:
-        own = float(channel.settings.get("send_rate") or 0)
-    except (TypeError, ValueError):
-        own = 0
-    return own or float(config["campaigns"].get(f"{channel.kind}_rate", 10.0))
+    from app.usecases.outbox import channel_rate
+
+    return channel_rate(channel)
 
 
 def choose_channels(session: Session, campaign: Campaign, customer_ids: list[int],
@@ -534,60 +581,93 @@ def render(text: str, customer: Customer) -> str:
     return _VARIABLE.sub(lambda m: values.get(m.group(1), m.group(0)), text)
 
 
-def dispatch(session: Session, campaign: Campaign, windows: dict[int, deque]) -> int:
-    """Queue claimed rows as outbound messages, at most each channel's rate in any second.
-    Returns how many were queued."""
-    pending = list(session.scalars(
-        select(CampaignRecipient.channel_id).where(CampaignRecipient.campaign_id == campaign.id,
-                                                   CampaignRecipient.status == "pending")
-        .distinct()))
+def dispatch(session: Session, campaign: Campaign, windows: Any = None) -> int:
+    """Turn claimed rows into queued outbound messages, set-wise: per channel, enough to keep
+    `LOOKAHEAD` seconds of its pace waiting in the outbox (counting every queued message of
+    the channel, replies too, so a reply never waits behind a whole campaign). The outbox
+    sends them at the channel's pace (app/infra/pace.py). Returns how many were queued."""
+    pending = session.execute(
+        select(CampaignRecipient.channel_id, func.count())
+        .where(CampaignRecipient.campaign_id == campaign.id,
+               CampaignRecipient.status == "pending")
+        .group_by(CampaignRecipient.channel_id)).all()
+    if not pending:
+        return 0
+    channel_ids = [c for c, _ in pending if c is not None]
+    channels = {c.id: c for c in session.scalars(select(Channel).where(
+        Channel.id.in_(channel_ids)))}
+    backlog = dict(session.execute(
+        select(Message.channel_id, func.count())
+        .where(Message.status.in_(("queued", "sending")), Message.channel_id.in_(channel_ids))
+        .group_by(Message.channel_id)).all())
     queued = 0
-    now_mono = time.monotonic()
-    for channel_id in pending:
-        channel = session.get(Channel, channel_id)
+    for channel_id in sorted(channel_ids):
+        channel = channels.get(channel_id)
         if channel is None:
             continue
-        rate = _rate(channel)
-        window = windows.setdefault(channel_id, deque())
-        while window and now_mono - window[0] >= 1.0:
-            window.popleft()
-        room = int(rate) - len(window)
-        room = min(room, max(1, int(rate * TICK * 2 + 0.999)))
+        room = int(_rate(channel) * LOOKAHEAD + 0.999) - backlog.get(channel_id, 0)
         if room <= 0:
             continue
-        rows = list(session.scalars(
-            select(CampaignRecipient).where(CampaignRecipient.campaign_id == campaign.id,
-                                            CampaignRecipient.status == "pending",
-                                            CampaignRecipient.channel_id == channel_id)
-            .order_by(CampaignRecipient.id).limit(room)))
-        for recipient in rows:
-            if _queue_message(session, campaign, recipient, channel):
-                window.append(now_mono)
-                queued += 1
-    if queued:   # other workers' drains join in (the runner drains too)
+        # the claim: pending -> queued once, whoever runs (a conditional UPDATE)
+        batch = (select(CampaignRecipient.id)
+                 .where(CampaignRecipient.campaign_id == campaign.id,
+                        CampaignRecipient.status == "pending",
+                        CampaignRecipient.channel_id == channel_id)
+                 .order_by(CampaignRecipient.id).limit(room))
+        claimed = session.execute(
+            update(CampaignRecipient)
+            .where(CampaignRecipient.id.in_(batch.scalar_subquery()),
+                   CampaignRecipient.status == "pending")
+            .values(status="queued")
+            .returning(CampaignRecipient.id, CampaignRecipient.customer_id,
+                       CampaignRecipient.reason)
+            .execution_options(synchronize_session=False)).all()
+        if claimed:
+            _queue_messages(session, campaign, channel, sorted(claimed))
+            queued += len(claimed)
+    if queued:   # the drains of other workers join in (the runner drains too)
         after_commit(session, lambda: queue.wake("send_queued"))
     return queued
 
 
-def _queue_message(session: Session, campaign: Campaign, recipient: CampaignRecipient,
-                   channel: Channel) -> bool:
-    # the claim: pending -> queued once, whoever runs
-    if session.execute(update(CampaignRecipient)
-                       .where(CampaignRecipient.id == recipient.id,
-                              CampaignRecipient.status == "pending")
-                       .values(status="queued").execution_options(synchronize_session=False)
-                       ).rowcount != 1:
-        return False
-    customer = session.get(Customer, recipient.customer_id)
+def _queue_messages(session: Session, campaign: Campaign, channel: Channel,
+                    claimed: list) -> None:
+    """The claimed rows' messages, each in the customer's latest conversation (a resolved
+    one is opened for a customer without any): a few statements for the whole batch."""
+    customer_ids = [row.customer_id for row in claimed]
+    customers = {c.id: c for c in session.scalars(
+        select(Customer).where(Customer.id.in_(customer_ids)))}
+    latest = (select(func.max(Conversation.id)).where(Conversation.customer_id.in_(customer_ids))
+              .group_by(Conversation.customer_id))
+    conversations = {row.customer_id: (row.id, row.channel_id) for row in session.execute(
+        select(Conversation.customer_id, Conversation.id, Conversation.channel_id)
+        .where(Conversation.id.in_(latest)))}
     now = utcnow()
-    conversation = session.scalar(select(Conversation).where(
-        Conversation.customer_id == customer.id).order_by(Conversation.id.desc()).limit(1))
-    if conversation is None:
-        conversation = Conversation(customer_id=customer.id, channel_id=channel.id,
-                                    status="resolved", resolved_at=now, subject=campaign.name,
-                                    last_activity_at=now)
-        session.add(conversation)
+    missing = [cid for cid in customer_ids if cid not in conversations]
+    if missing:
+        opened = [Conversation(customer_id=cid, channel_id=channel.id, status="resolved",
+                               resolved_at=now, subject=campaign.name, last_activity_at=now)
+                  for cid in missing]
+        session.add_all(opened)
         session.flush()
+        conversations.update((c.customer_id, (c.id, c.channel_id)) for c in opened)
+    messages = []
+    for row in claimed:
+        customer = customers[row.customer_id]
+        conversation_id, _ = conversations[row.customer_id]
+        messages.append(_campaign_message(campaign, channel, customer, conversation_id,
+                                          row.reason, now))
+    session.add_all(messages)
+    session.flush()
+    session.execute(update(CampaignRecipient), [
+        {"id": row.id, "message_id": message.id} for row, message in zip(claimed, messages)])
+    for message in messages:
+        record_event(session, "message.created", message_schema.dump(message),
+                     conversations[message.customer_id][1])
+
+
+def _campaign_message(campaign: Campaign, channel: Channel, customer: Customer,
+                      conversation_id: int, reason: str | None, now: datetime) -> Message:
     variant = campaign.variants.get(channel.kind, {})
     text = render(variant.get("text") or campaign.text, customer)
     meta: dict[str, Any] = {"campaign_id": campaign.id}
@@ -601,8 +681,8 @@ def _queue_message(session: Session, campaign: Campaign, recipient: CampaignReci
                     + f'<p style="font-size:12px"><a href="{url}">Unsubscribe</a></p>')
         meta["headers"] = {"List-Unsubscribe": f"<{url}>",
                            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-                           "Precedence": "bulk"}
-    if recipient.reason == "template":
+                           "Precedence": "bulk", "Auto-Submitted": "auto-generated"}
+    if reason == "template":
         template = variant["template"]
         params = [render(p, customer) for p in template.get("parameters", [])]
         meta["template"] = {"name": template["name"], "language": template["language"],
@@ -611,17 +691,11 @@ def _queue_message(session: Session, campaign: Campaign, recipient: CampaignReci
     if channel.kind == "telegram" and variant.get("buttons"):
         meta["buttons"] = [{"id": f"campaign:{campaign.id}:{n}", "title": title}
                            for n, title in enumerate(variant["buttons"])]
-    message = Message(conversation_id=conversation.id, customer_id=customer.id,
-                      channel_id=channel.id, direction="out", text=text, html=html,
-                      subject=subject, status="queued", automated=True, created_at=now,
-                      enqueued_at=now, meta=meta)
-    session.add(message)
-    session.flush()
-    session.execute(update(CampaignRecipient).where(CampaignRecipient.id == recipient.id)
-                    .values(message_id=message.id).execution_options(synchronize_session=False))
-    record_event(session, "message.created", message_schema.dump(message),
-                 conversation.channel_id)
-    return True
+    return Message(uuid=str(uuid.uuid4()), conversation_id=conversation_id,
+                   customer_id=customer.id, channel_id=channel.id, direction="out", text=text,
+                   html=html, subject=subject, status="queued", automated=True,
+                   created_at=now, enqueued_at=now, meta=meta, attachments=[], history=[],
+                   attempts=0, deleted=False, content_type="text")
 
 
 def _outstanding(session: Session, campaign_id: int) -> bool:
@@ -644,7 +718,7 @@ def run_campaign(campaign_id: int) -> str:
     if not _take(session, campaign_id):
         return "busy"
     end = time.monotonic() + float(config["campaigns"]["run_seconds"])
-    windows: dict[int, deque] = {}
+    windows = None
     last_emit, last_payload = 0.0, None
     result = "slice"
     campaign = session.get(Campaign, campaign_id)
@@ -662,7 +736,9 @@ def run_campaign(campaign_id: int) -> str:
             _renew(session, campaign_id)
             session.commit()
             if queued or time.monotonic() - last_emit > 1.0:
-                outbox.send_queued()   # this worker sends what it queued (and any reply due)
+                # this worker sends what it queued (and any reply due), for a while: then it
+                # tops the outbox up again before it runs dry
+                outbox.send_queued(until=time.monotonic() + LOOKAHEAD / 2)
             finished = campaign.expanded and not _outstanding(session, campaign_id)
             if finished:
                 changed = session.execute(

@@ -17,12 +17,13 @@ import logging
 import os
 import random
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import delete, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from connectors import get_connector
 from connectors.base import (
@@ -58,7 +59,7 @@ from app.infra.models import (
     utcnow,
 )
 from app.infra.events import record_event
-from app.infra.state import config, db, queue
+from app.infra.state import config, db, pacer, queue
 from app.infra.storage import attachment_path
 
 log = logging.getLogger(__name__)
@@ -271,7 +272,9 @@ def _references(session: Session, message: Message) -> tuple[str, ...]:
     return tuple(reversed(list(rows)))
 
 
-def build_outbound(session: Session, message: Message, channel: Channel) -> Outbound:
+def build_outbound(session: Session, message: Message, channel: Channel,
+                   to: Handle | None = None, references: tuple[str, ...] | None = None) -> Outbound:
+    """`to`, `references`: already looked up for a whole round of sends (else queried)."""
     replied = session.get(Message, message.reply_to_id) if message.reply_to_id else None
     files = []
     for attachment in message.attachments:
@@ -282,10 +285,11 @@ def build_outbound(session: Session, message: Message, channel: Channel) -> Outb
                                  f"storage: {exc}") from None
         files.append(OutboundAttachment(attachment.filename, attachment.content_type, data))
     return Outbound(
-        idempotency_key=message.uuid, to=_recipient(session, message, channel),
+        idempotency_key=message.uuid, to=to or _recipient(session, message, channel),
         text=message.text, html=message.html, subject=message.subject,
         reply_to_external_id=replied.external_id if replied else None,
-        references=_references(session, message) if channel.kind == "email" else (),
+        references=(references if references is not None else _references(session, message))
+        if channel.kind == "email" else (),
         reply_token=reply_token(message.conversation_id), automated=message.automated,
         template=message.meta.get("template"), attachments=tuple(files),
         buttons=tuple(Button(str(b["id"]), str(b["title"])) for b in message.meta.get("buttons", [])),
@@ -341,47 +345,102 @@ def _still_claimed(session: Session, message_id: int, attempts: int) -> bool:
     ).rowcount == 1
 
 
-def send_queued() -> int:
-    """The outbox drain: claim up to `jobs.send_batch` due messages in one transaction, send
-    them, until none is due; returns how many it took.
+def channel_rate(channel: Channel) -> float:
+    """Sends per second the channel may make: its own setting `send_rate`, else
+    `campaigns.<kind>_rate` (Telegram ≈30/s per bot, the WhatsApp number's tier, the SMTP
+    server's limit). Every send of the channel counts: replies, bots and campaigns."""
+    try:
+        own = float(channel.settings.get("send_rate") or 0)
+    except (TypeError, ValueError):
+        own = 0
+    return own or float(config["campaigns"].get(f"{channel.kind}_rate", 10.0))
 
-    One job and one claiming commit per batch instead of per reply. A full batch wakes
-    another drain so a second worker joins in; PostgreSQL rows are claimed with SKIP
-    LOCKED, and each result is committed right after its send, so a dead worker leaves at
-    most the messages it was sending for the sweeper.
 
-    A batch's messages to different chats (channel and customer) go out side by side on up
-    to `jobs.send_parallel` threads; one chat's messages go one after another, in order.
+# seconds between two sends to one chat, per channel kind: Telegram asks for about one per
+# second in a chat. Bulk (campaign) messages wait for it; a conversation's replies do not
+# (they mark the chat busy, so a campaign message never lands right after a reply).
+CHAT_INTERVAL = {"telegram": 1.0}
+
+
+def send_queued(until: float | None = None) -> int:
+    """The outbox drain: claim due messages, per channel as many as the channel's pace allows
+    within half a second (at most `jobs.send_batch` per channel), in one transaction; send
+    them; until none is due. Returns how many it took.
+
+    One claiming commit per round for every channel; the messages are loaded set-wise, the
+    sends go out side by side on up to `jobs.send_parallel` threads (one chat's messages one
+    after another, in order, each at its paced slot), and results are committed as sends
+    finish, several in one commit when several finished together. A full round wakes
+    another drain so a second worker joins in; PostgreSQL rows are claimed with SKIP LOCKED.
+    A dead worker leaves only the messages it had claimed and not yet recorded ("sending")
+    for the sweeper. `until` (time.monotonic()): claim no new round after it.
     """
     queue.awake("send_queued")
     limit = int(config["jobs"]["send_batch"])
-    parallel = int(config["jobs"].get("send_parallel", 1))
+    parallel = max(1, int(config["jobs"].get("send_parallel", 1)))
     taken = 0
-    while True:
-        claimed = _claim_due(db.session, limit)
+    while until is None or time.monotonic() < until:
+        claimed, full, waiting = _claim_paced(db.session, limit)
         if not claimed:
-            return taken
+            if not waiting:
+                return taken
+            time.sleep(0.1)   # due messages wait for their channel's or chat's pace
+            continue
         taken += len(claimed)
-        if len(claimed) == limit:
+        if full:
             queue.wake("send_queued")
-        with _lease(claimed):
-            chats = _by_chat(db.session, claimed) if parallel > 1 and len(claimed) > 1 else [claimed]
-            if len(chats) > 1:
-                _send_side_by_side(chats, parallel)
-            else:
-                for message_id in claimed:
-                    _send_claimed(db.session, message_id)
+        with _lease(list(claimed)):
+            _send_round(db.session, claimed, parallel)
+    return taken
 
 
-def _by_chat(session: Session, claimed: list[int]) -> list[list[int]]:
-    """The claimed ids grouped by (channel, customer), each group in id order."""
-    chats: dict[tuple[int | None, int], list[int]] = {}
-    rows = session.execute(select(Message.id, Message.channel_id, Message.customer_id)
-                           .where(Message.id.in_(claimed)).order_by(Message.id)).all()
+def _claim_paced(session: Session, limit: int) -> tuple[dict, bool, bool]:
+    """-> ({message id: (its slot, the channel's rate), or None: unpaced}, a channel had
+    more than `limit` due, some due message waits for its pace)."""
+    now = utcnow()
+    due = (Message.status == "queued",
+           or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= now))
+    backlog = dict(session.execute(select(Message.channel_id, func.count()).where(*due)
+                                   .group_by(Message.channel_id)).all())
+    if not backlog:
+        session.commit()
+        return {}, False, False
+    channels = {c.id: c for c in session.scalars(
+        select(Channel).where(Channel.id.in_([c for c in backlog if c is not None])))}
+    claimed: dict[int, tuple[float, float] | None] = {}
+    full = waiting = False
+    for channel_id in sorted(backlog, key=lambda c: c or 0):
+        rows = session.execute(
+            select(Message.id, Message.customer_id, Message.meta).where(
+                *due, Message.channel_id.is_(None) if channel_id is None
+                else Message.channel_id == channel_id)
+            .order_by(Message.id).limit(limit).with_for_update(skip_locked=True)).all()
+        channel = channels.get(channel_id)
+        if channel is None:   # no channel to pace by: the send fails with the reason
+            claimed.update((row.id, None) for row in rows)
+            continue
+        key = f"channel:{channel_id}"
+        room = pacer.budget(key, channel_rate(channel))
+        if room < len(rows):
+            waiting = True
+            rows = rows[:room]
+        interval = CHAT_INTERVAL.get(channel.kind, 0.0)
+        if interval and rows:
+            free = pacer.chats(key, [str(row.customer_id) for row in rows],
+                               [bool((row.meta or {}).get("campaign_id")) for row in rows],
+                               interval)
+            waiting = waiting or not all(free)
+            rows = [row for row, ok in zip(rows, free) if ok]
+        rate = channel_rate(channel)
+        for row, slot in zip(rows, pacer.take(key, rate, len(rows))):
+            claimed[row.id] = (slot, rate)
+        full = full or backlog[channel_id] > limit
+    if claimed:
+        session.execute(update(Message).where(Message.id.in_(list(claimed)))
+                        .values(status="sending", locked_at=now, attempts=Message.attempts + 1)
+                        .execution_options(synchronize_session=False))
     session.commit()
-    for row in rows:
-        chats.setdefault((row.channel_id, row.customer_id), []).append(row.id)
-    return list(chats.values())
+    return claimed, full, waiting
 
 
 _senders: tuple[int, int, ThreadPoolExecutor] | None = None
@@ -392,42 +451,167 @@ def _sender_pool(size: int) -> ThreadPoolExecutor:
     """One pool of send threads per process (a forked child makes its own)."""
     global _senders
     with _senders_lock:
-        if _senders is None or _senders[0] != os.getpid() or _senders[1] != size:
+        if _senders is None or _senders[0] != os.getpid() or _senders[1] < size:
             _senders = (os.getpid(), size,
                         ThreadPoolExecutor(max_workers=size, thread_name_prefix="threadline-send"))
         return _senders[2]
 
 
-def _send_side_by_side(chats: list[list[int]], parallel: int) -> None:
-    app = current_app._get_current_object()
-
-    def send_chat(ids: list[int]) -> None:
-        with app.app_context():
-            try:
-                for message_id in ids:
-                    _send_claimed(db.session, message_id)
-            finally:
-                db.session.remove()
-
-    futures = [_sender_pool(parallel).submit(send_chat, ids) for ids in chats]
-    errors = [f.exception() for f in futures]   # waits for every chat
-    for error in errors:
-        if error is not None:
-            raise error
+def _latest_senders(session: Session, messages: list[Message]) -> dict[tuple[int, int], dict]:
+    """(customer, channel) -> meta of the customer's latest inbound message there, for every
+    message without an explicit recipient: one query for the round."""
+    wanted = [m for m in messages if not m.meta.get("to") and m.channel_id is not None]
+    if not wanted:
+        return {}
+    latest = (select(func.max(Message.id))
+              .where(Message.direction == "in",
+                     Message.customer_id.in_({m.customer_id for m in wanted}),
+                     Message.channel_id.in_({m.channel_id for m in wanted}))
+              .group_by(Message.customer_id, Message.channel_id))
+    return {(row.customer_id, row.channel_id): row.meta or {} for row in session.execute(
+        select(Message.customer_id, Message.channel_id, Message.meta)
+        .where(Message.id.in_(latest)))}
 
 
-def _claim_due(session: Session, limit: int) -> list[int]:
-    now = utcnow()
-    claimed = list(session.scalars(
-        select(Message.id).where(Message.status == "queued",
-                                 or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= now))
-        .order_by(Message.id).limit(limit).with_for_update(skip_locked=True)))
-    if claimed:
-        session.execute(update(Message).where(Message.id.in_(claimed))
-                        .values(status="sending", locked_at=now, attempts=Message.attempts + 1)
-                        .execution_options(synchronize_session=False))
+def _round_references(session: Session, messages: list[Message],
+                      channels: dict[int, Channel]) -> dict[int, tuple[str, ...]]:
+    """message id -> the external ids of earlier messages in its email thread (≤ 20)."""
+    email = [m for m in messages if m.channel_id in channels
+             and channels[m.channel_id].kind == "email"]
+    if not email:
+        return {}
+    rows = session.execute(
+        select(Message.id, Message.conversation_id, Message.channel_id, Message.external_id)
+        .where(Message.conversation_id.in_({m.conversation_id for m in email}),
+               Message.external_id.is_not(None))
+        .order_by(Message.id)).all()
+    out = {}
+    for m in email:
+        refs = [r.external_id for r in rows if r.conversation_id == m.conversation_id
+                and r.channel_id == m.channel_id and r.id != m.id]
+        out[m.id] = tuple(refs[-20:])
+    return out
+
+
+def _send_round(session: Session, claimed: dict, parallel: int) -> None:
+    """Send one claimed round: load it set-wise, send side by side, each at its slot
+    (app/infra/pace.py), record each result as it comes (sends that finished together are
+    committed together)."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    from app.infra.pace import wait_until
+
+    ids = sorted(claimed)
+    messages = list(session.scalars(
+        select(Message).where(Message.id.in_(ids)).order_by(Message.id)
+        .options(selectinload(Message.attachments), joinedload(Message.conversation))
+        .execution_options(populate_existing=True)).unique())
+    channel_ids = {m.channel_id for m in messages if m.channel_id is not None}
+    channels = {c.id: c for c in session.scalars(select(Channel).where(
+        Channel.id.in_(channel_ids)))} if channel_ids else {}
+    senders = _latest_senders(session, messages)
+    references = _round_references(session, messages, channels)
+    ready: list[tuple[Message, Channel, Outbound]] = []
+    for message in messages:
+        channel = channels.get(message.channel_id)
+        try:
+            if channel is None:
+                raise PermanentError("the message's channel was deleted")
+            latest = senders.get((message.customer_id, channel.id))
+            to = None
+            if not message.meta.get("to") and latest and latest.get("from"):
+                kind, _, value = latest["from"].partition(":")
+                to = Handle(kind, value)
+            outbound = build_outbound(session, message, channel, to=to,
+                                      references=references.get(message.id, ()))
+        except PermanentError as exc:
+            _fail(message, str(exc))
+            _record_result(session, message, channel)
+            continue
+        except Exception as exc:
+            log.exception("building message %s failed unexpectedly", message.id)
+            _retry_or_fail(message, f"{type(exc).__name__}: {exc}", None)
+            _record_result(session, message, channel)
+            continue
+        ready.append((message, channel, outbound))
+    # no transaction stays open while the channels answer (on SQLite: the write lock)
     session.commit()
-    return claimed
+    for channel in channels.values():
+        register_channel_secrets(get_connector(channel.kind), channel.settings)
+    chats: dict[tuple[int, int], list[tuple[Message, Channel, Outbound]]] = {}
+    for item in ready:
+        chats.setdefault((item[1].id, item[0].customer_id), []).append(item)
+
+    the_pacer = pacer._get_current_object()
+
+    def send_chat(items):
+        results = []
+        for message, channel, outbound in items:
+            try:
+                paced = claimed.get(message.id)
+                if paced:
+                    slot, rate = paced
+                    if time.time() > slot + 1.0 / rate:   # behind: no catching up in a burst
+                        slot = the_pacer.take(f"channel:{channel.id}", rate)[0]
+                    wait_until(slot)
+                if channel.state.get("demo"):   # `threadline demo` channels reach nobody
+                    result = SendResult(external_id=f"demo:{outbound.idempotency_key}")
+                else:
+                    result = get_connector(channel.kind).send(channel.settings, outbound)
+                results.append((message, channel, result))
+            except Exception as exc:   # recorded by the caller, in its session
+                results.append((message, channel, exc))
+        return results
+
+    # the earliest slots first: a thread waiting for its slot never holds up an earlier one
+    order = sorted(chats.values(), key=lambda items: (claimed.get(items[0][0].id) or (0.0,))[0])
+    if parallel > 1 and len(order) > 1:
+        pool = _sender_pool(parallel)
+        pending = {pool.submit(send_chat, items) for items in order}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                for message, channel, outcome in future.result():
+                    _apply_outcome(session, message, channel, outcome)
+            session.commit()
+    else:
+        for items in order:
+            for message, channel, outcome in send_chat(items):
+                _apply_outcome(session, message, channel, outcome)
+                session.commit()
+
+
+def _apply_outcome(session: Session, message: Message, channel: Channel, outcome) -> None:
+    if isinstance(outcome, SendResult):
+        message.status, message.error = "sent", None
+        message.external_id = outcome.external_id
+        message.sent_at = utcnow()
+        if outcome.extra_ids:
+            message.meta = {**message.meta, "extra_ids": list(outcome.extra_ids)}
+    elif isinstance(outcome, PermanentError):
+        _fail(message, str(outcome))
+    elif isinstance(outcome, TransientError):
+        _retry_or_fail(message, str(outcome), outcome.retry_after)
+    elif isinstance(outcome, ChannelError):
+        _retry_or_fail(message, str(outcome), None)
+    else:
+        log.error("sending message %s failed unexpectedly", message.id, exc_info=outcome)
+        _retry_or_fail(message, f"{type(outcome).__name__}: {outcome}", None)
+    _record_result(session, message, channel)
+
+
+def _record_result(session: Session, message: Message, channel: Channel | None) -> None:
+    message.locked_at = None
+    if message.status == "failed" and channel is not None:
+        for hook in FAILED_HOOKS:
+            hook(session, message, channel)
+    session.flush()
+    record_event(session, "message.updated", message_schema.dump(message),
+                 message.conversation.channel_id)
+    if message.status == "sent" and channel is not None:
+        message_id = message.id
+        for hook in SENT_HOOKS.get(channel.kind, ()):
+            after_commit(session, lambda hook=hook: hook(message_id))
 
 
 def _send_claimed(session: Session, message_id: int) -> str:
@@ -446,6 +630,10 @@ def _send_claimed(session: Session, message_id: int) -> str:
             return "skipped"
         # no transaction stays open while the channel answers (it may take seconds)
         session.commit()
+        from app.infra.pace import wait_until
+
+        # a retry taken by itself keeps the channel's pace too
+        wait_until(pacer.take(f"channel:{channel.id}", channel_rate(channel))[0])
         if channel.state.get("demo"):  # `threadline demo` channels reach no real customer
             result = SendResult(external_id=f"demo:{outbound.idempotency_key}")
         else:

@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import html as html_lib
 import logging
+import os
 import smtplib
 import socket
 import ssl
+import threading
+import time
+from contextlib import contextmanager
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate
 from typing import Any, Mapping
@@ -40,11 +44,14 @@ def build_message(settings: Mapping[str, Any], outbound: Outbound) -> EmailMessa
         msg["References"] = " ".join(f"<{r}>" for r in refs)
     if outbound.reply_token:
         msg["Reply-To"] = f"reply+{outbound.reply_token}@{domain}"
-    if outbound.automated:
+    given = {name: value for name, value in outbound.headers
+             if name in BULK_HEADERS and "\r" not in value and "\n" not in value}
+    if given.get("Auto-Submitted") not in (None, "auto-generated", "auto-replied"):
+        del given["Auto-Submitted"]
+    if outbound.automated and "Auto-Submitted" not in given:
         msg["Auto-Submitted"] = "auto-replied"  # RFC 3834: receivers must not auto-answer
-    for name, value in outbound.headers:
-        if name in BULK_HEADERS and "\r" not in value and "\n" not in value:
-            msg[name] = value
+    for name, value in given.items():
+        msg[name] = value
     text = _with_button_lines(outbound.text or "", outbound)
     msg.set_content(text)
     html = outbound.html if outbound.html and not outbound.buttons else _text_to_html(text)
@@ -56,8 +63,10 @@ def build_message(settings: Mapping[str, Any], outbound: Outbound) -> EmailMessa
     return msg
 
 
-# the headers a campaign email may carry (RFC 2369, RFC 8058 one-click unsubscribe)
-BULK_HEADERS = ("List-Unsubscribe", "List-Unsubscribe-Post", "List-Id", "Precedence")
+# the headers a campaign email may carry (RFC 2369, RFC 8058 one-click unsubscribe; RFC 3834
+# Auto-Submitted: a campaign is "auto-generated", not an "auto-replied" answer)
+BULK_HEADERS = ("List-Unsubscribe", "List-Unsubscribe-Post", "List-Id", "Precedence",
+                "Auto-Submitted")
 
 # What may appear inside <...@domain> and reply+...@domain without quoting (RFC 5322 atext
 # minus the characters that confuse real-world parsers).
@@ -112,16 +121,25 @@ def smtp_check(settings: Mapping[str, Any]) -> str:
 
 
 def send_message(settings: Mapping[str, Any], msg: EmailMessage) -> str:
-    """Submit over SMTP; return the last server reply. Maps failures onto the contract:
-    4xx and network trouble are transient, 5xx permanent (with the server's code and text)."""
+    """Submit over SMTP; return the server's reply. Maps failures onto the contract:
+    4xx and network trouble are transient, 5xx permanent (with the server's code and text).
+
+    One SMTP session per server and login per process, kept open between messages (a
+    campaign's mails do not each pay for connect, EHLO, STARTTLS and AUTH); sends through it
+    take turns. A session the server closed meanwhile is opened again once."""
     cfg = normalize_settings(settings)
     sender = cfg["from_address"]
     recipients = [a.strip() for a in str(msg["To"]).split(",") if a.strip()]
     try:
-        with smtp_connect(cfg) as smtp:
-            smtp.send_message(msg, from_addr=sender, to_addrs=recipients)
-            code, text = smtp.noop()
-            return f"{code} {text.decode(errors='replace')}"
+        with _SESSIONS.session(cfg) as session:
+            try:
+                session.send(msg, sender, recipients)
+            except (smtplib.SMTPServerDisconnected, ConnectionError):
+                if not session.reused:   # a kept-open session the server has since closed
+                    raise
+                session.reopen()
+                session.send(msg, sender, recipients)
+            return "250 accepted"
     except smtplib.SMTPRecipientsRefused as exc:
         code, text = next(iter(exc.recipients.values()))
         raise _error(code, text) from exc
@@ -130,6 +148,90 @@ def send_message(settings: Mapping[str, Any], msg: EmailMessage) -> str:
     except (smtplib.SMTPException, OSError, ssl.SSLError, socket.timeout) as exc:
         raise TransientError(f"SMTP {cfg['smtp_host']}:{cfg['smtp_port']}: "
                              f"{type(exc).__name__}: {exc}") from exc
+
+
+class _Session:
+    """One kept-open SMTP session and the lock its users take turns on."""
+
+    IDLE_S = 60.0   # a session unused this long is closed and opened anew
+
+    def __init__(self, cfg: Mapping[str, Any]) -> None:
+        self.cfg = cfg
+        self.lock = threading.Lock()
+        self.smtp: smtplib.SMTP | None = None
+        self.used_at = 0.0
+        self.reused = False
+
+    def open(self) -> None:
+        if self.smtp is not None and time.monotonic() - self.used_at < self.IDLE_S:
+            self.reused = True
+            return
+        self.close()
+        self.smtp = smtp_connect(self.cfg)
+        self.reused = False
+
+    def reopen(self) -> None:
+        self.close()
+        self.smtp = smtp_connect(self.cfg)
+        self.reused = False
+
+    def send(self, msg: EmailMessage, sender: str, recipients: list[str]) -> None:
+        assert self.smtp is not None
+        try:
+            self.smtp.send_message(msg, from_addr=sender, to_addrs=recipients)
+        except smtplib.SMTPRecipientsRefused:
+            self._reset()
+            raise
+        except smtplib.SMTPResponseException as exc:
+            if exc.smtp_code in (421,):   # the server is closing the session
+                self.close()
+            else:
+                self._reset()
+            raise
+        except BaseException:
+            self.close()
+            raise
+        self.used_at = time.monotonic()
+
+    def _reset(self) -> None:
+        try:
+            if self.smtp is not None:
+                self.smtp.rset()
+                self.used_at = time.monotonic()
+        except (smtplib.SMTPException, OSError):
+            self.close()
+
+    def close(self) -> None:
+        smtp, self.smtp = self.smtp, None
+        if smtp is not None:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
+
+
+class _Sessions:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._sessions: dict[tuple, _Session] = {}
+
+    @contextmanager
+    def session(self, cfg: Mapping[str, Any]):
+        key = (cfg["smtp_host"], cfg["smtp_port"], cfg["smtp_security"],
+               cfg.get("smtp_user") or "", cfg.get("smtp_password") or "")
+        with self._lock:
+            if self._pid != os.getpid():   # a forked child opens its own
+                self._pid, self._sessions = os.getpid(), {}
+            session = self._sessions.get(key)
+            if session is None:
+                session = self._sessions[key] = _Session(cfg)
+        with session.lock:
+            session.open()
+            yield session
+
+
+_SESSIONS = _Sessions()
 
 
 def _error(code: int, text: bytes | str) -> Exception:

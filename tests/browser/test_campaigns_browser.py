@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from app.infra.models import Agent, Customer
+from app.infra.models import Agent, Customer, Order
 from app.infra.state import db
 from tests import inbox_helpers as h
 from tests.browser.conftest import browser, world  # noqa: F401
@@ -31,8 +31,12 @@ def test_build_a_segment_start_a_campaign_and_watch_it_finish(backend, world, br
         message = h.inbound(channel, 5100 + n, f"Dzień dobry {n}", first_name=f"Klient{n}")
         customer = db.session.get(Customer, message.customer_id)
         customer.tags = ["vip"] if tagged else []
+        if n == 0:   # one order, its item in capitals (the filter ignores the case)
+            db.session.add(Order(customer_id=customer.id, status="paid",
+                                 items=[{"name": "SUKIENKA letnia Żółta"}]))
     anna = db.session.scalar(select(Agent).where(Agent.email == "anna@example.com"))
     anna.locale = "pl"
+    support_id = str(support.id)   # read before release_db: a later read would lock SQLite
     db.session.commit()
     release_db()
     sent_before = len(telegram.calls("sendMessage"))
@@ -45,10 +49,21 @@ def test_build_a_segment_start_a_campaign_and_watch_it_finish(backend, world, br
     page.fill("#segment-form input[name=name]", "VIP")
     page.fill("#segment-form input[name=tags]", "vip")
     wait_js(page, "document.getElementById('segment-count').textContent.trim() === '3'")
-    page.fill("#segment-form input[name=orders_min]", "1")      # nobody has ordered
+    page.fill("#segment-form input[name=orders_min]", "2")      # nobody has ordered twice
     wait_js(page, "document.getElementById('segment-count').textContent.trim() === '0'")
     page.fill("#segment-form input[name=orders_min]", "")
     wait_js(page, "document.getElementById('segment-count').textContent.trim() === '3'")
+    page.fill("#segment-form input[name=items_contain]", "żółta sukienka")   # not one text
+    wait_js(page, "document.getElementById('segment-count').textContent.trim() === '0'")
+    page.fill("#segment-form input[name=items_contain]", "sukienka")
+    wait_js(page, "document.getElementById('segment-count').textContent.trim() === '1'")
+    page.fill("#segment-form input[name=items_contain]", "")
+    wait_js(page, "document.getElementById('segment-count').textContent.trim() === '3'")
+    page.fill("#segment-form input[name=contacted_before]", "30")   # nobody was messaged yet
+    page.select_option("#segment-form select[name=consent]", support_id)
+    wait_js(page, "document.getElementById('segment-count').textContent.trim() === '3'")
+    page.fill("#segment-form input[name=contacted_before]", "")
+    page.select_option("#segment-form select[name=consent]", "")
     page.click("#segment-form button[type=submit]")
     wait_js(page, "[...document.querySelectorAll('#campaign-form select[name=segment_id] option')]"
                   ".some((o) => o.selected && o.textContent.startsWith('VIP'))")

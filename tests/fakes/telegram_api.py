@@ -45,6 +45,7 @@ class RecordedRequest:
     token: str
     http_method: str = "POST"
     files: dict[str, Upload] = field(default_factory=dict)
+    at: float = field(default_factory=time.monotonic)   # when the fake received it
 
 
 class ApiError(Exception):

@@ -32,6 +32,7 @@ class _Handler:
         self.lock = threading.Lock()
         self.received: list[ReceivedMail] = []
         self.failures: dict[str, str] = {}  # "RCPT"/"DATA" -> reply for the next one
+        self.peers: list[Any] = []   # the client's address of each accepted mail
 
     def _take_failure(self, stage: str) -> str | None:
         with self.lock:
@@ -54,6 +55,7 @@ class _Handler:
             raw = raw.encode("utf-8", "surrogateescape")
         with self.lock:
             self.received.append(ReceivedMail(envelope.mail_from, tuple(envelope.rcpt_tos), raw))
+            self.peers.append(session.peer)
         return "250 2.0.0 OK queued"
 
 

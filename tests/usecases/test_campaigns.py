@@ -116,6 +116,11 @@ def test_each_customer_gets_exactly_one_message_on_their_own_channel(
     email = message_from_bytes(smtp.received[0].raw, policy=policy.default)
     assert str(email["List-Unsubscribe"]).strip().startswith("<http") and "/unsubscribe/" in email["List-Unsubscribe"]
     assert email["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    # a campaign is sent on its own initiative: auto-generated, not an auto-reply (RFC 3834)
+    for received in smtp.received:
+        mailed = message_from_bytes(received.raw, policy=policy.default)
+        assert mailed.get_all("Auto-Submitted") == ["auto-generated"]
+        assert mailed["Precedence"] == "bulk" and mailed["List-Unsubscribe-Post"]
     # exactly one message row per customer who could be reached; none for the others
     per_customer = dict(db.session.execute(
         select(Message.customer_id, func.count()).where(Message.direction == "out")

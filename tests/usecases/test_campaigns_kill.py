@@ -1,7 +1,18 @@
-"""A campaign survives its worker being SIGKILLed twice mid-send: restarted, it changes
-nothing: one message per customer in the inbox; at the Telegram fake, every chat got it
-once (only a send in flight at a kill may have gone out twice: Telegram cannot tell a
-repeat), and the bot's pace (campaigns.telegram_rate) held in every second."""
+"""A campaign survives its worker being SIGKILLed twice mid-send (issue 21's test, at a
+size the suite can afford: N customers, not 10,000 — see bench/README.md "Campaigns" for
+the 10,000-customer run and why it stays out of the suite).
+
+The bench's world: customers with one handle (Telegram, on one of four bots), two
+(Telegram + email, last wrote by email) and three (Telegram + WhatsApp + email, last wrote
+on WhatsApp inside the window); 2% opted out of the channel they last wrote on. Sends go
+to the local fake Bot API, the fake Graph API and aiosmtpd from worker processes (rq, Redis,
+PostgreSQL) that are killed twice. Restarted, the campaign changes nothing: one message per
+eligible customer in the inbox, none for those who opted out and have no other channel; at
+the fakes every eligible customer got it once on their own channel (only a send in flight
+at a kill may have gone out again, once per such kill: a channel cannot tell a repeat),
+nobody else got
+anything; each bot kept its pace (counted at the fake) and no chat got two messages within
+a second except such a repeat."""
 from __future__ import annotations
 
 import os
@@ -10,20 +21,18 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timezone
 
 import pytest
 from sqlalchemy import func, select
 
-from connectors.base import Handle, Inbound
-
-from app.infra.models import Campaign, CampaignRecipient, Message
+from app.infra.models import Campaign, CampaignRecipient, Identity, Message
 from app.infra.state import db
-from app.usecases.ingest import apply_inbound
 from tests.conftest import ROOT, SCALE_OUT, cli_env, threadline_cmd, wait_until
 
-N = 150
-RATE = 25
+N = 600
+RATE = 25        # per bot (campaigns.telegram_rate)
+WA_RATE = 60
+EMAIL_RATE = 60
 
 
 def _sending_ids() -> set[int]:
@@ -43,70 +52,118 @@ def _sent() -> int:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", SCALE_OUT)   # worker processes need Redis
-def test_a_campaign_survives_two_sigkills_of_its_worker(app, api, backend, telegram_channel,
-                                                        telegram_api):
+def test_a_campaign_survives_two_sigkills_of_its_worker(app, api, backend, telegram_api):
+    from bench.campaigns import generate
+    from tests.fakes.graph_api import FakeGraphAPI
+    from tests.servers.smtp import RecordingSMTP
+
     config = app.config["THREADLINE"]
-    customers = {}
-    for n in range(N):
-        message = apply_inbound(db.session, telegram_channel, Inbound(
-            external_id=f"k-{n}", sender=Handle("telegram", str(70000 + n)),
-            sender_name=f"Klient {n}", sent_at=datetime.now(timezone.utc), text="Dzień dobry"))
+    with FakeGraphAPI(phone_number_id="106540352242922", access_token="bench-token") as graph, \
+            RecordingSMTP() as smtp:
+        world = generate(N, telegram_api.base_url, graph.base_url, smtp.settings())
+        expected = world["expected"]          # customer id -> channel kind, None: opted out
+        handles = {(i.customer_id, i.kind): i.value for i in db.session.scalars(select(Identity))}
         db.session.commit()
-        customers[message.customer_id] = 70000 + n
-    segment = api.post("/segments", json={"name": "All", "filter": {}}).json
-    campaign = api.post("/campaigns", json={"name": "Kill me", "segment_id": segment["id"],
-                                            "text": "Promocja dla {first_name}"}).json
-    assert api.post(f"/campaigns/{campaign['id']}/start").status_code == 200
-    env = {**cli_env(config), "THREADLINE_CAMPAIGNS_TELEGRAM_RATE": str(RATE),
-           "THREADLINE_CAMPAIGNS_BATCH": "40", "THREADLINE_CAMPAIGNS_RUN_SECONDS": "3"}
-    samples: list[tuple[float, int]] = []
-    stop = threading.Event()
+        segment = api.post("/segments", json={"name": "All", "filter": {}}).json
+        campaign = api.post("/campaigns", json={
+            "name": "Kill me", "segment_id": segment["id"], "text": "Promocja dla {first_name}",
+            "variants": {"email": {"subject": "Promocja"}}}).json
+        assert api.post(f"/campaigns/{campaign['id']}/start").status_code == 200
+        env = {**cli_env(config), "THREADLINE_CAMPAIGNS_TELEGRAM_RATE": str(RATE),
+               "THREADLINE_CAMPAIGNS_WHATSAPP_RATE": str(WA_RATE),
+               "THREADLINE_CAMPAIGNS_EMAIL_RATE": str(EMAIL_RATE),
+               "THREADLINE_CAMPAIGNS_BATCH": "100", "THREADLINE_CAMPAIGNS_RUN_SECONDS": "3"}
 
-    def sample() -> None:
-        while not stop.is_set():
-            samples.append((time.monotonic(), len(telegram_api.calls("sendMessage"))))
-            time.sleep(0.02)
+        def delivered() -> int:
+            return len(telegram_api.calls("sendMessage")) + len(graph.sent()) + len(smtp.received)
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    in_flight: set[int] = set()
-    try:
-        for kill, after in enumerate((30, 90)):
-            worker = subprocess.Popen(threadline_cmd("worker"), cwd=ROOT, env=env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                      start_new_session=True)
-            try:
-                wait_until(lambda: len(telegram_api.calls("sendMessage")) >= after, timeout=60,
-                           message=f"{after} sends before kill {kill + 1}")
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait(10)
-            finally:
-                if worker.poll() is None:
+        samples: list[tuple[float, Counter]] = []
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                samples.append((time.monotonic(), Counter(
+                    c.token for c in telegram_api.calls("sendMessage"))))
+                time.sleep(0.05)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        in_flight: set[int] = set()
+        in_flight_at: Counter = Counter()   # customer -> at how many kills it was in flight
+        reachable = sum(1 for kind in expected.values() if kind)
+        try:
+            for kill, after in enumerate((reachable // 4, reachable // 2)):
+                worker = subprocess.Popen(threadline_cmd("worker"), cwd=ROOT, env=env,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                          start_new_session=True)
+                try:
+                    wait_until(lambda: delivered() >= after, timeout=90,
+                               message=f"{after} sends before kill {kill + 1}")
                     os.killpg(worker.pid, signal.SIGKILL)
-            in_flight |= _sending_ids()
-            assert len(telegram_api.calls("sendMessage")) < N   # killed mid-campaign
-        # the runner's lease lapses within seconds; the restarted worker's sweep revives it
-        time.sleep(float(config["jobs"]["lease"]) + 0.5)
-        finished = subprocess.run(threadline_cmd("worker", "--burst"), cwd=ROOT, env=env,
-                                  capture_output=True, text=True, timeout=120)
-        assert finished.returncode == 0, finished.stderr[-2000:]
-        wait_until(lambda: _sent() == N, timeout=30, message="every message sent")
-    finally:
-        stop.set()
-        sampler.join(5)
+                    worker.wait(10)
+                finally:
+                    if worker.poll() is None:
+                        os.killpg(worker.pid, signal.SIGKILL)
+                caught = _sending_ids()
+                in_flight |= caught
+                in_flight_at.update(caught)
+                assert delivered() < reachable   # killed mid-campaign
+            # the runner's lease lapses within seconds; the restarted worker's sweep revives it
+            time.sleep(float(config["jobs"]["lease"]) + 0.5)
+            try:
+                finished = subprocess.run(threadline_cmd("worker", "--burst"), cwd=ROOT,
+                                          env=env, capture_output=True, text=True, timeout=180)
+            except subprocess.TimeoutExpired as exc:
+                raise AssertionError(f"the burst worker did not finish: {_sent()} sent; "
+                                     f"{(exc.stderr or b'')[-3000:]!r}") from None
+            assert finished.returncode == 0, finished.stderr[-2000:]
+            wait_until(lambda: _sent() == reachable, timeout=60, message="every message sent")
+        finally:
+            stop.set()
+            sampler.join(5)
+        # a request cut off by a kill (no chat_id arrived) is no message
+        tg_calls = [c for c in telegram_api.calls("sendMessage") if "chat_id" in c.params]
+        wa_sent = graph.sent()
+        mails = smtp.received
+
     db.session.expire_all()
     assert db.session.get(Campaign, campaign["id"]).status == "done"
+    # the inbox: one message per eligible customer, none for the others
     per_customer = Counter(db.session.scalars(select(Message.customer_id)
                                               .where(Message.direction == "out")))
-    assert set(per_customer) == set(customers) and set(per_customer.values()) == {1}
+    assert set(per_customer) == {c for c, kind in expected.items() if kind}
+    assert set(per_customer.values()) == {1}
     assert db.session.scalar(select(func.count()).select_from(CampaignRecipient)) == N
-    chats = Counter(int(c.params["chat_id"]) for c in telegram_api.calls("sendMessage"))
-    assert set(chats) == set(customers.values())
-    twice = {chat for chat, n in chats.items() if n > 1}
-    assert twice <= {customers[c] for c in in_flight}, (twice, in_flight)
-    assert max(chats.values()) <= 2
-    # the pace, counted at the fake: never more than the rate in any second (a restart may
-    # send what was in flight once more)
-    busiest = max(n2 - n1 for t1, n1 in samples for t2, n2 in samples if 0 <= t2 - t1 <= 1.0)
-    assert busiest <= RATE + len(in_flight) + 2, busiest
     db.session.commit()
+    # the fakes: each eligible customer on their own channel, once (a send in flight at a
+    # kill may have gone out twice), nobody else
+    got: Counter = Counter()
+    for call in tg_calls:
+        got[("telegram", str(call.params["chat_id"]))] += 1
+    for sent in wa_sent:
+        got[("whatsapp", sent["to"])] += 1
+    for mail in mails:
+        for rcpt in mail.rcpt_tos:
+            got[("email", rcpt)] += 1
+    wanted = {(kind, handles[(c, kind)]): c for c, kind in expected.items() if kind}
+    assert set(got) == set(wanted)
+    twice = {wanted[key] for key, n in got.items() if n > 1}
+    assert twice <= in_flight, (twice, in_flight)
+    # a send in flight at both kills may have gone out once more at each
+    assert all(n <= 1 + in_flight_at[wanted[key]] for key, n in got.items())
+    kinds = Counter(kind for kind in expected.values() if kind)
+    assert len(kinds) == 3 and min(kinds.values()) > N // 10   # all three shapes were sent to
+    assert any(kind is None for kind in expected.values())     # and some opted out
+    # each bot's pace, counted at the fake: never more than RATE in any second (a restart
+    # may send what was in flight once more)
+    tokens = set(world["bots"])
+    busiest = max((c2[t] - c1[t] for t in tokens for i, (t1, c1) in enumerate(samples)
+                   for t2, c2 in samples[i:i + 25] if t2 - t1 <= 1.0), default=0)
+    assert busiest <= RATE + len(in_flight) + 2, busiest
+    # per chat: never a second message within a second, but for an in-flight repeat
+    per_chat: dict[str, list[float]] = {}
+    for call in tg_calls:
+        per_chat.setdefault(f"{call.token}:{call.params['chat_id']}", []).append(call.at)
+    close = [chat for chat, times in per_chat.items() if len(times) > 1
+             and min(b - a for a, b in zip(sorted(times), sorted(times)[1:])) < 1.0]
+    assert len(close) <= len(in_flight), close

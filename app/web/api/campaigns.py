@@ -4,8 +4,6 @@ start / pause / resume / cancel, and counts per channel. Opt-outs on the card:
 from __future__ import annotations
 
 from apiflask import abort
-from sqlalchemy import select
-
 from app.domain import optouts
 from app.domain.access import visible_channel_ids
 from app.infra.models import Campaign, Channel
@@ -17,15 +15,29 @@ from app.web.api.segments import body
 
 
 def _campaign(campaign_id: int) -> Campaign:
-    return uc.get_campaign(db.session, campaign_id)
+    """A campaign the agent may see (404 otherwise)."""
+    return uc.get_campaign(db.session, campaign_id, current_agent())
+
+
+def _managed(campaign_id: int) -> Campaign:
+    """A campaign the agent may change: its creator or an admin (403 otherwise)."""
+    campaign = _campaign(campaign_id)
+    uc.check_manage(current_agent(), campaign)
+    return campaign
+
+
+def _dict(campaign: Campaign) -> dict:
+    return uc.campaign_dict(db.session, campaign, current_agent())
 
 
 @bp.get("/campaigns")
 @bp.auth_required(token_auth)
-@bp.doc(summary="Campaigns, newest first, with status and counts per channel")
+@bp.doc(summary="Campaigns the agent may see (an admin: all; an agent: their own and their "
+                "teammates'), newest first, with status, counts per channel and can_manage")
 def list_campaigns():
-    rows = db.session.scalars(select(Campaign).order_by(Campaign.id.desc()).limit(200))
-    return {"items": [uc.campaign_dict(db.session, c) for c in rows], "next_cursor": None}
+    rows = db.session.scalars(uc.visible_campaigns(db.session, current_agent())
+                              .order_by(Campaign.id.desc()).limit(200))
+    return {"items": [_dict(c) for c in rows], "next_cursor": None}
 
 
 @bp.post("/campaigns")
@@ -33,9 +45,10 @@ def list_campaigns():
 @bp.doc(summary="A draft campaign {name, segment_id, text, variants, channel_policy, "
                 "schedule} → 201; text variables: {name}, {first_name}, {company}")
 def create_campaign():
+    uc.check_manage(current_agent())
     campaign = uc.create_campaign(db.session, body(), current_agent())
     db.session.commit()
-    return uc.campaign_dict(db.session, campaign), 201
+    return _dict(campaign), 201
 
 
 @bp.get("/campaigns/<int:campaign_id>")
@@ -43,24 +56,26 @@ def create_campaign():
 @bp.doc(summary="status (draft|scheduled|running|paused|done|cancelled) and counts per "
                 "channel: queued, sent, delivered, read, failed, replied, opted_out")
 def read_campaign(campaign_id: int):
-    return uc.campaign_dict(db.session, _campaign(campaign_id))
+    return _dict(_campaign(campaign_id))
 
 
 @bp.patch("/campaigns/<int:campaign_id>")
 @bp.auth_required(token_auth)
-@bp.doc(summary="Edit a campaign not yet running (a running one's message: 422)")
+@bp.doc(summary="Edit a campaign not yet running (a running one's message: 422); only its "
+                "creator or an admin (403)")
 def patch_campaign(campaign_id: int):
-    campaign = _campaign(campaign_id)
+    campaign = _managed(campaign_id)
     uc.update_campaign(db.session, campaign, body())
     db.session.commit()
-    return uc.campaign_dict(db.session, campaign)
+    return _dict(campaign)
 
 
 def _action(campaign_id: int, action):
-    campaign = _campaign(campaign_id)
+    """start / pause / resume / cancel: only the campaign's creator or an admin (403)."""
+    campaign = _managed(campaign_id)
     action(campaign)
     db.session.commit()
-    return uc.campaign_dict(db.session, campaign)
+    return _dict(campaign)
 
 
 @bp.post("/campaigns/<int:campaign_id>/start")

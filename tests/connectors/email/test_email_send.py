@@ -188,3 +188,35 @@ def test_buttons_are_listed_as_plain_lines(settings):
     plain = msg.get_body(("plain",)).get_content()
     assert plain.startswith("Доставка в Казань: 2–3 дня.\n\n- Да, спасибо\n- Нет, нужен человек")
     assert "- Нет, нужен человек" in msg.get_body(("html",)).get_content()
+
+
+def test_one_kept_open_session_and_a_new_one_after_the_server_restarts(settings, smtp_server):
+    """A campaign's mails share one SMTP session (no connect, EHLO and AUTH per mail); a
+    session the server dropped meanwhile is opened again and the mail still goes out."""
+    for n in range(3):
+        Connector().send(settings, outbound(idempotency_key=f"keep-{n}"))
+    peers = list(smtp_server.handler.peers)
+    assert len(peers) == 3 and len(set(peers)) == 1
+    smtp_server.stop()
+    smtp_server.start()      # same port: the kept-open session is dead now
+    Connector().send(settings, outbound(idempotency_key="keep-after"))
+    assert len(smtp_server.received) == 4
+    assert smtp_server.handler.peers[-1] != peers[0]
+    # a refused recipient leaves the session usable for the next mail
+    smtp_server.fail_next("RCPT", "550 5.1.1 User unknown")
+    with pytest.raises(PermanentError):
+        Connector().send(settings, outbound(idempotency_key="keep-refused"))
+    Connector().send(settings, outbound(idempotency_key="keep-next"))
+    assert len(smtp_server.received) == 5
+    assert smtp_server.handler.peers[-1] == smtp_server.handler.peers[-2]
+
+
+def test_a_campaign_mail_is_auto_generated_with_one_click_unsubscribe(settings, smtp_server):
+    Connector().send(settings, outbound(automated=True, headers=(
+        ("List-Unsubscribe", "<https://inbox.example/unsubscribe/t>"),
+        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        ("Auto-Submitted", "auto-generated"), ("Precedence", "bulk"))))
+    msg = received(smtp_server)
+    assert msg.get_all("Auto-Submitted") == ["auto-generated"]   # not "auto-replied"
+    assert msg["List-Unsubscribe"] == "<https://inbox.example/unsubscribe/t>"
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

@@ -9,7 +9,9 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from app.domain.channels import add_channel
-from app.infra.models import Customer, Deal, Identity, OptOut, Order, Team
+from app.infra.models import (
+    Conversation, Customer, Deal, Identity, Message, OptOut, Order, Team,
+)
 from app.infra.state import db
 from tests import inbox_helpers as h
 
@@ -89,6 +91,58 @@ def test_filters_over_tags_fields_handles_source_orders_deals(ctx, api, admin):
     # the demo's question: bought in the last 30 days, came from the Instagram campaign
     assert names(api, {"orders": {"last_within_days": 30},
                        "source": {"utm_source": "instagram"}}) == ["Anna"]
+
+
+def test_items_containing_last_outbound_and_consent_per_channel(ctx, api, admin):
+    """Issue 21's remaining filters: order items containing a text in any letter case
+    (Cyrillic and Polish too), our last message to the customer, consent per channel."""
+    t = now()
+    bot = add_channel("telegram", "Bot", {"token": "1:x", "mode": "polling"})
+    mail = add_channel("email", "Mail", {"imap_host": "127.0.0.1", "imap_user": "u",
+                                         "imap_password": "p", "imap_security": "none",
+                                         "smtp_host": "127.0.0.1", "from_address": "a@b.pl"})
+    olga = customer("Olga")
+    jan = customer("Jan")
+    ewa = customer("Ewa")
+    db.session.add_all([
+        Order(customer_id=olga.id, placed_at=t, status="paid",
+              items=[{"name": "Платье летнее", "qty": 1}, {"sku": "A-1"}]),
+        Order(customer_id=jan.id, placed_at=t, status="paid",
+              items=[{"name": "Żółw pluszowy ŁOŚ", "qty": 2}]),
+        Order(customer_id=ewa.id, placed_at=t, status="paid", items=[]),
+    ])
+    for who, ago in ((olga, 2), (jan, 40)):
+        conv = Conversation(customer_id=who.id, channel_id=bot.id, status="resolved",
+                            last_activity_at=t)
+        db.session.add(conv)
+        db.session.flush()
+        db.session.add(Message(conversation_id=conv.id, customer_id=who.id, channel_id=bot.id,
+                               direction="out", text="Promocja", status="sent",
+                               created_at=t - timedelta(days=ago)))
+    db.session.add_all([OptOut(customer_id=olga.id, channel_id=mail.id, source="keyword"),
+                        OptOut(customer_id=jan.id, channel_id=bot.id, source="blocked")])
+    db.session.commit()
+
+    assert names(api, {"orders": {"items_contain": "ПЛАТЬЕ"}}) == ["Olga"]
+    assert names(api, {"orders": {"items_contain": "żółw"}}) == ["Jan"]
+    assert names(api, {"orders": {"items_contain": "łoś"}}) == ["Jan"]
+    assert names(api, {"orders": {"items_contain": "a-1"}}) == ["Olga"]
+    assert names(api, {"orders": {"items_contain": "qty"}}) == []    # keys are not texts
+    assert names(api, {"orders": {"items_contain": "100%"}}) == []   # % is a letter here
+    assert names(api, {"last_outbound": {"within_days": 7}}) == ["Olga"]
+    # not written to for 30 days: Jan (40 days ago) and Ewa (never)
+    assert names(api, {"last_outbound": {"before_days": 30}}) == ["Ewa", "Jan"]
+    assert names(api, {"consent": {"not_opted_out": [bot.id]}}) == ["Ewa", "Olga"]
+    assert names(api, {"consent": {"not_opted_out": [bot.id, mail.id]}}) == ["Ewa"]
+    assert names(api, {"consent": {"opted_out": [mail.id]}}) == ["Olga"]
+    for bad, field in [({"orders": {"items_contain": ""}}, "filter.orders.items_contain"),
+                       ({"orders": {"items_contain": 5}}, "filter.orders.items_contain"),
+                       ({"last_outbound": {"ago": 1}}, "filter.last_outbound.ago"),
+                       ({"consent": {}}, "filter.consent"),
+                       ({"consent": {"not_opted_out": ["x"]}}, "filter.consent.not_opted_out")]:
+        answer = api.post("/segments/preview", json={"filter": bad})
+        assert answer.status_code == 422, bad
+        assert field in answer.json["detail"]["json"], (bad, answer.json)
 
 
 def test_bad_filters_answer_422_naming_the_condition(ctx, api):
