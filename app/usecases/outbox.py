@@ -22,8 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy.orm import Session, aliased, joinedload, selectinload
 
 from connectors import get_connector
 from connectors.base import (
@@ -409,10 +409,23 @@ def _claim_paced(session: Session, limit: int) -> tuple[dict, bool, bool]:
         select(Channel).where(Channel.id.in_([c for c in backlog if c is not None])))}
     claimed: dict[int, tuple[float, float] | None] = {}
     full = waiting = False
+    # A chat's messages go out in order: a message waits while an earlier one of the same
+    # chat (channel, customer) is in flight or due. So a round takes at most one message per
+    # chat, and two workers never send one chat's messages side by side; it also holds on
+    # PostgreSQL, where a worker skips the rows another one is claiming (still "queued" in its
+    # snapshot, so they block their later ones). An earlier message waiting for a retry does
+    # not hold the chat up.
+    earlier = aliased(Message)
+    ahead = exists().where(
+        earlier.channel_id == Message.channel_id, earlier.customer_id == Message.customer_id,
+        earlier.id < Message.id,
+        or_(earlier.status == "sending",
+            and_(earlier.status == "queued",
+                 or_(earlier.next_attempt_at.is_(None), earlier.next_attempt_at <= now))))
     for channel_id in sorted(backlog, key=lambda c: c or 0):
         rows = session.execute(
             select(Message.id, Message.customer_id, Message.meta).where(
-                *due, Message.channel_id.is_(None) if channel_id is None
+                *due, ~ahead, Message.channel_id.is_(None) if channel_id is None
                 else Message.channel_id == channel_id)
             .order_by(Message.id).limit(limit).with_for_update(skip_locked=True)).all()
         channel = channels.get(channel_id)

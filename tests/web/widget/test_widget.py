@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import re
+import time
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, select
@@ -337,7 +339,12 @@ def test_two_visitors_never_see_each_others_threads(backend, app, admin, webchat
 # --- limits ------------------------------------------------------------------------------
 
 @IN_PROCESS_SOCKETS
-def test_socket_messages_are_rate_limited_and_size_limited(backend, app, webchat):
+def test_socket_messages_are_rate_limited_and_size_limited(backend, app, webchat, monkeypatch):
+    from app.web.widget import visitors
+
+    # the buckets' clock stands still: a slow machine must not refill a token mid-test
+    frozen = time.monotonic()
+    monkeypatch.setattr(visitors, "time", SimpleNamespace(monotonic=lambda: frozen))
     frame = frame_token_for(app, webchat)
     visitor = Visitor(app, frame)
     assert visitor.send("x" * 4001) == {"ok": False, "error": "too_long", "limit": 4000}
