@@ -1,17 +1,23 @@
-"""Campaign sends/s (issue 21): N customers with one, two or three handles on four Telegram
+"""Campaign sends/s (issue 21): N customers with one, two or three handles on Telegram
 bots, a WhatsApp number and a mailbox (the local fake Bot API, fake Graph API and aiosmtpd),
 one campaign to all of them, timed from start to `done`; then every fake is checked: each
 customer got the message exactly once, on one channel, and no bot went over its pace.
 
-    python -m bench.campaigns [--backend sqlite|postgres] [--customers 10000]
-        [--telegram-rate 30] [--whatsapp-rate 80] [--email-rate 60] [--threads 2]
-        [--send-parallel 8] [--json FILE]
+    python -m bench.campaigns [--backend sqlite|postgres] [--customers 10000] [--bots 8]
+        [--telegram-rate 30] [--whatsapp-rate 200] [--email-rate 200]
+        [--fakes process|inline] [--workers N] [--threads 2] [--send-parallel 8] [--json FILE]
 
-The embedded default runs the jobs: the in-process queue's threads (the campaign's runner,
-which keeps each channel's next two seconds queued and drains the outbox itself, and one
-more drain). Also reported: statements and commits per send (every connection of the app,
-from start to done) and the best sends/s this mix of recipients allows at these paces.
-PostgreSQL: THREADLINE_BENCH_DATABASE_URL (default database threadline_bench), wiped first.
+The paces' ceiling by default: 8 bots x 30/s + 200/s + 200/s = 640/s (608/s for this mix
+of recipients). The fakes run in a process of their own (`--fakes inline`: in this one, as
+the first runs did; they then share its CPU). Without --workers the embedded default runs
+the jobs: the in-process queue's threads (the campaign's runner, which keeps each
+channel's next two seconds queued and drains the outbox itself, and one more drain). With
+`--backend postgres --workers N`, N `threadline worker` processes (rq, Redis at
+THREADLINE_BENCH_REDIS_URL, flushed) do, as the README's production layout. Also reported:
+statements and commits per send (every connection of this process from start to done;
+with workers, commits of every process from pg_stat_database and no statement count) and
+the best sends/s this mix of recipients allows at these paces. PostgreSQL:
+THREADLINE_BENCH_DATABASE_URL (default database threadline_bench), wiped first.
 """
 from __future__ import annotations
 
@@ -309,7 +315,13 @@ def run(args) -> dict:
         workers = []
         if redis_url:
             workers = _start_workers(args.workers, url, redis_url, work, rates, args)
-            time.sleep(3)   # the workers import the app and connect before the start
+            from redis import Redis
+            from rq import Worker
+
+            ready_by = time.monotonic() + 60   # every worker registered before the start
+            while (Worker.count(connection=Redis.from_url(redis_url)) < args.workers
+                   and time.monotonic() < ready_by):
+                time.sleep(0.2)
             commits_before = _pg_commits(url)
         else:
             queue.start()
