@@ -105,7 +105,9 @@ NEW_CONVERSATION = [bots.take_new_conversation]
 # the placement and new-conversation hooks above would read per message
 BATCH_PREFETCH = [csat.prefetch_surveys, bots.remember_bots]
 
-# before the rules, on each committed event: the answer bot holds, answers, hands over
+# before the rules, on each committed event they read (automation._wanted: all but a
+# send's message.updated and automated outbound messages): the answer bot
+# holds, answers, hands over
 EVENT_HOOKS = [answer_bot.on_event]
 
 # per channel kind: called after a reply was sent (the site chat pushes it to the visitor)

@@ -583,18 +583,30 @@ def _send_round(session: Session, claimed: dict, parallel: int) -> None:
         pending = {pool.submit(send_chat, items) for items in order}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                for message, channel, outcome in future.result():
-                    _apply_outcome(session, message, channel, outcome)
+            _apply_outcomes(session, [result for future in done for result in future.result()])
             session.commit()
     else:
         for items in order:
-            for message, channel, outcome in send_chat(items):
-                _apply_outcome(session, message, channel, outcome)
+            for result in send_chat(items):
+                _apply_outcomes(session, [result])
                 session.commit()
 
 
-def _apply_outcome(session: Session, message: Message, channel: Channel, outcome) -> None:
+def _apply_outcomes(session: Session, results: list) -> None:
+    """Record sends that finished together: one flush (one executemany of the messages'
+    updates), then their events (one executemany at the commit), not a flush per send."""
+    for message, channel, outcome in results:
+        _set_outcome(message, outcome)
+        message.locked_at = None
+        if message.status == "failed" and channel is not None:
+            for hook in FAILED_HOOKS:
+                hook(session, message, channel)
+    session.flush()
+    for message, channel, _outcome in results:
+        _record_event_and_hooks(session, message, channel)
+
+
+def _set_outcome(message: Message, outcome) -> None:
     if isinstance(outcome, SendResult):
         message.status, message.error = "sent", None
         message.external_id = outcome.external_id
@@ -610,7 +622,6 @@ def _apply_outcome(session: Session, message: Message, channel: Channel, outcome
     else:
         log.error("sending message %s failed unexpectedly", message.id, exc_info=outcome)
         _retry_or_fail(message, f"{type(outcome).__name__}: {outcome}", None)
-    _record_result(session, message, channel)
 
 
 def _record_result(session: Session, message: Message, channel: Channel | None) -> None:
@@ -619,6 +630,10 @@ def _record_result(session: Session, message: Message, channel: Channel | None) 
         for hook in FAILED_HOOKS:
             hook(session, message, channel)
     session.flush()
+    _record_event_and_hooks(session, message, channel)
+
+
+def _record_event_and_hooks(session: Session, message: Message, channel: Channel | None) -> None:
     record_event(session, "message.updated", message_schema.dump(message),
                  message.conversation.channel_id)
     if message.status == "sent" and channel is not None:

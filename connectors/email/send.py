@@ -124,9 +124,10 @@ def send_message(settings: Mapping[str, Any], msg: EmailMessage) -> str:
     """Submit over SMTP; return the server's reply. Maps failures onto the contract:
     4xx and network trouble are transient, 5xx permanent (with the server's code and text).
 
-    One SMTP session per server and login per process, kept open between messages (a
-    campaign's mails do not each pay for connect, EHLO, STARTTLS and AUTH); sends through it
-    take turns. A session the server closed meanwhile is opened again once."""
+    SMTP sessions per server and login per process, kept open between messages (a
+    campaign's mails do not each pay for connect, EHLO, STARTTLS and AUTH): up to
+    `_Sessions.CONNECTIONS` side by side, each carrying one mail at a time. A session the
+    server closed meanwhile is opened again once."""
     cfg = normalize_settings(settings)
     sender = cfg["from_address"]
     recipients = [a.strip() for a in str(msg["To"]).split(",") if a.strip()]
@@ -151,13 +152,13 @@ def send_message(settings: Mapping[str, Any], msg: EmailMessage) -> str:
 
 
 class _Session:
-    """One kept-open SMTP session and the lock its users take turns on."""
+    """One kept-open SMTP session, used by one send at a time (`busy`, under _Sessions)."""
 
     IDLE_S = 60.0   # a session unused this long is closed and opened anew
 
     def __init__(self, cfg: Mapping[str, Any]) -> None:
         self.cfg = cfg
-        self.lock = threading.Lock()
+        self.busy = False
         self.smtp: smtplib.SMTP | None = None
         self.used_at = 0.0
         self.reused = False
@@ -211,10 +212,17 @@ class _Session:
 
 
 class _Sessions:
+    """Kept-open sessions per server and login: up to `CONNECTIONS` side by side (the
+    outbox sends a campaign's mails on several threads; one session would make them take
+    turns), each used by one send at a time. A free session is reused before another is
+    opened, so mails sent one after another share one session."""
+
+    CONNECTIONS = 4
+
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._pid = os.getpid()
-        self._sessions: dict[tuple, _Session] = {}
+        self._sessions: dict[tuple, list[_Session]] = {}
 
     @contextmanager
     def session(self, cfg: Mapping[str, Any]):
@@ -223,12 +231,23 @@ class _Sessions:
         with self._lock:
             if self._pid != os.getpid():   # a forked child opens its own
                 self._pid, self._sessions = os.getpid(), {}
-            session = self._sessions.get(key)
-            if session is None:
-                session = self._sessions[key] = _Session(cfg)
-        with session.lock:
+            pool = self._sessions.setdefault(key, [])
+            while True:
+                session = next((s for s in pool if not s.busy), None)
+                if session is None and len(pool) < self.CONNECTIONS:
+                    session = _Session(cfg)
+                    pool.append(session)
+                if session is not None:
+                    break
+                self._lock.wait()
+            session.busy = True
+        try:
             session.open()
             yield session
+        finally:
+            with self._lock:
+                session.busy = False
+                self._lock.notify()
 
 
 _SESSIONS = _Sessions()

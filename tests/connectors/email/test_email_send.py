@@ -220,3 +220,20 @@ def test_a_campaign_mail_is_auto_generated_with_one_click_unsubscribe(settings, 
     assert msg.get_all("Auto-Submitted") == ["auto-generated"]   # not "auto-replied"
     assert msg["List-Unsubscribe"] == "<https://inbox.example/unsubscribe/t>"
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_a_busy_session_does_not_hold_up_another_mail(settings, smtp_server):
+    """The outbox sends mails on several threads: while one kept-open session carries a
+    mail, the next goes out on a second session instead of waiting for it; afterwards a
+    free session is reused rather than a third opened."""
+    from connectors.email import send as email_send
+
+    Connector().send(settings, outbound(idempotency_key="pool-0"))
+    cfg = email_send.normalize_settings(settings)
+    with email_send._SESSIONS.session(cfg):   # the kept-open session, busy meanwhile
+        Connector().send(settings, outbound(idempotency_key="pool-1"))
+    Connector().send(settings, outbound(idempotency_key="pool-2"))
+    peers = list(smtp_server.handler.peers)
+    assert len(smtp_server.received) == 3
+    assert peers[1] != peers[0]
+    assert peers[2] in (peers[0], peers[1])
