@@ -220,10 +220,16 @@ class Conversation(Base):
         Index("ix_conversations_inbox", "status", "last_activity_at", "id"),
         Index("ix_conversations_assignee", "assignee_id", "status", "last_activity_at"),
         Index("ix_conversations_channel", "channel_id", "status", "last_activity_at"),
-        # the unread counts of every view (GET /inbox/views) read this index alone
-        Index("ix_conversations_unread", "status", "channel_id", "team_id", "assignee_id",
-              sqlite_where=text("unread_count > 0 AND status != 'resolved'"),
-              postgresql_where=text("unread_count > 0 AND status != 'resolved'")),
+        # the unread counts and totals of every view (GET /inbox/views) read this index alone
+        # (covering: every column the grouped count reads; migration 0016_unread_views_index)
+        Index("ix_conversations_views", "status", "channel_id", "team_id", "assignee_id",
+              "handled_by", "unread_count",
+              sqlite_where=text("status != 'resolved'"),
+              postgresql_where=text("status != 'resolved'")),
+        # ... and the labels of the labelled ones only
+        Index("ix_conversations_labelled", "status",
+              sqlite_where=text("status != 'resolved' AND labels != '[]'"),
+              postgresql_where=text("status != 'resolved' AND labels != '[]'")),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
