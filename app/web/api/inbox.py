@@ -3,11 +3,12 @@ unread counts per view and the agent's profile. (The timeline, search, canned re
 attachments have their own modules beside this one.)"""
 from __future__ import annotations
 
-from sqlalchemy import func, select, text
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from app.domain.bots import channels_with_bots
 from app.domain.access import visible_channel_ids
+from app.domain.view_counts import tally_views
 from app.infra.inbox_schemas import BootstrapOut, InboxAgentOut, ProfilePatch, ViewCountsOut
 from app.infra.models import Agent, CannedReply, Channel, Conversation, Team
 from app.infra.state import db
@@ -67,74 +68,11 @@ def bootstrap():
 @bp.auth_required(token_auth)
 @bp.output(ViewCountsOut)
 @bp.doc(summary="Unread conversations per view, and every conversation per view (totals; "
-                "resolved ones left out)")
+                "resolved ones left out), from the maintained tallies")
 def view_counts():
     agent = current_agent()
     counts, totals = tally_views(agent.id, visible_channel_ids(agent))
     return {"counts": counts, "totals": totals}
-
-
-# `labels != '[]'` is the predicate of the partial index ix_conversations_labelled: written
-# the same way here so that both databases pick it (an empty list is stored as '[]')
-LABELLED = text("conversations.labels != '[]'")
-
-
-def tally_views(agent_id: int, channels: set[int] | None) -> tuple[dict[str, int], dict[str, int]]:
-    """Conversations per view, unread ones (`counts`) and all (`totals`), among those not
-    resolved in `channels` (None: every channel): open, mine, unassigned, bot, snoozed,
-    channel:<id>, team:<id>, label:<name>.
-
-    One grouped query read from the covering partial index ix_conversations_views alone (the
-    unread flag is a group key, so counts and totals come from the same pass), and the labels
-    of the labelled conversations only (partial index ix_conversations_labelled)."""
-    where = [Conversation.status != "resolved"]
-    if channels is not None:
-        where.append(Conversation.channel_id.in_(channels or [-1]))
-    unread = Conversation.unread_count > 0
-    rows = db.session.execute(
-        select(Conversation.status, Conversation.channel_id, Conversation.team_id,
-               Conversation.assignee_id, Conversation.handled_by.is_not(None), unread,
-               func.count())
-        .where(*where)
-        .group_by(Conversation.status, Conversation.channel_id, Conversation.team_id,
-                  Conversation.assignee_id, Conversation.handled_by.is_not(None), unread))
-    views = ("open", "mine", "unassigned", "snoozed", "bot")
-    counts: dict[str, int] = dict.fromkeys(views, 0)
-    totals: dict[str, int] = dict.fromkeys(views, 0)
-
-    def add(key: str, n: int, is_unread: bool) -> None:
-        totals[key] = totals.get(key, 0) + n
-        if is_unread:
-            counts[key] = counts.get(key, 0) + n
-
-    for status, channel_id, team_id, assignee_id, by_bot, is_unread, n in rows:
-        if status == "snoozed":
-            add("snoozed", n, is_unread)
-            continue
-        if status != "open":
-            continue
-        add("open", n, is_unread)
-        if assignee_id == agent_id:
-            add("mine", n, is_unread)
-        if by_bot:
-            add("bot", n, is_unread)      # a bot holds it: the Bot view, not the people's queue
-        elif assignee_id is None:
-            add("unassigned", n, is_unread)
-        add(f"channel:{channel_id}", n, is_unread)
-        if team_id is not None:
-            add(f"team:{team_id}", n, is_unread)
-    labelled = db.session.execute(select(Conversation.status, Conversation.labels, unread)
-                                  .where(*where, LABELLED))
-    for status, labels, is_unread in labelled:
-        if status != "open":
-            continue
-        for label in labels or []:
-            add(f"label:{label}", 1, is_unread)
-    # a view whose conversations are all read shows 0, not nothing (as the old two queries)
-    for key in totals:
-        counts.setdefault(key, 0)
-    return counts, totals
-
 
 
 @bp.patch("/inbox/me")
