@@ -67,6 +67,7 @@ def test_view_counts_equal_a_recount_after_random_changes(app, api, admin, teleg
     users = list(range(9100, 9112))
     labels = ["vip", "опт", "hurt"]
     done: dict[str, int] = {}
+    seen_bot: list[int] = []
 
     def conversation_ids() -> list[int]:
         ids = list(db.session.scalars(select(Conversation.id).order_by(Conversation.id)))
@@ -88,6 +89,8 @@ def test_view_counts_equal_a_recount_after_random_changes(app, api, admin, teleg
                 got = client.get("/api/v1/inbox/views", headers=headers).json
             counts, totals = recount(agent_id, channels)
             assert nonzero(got["counts"]) == counts, (step, agent_id, "counts")
+            if agent_id == admin_id and totals.get("bot"):
+                seen_bot.append(step)
             assert nonzero(got["totals"]) == totals, (step, agent_id, "totals")
             if channels is not None:
                 assert not [k for k in got["totals"] if k.startswith("channel:")
@@ -121,8 +124,11 @@ def test_view_counts_equal_a_recount_after_random_changes(app, api, admin, teleg
             chosen = rng.sample(labels, rng.randint(0, 2))
             assert api.patch(f"/conversations/{rng.choice(ids)}",
                              json={"labels": chosen}).status_code == 200
-        elif op == "bot":
-            conversation = db.session.get(Conversation, rng.choice(ids))
+        elif op == "bot":        # mostly an open one, so that the Bot view is exercised
+            open_ids = list(db.session.scalars(select(Conversation.id).where(
+                Conversation.status == "open").order_by(Conversation.id)))
+            conversation = db.session.get(Conversation, rng.choice(
+                open_ids if open_ids and rng.random() < 0.8 else ids))
             conversation.handled_by = None if conversation.handled_by else "answer_bot"
             db.session.commit()
         elif op == "move":       # the customer's latest message came through the other channel
@@ -177,6 +183,7 @@ def test_view_counts_equal_a_recount_after_random_changes(app, api, admin, teleg
     counts, totals = recount(admin_id, None)
     assert totals.get("open", 0) > counts.get("open", 0) > 0 or totals.get("open", 0) > 0
     assert len(done) >= 12 and done.get("deleted"), done
+    assert seen_bot, "no step had an open conversation held by a bot"
     # folded: one row per key, and the same figures
     got = api.get("/inbox/views").json
     compact()
