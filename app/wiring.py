@@ -18,7 +18,7 @@ from connectors.crm import CrmUpsert
 from connectors.telegram import ReachabilityChange
 from connectors.whatsapp import NumberChange
 
-from app.domain import agents, notifications, search
+from app.domain import agents, notifications, search, view_counts
 from app.infra import channel_cache, events, queues
 from app.infra.state import queue
 from app.usecases import (
@@ -52,6 +52,7 @@ def sweep() -> dict[str, int]:
     counts["automation"] = automation.tick()   # idle rules, SLA breaches, team queues
     counts["bots"] = bots.sweep()["queued"]   # outside bots: retries, the reader's wake
     counts["campaigns"] = campaigns.tick()["revived"]   # scheduled starts, dead runners
+    counts["view_tallies"] = view_counts.compact()   # the inbox's view counts, folded
     return counts
 
 

@@ -220,10 +220,11 @@ class Conversation(Base):
         Index("ix_conversations_inbox", "status", "last_activity_at", "id"),
         Index("ix_conversations_assignee", "assignee_id", "status", "last_activity_at"),
         Index("ix_conversations_channel", "channel_id", "status", "last_activity_at"),
-        # the unread counts of every view (GET /inbox/views) read this index alone
-        Index("ix_conversations_unread", "status", "channel_id", "team_id", "assignee_id",
-              sqlite_where=text("unread_count > 0 AND status != 'resolved'"),
-              postgresql_where=text("unread_count > 0 AND status != 'resolved'")),
+        # the unread counts of every view come from view_tallies; their labels from the
+        # labelled conversations only
+        Index("ix_conversations_labelled", "status",
+              sqlite_where=text("status != 'resolved' AND labels != '[]'"),
+              postgresql_where=text("status != 'resolved' AND labels != '[]'")),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
@@ -247,6 +248,25 @@ class Conversation(Base):
     handled_by: Mapped[str | None] = mapped_column(String(40))
     customer: Mapped[Customer] = relationship()
     channel: Mapped[Channel] = relationship()
+
+
+class ViewTally(Base):
+    """Maintained unread counts and totals of the inbox's views (GET /inbox/views): one row
+    per change of a not-resolved conversation's view key, written by database triggers on
+    `conversations` (migration 0016_unread_views_index) in the same transaction as the change,
+    whatever made it (ingest, read, reply, assignment, status, team, merge, delete, a foreign
+    key's SET NULL). +1 for the key a conversation enters, -1 for the one it leaves; the sweep
+    folds the rows into one per key (app.domain.view_counts.compact). A view's figure is the
+    sum of its keys' rows."""
+    __tablename__ = "view_tallies"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    status: Mapped[str] = mapped_column(String(20))
+    channel_id: Mapped[int] = mapped_column(Integer)
+    team_id: Mapped[int | None] = mapped_column(Integer)
+    assignee_id: Mapped[int | None] = mapped_column(Integer)
+    by_bot: Mapped[bool] = mapped_column(Boolean)
+    unread: Mapped[bool] = mapped_column(Boolean)
+    n: Mapped[int] = mapped_column(Integer)
 
 
 class Message(Base):

@@ -3,11 +3,12 @@ unread counts per view and the agent's profile. (The timeline, search, canned re
 attachments have their own modules beside this one.)"""
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from app.domain.bots import channels_with_bots
 from app.domain.access import visible_channel_ids
+from app.domain.view_counts import tally_views
 from app.infra.inbox_schemas import BootstrapOut, InboxAgentOut, ProfilePatch, ViewCountsOut
 from app.infra.models import Agent, CannedReply, Channel, Conversation, Team
 from app.infra.state import db
@@ -67,51 +68,11 @@ def bootstrap():
 @bp.auth_required(token_auth)
 @bp.output(ViewCountsOut)
 @bp.doc(summary="Unread conversations per view, and every conversation per view (totals; "
-                "two grouped queries, resolved ones left out)")
+                "resolved ones left out), from the maintained tallies")
 def view_counts():
     agent = current_agent()
-    channels = visible_channel_ids(agent)
-    base = [Conversation.status != "resolved"]
-    if channels is not None:
-        base.append(Conversation.channel_id.in_(channels or [-1]))
-    counts = _tally(agent, base + [Conversation.unread_count > 0])
-    totals = _tally(agent, base)
+    counts, totals = tally_views(agent.id, visible_channel_ids(agent))
     return {"counts": counts, "totals": totals}
-
-
-def _tally(agent: Agent, where: list) -> dict[str, int]:
-    """Conversations per view among those `where` picks: open, mine, unassigned, snoozed,
-    channel:<id>, team:<id>, label:<name>."""
-    rows = db.session.execute(
-        select(Conversation.status, Conversation.channel_id, Conversation.team_id,
-               Conversation.assignee_id, Conversation.handled_by.is_not(None), func.count())
-        .where(*where)
-        .group_by(Conversation.status, Conversation.channel_id, Conversation.team_id,
-                  Conversation.assignee_id, Conversation.handled_by.is_not(None)))
-    counts: dict[str, int] = {"open": 0, "mine": 0, "unassigned": 0, "snoozed": 0, "bot": 0}
-    for status, channel_id, team_id, assignee_id, by_bot, n in rows:
-        if status == "snoozed":
-            counts["snoozed"] += n
-            continue
-        if status != "open":
-            continue
-        counts["open"] += n
-        if assignee_id == agent.id:
-            counts["mine"] += n
-        if by_bot:
-            counts["bot"] += n        # a bot holds it: the Bot view, not the people's queue
-        elif assignee_id is None:
-            counts["unassigned"] += n
-        counts[f"channel:{channel_id}"] = counts.get(f"channel:{channel_id}", 0) + n
-        if team_id is not None:
-            counts[f"team:{team_id}"] = counts.get(f"team:{team_id}", 0) + n
-    labelled = db.session.scalars(select(Conversation.labels)
-                                  .where(*where, Conversation.status == "open").limit(5000))
-    for labels in labelled:
-        for label in labels or []:
-            counts[f"label:{label}"] = counts.get(f"label:{label}", 0) + 1
-    return counts
-
 
 
 @bp.patch("/inbox/me")
