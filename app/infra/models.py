@@ -253,7 +253,7 @@ class Conversation(Base):
 class ViewTally(Base):
     """Maintained unread counts and totals of the inbox's views (GET /inbox/views): one row
     per change of a not-resolved conversation's view key, written by database triggers on
-    `conversations` (migration 0016_unread_views_index) in the same transaction as the change,
+    `conversations` (migration 0017_unread_views) in the same transaction as the change,
     whatever made it (ingest, read, reply, assignment, status, team, merge, delete, a foreign
     key's SET NULL). +1 for the key a conversation enters, -1 for the one it leaves; the sweep
     folds the rows into one per key (app.domain.view_counts.compact). A view's figure is the

@@ -1,6 +1,6 @@
 """Maintained unread counts and totals of the inbox's views (view_tallies, kept by triggers)
 
-Revision ID: 0016_unread_views_index
+Revision ID: 0017_unread_views
 Revises: 0016_rep_reports_fast
 Create Date: 2026-11-30 07:00:00
 
@@ -20,7 +20,7 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0016_unread_views_index'
+revision = '0017_unread_views'
 down_revision = '0016_rep_reports_fast'
 branch_labels = None
 depends_on = None
