@@ -411,15 +411,12 @@ def _aggregate_rows() -> dict[str, list]:
     """Every row of every aggregate table (without surrogate ids), sorted."""
     from sqlalchemy import select
 
-    from app.infra import models
     from app.infra.state import db
+    from app.usecases.reports import AGGREGATES
 
     out = {}
-    for name in ("ReportHourly", "ReportDailyCustomer", "ReportCustomerFirst",
-                 "ReportConversation", "ReportResponse", "ReportLabel", "ReportLabelHourly",
-                 "ReportLabelDailyCustomer", "ReportChannelHourly", "ReportReach",
-                 "ReportAgentDaily", "ReportTimeBin"):
-        model = getattr(models, name)
+    for model in AGGREGATES:
+        name = model.__name__
         columns = [c for c in model.__table__.columns if c.name != "id"]
         out[name] = sorted(tuple(str(v) for v in row) for row in db.session.execute(select(*columns)))
     db.session.commit()

@@ -222,12 +222,17 @@ def _lock_state(session: Session) -> ReportState:
                           .with_for_update().execution_options(populate_existing=True))
 
 
+# every table the rollup writes: wiped by a reset, compared row by row with rebuild() by the
+# recount test and `bench.reports --check`
+AGGREGATES = (ReportHourly, ReportDailyCustomer, ReportCustomerFirst, ReportConversation,
+              ReportResponse, ReportLabel, ReportLabelHourly, ReportLabelDailyCustomer,
+              ReportChannelHourly, ReportReach, ReportAgentDaily, ReportTimeBin)
+
+
 def _reset(session: Session, state: ReportState, tz: str) -> None:
     """Start over (first run, or the time zone changed): every aggregate is rebuilt from the
     raw rows. Conversations resolved before the status log existed get a log row."""
-    for model in (ReportHourly, ReportDailyCustomer, ReportCustomerFirst, ReportConversation,
-                  ReportResponse, ReportLabel, ReportLabelHourly, ReportLabelDailyCustomer,
-                  ReportChannelHourly, ReportReach, ReportAgentDaily, ReportTimeBin):
+    for model in AGGREGATES:
         session.execute(delete(model))
     # labels as they are now; messages folded from here on count under them (the label log
     # is read again from its start: a diff against these rows, so old entries change nothing)

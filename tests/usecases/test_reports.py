@@ -876,15 +876,12 @@ def aggregate_rows() -> dict[str, list]:
     are the same as absent ones."""
     from sqlalchemy import select
 
-    from app.infra import models
     from app.infra.state import db
+    from app.usecases.reports import AGGREGATES
 
     out = {}
-    for name in ("ReportHourly", "ReportDailyCustomer", "ReportCustomerFirst",
-                 "ReportConversation", "ReportResponse", "ReportLabel", "ReportLabelHourly",
-                 "ReportLabelDailyCustomer", "ReportChannelHourly", "ReportReach",
-                 "ReportAgentDaily", "ReportTimeBin"):
-        model = getattr(models, name)
+    for model in AGGREGATES:
+        name = model.__name__
         columns = [c for c in model.__table__.columns if c.name != "id"]
         rows = [tuple(str(v) for v in row) for row in db.session.execute(select(*columns))]
         out[name] = sorted(rows)
