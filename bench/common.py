@@ -399,10 +399,14 @@ class BenchEnv:
         limited to 10 per minute, which is right for people and wrong for 1,000 sockets)."""
         from flask import Flask
 
+        from app.infra.models import Agent
+
+        with self.session() as s:  # the id carries the session generation (Agent.get_id)
+            session_id = s.get(Agent, agent_id).get_id()
         flask_app = Flask("bench-cookie")
         flask_app.secret_key = SECRET_KEY
         serializer = flask_app.session_interface.get_signing_serializer(flask_app)
-        value = serializer.dumps({"_user_id": str(agent_id), "_fresh": True})
+        value = serializer.dumps({"_user_id": session_id, "_fresh": True})
         return f"session={value}"
 
     # -- servers and workers --------------------------------------------------------------
