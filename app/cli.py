@@ -162,7 +162,10 @@ def serve(host, port) -> None:
         config = load_config(overrides=overrides)
     except ConfigError as exc:
         _fail(str(exc))
-    run_server(config)
+    try:
+        run_server(config)
+    except RuntimeError as exc:
+        _fail(str(exc))
 
 
 @main.command()

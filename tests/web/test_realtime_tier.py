@@ -279,3 +279,79 @@ def test_widget_visitor_round_trip_through_realtime(backend, app, ctx, admin, ti
     finally:
         visitor.disconnect()
         agent.close()
+
+
+def test_several_http_processes_with_the_realtime_tier(backend, ctx, admin, app_config,
+                                                       telegram_api, tmp_path):
+    """`server.workers` = 2: two gunicorn HTTP processes share the port, the realtime process
+    holds the sockets; a login made through one process authenticates everywhere."""
+    from tests.conftest import RunningServer
+
+    support, _sales = h.channels(telegram_api)
+    h.reset_login_limit()
+    release_db()
+    server = RunningServer(app_config, tmp_path / "server-workers.log",
+                           env={"THREADLINE_SERVER_WORKERS": "2"})
+    realtime = RunningRealtime(app_config, tmp_path / "realtime-workers.log")
+    socket = None
+    try:
+        master = server.proc.pid
+        wait_until(lambda: len(Path(f"/proc/{master}/task/{master}/children").read_text()
+                               .split()) == 2, message="two HTTP worker processes")
+        session = login_session(server.url, "admin@example.com", "correct horse battery")
+        for _ in range(6):  # whichever process answers, the session holds
+            assert session.get(f"{server.url}/api/v1/events/head", timeout=10).status_code == 200
+        socket = _connect(realtime, session)
+        h.inbound(support, 801, "Два процесса")
+        socket.wait_for("message.created", lambda d: d["data"]["text"] == "Два процесса")
+    finally:
+        if socket is not None:
+            socket.close()
+        realtime.stop()
+        server.stop()
+
+
+def test_embedded_default_keeps_one_process(backend, app_config):
+    """Without Redis: several HTTP processes and the realtime process are refused."""
+    from tests.conftest import run_cli
+
+    embedded = {**app_config, "redis_url": ""}
+    refused = run_cli(embedded, "serve", "--port", str(free_port()),
+                      env={"THREADLINE_SERVER_WORKERS": "2"}, timeout=60)
+    assert refused.returncode != 0 and "server.workers > 1 needs redis_url" in refused.stderr
+    refused = run_cli(embedded, "realtime", "--port", str(free_port()), timeout=60)
+    assert refused.returncode != 0 and "redis_url is not set" in refused.stderr
+
+
+def test_admin_changes_reach_realtime_sockets(backend, ctx, admin, admin_token, telegram_api,
+                                              tier):
+    """A team membership given by an admin on the HTTP server puts the agent's open socket
+    on the realtime process into the team's channel room (Redis: enter_room travels on the
+    queue); deactivating the agent drops the socket."""
+    server, realtime = tier
+    support, sales = h.channels(telegram_api)
+    anna = h.agent("anna@example.com", "Anna Agent", ["Support"])
+    h.reset_login_limit()
+    release_db()
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    teams = {t["name"]: t["id"] for t in requests.get(
+        f"{server.url}/api/v1/teams", headers=headers, timeout=10).json()["items"]}
+    socket = _connect(realtime, login_session(server.url, "anna@example.com", h.PASSWORD))
+    try:
+        h.inbound(sales, 901, "Sales one")
+        h.inbound(support, 902, "Support one")
+        socket.wait_for("message.created", lambda d: d["data"]["text"] == "Support one")
+        assert "Sales one" not in _texts(socket)
+        patched = requests.patch(f"{server.url}/api/v1/agents/{anna.id}", headers=headers,
+                                 json={"team_ids": [teams["Support"], teams["Sales"]]},
+                                 timeout=10)
+        assert patched.status_code == 200, patched.text
+        socket.wait_for("access.changed")
+        h.inbound(sales, 903, "Sales two")
+        socket.wait_for("message.created", lambda d: d["data"]["text"] == "Sales two")
+        off = requests.patch(f"{server.url}/api/v1/agents/{anna.id}", headers=headers,
+                             json={"active": False}, timeout=10)
+        assert off.status_code == 200, off.text
+        wait_until(lambda: not socket.client.connected, message="the socket to be dropped")
+    finally:
+        socket.close()
