@@ -39,14 +39,15 @@ pytestmark = pytest.mark.parametrize("backend", SCALE_OUT)
 class RunningRealtime:
     """`threadline realtime` in a subprocess on a free port."""
 
-    def __init__(self, config: dict[str, Any], log_path: Path):
+    def __init__(self, config: dict[str, Any], log_path: Path, env: dict[str, str] | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(
             threadline_cmd("realtime", "--host", "127.0.0.1", "--port", str(self.port)),
-            cwd=ROOT, env=cli_env(config), stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=ROOT, env={**cli_env(config), **(env or {})}, stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True)
         try:
             wait_for_port(self.port, timeout=30, proc=self.proc)
@@ -355,3 +356,42 @@ def test_admin_changes_reach_realtime_sockets(backend, ctx, admin, admin_token, 
         wait_until(lambda: not socket.client.connected, message="the socket to be dropped")
     finally:
         socket.close()
+
+
+def test_widget_connects_are_limited_per_client_address_on_realtime(backend, ctx, app_config,
+                                                                    tmp_path, start_server):
+    """The per-address connect limit of the site chat (30 at once) holds on the realtime
+    process, by the client's address: behind one trusted proxy (security.trusted_proxy_hops
+    = 1), X-Forwarded-For names it, so another visitor is not refused with the first."""
+    from app.domain.channels import add_channel
+    from app.infra.state import db
+
+    channel = add_channel("webchat", "Site chat", {"allowed_origins": "https://shop.example"})
+    db.session.commit()
+    server = start_server()
+    realtime = RunningRealtime(app_config, tmp_path / "realtime-limits.log",
+                               env={"THREADLINE_SECURITY_TRUSTED_PROXY_HOPS": "1"})
+    page = requests.get(f"{server.url}/widget/frame?c={channel.public_id}",
+                        headers={"Referer": "https://shop.example/"}, timeout=10)
+    frame = re.search(r'"frame": "([^"]+)"', page.text).group(1)
+
+    def connect(address: str) -> bool:
+        client = socketio.Client(reconnection=False)
+        try:
+            client.connect(realtime.url, namespaces=["/widget"], transports=["websocket"],
+                           headers={"X-Forwarded-For": address}, auth={"frame": frame},
+                           wait_timeout=10)
+        except socketio.exceptions.ConnectionError:
+            return False
+        client.disconnect()
+        return True
+
+    try:
+        accepted = 0
+        while connect("203.0.113.7"):  # 30 at once, then one per 2 s
+            accepted += 1
+            assert accepted <= 60, "never limited"
+        assert accepted >= 30
+        assert connect("198.51.100.9")  # another visitor behind the same proxy
+    finally:
+        realtime.stop()
