@@ -20,8 +20,8 @@ DEFAULTS: dict[str, Any] = {
         "host": "127.0.0.1",
         "port": 8000,
         "public_url": "",        # e.g. https://inbox.example.com (webhooks, widget)
-        # threads of the single web worker process; a connected agent's websocket holds one
-        # for as long as it is open, so allow for every agent plus concurrent requests
+        # threads of each web worker process; a websocket held by `serve` (no realtime
+        # process) holds one for as long as it is open: allow for them plus requests
         "threads": 200,
         # HTTP worker processes of `threadline serve` (gunicorn); more than 1 needs redis_url
         # and `threadline realtime` holding /socket.io (README "Production layout")
