@@ -27,7 +27,10 @@ def _configure_logging(config: dict[str, Any]) -> None:
     register_secrets(secrets)
 
 
-def create_app(config: dict[str, Any] | None = None, **overrides: Any) -> APIFlask:
+def create_app(config: dict[str, Any] | None = None, *, emit_only: bool = False,
+               **overrides: Any) -> APIFlask:
+    """The Flask app. emit_only: for `threadline realtime`, whose sockets are held by the
+    asyncio server; its Flask-SocketIO only publishes on Redis."""
     from app import wiring
     from app.infra.db import Database
     from app.infra.extensions import csrf, limiter, login_manager, socketio
@@ -93,7 +96,7 @@ def create_app(config: dict[str, Any] | None = None, **overrides: Any) -> APIFla
     login_manager.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
-    socketio.init_app(app, **socketio_options(config))
+    socketio.init_app(app, **socketio_options(config, emit_only=emit_only))
     register_handlers()
 
     wiring.wire()

@@ -162,7 +162,35 @@ def serve(host, port) -> None:
         config = load_config(overrides=overrides)
     except ConfigError as exc:
         _fail(str(exc))
-    run_server(config)
+    try:
+        run_server(config)
+    except RuntimeError as exc:
+        _fail(str(exc))
+
+
+@main.command()
+@click.option("--host", help="Interface to listen on (config realtime.host).")
+@click.option("--port", type=int, help="Port (config realtime.port).")
+def realtime(host, port) -> None:
+    """Hold agents' and visitors' websockets (/socket.io) in one asyncio process (needs redis_url)."""
+    from app.realtime import run_realtime
+
+    overrides: dict[str, Any] = {"realtime": {}}
+    if host:
+        overrides["realtime"]["host"] = host
+    if port:
+        overrides["realtime"]["port"] = port
+    try:
+        config = load_config(overrides=overrides)
+    except ConfigError as exc:
+        _fail(str(exc))
+    if not config["redis_url"]:
+        _fail("redis_url is not set: the realtime process hears the web processes and "
+              "workers through Redis")
+    try:
+        run_realtime(config)
+    except RuntimeError as exc:
+        _fail(str(exc))
 
 
 @main.command()

@@ -1,8 +1,10 @@
-"""`threadline serve`: one gunicorn process with a threaded worker.
+"""`threadline serve`: gunicorn with threaded (gthread) workers.
 
 Flask-SocketIO runs in threading mode with simple-websocket, which gunicorn's gthread worker
-supports; a Socket.IO server must live in a single process, so scale out with several
-`serve` processes behind a proxy with sticky sessions, joined by Redis.
+supports. By default one worker process (`server.workers` = 1), which also holds the
+websockets: the embedded default. With Redis and `threadline realtime` holding /socket.io
+(the proxy sends it there), `server.workers` HTTP processes share the port (README
+"Production layout").
 """
 from __future__ import annotations
 
@@ -49,7 +51,7 @@ class _Gunicorn(BaseApplication):
     def load_config(self) -> None:
         server = self.threadline_config["server"]
         self.cfg.set("bind", f"{server['host']}:{server['port']}")
-        self.cfg.set("workers", 1)
+        self.cfg.set("workers", server_workers(self.threadline_config))
         self.cfg.set("worker_class", "gthread")
         self.cfg.set("threads", int(server["threads"]))
         # gunicorn's default cap of 1,000 simultaneous connections per worker
@@ -78,9 +80,23 @@ class _Gunicorn(BaseApplication):
         return app
 
 
+def server_workers(config: dict[str, Any]) -> int:
+    """HTTP worker processes: more than one only with Redis (jobs in rq workers, events
+    between processes), where `threadline realtime` holds the sockets."""
+    workers = int(config["server"].get("workers") or 1)
+    if workers < 1:
+        raise RuntimeError("server.workers must be at least 1")
+    if workers > 1 and not config["redis_url"]:
+        raise RuntimeError("server.workers > 1 needs redis_url: the embedded default runs "
+                           "its jobs and sockets in its one process")
+    return workers
+
+
 def run_server(config: dict[str, Any]) -> None:
     server = config["server"]
+    workers = server_workers(config)
     mode = "PostgreSQL/Redis" if config["redis_url"] else "embedded (in-process jobs)"
     url = server["public_url"] or f"http://{server['host']}:{server['port']}/"
-    print(f"Threadline listening on {url} — {mode}", flush=True)
+    print(f"Threadline listening on {url} — {mode}"
+          + (f", {workers} HTTP processes" if workers > 1 else ""), flush=True)
     _Gunicorn(config).run()

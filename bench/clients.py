@@ -18,7 +18,18 @@ import time
 from bench.sio import SioClient
 
 
+def raise_open_files() -> int:
+    """One file descriptor per socket: 10,000 need more than the usual 1,024."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
 async def main(args) -> None:
+    raise_open_files()
     cookies = json.loads(open(args.cookies).read())
     latencies: dict[str, list[float]] = {"msg": [], "ping": []}
     seen: dict[str, set] = {"msg": set(), "ping": set()}

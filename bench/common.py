@@ -192,6 +192,33 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
+class Realtime:
+    """`threadline realtime`: the asyncio Socket.IO process (PostgreSQL + Redis only)."""
+
+    def __init__(self, env: "BenchEnv", extra_env: dict[str, str] | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = env.work_dir / f"realtime-{self.port}.log"
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "realtime", "--host", "127.0.0.1", "--port",
+             str(self.port)], cwd=ROOT, env={**env.process_env(), **(extra_env or {})},
+            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_for_port(self.port, 40, self.proc)
+        except Exception:
+            self.stop()
+            raise RuntimeError(f"realtime did not start:\n{self.log_path.read_text()[-3000:]}")
+
+    @property
+    def worker_pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        self._log.close()
+
+
 class Worker:
     """`threadline worker` (rq SimpleWorker + sweeper)."""
 
@@ -399,22 +426,25 @@ class BenchEnv:
         limited to 10 per minute, which is right for people and wrong for 1,000 sockets)."""
         from flask import Flask
 
-        from app.infra.models import Agent
-
-        with self.session() as s:  # the id carries the session generation (Agent.get_id)
-            session_id = s.get(Agent, agent_id).get_id()
         flask_app = Flask("bench-cookie")
         flask_app.secret_key = SECRET_KEY
         serializer = flask_app.session_interface.get_signing_serializer(flask_app)
-        value = serializer.dumps({"_user_id": session_id, "_fresh": True})
+        # Flask-Login's id is "<agent id>:<session generation>" (Agent.get_id, issue 14)
+        generation = self.scalar("SELECT session_generation FROM agents WHERE id = :id",
+                                 id=agent_id) or 0
+        value = serializer.dumps({"_user_id": f"{agent_id}:{generation}", "_fresh": True})
         return f"session={value}"
 
     # -- servers and workers --------------------------------------------------------------
 
-    def start(self, workers: int = 2, extra_env: dict[str, str] | None = None) -> "Stack":
+    def start(self, workers: int = 2, extra_env: dict[str, str] | None = None,
+              realtime: bool = False) -> "Stack":
+        """realtime: also `threadline realtime` (the sockets' process; PostgreSQL + Redis)."""
         stack = Stack()
         try:
             stack.server = Server(self, extra_env)
+            if realtime:
+                stack.realtime = Realtime(self, extra_env)
             if self.scale_out:
                 stack.workers = [Worker(self, n) for n in range(workers)]
         except Exception:
@@ -427,10 +457,13 @@ class BenchEnv:
 class Stack:
     server: Server | None = None
     workers: list[Worker] = field(default_factory=list)
+    realtime: Realtime | None = None
 
     def stop(self) -> None:
         for worker in self.workers:
             worker.stop()
+        if self.realtime is not None:
+            self.realtime.stop()
         if self.server is not None:
             self.server.stop()
 
@@ -438,6 +471,8 @@ class Stack:
         pids = [w.proc.pid for w in self.workers]
         if self.server is not None:
             pids.append(self.server.worker_pid)
+        if self.realtime is not None:
+            pids.append(self.realtime.worker_pid)
         return pids
 
 

@@ -1,7 +1,11 @@
 """Scenario 2, live delivery: webhook POST -> `message.created` at 50 connected agents, at a
 steady 200 messages/s. References in the same run: a bare Redis publish -> subscribe round
 trip, and a bare Socket.IO emit (POST /bench/emit: no database, no job) to the same 50
-agents at the same rate."""
+agents at the same rate.
+
+On PostgreSQL + Redis the agents' sockets are held by `threadline realtime` (the README's
+production layout, issue 15) unless `--sockets serve` (bench.run): then by the threading
+`serve` as before."""
 from __future__ import annotations
 
 import json
@@ -52,7 +56,7 @@ def redis_round_trip(url: str, count: int, rate: float) -> list[float]:
     return got
 
 
-def run(env: BenchEnv, scale: str) -> tuple[list[Row], dict]:
+def run(env: BenchEnv, scale: str, sockets: str = "realtime") -> tuple[list[Row], dict]:
     seconds = 10 if scale == "full" else 3
     count = int(RATE * seconds)
     seeded = env.seeded
@@ -60,10 +64,13 @@ def run(env: BenchEnv, scale: str) -> tuple[list[Row], dict]:
     cookie_file = env.work_dir / "cookies.json"
     cookie_file.write_text(json.dumps(cookies))
     out_ping, out_msg = env.work_dir / "live-ping.json", env.work_dir / "live-msg.json"
-    stack = env.start()
-    detail: dict = {"agents": AGENTS, "rate": RATE, "messages": count}
+    via_realtime = sockets == "realtime" and env.scale_out
+    stack = env.start(realtime=via_realtime)
+    detail: dict = {"agents": AGENTS, "rate": RATE, "messages": count,
+                    "sockets": "realtime" if via_realtime else "serve"}
     try:
         url = stack.server.url
+        socket_port = stack.realtime.port if via_realtime else stack.server.port
         rng = seeded_random("live")
         senders = 300
 
@@ -77,7 +84,7 @@ def run(env: BenchEnv, scale: str) -> tuple[list[Row], dict]:
 
         def clients(out, expect):
             proc = subprocess.Popen(
-                [sys.executable, "-m", "bench.clients", "--port", str(stack.server.port),
+                [sys.executable, "-m", "bench.clients", "--port", str(socket_port),
                  "--cookies", str(cookie_file), "--n", str(AGENTS), "--mode", "live",
                  "--out", str(out), "--expect", str(expect), "--timeout", "300"],
                 cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -140,7 +147,8 @@ def run(env: BenchEnv, scale: str) -> tuple[list[Row], dict]:
                    "clients_connected": msgs["connected"], "closed_early": msgs["closed_early"]})
     fix = lambda v: None if v is None or v == float("inf") else v  # noqa: E731
     rtt = detail.get("redis_rtt_ms")
-    note = f"{msgs['distinct']['msg']:,}/{expected:,} deliveries arrived"
+    note = (f"{msgs['distinct']['msg']:,}/{expected:,} deliveries arrived, sockets on "
+            f"{detail['sockets']}")
     rows = [
         Row("live", "webhook → message.created p50", fix(fig["p50"]), "ms", fix(ref["p50"]),
             "bare Socket.IO emit", "≤ 30 ms", at_most(fix(fig["p50"]), 30) if fix(fig["p50"]) else False, note),

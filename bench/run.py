@@ -46,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=None,
                         help="inbox at scale: messages to generate (default 2,000,000 on "
                              "PostgreSQL and 1,000,000 on SQLite at full scale)")
+    parser.add_argument("--sockets", choices=["realtime", "serve"], default="realtime",
+                        help="live on PostgreSQL + Redis: who holds the agents' sockets, "
+                             "`threadline realtime` (default, the production layout) or the "
+                             "threading `serve` (as before issue 15)")
     parser.add_argument("--json", default=None, help="where to write the results")
     parser.add_argument("--work-dir", default="/tmp/threadline-bench")
     args = parser.parse_args(argv)
@@ -81,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                     kwargs = {"fakes": (telegram, graph)} if name == "outbound" else {}
                     if name == "inbox":
                         kwargs["messages"] = args.messages
+                    if name == "live":
+                        kwargs["sockets"] = args.sockets
                     new_rows, detail = module.run(env, args.scale, **kwargs)
                     rows += new_rows
                     details[name] = detail

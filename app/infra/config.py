@@ -20,9 +20,12 @@ DEFAULTS: dict[str, Any] = {
         "host": "127.0.0.1",
         "port": 8000,
         "public_url": "",        # e.g. https://inbox.example.com (webhooks, widget)
-        # threads of the single web worker process; a connected agent's websocket holds one
-        # for as long as it is open, so allow for every agent plus concurrent requests
+        # threads of each web worker process; a websocket held by `serve` (no realtime
+        # process) holds one for as long as it is open: allow for them plus requests
         "threads": 200,
+        # HTTP worker processes of `threadline serve` (gunicorn); more than 1 needs redis_url
+        # and `threadline realtime` holding /socket.io (README "Production layout")
+        "workers": 1,
         "pollers": True,         # run Telegram pollers / IMAP sync inside `serve` (embedded mode)
     },
     "jobs": {
@@ -90,6 +93,10 @@ DEFAULTS: dict[str, Any] = {
         # short hash of database_url, so installs sharing one Redis never hear each other
         # (Redis pub/sub ignores the db number in redis_url)
         "channel": "",
+        # `threadline realtime`: the asyncio Socket.IO server for /socket.io (needs redis_url)
+        "host": "127.0.0.1",
+        "port": 8010,
+        "threads": 8,            # threads running its handlers' database work
     },
     "log": {
         "level": "INFO",

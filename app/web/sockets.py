@@ -1,16 +1,22 @@
 """Socket.IO handlers for agents (`/agents`): connect joins the rooms of the channels the agent
-may see; presence (who views / types where). Events themselves are app.infra.events."""
+may see; presence (who views / types where). Events themselves are app.infra.events.
+
+The handlers are plain functions of a `link` (the socket they serve: its sid, join, leave,
+emit, disconnect), run inside a Flask request context built from the socket's handshake, so
+`current_user` is the agent of the session cookie. Two servers run them: Flask-SocketIO in
+threading mode inside `threadline serve` (ThreadLink, below), and the asyncio server of
+`threadline realtime` (app.web.realtime), which runs each call on a thread of its executor."""
 from __future__ import annotations
 
+import functools
 import logging
 import threading
-from typing import Any
+from typing import Any, Callable
 
 import socketio as socketio_module
 from flask import request
 from flask_login import current_user
 from flask_socketio import disconnect, join_room, leave_room
-from sqlalchemy.orm import Session
 
 from app.infra.events import (
     ADMINS_ROOM,
@@ -65,10 +71,153 @@ class Presence:
 presence = Presence()
 
 
-def _broadcast_presence(conversation_id: int) -> None:
-    socketio.emit("presence", {"type": "presence", "data": {
+class ThreadLink:
+    """The socket of the Flask-SocketIO event being handled (threading server)."""
+
+    @property
+    def sid(self) -> str:
+        return request.sid  # type: ignore[attr-defined]
+
+    def join(self, room: str) -> None:
+        join_room(room)
+
+    def leave(self, room: str) -> None:
+        leave_room(room)
+
+    def emit(self, event: str, data: Any, to: str | None = None) -> None:
+        socketio.emit(event, data, namespace=request.namespace,  # type: ignore[attr-defined]
+                      to=to or request.sid)  # type: ignore[attr-defined]
+
+    def disconnect(self) -> None:
+        disconnect()
+
+
+def _broadcast_presence(link, conversation_id: int) -> None:
+    link.emit("presence", {"type": "presence", "data": {
         "conversation_id": conversation_id, "viewers": presence.viewers(conversation_id)}},
-        namespace=NAMESPACE, to=conversation_room(conversation_id))
+        to=conversation_room(conversation_id))
+
+
+def _count_connection(agent_id: int, delta: int) -> None:
+    """Availability follows the agent's open browsers (app.usecases.distribution)."""
+    from app.infra.state import db
+    from app.usecases.distribution import socket_connected
+
+    try:
+        socket_connected(db.session, agent_id, delta)
+    except Exception:
+        db.session.rollback()
+        log.exception("availability of agent %s not updated", agent_id)
+
+
+# --- the handlers (shared by both servers) ----------------------------------------------------
+
+def on_connect(link, auth=None) -> bool:
+    from app.domain.access import visible_channel_ids
+    from app.web.origins import foreign_origin
+
+    origin = foreign_origin()
+    if origin is not None:  # another site's page riding on the agent's cookie
+        log.info("agents socket refused for origin %s", origin[:200])
+        return False
+    if not current_user.is_authenticated:
+        return False  # refuses the connection
+    channels = visible_channel_ids(current_user)
+    if channels is None:
+        link.join(ADMINS_ROOM)
+    else:
+        for channel_id in channels:
+            link.join(channel_room(channel_id))
+    link.join(agent_room(current_user.id))
+    live.track(current_user.id, link.sid)
+    log.debug("agent %s connected (%s)", current_user.id, link.sid)
+    _count_connection(current_user.id, +1)
+    return True
+
+
+def on_logout(link, _data=None) -> None:
+    link.disconnect()
+
+
+def _leave_current(link, keep: int | None = None) -> None:
+    previous = presence.drop(link.sid)
+    if previous and previous["conversation_id"] != keep:
+        link.leave(conversation_room(previous["conversation_id"]))
+        _broadcast_presence(link, previous["conversation_id"])
+
+
+def on_view(link, data=None) -> dict[str, Any]:
+    """The agent opened a conversation (or closed it: conversation_id null). Joining its
+    room needs can_see_conversation; the answer says who else is there."""
+    from app.domain.access import can_see_conversation
+    from app.infra.models import Conversation
+    from app.infra.state import db
+
+    conversation_id = (data if isinstance(data, dict) else {}).get("conversation_id")
+    if not current_user.is_authenticated:
+        return {"ok": False, "error": "signed out"}
+    if conversation_id is None:
+        _leave_current(link)
+        return {"ok": True, "viewers": []}
+    try:
+        conversation = db.session.get(Conversation, int(conversation_id))
+    except (TypeError, ValueError):
+        conversation = None
+    if conversation is None or not can_see_conversation(current_user, conversation):
+        return {"ok": False, "error": "conversation not found"}
+    conversation_id = conversation.id
+    _leave_current(link, keep=conversation_id)
+    link.join(conversation_room(conversation_id))
+    presence.set(link.sid, current_user.id, current_user.name, conversation_id)
+    _broadcast_presence(link, conversation_id)
+    return {"ok": True, "viewers": presence.viewers(conversation_id)}
+
+
+def on_typing(link, data=None) -> dict[str, Any]:
+    """{conversation_id, typing: bool}; only for the conversation this socket views."""
+    data = data if isinstance(data, dict) else {}
+    if not current_user.is_authenticated or not str(data.get("conversation_id", "")).isdigit():
+        return {"ok": False}
+    current = presence.viewers(int(data["conversation_id"]))
+    mine = [v for v in current if v["agent_id"] == current_user.id]
+    if not mine:
+        return {"ok": False, "error": "not viewing this conversation"}
+    presence.set(link.sid, current_user.id, current_user.name,
+                 int(data["conversation_id"]), bool(data.get("typing")))
+    _broadcast_presence(link, int(data["conversation_id"]))
+    from app.web.widget.typing import agent_typing  # the site visitor sees "… is typing" too
+
+    agent_typing(int(data["conversation_id"]), current_user.name, bool(data.get("typing")))
+    return {"ok": True}
+
+
+def on_disconnect(link, *_args) -> None:
+    live.untrack(link.sid)
+    previous = presence.drop(link.sid)
+    if previous:
+        _broadcast_presence(link, previous["conversation_id"])
+    if current_user.is_authenticated:
+        _count_connection(current_user.id, -1)
+
+
+HANDLERS: dict[str, Callable[..., Any]] = {
+    "connect": on_connect, "logout": on_logout, "view": on_view, "typing": on_typing,
+    "disconnect": on_disconnect}
+
+
+def _on_thread(handler):
+    """A shared handler as a Flask-SocketIO one: the link is the current socket; the
+    thread's database session ends with the event (a websocket thread is long-lived, and on
+    SQLite an open transaction holds the write lock)."""
+    @functools.wraps(handler)
+    def wrapper(*args):
+        from app.infra.state import db
+
+        try:
+            return handler(ThreadLink(), *args)
+        finally:
+            db.session.remove()
+    return wrapper
 
 
 _registered = False
@@ -80,120 +229,8 @@ def register_handlers() -> None:
     if _registered:
         return
     _registered = True
-    from app.domain.access import can_see_conversation, visible_channel_ids
-    from app.infra.models import Conversation
-    from app.infra.state import db
-
-    import functools
-
-    def releasing(handler):
-        """Socket.IO handlers may run on a long-lived websocket thread: end the thread's
-        database session when the handler ends (on SQLite an open transaction holds the
-        write lock)."""
-        @functools.wraps(handler)
-        def wrapper(*args, **kwargs):
-            try:
-                return handler(*args, **kwargs)
-            finally:
-                db.session.remove()
-        return wrapper
-
-    @socketio.on("connect", namespace=NAMESPACE)
-    @releasing
-    def on_connect(auth=None):
-        from app.web.origins import foreign_origin
-
-        origin = foreign_origin()
-        if origin is not None:  # another site's page riding on the agent's cookie
-            log.info("agents socket refused for origin %s", origin[:200])
-            return False
-        if not current_user.is_authenticated:
-            return False  # refuses the connection
-        channels = visible_channel_ids(current_user)
-        if channels is None:
-            join_room(ADMINS_ROOM)
-        else:
-            for channel_id in channels:
-                join_room(channel_room(channel_id))
-        join_room(agent_room(current_user.id))
-        live.track(current_user.id, request.sid)
-        log.debug("agent %s connected (%s)", current_user.id, request.sid)
-        _count_connection(current_user.id, +1)
-        return True
-
-    @socketio.on("logout", namespace=NAMESPACE)
-    @releasing
-    def on_logout():
-        disconnect()
-
-    def _leave_current(sid: str, keep: int | None = None) -> None:
-        previous = presence.drop(sid)
-        if previous and previous["conversation_id"] != keep:
-            leave_room(conversation_room(previous["conversation_id"]))
-            _broadcast_presence(previous["conversation_id"])
-
-    @socketio.on("view", namespace=NAMESPACE)
-    @releasing
-    def on_view(data=None):
-        """The agent opened a conversation (or closed it: conversation_id null). Joining its
-        room needs can_see_conversation; the answer says who else is there."""
-        conversation_id = (data or {}).get("conversation_id")
-        if not current_user.is_authenticated:
-            return {"ok": False, "error": "signed out"}
-        if conversation_id is None:
-            _leave_current(request.sid)
-            return {"ok": True, "viewers": []}
-        try:
-            conversation = db.session.get(Conversation, int(conversation_id))
-        except (TypeError, ValueError):
-            conversation = None
-        if conversation is None or not can_see_conversation(current_user, conversation):
-            return {"ok": False, "error": "conversation not found"}
-        conversation_id = conversation.id
-        _leave_current(request.sid, keep=conversation_id)
-        join_room(conversation_room(conversation_id))
-        presence.set(request.sid, current_user.id, current_user.name, conversation_id)
-        _broadcast_presence(conversation_id)
-        return {"ok": True, "viewers": presence.viewers(conversation_id)}
-
-    @socketio.on("typing", namespace=NAMESPACE)
-    @releasing
-    def on_typing(data=None):
-        """{conversation_id, typing: bool}; only for the conversation this socket views."""
-        data = data if isinstance(data, dict) else {}
-        if not current_user.is_authenticated or not str(data.get("conversation_id", "")).isdigit():
-            return {"ok": False}
-        current = presence.viewers(int(data["conversation_id"]))
-        mine = [v for v in current if v["agent_id"] == current_user.id]
-        if not mine:
-            return {"ok": False, "error": "not viewing this conversation"}
-        presence.set(request.sid, current_user.id, current_user.name,
-                     int(data["conversation_id"]), bool(data.get("typing")))
-        _broadcast_presence(int(data["conversation_id"]))
-        from app.web.widget.typing import agent_typing  # the site visitor sees "… is typing" too
-
-        agent_typing(int(data["conversation_id"]), current_user.name, bool(data.get("typing")))
-        return {"ok": True}
-
-    @socketio.on("disconnect", namespace=NAMESPACE)
-    @releasing
-    def on_disconnect(*_args):
-        live.untrack(request.sid)
-        previous = presence.drop(request.sid)
-        if previous:
-            _broadcast_presence(previous["conversation_id"])
-        if current_user.is_authenticated:
-            _count_connection(current_user.id, -1)
-
-    def _count_connection(agent_id: int, delta: int) -> None:
-        """Availability follows the agent's open browsers (app.usecases.distribution)."""
-        from app.usecases.distribution import socket_connected
-
-        try:
-            socket_connected(db.session, agent_id, delta)
-        except Exception:
-            db.session.rollback()
-            log.exception("availability of agent %s not updated", agent_id)
+    for event, handler in HANDLERS.items():
+        socketio.on(event, namespace=NAMESPACE)(_on_thread(handler))
 
 
 def _disconnect_members(manager, room: str | None, namespace: str | None) -> None:
@@ -229,13 +266,16 @@ class RevokingRedisManager(socketio_module.RedisManager):
         return super()._handle_close_room(message)
 
 
-def _client_manager(options: dict[str, Any]):
+def _client_manager(options: dict[str, Any], emit_only: bool = False):
     if options.get("message_queue"):
-        return RevokingRedisManager(options["message_queue"], channel=options["channel"])
+        return RevokingRedisManager(options["message_queue"], channel=options["channel"],
+                                    write_only=emit_only)
     return RevokingManager()
 
 
-def socketio_options(config: dict) -> dict[str, Any]:
+def socketio_options(config: dict, emit_only: bool = False) -> dict[str, Any]:
+    """Flask-SocketIO's options. emit_only: this process holds no socket of its own (the
+    realtime process: its sockets are the asyncio server's), it only publishes on Redis."""
     options: dict[str, Any] = {
         # threading + simple-websocket in every mode: no monkey patching, so database drivers
         # and the in-process worker thread behave as plain threads (see README).
@@ -253,7 +293,7 @@ def socketio_options(config: dict) -> dict[str, Any]:
     options["message_queue"] = config["redis_url"] or None
     options["channel"] = config.get("realtime", {}).get("channel") or "threadline"
     # always a new manager of ours (SocketIO.init_app would keep an earlier app's)
-    options["client_manager"] = _client_manager(options)
+    options["client_manager"] = _client_manager(options, emit_only and bool(options["message_queue"]))
     return options
 
 

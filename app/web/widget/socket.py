@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 from flask import request
-from flask_socketio import ConnectionRefusedError, join_room
+from flask_socketio import ConnectionRefusedError
 from sqlalchemy import select
 
 from connectors.base import StatusUpdate
@@ -25,7 +25,6 @@ from connectors.webchat import (
     verified_user_id,
 )
 
-from app.infra.extensions import socketio
 from app.infra.models import Channel, Message, utcnow
 from app.infra.state import db
 from app.usecases import ingest
@@ -184,38 +183,38 @@ def _connecting_visitor(auth: dict[str, Any]) -> tuple[Channel, Visitor]:
                             lang=language(auth.get("lang")))
 
 
-def on_connect(auth=None):
+def on_connect(link, auth=None):
     auth = auth if isinstance(auth, dict) else {}
     if not IP_CONNECTS.take(client_ip()):
         raise ConnectionRefusedError("rate_limited")
     try:
         channel, visitor = _connecting_visitor(auth)
-        connected(request.sid, visitor)
+        connected(link.sid, visitor)
         for room in visitor.rooms():
-            join_room(room)
+            link.join(room)
         try:
             after = max(0, int(auth.get("after") or 0))
         except (TypeError, ValueError):
             after = 0
         known = customer_for(db.session, visitor) is not None
-        socketio.emit("session", {
+        link.emit("session", {
             "visitor": visitor_token(visitor.public_id, visitor.visitor_id, visitor.user_id),
             "verified": bool(visitor.user_id),
             "messages": thread(db.session, channel, visitor, after),
             "known": known, "status": status_for(channel),
             "prechat_needed": prechat_mode(channel.settings) != "false" and not visitor.user_id
             and not known and not visitor.prechat,
-        }, namespace=NAMESPACE, to=request.sid)
+        })
         return True
     finally:
         db.session.remove()
 
 
-def on_disconnect(*_args):
-    disconnected(request.sid)
+def on_disconnect(link, *_args):
+    disconnected(link.sid)
 
 
-def on_message(data=None):
+def on_message(_link, data=None):
     visitor = current()
     if visitor is None:
         return {"ok": False, "error": "not_connected"}
@@ -228,7 +227,7 @@ def on_message(data=None):
         db.session.remove()
 
 
-def on_prechat(data=None):
+def on_prechat(_link, data=None):
     visitor = current()
     if visitor is None or not VISITOR_EVENTS.take(visitor.visitor_id):
         return {"ok": False, "error": "rate_limited" if visitor else "not_connected"}
@@ -248,7 +247,7 @@ def on_prechat(data=None):
     return {"ok": True}
 
 
-def on_history(data=None):
+def on_history(_link, data=None):
     visitor = current()
     if visitor is None or not VISITOR_EVENTS.take(visitor.visitor_id):
         return {"ok": False}
@@ -262,7 +261,7 @@ def on_history(data=None):
         db.session.remove()
 
 
-def on_typing(data=None):
+def on_typing(_link, data=None):
     """The visitor types: agents viewing the channel see it (event `widget.typing`)."""
     visitor = current()
     if visitor is None or not VISITOR_EVENTS.take(visitor.visitor_id):
@@ -274,7 +273,7 @@ def on_typing(data=None):
         db.session.remove()
 
 
-def on_receipt(data=None):
+def on_receipt(_link, data=None):
     visitor = current()
     if visitor is None or not VISITOR_EVENTS.take(visitor.visitor_id):
         return {"ok": False}
@@ -284,7 +283,7 @@ def on_receipt(data=None):
         db.session.remove()
 
 
-def on_status(_data=None):
+def on_status(_link, _data=None):
     visitor = current()
     if visitor is None or not VISITOR_EVENTS.take(visitor.visitor_id):
         return {"ok": False}
@@ -294,7 +293,7 @@ def on_status(_data=None):
         db.session.remove()
 
 
-def on_answers(data=None):
+def on_answers(_link, data=None):
     """The widget's "search answers" box: the knowledge base's best published articles for
     the visitor's words, in their language (else the language the words are in)."""
     from app.domain import kb
@@ -315,17 +314,29 @@ def on_answers(data=None):
         db.session.remove()
 
 
-HANDLERS = {"answers": on_answers, "connect": on_connect, "disconnect": on_disconnect, "message": on_message,
-            "prechat": on_prechat, "history": on_history, "typing": on_typing,
-            "receipt": on_receipt, "status": on_status}
+# each a function of (link, data): the socket it serves (app.web.sockets.ThreadLink under
+# `threadline serve`, app.web.realtime's under `threadline realtime`) and the event's data
+HANDLERS = {"answers": on_answers, "connect": on_connect, "disconnect": on_disconnect,
+            "message": on_message, "prechat": on_prechat, "history": on_history,
+            "typing": on_typing, "receipt": on_receipt, "status": on_status}
 
 
 def register_handlers() -> None:
     """Socket.IO handlers live on the one module-level SocketIO; register them once per
     server (create_app builds a new server each time, e.g. in tests)."""
+    from app.infra.extensions import socketio
+
     server = socketio.server
     if server is None or getattr(server, "_threadline_widget", False):
         return
     server._threadline_widget = True
     for event, handler in HANDLERS.items():
-        socketio.on(event, namespace=NAMESPACE)(handler)
+        socketio.on(event, namespace=NAMESPACE)(_on_thread(handler))
+
+
+def _on_thread(handler):
+    from app.web.sockets import ThreadLink
+
+    def wrapper(*args):
+        return handler(ThreadLink(), *args)
+    return wrapper
