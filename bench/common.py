@@ -402,7 +402,8 @@ class BenchEnv:
         flask_app = Flask("bench-cookie")
         flask_app.secret_key = SECRET_KEY
         serializer = flask_app.session_interface.get_signing_serializer(flask_app)
-        value = serializer.dumps({"_user_id": str(agent_id), "_fresh": True})
+        # the id is Agent.get_id's "<agent id>:<session generation>" (0 for a seeded agent)
+        value = serializer.dumps({"_user_id": f"{agent_id}:0", "_fresh": True})
         return f"session={value}"
 
     # -- servers and workers --------------------------------------------------------------
