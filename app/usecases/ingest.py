@@ -231,6 +231,32 @@ def _apply_batch(batch: list[InboundEvent]) -> None:
     try:
         apply_set(session, batch)
         session.commit()
+        return
+    except IntegrityError as exc:
+        # a race lost to another drain (PostgreSQL: the same new customer in both batches):
+        # what won is committed now, so the batch is applied again set-wise on top of it,
+        # once, before falling back to one by one (≈10× the statements per event)
+        session.info.pop(_HELD, None)
+        session.rollback()
+        log.info("batch of %s inbound events lost a race (%s); applying it again",
+                 len(event_ids), type(exc.orig).__name__ if exc.orig else "IntegrityError")
+    except Exception as exc:
+        session.info.pop(_HELD, None)
+        session.rollback()
+        log.info("batch of %s inbound events rolled back (%s: %s); applying them one by one",
+                 len(event_ids), type(exc).__name__, exc)
+        for event_id in event_ids:
+            process_event(event_id)
+        return
+    session.info[_HELD] = []
+    try:
+        again = list(session.scalars(
+            select(InboundEvent).where(InboundEvent.id.in_(event_ids),
+                                       InboundEvent.status == "received")
+            .order_by(InboundEvent.id).with_for_update()))
+        if again:
+            apply_set(session, again)
+        session.commit()
     except Exception as exc:
         session.info.pop(_HELD, None)
         session.rollback()
