@@ -156,6 +156,7 @@ LISTENERS: list[tuple[Any, str, Callable[..., Any]]] = [
     # the ingest drain keeps a batch's channels, customers and identities in its session
     (Session, "loaded_as_persistent", ingest.hold_in_batch),
     (Session, "pending_to_persistent", ingest.hold_in_batch),
+    (Session, "before_flush", ingest.number_new_rows),   # SQLite: executemany INSERTs
     (Session, "after_commit", ingest.release_batch),
     (Session, "after_rollback", ingest.release_batch),
 ]

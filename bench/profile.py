@@ -7,7 +7,9 @@ Three steps on a fresh database (THREADLINE_BENCH_DATABASE_URL / _REDIS_URL as b
 wiped): the webhook acknowledgement (Flask's test client: routing, verification, the insert,
 the wake; half Telegram half WhatsApp), the drain applying what was acknowledged
 (`process_received`), and the outbox sending that many replies to the local fakes
-(`send_queued`). Each step counts the SQL statements the engine ran and the process's CPU
+(`send_queued`); between the two, the readers of the committed event log that the workers
+run after the drain (rules with the answer bot, outside bots, campaign reactions) and the
+reports' rollup ("readers", per message). Each step counts the SQL statements the engine ran and the process's CPU
 time (time.process_time: the fakes' threads included for sends), divided by messages.
 """
 from __future__ import annotations
@@ -100,12 +102,43 @@ def main(argv: list[str] | None = None) -> int:
                     pass
                 db.session.remove()
 
+        from app.usecases import automation, bots, campaigns, reports
+
+        reader_jobs = {"rules": automation.run_automation, "bots": bots.run_bots,
+                       "campaigns": campaigns.react, "reports": reports.rollup_job}
+
+        def readers(split: dict | None = None):
+            """What the workers run after the drain commits: the event log's readers (rules
+            and the answer bot, outside bots, campaign reactions) and the reports' rollup."""
+            with app.app_context():
+                for name, job in reader_jobs.items():
+                    if split is None:
+                        job()
+                    else:
+                        split[name] = counter.measure(n, job)
+                db.session.remove()
+
+        def events_logged() -> int:
+            with app.app_context():
+                from sqlalchemy import func
+
+                from app.infra.models import Event
+                count = db.session.scalar(select(func.count(Event.id)))
+                db.session.remove()
+                return count
+
         # warm-up: compiled statements, first customers
         post_all(requests(1_000_000, 40))
         drain()
+        readers()
+        events0 = events_logged()
         reqs = requests(2_000_000, n)
         results["ack"] = counter.measure(n, lambda: post_all(reqs))
         results["apply"] = counter.measure(n, drain)
+        split: dict = {}
+        results["readers"] = counter.measure(n, lambda: readers(split))
+        results["readers"]["by_reader"] = split
+        results["readers"]["events_read"] = events_logged() - events0
 
         targets = seed_conversations(env, n + 20)
         from app.infra.models import Conversation

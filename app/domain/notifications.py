@@ -18,6 +18,7 @@ from typing import Any, Iterable
 
 from sqlalchemy import inspect, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import PASSIVE_NO_INITIALIZE
 
 from app.domain.access import can_see_conversation
 from app.infra.db import after_commit
@@ -183,7 +184,7 @@ def collect(session: Session, _flush_context) -> None:
             pending.append(("assigned", obj.id, obj.assignee_id))
     for obj in session.dirty:
         if isinstance(obj, Conversation):
-            history = inspect(obj).attrs.assignee_id.history
+            history = inspect(obj).get_history("assignee_id", PASSIVE_NO_INITIALIZE)
             if history.added and history.added[0] is not None and history.added != history.deleted:
                 pending.append(("assigned", obj.id, history.added[0]))
     if not pending:

@@ -263,17 +263,16 @@ def index_changes(session: Session, _context) -> None:
         if rows:
             connection.exec_driver_sql(
                 "INSERT INTO search.messages_fts(rowid, stems) VALUES (?, ?)", rows)
-        for customer_id in customers:
-            connection.exec_driver_sql("DELETE FROM search.customers_fts WHERE rowid = ?",
-                                       (customer_id,))
-            connection.exec_driver_sql("DELETE FROM search.phones_fts WHERE rowid = ?",
-                                       (customer_id,))
+        if customers:   # likewise one executemany per statement for the customers
+            ids = [(customer_id,) for customer_id in sorted(customers)]
+            connection.exec_driver_sql("DELETE FROM search.customers_fts WHERE rowid = ?", ids)
+            connection.exec_driver_sql("DELETE FROM search.phones_fts WHERE rowid = ?", ids)
             connection.exec_driver_sql(
                 f"INSERT INTO search.customers_fts(rowid, name, handles) {_CUSTOMER_ROW} "
-                "WHERE c.id = ?", (customer_id,))
+                "WHERE c.id = ?", ids)
             connection.exec_driver_sql(
                 f"INSERT INTO search.phones_fts(rowid, digits) {_PHONE_ROW} "
-                "AND i.customer_id = ? GROUP BY i.customer_id", (customer_id,))
+                "AND i.customer_id = ? GROUP BY i.customer_id", ids)
     except Exception as exc:  # the index must never break a write; it is rebuilt on attach
         if "no such table: search." not in str(exc) and "no such function" not in str(exc):
             raise

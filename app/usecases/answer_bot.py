@@ -103,11 +103,16 @@ def on_event(session: Session, event: Event) -> None:
             _hold(session, conversation)
     elif event.type == "message.created" and payload.get("direction") == "in":
         conversation = session.get(Conversation, payload.get("conversation_id"))
-        message = session.get(Message, payload.get("id"))
-        if conversation is None or message is None:
+        if conversation is None:
             return
-        if conversation.handled_by is None and _may_hold(session, conversation) \
-                and not _handed_off_before(session, conversation):
+        hold = conversation.handled_by is None and _may_hold(session, conversation) \
+            and not _handed_off_before(session, conversation)
+        if not hold and conversation.handled_by != BOT:
+            return   # nothing for the bot: its message is not even loaded
+        message = session.get(Message, payload.get("id"))
+        if message is None:
+            return
+        if hold:
             _hold(session, conversation)
         if conversation.handled_by == BOT:
             on_customer_message(session, conversation, message)

@@ -99,12 +99,61 @@ class ActionFailed(Exception):
 
 def run_automation() -> int:
     """The job: process every committed event past the cursor. Returns how many."""
-    return READER.run(db.session, handle_event, BATCH, after_event=_end_of_event,
-                      before_commit=distribution.drain_all, max_batches=MAX_BATCHES)
+    session = db.session
+    try:
+        return READER.run(session, _handle, BATCH, prepare=prepare_batch,
+                          before_commit=_end_of_batch, max_batches=MAX_BATCHES)
+    finally:
+        session.info.pop(BATCH_KEY, None)
 
 
-def _end_of_event(session: Session, _event: Event, _result) -> None:
-    session.info.pop(DEPTH_KEY, None)   # after the savepoint: its flush stamps the depth
+def _handle(session: Session, event: Event) -> None:
+    """One event; what it wrote is flushed before the next one (the batch shares a
+    savepoint), with the depth of the rule that acted (stamp_depth)."""
+    try:
+        handle_event(session, event)
+        if session.new or session.info.get(DEPTH_KEY):
+            session.flush()
+    finally:
+        session.info.pop(DEPTH_KEY, None)
+
+
+def _end_of_batch(session: Session) -> None:
+    session.info.pop(BATCH_KEY, None)
+    distribution.drain_all(session)
+
+
+# --- a batch's loads: one query per kind ---------------------------------------------------
+
+BATCH_KEY = "automation.batch"   # session.info: the enabled rules and SLA policies of a batch
+
+
+def _conversation_id(event: Event) -> Any:
+    payload = event.payload if isinstance(event.payload, dict) else {}
+    if event.type in ("conversation.created", "conversation.updated"):
+        return payload.get("id")
+    if event.type == "message.created":
+        return payload.get("conversation_id")
+    return None
+
+
+def prepare_batch(session: Session, events: list[Event]) -> list[Any]:
+    """What handle_event reads per event, for the whole batch: its conversations and the
+    channels (one query each, held in the session until the batch ends), the enabled rules
+    and SLA policies (one query each, read from session.info by fire and policy_for)."""
+    ids = {i for i in map(_conversation_id, events) if isinstance(i, int)}
+    held: list[Any] = list(session.scalars(select(Conversation).where(
+        Conversation.id.in_(sorted(ids))))) if ids else []
+    held += session.scalars(select(Channel)).all()
+    enabled = list(session.scalars(select(AutomationRule).where(
+        AutomationRule.enabled.is_(True)).order_by(AutomationRule.position, AutomationRule.id)))
+    by_trigger: dict[str, list[AutomationRule]] = {}
+    for rule in enabled:
+        by_trigger.setdefault(rule.event, []).append(rule)
+    policies = list(session.scalars(select(SlaPolicy).where(SlaPolicy.enabled.is_(True))
+                                    .order_by(SlaPolicy.id)))
+    session.info[BATCH_KEY] = {"rules": by_trigger, "policies": policies}
+    return held + enabled + policies
 
 
 # --- events -> triggers ------------------------------------------------------------------
@@ -250,10 +299,16 @@ def fire(session: Session, trigger: str, conversation: Conversation, depth: int,
          text: str | None = None, only: list[AutomationRule] | None = None,
          status: str | None = None) -> int:
     """Run the enabled rules of `trigger` on the conversation; returns how many acted."""
-    candidates = only if only is not None else list(session.scalars(
-        select(AutomationRule).where(AutomationRule.enabled.is_(True),
-                                     AutomationRule.event == trigger)
-        .order_by(AutomationRule.position, AutomationRule.id)))
+    batch = session.info.get(BATCH_KEY)
+    if only is not None:
+        candidates = only
+    elif batch is not None:   # the reader's batch loaded them once (prepare_batch)
+        candidates = list(batch["rules"].get(trigger, ()))
+    else:
+        candidates = list(session.scalars(
+            select(AutomationRule).where(AutomationRule.enabled.is_(True),
+                                         AutomationRule.event == trigger)
+            .order_by(AutomationRule.position, AutomationRule.id)))
     if not candidates:
         return 0
     facts = facts_for(session, conversation, text)
@@ -454,8 +509,9 @@ ACTIONS = {"webhook": _webhook, "assign_team": _assign_team, "distribute": _dist
 # --- SLA ---------------------------------------------------------------------------------
 
 def policy_for(session: Session, conversation: Conversation) -> SlaPolicy | None:
-    policies = list(session.scalars(select(SlaPolicy).where(SlaPolicy.enabled.is_(True))
-                                    .order_by(SlaPolicy.id)))
+    batch = session.info.get(BATCH_KEY)
+    policies = batch["policies"] if batch is not None else list(session.scalars(
+        select(SlaPolicy).where(SlaPolicy.enabled.is_(True)).order_by(SlaPolicy.id)))
     best, best_score = None, -1
     for policy in policies:
         if policy.team_id is not None and policy.team_id != conversation.team_id:

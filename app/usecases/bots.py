@@ -213,7 +213,22 @@ def run_bots() -> int:
 
     return READER.run(db.session, handle_event, BATCH,
                       kinds=("message.created", "bot.returned"), after_event=collect,
-                      before_commit=enqueue_deliveries, max_batches=MAX_BATCHES)
+                      before_commit=enqueue_deliveries, prepare=prepare_batch,
+                      max_batches=MAX_BATCHES)
+
+
+def prepare_batch(session: Session, events: list[Event]) -> list[Any]:
+    """The batch's conversations with one query (held until it ends), and the bots of those
+    a bot holds with another: handle_event then reads them from the session."""
+    ids = {e.payload.get("conversation_id") for e in events if isinstance(e.payload, dict)}
+    ids = sorted(i for i in ids if isinstance(i, int))
+    held: list[Any] = list(session.scalars(select(Conversation).where(
+        Conversation.id.in_(ids)))) if ids else []
+    bot_ids = {bot_id_of(c.handled_by) for c in held if c.handled_by is not None}
+    bot_ids.discard(None)
+    if bot_ids:
+        held += session.scalars(select(Bot).where(Bot.id.in_(sorted(bot_ids)))).all()
+    return held
 
 
 def event_body(event: Event, bot: Bot, conversation: Conversation) -> str:

@@ -806,8 +806,59 @@ READER = EventReader(CURSOR, REACT_JOB, _wanted, what="campaign reactions", logg
 def react() -> int:
     """The job: opt-out keywords and replies in customers' messages committed since last
     time. Returns how many events it read."""
-    return READER.run(db.session, lambda session, event: _on_inbound(session, event.payload),
-                      500)
+    session = db.session
+    try:
+        return READER.run(session, lambda s, event: _on_inbound(s, event.payload), 500,
+                          prepare=_prepare_batch)
+    finally:
+        session.info.pop(_BATCH_KEY, None)
+
+
+_BATCH_KEY = "campaigns.batch"   # session.info: the batch's candidate recipients
+
+
+def _prepare_batch(session: Session, events: list[Event]) -> list[Any]:
+    """The batch's messages with one query, and with one more every queued recipient of
+    their customers whose campaign message falls in the reply window of one of them
+    (_on_inbound picks each message's own from these instead of a query per message)."""
+    ids = sorted({e.payload.get("id") for e in events if isinstance(e.payload.get("id"), int)})
+    messages = list(session.scalars(select(Message).where(Message.id.in_(ids)))) if ids else []
+    messages = [m for m in messages if m.channel_id is not None]
+    session.info.pop(_BATCH_KEY, None)
+    if not messages:
+        return messages
+    window = timedelta(days=float(config["campaigns"]["reply_days"]))
+    candidates: dict[int, list[tuple[CampaignRecipient, datetime]]] = {}
+    rows = session.execute(
+        select(CampaignRecipient, Message.created_at)
+        .join(Message, Message.id == CampaignRecipient.message_id)
+        .where(CampaignRecipient.customer_id.in_(sorted({m.customer_id for m in messages})),
+               CampaignRecipient.status == "queued",
+               Message.created_at >= min(m.created_at for m in messages) - window,
+               Message.created_at <= max(m.created_at for m in messages))
+        .order_by(CampaignRecipient.id.desc())).all()
+    for recipient, sent_at in rows:
+        candidates.setdefault(recipient.customer_id, []).append((recipient, sent_at))
+    session.info[_BATCH_KEY] = {"messages": {m.id for m in messages},
+                                "candidates": candidates}
+    return messages + [r for r, _ in rows]
+
+
+def _recipient_for(session: Session, message: Message, since: datetime):
+    """The newest queued recipient of the message's customer whose campaign message went out
+    within the reply window before it."""
+    batch = session.info.get(_BATCH_KEY)
+    if batch is not None and message.id in batch["messages"]:
+        for recipient, sent_at in batch["candidates"].get(message.customer_id, ()):
+            if since <= sent_at <= message.created_at:
+                return recipient
+        return None
+    return session.scalar(
+        select(CampaignRecipient).join(Message, Message.id == CampaignRecipient.message_id)
+        .where(CampaignRecipient.customer_id == message.customer_id,
+               CampaignRecipient.status == "queued", Message.created_at >= since,
+               Message.created_at <= message.created_at)
+        .order_by(CampaignRecipient.id.desc()).limit(1))
 
 
 def _on_inbound(session: Session, payload: dict[str, Any]) -> None:
@@ -815,12 +866,7 @@ def _on_inbound(session: Session, payload: dict[str, Any]) -> None:
     if message is None or message.channel_id is None:
         return
     since = message.created_at - timedelta(days=float(config["campaigns"]["reply_days"]))
-    recipient = session.scalar(
-        select(CampaignRecipient).join(Message, Message.id == CampaignRecipient.message_id)
-        .where(CampaignRecipient.customer_id == message.customer_id,
-               CampaignRecipient.status == "queued", Message.created_at >= since,
-               Message.created_at <= message.created_at)
-        .order_by(CampaignRecipient.id.desc()).limit(1))
+    recipient = _recipient_for(session, message, since)
     keyword = optouts.is_opt_out_keyword(message.text)
     if keyword:
         recorded = optouts.record(session, message.customer_id, message.channel_id, "keyword",

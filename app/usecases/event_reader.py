@@ -9,8 +9,11 @@ own job; it never runs inside the transaction that made an event.
   BEGIN IMMEDIATE). Event ids are taken before commit, so on PostgreSQL a later id may
   commit first: ids past a gap are remembered as done and the gap is waited for
   (GAP_TIMEOUT) before it is taken to be a rolled-back transaction.
-- Each event is handled in its own savepoint: a failing event is logged and skipped, never
-  read again, and never stops the events after it.
+- A batch is read set-wise: `prepare(session, events)` loads what its wanted events need
+  with one query per kind (held in the session for the batch), then the events are handled
+  in order inside one savepoint. If one of them fails, that savepoint is rolled back and
+  the batch's events are handled again each in its own savepoint, as one by one: a failing
+  event is logged and skipped, never read again, and never stops the events after it.
 """
 from __future__ import annotations
 
@@ -100,13 +103,17 @@ class EventReader:
             *, kinds: Iterable[str] | None = None,
             after_event: Callable[[Session, Event, Any], None] | None = None,
             before_commit: Callable[[Session], None] | None = None,
+            prepare: Callable[[Session, list[Event]], Any] | None = None,
             max_batches: int = MAX_BATCHES) -> int:
         """The job's body: every committed event past the cursor, in batches of `batch_size`
-        (one transaction each). `handle(session, event)` runs in a savepoint for each wanted
-        event; `after_event(session, event, result)` after it (result None if it failed);
-        `before_commit(session)` before each batch commits. With `kinds`, only events of
-        those types are read (up to the newest id seen when the batch starts; the others up
-        to there are done too). Returns how many events were read."""
+        (one transaction each). `prepare(session, events)` first loads what the batch's
+        wanted events need (what it returns is held until the batch ends); then
+        `handle(session, event)` runs for each wanted event, all in one savepoint, or, when
+        one fails, each in its own savepoint; `after_event(session, event, result)` after
+        it, once its savepoint is released (result None if it failed); `before_commit(session)`
+        before each batch commits. With `kinds`, only events of those types are read (up to
+        the newest id seen when the batch starts; the others up to there are done too).
+        Returns how many events were read."""
         try:
             queue.awake(self.job)
         except Exception:
@@ -115,14 +122,14 @@ class EventReader:
         total = 0
         for _ in range(max_batches):
             read, full = self._batch(session, handle, batch_size, kinds, after_event,
-                                     before_commit)
+                                     before_commit, prepare)
             total += read
             if not full:
                 break
         return total
 
     def _batch(self, session, handle, batch_size, kinds, after_event,
-               before_commit) -> tuple[int, bool]:
+               before_commit, prepare=None) -> tuple[int, bool]:
         cursor = self.cursor(session)
         done = set(cursor.done or [])
         stmt = select(Event).where(Event.id > cursor.position)
@@ -135,20 +142,17 @@ class EventReader:
             stmt = stmt.where(Event.id.not_in(sorted(done)))
         events = list(session.scalars(stmt.order_by(Event.id).limit(batch_size)))
         full = len(events) == batch_size
-        for event in events:
-            done.add(event.id)
-            if not self.wanted(event):
-                continue
-            result = None
-            try:
-                with session.begin_nested():
-                    result = handle(session, event)
-            except Exception:
-                self.log.exception("%s on event %s (%s) failed", self.what, event.id,
-                                   event.type)
-            finally:
-                if after_event is not None:
-                    after_event(session, event, result)
+        done.update(event.id for event in events)
+        wanted = [event for event in events if self.wanted(event)]
+        held = prepare(session, wanted) if prepare is not None and wanted else None
+        results = self._together(session, handle, wanted) if wanted else []
+        if results is None:   # one of them failed: each in its own savepoint, as one by one
+            for event in wanted:
+                self._alone(session, handle, event, after_event)
+        elif after_event is not None:
+            for event, result in zip(wanted, results):
+                after_event(session, event, result)
+        del held
         if kinds is not None:
             if full:
                 newest = events[-1].id
@@ -161,6 +165,38 @@ class EventReader:
             before_commit(session)
         session.commit()
         return len(events), full
+
+
+    def _together(self, session: Session, handle, events: list[Event]) -> list[Any] | None:
+        """Every event of the batch in one savepoint; None (all rolled back, with what they
+        meant to publish after commit) if one of them failed."""
+        callbacks = session.info.get("after_commit")
+        published = len(callbacks) if callbacks is not None else 0
+        results = []
+        try:
+            with session.begin_nested():
+                for event in events:
+                    results.append(handle(session, event))
+        except Exception:
+            self.log.info("%s: a batch of %d events failed together; one by one now",
+                          self.what, len(events), exc_info=True)
+            callbacks = session.info.get("after_commit")
+            if callbacks is not None:
+                del callbacks[published:]
+            return None
+        return results
+
+    def _alone(self, session: Session, handle, event: Event, after_event) -> None:
+        result = None
+        try:
+            with session.begin_nested():
+                result = handle(session, event)
+        except Exception:
+            self.log.exception("%s on event %s (%s) failed", self.what, event.id,
+                               event.type)
+        finally:
+            if after_event is not None:
+                after_event(session, event, result)
 
 
 def advance(cursor: AutomationCursor, done: set[int]) -> None:

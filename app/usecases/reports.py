@@ -46,7 +46,7 @@ from flask import has_app_context
 from sqlalchemy import String, case, cast, delete, distinct, func, insert, null, select, text
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import flag_modified
+from sqlalchemy.orm.attributes import PASSIVE_NO_INITIALIZE, flag_modified
 
 from app.domain import business_hours
 from app.domain.access import visible_channel_ids
@@ -845,9 +845,13 @@ def record_changes(session: Session, _flush_context) -> None:
             continue
         if not isinstance(obj, Conversation):
             continue
-        if sa_inspect(obj).attrs.labels.history.added and (obj.labels or obj not in session.new):
+        # the state's own history, not `.attrs.<name>.history`: that builds every
+        # attribute's AttributeState first, once per conversation per flush
+        state = sa_inspect(obj)
+        if state.get_history("labels", PASSIVE_NO_INITIALIZE).added \
+                and (obj.labels or obj not in session.new):
             relabelled.append({"conversation_id": obj.id})
-        history = sa_inspect(obj).attrs.status.history
+        history = state.get_history("status", PASSIVE_NO_INITIALIZE)
         if not history.added:
             continue
         new = history.added[0]
