@@ -9,7 +9,7 @@ from datetime import timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, inspect, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from app.infra.db import after_commit
 from app.infra.events import end_agent_sockets
@@ -85,7 +85,9 @@ def _token_hash(token: str) -> str:
 
 
 def agent_for_token(token: str) -> Agent | None:
-    row = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
+    # the agent in the same statement (every API call asks)
+    row = db.session.scalar(select(ApiToken).options(joinedload(ApiToken.agent))
+                            .where(ApiToken.token_hash == _token_hash(token)))
     if row is None or not row.agent.active:
         return None
     now = utcnow()
