@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased, joinedload, selectinload
 
 from connectors import get_connector
@@ -90,13 +90,17 @@ def customer_channel_ids(session: Session, customer_id: int) -> list[int]:
     return list(dict.fromkeys(row.channel_id for row in rows if row.channel_id))
 
 
+# built once (a statement object keeps its cache key): every reply asks
+_LATEST_INBOUND = (
+    select(Channel, Message.created_at).join(Channel, Channel.id == Message.channel_id)
+    .where(Message.customer_id == bindparam("customer_id"), Message.direction == "in")
+    .order_by(Message.id.desc()).limit(1))
+
+
 def latest_inbound(session: Session, customer_id: int) -> tuple[Channel, object] | None:
     """The channel of the customer's latest inbound message (the first of
     `customer_channel_ids`) and when that message came, in one statement."""
-    row = session.execute(
-        select(Channel, Message.created_at).join(Channel, Channel.id == Message.channel_id)
-        .where(Message.customer_id == customer_id, Message.direction == "in")
-        .order_by(Message.id.desc()).limit(1)).first()
+    row = session.execute(_LATEST_INBOUND, {"customer_id": customer_id}).first()
     return (row[0], row[1]) if row is not None else None
 
 

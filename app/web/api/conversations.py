@@ -7,7 +7,7 @@ from datetime import datetime
 
 from apiflask import abort
 from flask import jsonify
-from sqlalchemy import and_, or_, select, text
+from sqlalchemy import and_, bindparam, or_, select, text
 from sqlalchemy.orm import joinedload, selectinload
 
 from app.domain.access import can_see_conversation, visible_channel_ids
@@ -48,10 +48,14 @@ def _decode_cursor(cursor: str) -> list[str]:
         bad_cursor()
 
 
-def get_visible_conversation(conversation_id: int, options=()) -> Conversation:
+def get_visible_conversation(conversation_id: int, statement=None) -> Conversation:
     """The conversation, if the caller may see it (else 404; 403 for a bot's other
-    channels). `options`: loader options for the one statement that reads it."""
-    conversation = db.session.get(Conversation, conversation_id, options=options)
+    channels). `statement`: reads it by `:conversation_id` with more (joined eager loads)."""
+    if statement is None:
+        conversation = db.session.get(Conversation, conversation_id)
+    else:
+        conversation = db.session.execute(
+            statement, {"conversation_id": conversation_id}).unique().scalar_one_or_none()
     agent = current_agent()
     if conversation is not None and agent.role == BOT_ROLE \
             and not can_see_conversation(agent, conversation):
@@ -218,15 +222,20 @@ def list_messages(conversation_id: int, query):
                 lambda row: _encode_cursor(row.id))
 
 
+# a conversation with its customer and their identities, in one statement built once (a
+# statement object keeps its cache key): a reply's conversation.updated event carries them
+WITH_CUSTOMER = (select(Conversation)
+                 .options(joinedload(Conversation.customer).joinedload(Customer.identities))
+                 .where(Conversation.id == bindparam("conversation_id")))
+
+
 @bp.post("/conversations/<int:conversation_id>/messages")
 @bp.auth_required(token_auth)
 @bp.input(ReplyWithAttachmentsIn, arg_name="reply")
 @bp.output(MessageOut, status_code=201)
 @bp.doc(summary="Send a reply (queued in the outbox, sent by a worker)")
 def send_reply(conversation_id: int, reply):
-    # the customer and their identities with it: the conversation.updated event carries them
-    conversation = get_visible_conversation(conversation_id, options=(
-        joinedload(Conversation.customer).joinedload(Customer.identities),))
+    conversation = get_visible_conversation(conversation_id, WITH_CUSTOMER)
     agent = current_agent()
     bot = acting_bot(conversation)
     files, errors = [], {}
