@@ -13,8 +13,8 @@ import time
 from collections import Counter
 
 from bench import textgen
-from bench.common import (BenchEnv, Request, Row, at_least, closed_loop, dumps, seeded_random,
-                          summary)
+from bench.common import (BenchEnv, Request, Row, at_least, closed_loop, cpu_seconds, dumps,
+                          seeded_random, summary)
 
 CONCURRENCY = 16
 WARM = 16
@@ -77,11 +77,17 @@ def run(env: BenchEnv, scale: str, fakes=None) -> tuple[list[Row], dict]:
                                          headers, dumps({"text": f"[warm-{run_tag}] warm up"}))
                                  for conv, _, _ in warm_targets], CONCURRENCY)
         warm_wait = _wait_sent(env, time.monotonic() + 120)
+        server_pid, worker_pids = stack.server.worker_pid, [w.proc.pid for w in stack.workers]
+        backends0 = _backend_cpu(env)
+        cpu0 = (cpu_seconds(server_pid), sum(cpu_seconds(p) for p in worker_pids))
         t0 = time.perf_counter()
         posted = closed_loop(url, replies, CONCURRENCY)
+        cpu1 = (cpu_seconds(server_pid), sum(cpu_seconds(p) for p in worker_pids))
         sent_by_last_post = len([r for r in _statuses(env, run_tag) if r[0] == "sent"])
         _wait_sent(env, time.monotonic() + max(120, count / 5))
         elapsed = time.perf_counter() - t0
+        cpu2 = (cpu_seconds(server_pid), sum(cpu_seconds(p) for p in worker_pids))
+        backends2 = _backend_cpu(env)
         statuses = dict(Counter(r[0] for r in _statuses(env, run_tag)))
         time.sleep(1)  # anything sent twice would show up now
     finally:
@@ -106,6 +112,16 @@ def run(env: BenchEnv, scale: str, fakes=None) -> tuple[list[Row], dict]:
               "post_latency_ms": summary(posted.latencies_ms), "elapsed_s": elapsed,
               "posts_per_s": posted.rate, "posts_elapsed_s": posted.elapsed_s,
               "sent_by_last_post": sent_by_last_post,
+              # CPU of the web process per reply while the replies were POSTed, and of the
+              # web process and the workers per reply over the whole run (first POST to
+              # last sent): what the load average cannot blur
+              "server_cpu_ms_per_post": (cpu1[0] - cpu0[0]) * 1000 / count,
+              "server_cpu_ms_per_reply": (cpu2[0] - cpu0[0]) * 1000 / count,
+              "workers_cpu_ms_per_reply": (cpu2[1] - cpu0[1]) * 1000 / count,
+              "server_cpu_share_while_posting": (cpu1[0] - cpu0[0]) / posted.elapsed_s,
+              "postgres_cpu_ms_per_reply": (sum(backends2.values()) - sum(
+                  v for k, v in backends0.items() if k in backends2)) * 1000 / count
+              if backends2 else None,
               "warm_statuses": warm.statuses, "warm_wait_s": warm_wait,
               "message_statuses": statuses, "telegram_sends": len(tg_calls),
               "whatsapp_sends": len(wa_sent), "duplicates": duplicates, "missing": missing,
@@ -121,6 +137,23 @@ def run(env: BenchEnv, scale: str, fakes=None) -> tuple[list[Row], dict]:
             f"{len(tg_calls)} Telegram + {len(wa_sent)} WhatsApp sends; {duplicates} duplicated, "
             f"{missing} missing, {unexpected} unexpected"),
     ], detail
+
+
+def _backend_cpu(env: BenchEnv) -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend serving the bench database (this observer's
+    own included), by pid; empty on SQLite or when the server runs elsewhere."""
+    if env.backend != "postgres":
+        return {}
+    pids = [r[0] for r in _rows(env, "SELECT pid FROM pg_stat_activity "
+                                     "WHERE datname = current_database()")]
+    return {pid: cpu_seconds(pid) for pid in pids}
+
+
+def _rows(env: BenchEnv, sql: str, **params):
+    from sqlalchemy import text
+
+    with env.engine.connect() as connection:
+        return connection.execute(text(sql), params).all()
 
 
 def _wait_sent(env: BenchEnv, deadline: float) -> float:
