@@ -67,10 +67,13 @@ class _Gunicorn(BaseApplication):
             self.cfg.set("control_socket_disable", True)
         self.cfg.set("loglevel", self.threadline_config["log"]["level"].lower())
 
-    def load(self):
+    def create(self):
         from app import create_app
 
-        app = create_app(self.threadline_config)
+        return create_app(self.threadline_config)
+
+    def load(self):
+        app = self.create()
         start_background(app)
         # the objects built at start (Flask, SQLAlchemy, translations: ~190,000) stay for the
         # process's life: out of the collector's sight, a full collection takes ~10 ms instead

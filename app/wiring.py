@@ -19,7 +19,7 @@ from connectors.telegram import ReachabilityChange
 from connectors.whatsapp import NumberChange
 
 from app.domain import agents, notifications, search, view_counts
-from app.infra import channel_cache, events, queues
+from app.infra import channel_cache, db, events, queues
 from app.infra.state import queue
 from app.usecases import (
     answer_bot,
@@ -162,8 +162,14 @@ LISTENERS: list[tuple[Any, str, Callable[..., Any]]] = [
 ]
 
 
+# around the after-commit callbacks of each transaction: the drains they wake, woken in one
+# Redis round trip
+AFTER_COMMIT_AROUND = [queues.wakes_together]
+
+
 def wire() -> None:
     queues.TASKS.update(JOBS)
+    db.AFTER_COMMIT_AROUND[:] = AFTER_COMMIT_AROUND
     ingest.RECORD_HANDLERS.update(RECORD_HANDLERS)
     ingest.AFTER_INBOUND[:] = AFTER_INBOUND
     ingest.NEW_CONVERSATION[:] = NEW_CONVERSATION

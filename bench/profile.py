@@ -3,13 +3,16 @@ not move with the machine's load, unlike the rates of `bench.run`.
 
     .venv/bin/python -m bench.profile [--backend postgres|sqlite] [--messages 500]
 
-Three steps on a fresh database (THREADLINE_BENCH_DATABASE_URL / _REDIS_URL as bench.run,
+Five steps on a fresh database (THREADLINE_BENCH_DATABASE_URL / _REDIS_URL as bench.run,
 wiped): the webhook acknowledgement (Flask's test client: routing, verification, the insert,
 the wake; half Telegram half WhatsApp), the drain applying what was acknowledged
-(`process_received`), and the outbox sending that many replies to the local fakes
-(`send_queued`); between the two, the readers of the committed event log that the workers
-run after the drain (rules with the answer bot, outside bots, campaign reactions) and the
-reports' rollup ("readers", per message). Each step counts the SQL statements the engine ran and the process's CPU
+(`process_received`); the readers of the committed event log that the workers run after
+the drain (rules with the answer bot, outside bots, campaign reactions) and the reports'
+rollup ("readers", per message); agents' replies POSTed to
+`/api/v1/conversations/<id>/messages` (`reply`: token auth, access check, channel choice,
+the queued message and its events, the commit and its wakes; test client included), and the
+outbox sending those replies to the local fakes (`send_queued`). Each step counts the SQL
+statements the engine ran and the process's CPU
 time (time.process_time: the fakes' threads included for sends), divided by messages.
 """
 from __future__ import annotations
@@ -158,9 +161,18 @@ def main(argv: list[str] | None = None) -> int:
                     pass
                 db.session.remove()
 
+        auth = {"Authorization": f"Bearer {seeded.admin_token}"}
+
+        def post_replies(batch):
+            for conversation_id, _, _ in batch:
+                response = client.post(f"/api/v1/conversations/{conversation_id}/messages",
+                                       headers=auth, json={"text": f"Ответ {conversation_id}"})
+                assert response.status_code == 201, response.data
+
         queue_replies(targets[:20])
+        post_replies(targets[:20])   # warm-up of the API's reply path
         send_all()
-        queue_replies(targets[20:])
+        results["reply"] = counter.measure(n, lambda: post_replies(targets[20:]))
         results["send"] = counter.measure(n, send_all)
         with env.session() as s:
             from app.infra.models import Message

@@ -14,7 +14,7 @@ import argparse
 import json
 import os
 
-from app.server import _Gunicorn, start_background
+from app.server import _Gunicorn
 
 _table = None
 
@@ -85,13 +85,13 @@ def add_bench_routes(app) -> None:
 
 
 class BenchGunicorn(_Gunicorn):
-    def load(self):
-        from app import create_app
+    """`serve`'s own load (background work, the start-up objects frozen out of the
+    collector's sight), with the reference routes added to the app first."""
 
-        app = create_app(self.threadline_config)
+    def create(self):
+        app = super().create()
         if os.environ.get("THREADLINE_BENCH_ROUTES") == "1":
             add_bench_routes(app)
-        start_background(app)
         return app
 
 

@@ -8,8 +8,8 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, inspect, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, func, inspect, select
+from sqlalchemy.orm import Session, joinedload
 
 from app.infra.db import after_commit
 from app.infra.events import end_agent_sockets
@@ -84,8 +84,14 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# the token with its agent in one statement, built once: every API call asks, and a statement
+# object built once keeps its cache key (SQLAlchemy computes it again for a new object)
+_TOKEN_WITH_AGENT = (select(ApiToken).options(joinedload(ApiToken.agent))
+                     .where(ApiToken.token_hash == bindparam("token_hash")))
+
+
 def agent_for_token(token: str) -> Agent | None:
-    row = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
+    row = db.session.scalar(_TOKEN_WITH_AGENT, {"token_hash": _token_hash(token)})
     if row is None or not row.agent.active:
         return None
     now = utcnow()

@@ -1,7 +1,7 @@
 """Engine and sessions. One `Database` per app; web requests, jobs and the CLI share it."""
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 import json
 import os
 from pathlib import Path
@@ -130,16 +130,26 @@ def after_commit(session: Session, callback) -> None:
     session.info.setdefault("after_commit", []).append(callback)
 
 
+# context managers (factories) the after-commit callbacks of one transaction run inside,
+# set by app/wiring.py (the job queue's wakes go to Redis together)
+AFTER_COMMIT_AROUND: list = []
+
+
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
     callbacks = session.info.pop("after_commit", [])
-    for callback in callbacks:
-        try:
-            callback()
-        except Exception:  # a failed publish must not undo a commit that happened
-            import logging
+    if not callbacks:
+        return
+    with ExitStack() as around:
+        for factory in AFTER_COMMIT_AROUND:
+            around.enter_context(factory())
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # a failed publish must not undo a commit that happened
+                import logging
 
-            logging.getLogger(__name__).exception("after-commit callback failed")
+                logging.getLogger(__name__).exception("after-commit callback failed")
 
 
 @event.listens_for(Session, "after_rollback")

@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 import queue as queue_module
 import threading
-from typing import Any, Callable, Protocol
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Protocol
 
 from flask import Flask
 
@@ -39,6 +40,44 @@ class JobQueue(Protocol):
 # A woken job that has not started within this many seconds may be enqueued once more: a
 # worker that died holding the flag delays the drain by this much at most.
 WAKE_TTL = 2
+
+_gathering = threading.local()
+
+
+@contextmanager
+def wakes_together() -> Iterator[None]:
+    """Wakes asked for inside this block (on this thread) go to Redis together when it
+    ends: one round trip for their SET NXs instead of one each. Run around the after-commit
+    callbacks of a transaction (app/wiring.py), which wake up to three drains per reply
+    (the sends, the rules' reader, the reports' rollup). A wake that fails is logged: the
+    sweeper wakes every drain whose work waits."""
+    if getattr(_gathering, "wakes", None) is not None:  # nested: the outer block sends
+        yield
+        return
+    _gathering.wakes = []
+    try:
+        yield
+    finally:
+        wakes, _gathering.wakes = _gathering.wakes, None
+        by_queue: dict[int, tuple[Any, list[str]]] = {}
+        for target, name in wakes:
+            names = by_queue.setdefault(id(target), (target, []))[1]
+            if name not in names:
+                names.append(name)
+        for target, names in by_queue.values():
+            try:
+                target.wake_all(names)
+            except Exception:
+                log.exception("could not wake %s", ", ".join(names))
+
+
+def _gathered(target: Any, name: str) -> bool:
+    """True when `wake(name)` was put off to the end of a `wakes_together` block."""
+    wakes = getattr(_gathering, "wakes", None)
+    if wakes is None:
+        return False
+    wakes.append((target, name))
+    return True
 
 
 class InProcessQueue:
@@ -125,8 +164,19 @@ class RQQueue:
 
     def wake(self, name: str) -> None:
         # one SET per webhook instead of an rq job (≈65 Redis commands per job, DESIGN 6)
+        if _gathered(self, name):
+            return
         if self.redis.set(self._wake_key(name), 1, nx=True, ex=WAKE_TTL):
             self.enqueue(name)
+
+    def wake_all(self, names: list[str]) -> None:
+        """`wake` of each name, their SET NXs in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.set(self._wake_key(name), 1, nx=True, ex=WAKE_TTL)
+        for name, flagged in zip(names, pipe.execute()):
+            if flagged:
+                self.enqueue(name)
 
     def awake(self, name: str) -> None:
         self.redis.delete(self._wake_key(name))

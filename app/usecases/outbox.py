@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased, joinedload, selectinload
 
 from connectors import get_connector
@@ -90,10 +90,26 @@ def customer_channel_ids(session: Session, customer_id: int) -> list[int]:
     return list(dict.fromkeys(row.channel_id for row in rows if row.channel_id))
 
 
+# built once (a statement object keeps its cache key): every reply asks
+_LATEST_INBOUND = (
+    select(Channel, Message.created_at).join(Channel, Channel.id == Message.channel_id)
+    .where(Message.customer_id == bindparam("customer_id"), Message.direction == "in")
+    .order_by(Message.id.desc()).limit(1))
+
+
+def latest_inbound(session: Session, customer_id: int) -> tuple[Channel, object] | None:
+    """The channel of the customer's latest inbound message (the first of
+    `customer_channel_ids`) and when that message came, in one statement."""
+    row = session.execute(_LATEST_INBOUND, {"customer_id": customer_id}).first()
+    return (row[0], row[1]) if row is not None else None
+
+
 def choose_channel(session: Session, conversation: Conversation,
                    channel_id: int | None) -> Channel:
     """The channel of the customer's latest inbound message, unless the agent picked another
     of the customer's channels."""
+    if channel_id is None:
+        return _default_channel(session, conversation)[0]
     available = customer_channel_ids(session, conversation.customer_id)
     if channel_id is None:
         if not available:
@@ -105,6 +121,18 @@ def choose_channel(session: Session, conversation: Conversation,
     if channel is None or not channel.active:
         raise ReplyError(f"channel {channel_id} is not active")
     return channel
+
+
+def _default_channel(session: Session, conversation: Conversation) -> tuple[Channel, object]:
+    """`choose_channel` without a pick: the latest inbound message's channel, and when the
+    customer last wrote on it (what WhatsApp's window is judged by)."""
+    latest = latest_inbound(session, conversation.customer_id)
+    if latest is None:
+        raise ReplyError("the customer has written on no channel we can answer on")
+    channel, at = latest
+    if not channel.active:
+        raise ReplyError(f"channel {channel.id} is not active")
+    return channel, at
 
 
 def reply_token(conversation_id: int) -> str:
@@ -151,18 +179,25 @@ def reply_target(session: Session, conversation: Conversation, identity_id: int,
     return identity, channel_id
 
 
+_UNKNOWN = object()
+
+
 def check_channel_rules(session: Session, conversation: Conversation, channel: Channel,
-                        template: dict | None, identity: Identity | None = None) -> None:
-    """Refuse what the channel would refuse, before anything is queued."""
+                        template: dict | None, identity: Identity | None = None,
+                        inbound_at=_UNKNOWN) -> None:
+    """Refuse what the channel would refuse, before anything is queued. `inbound_at`: when
+    the customer last wrote on `channel`, when the caller knows it already (no identity
+    picked); else it is read."""
     if identity is not None and not can_reach(channel.kind, identity.kind):
         raise ReplyError(f"a {channel.kind} channel cannot send to the {identity.kind} handle "
                          f"{identity.value}", field="identity_id")
     if channel.kind == "whatsapp" and template is None:
         from connectors.whatsapp import window_open
 
-        senders = handle_forms(identity) if identity is not None else None
-        if not window_open(last_inbound_at(session, conversation.customer_id, channel.id,
-                                           senders), utcnow()):
+        if inbound_at is _UNKNOWN or identity is not None:
+            senders = handle_forms(identity) if identity is not None else None
+            inbound_at = last_inbound_at(session, conversation.customer_id, channel.id, senders)
+        if not window_open(inbound_at, utcnow()):
             raise ReplyError("WhatsApp's 24-hour window is closed (the customer last wrote more "
                              "than 24 hours ago): send an approved template instead",
                              field="template")
@@ -179,11 +214,34 @@ def enqueue_reply(session: Session, conversation: Conversation, agent: Agent | N
     content_type, size}; they become the message's Attachment rows, committed with it.
     `identity_id`: the customer's handle to send to (else the one they last wrote from).
     `meta`: extra fields of the message, e.g. {"buttons": [{"id", "title"}], "bot": ...}."""
+    return queue_reply(session, conversation, agent, text, channel_id=channel_id,
+                       subject=subject, automated=automated, template=template,
+                       attachments=attachments, identity_id=identity_id,
+                       canned_reply_id=canned_reply_id, meta=meta)[0]
+
+
+def queue_reply(session: Session, conversation: Conversation, agent: Agent | None, text: str,
+                channel_id: int | None = None, subject: str | None = None,
+                automated: bool = False, template: dict | None = None,
+                attachments: list[dict] | None = None,
+                identity_id: int | None = None,
+                canned_reply_id: int | None = None,
+                meta: dict | None = None) -> tuple[Message, dict]:
+    """`enqueue_reply`, also returning the message as its `message.created` event carries
+    it (the API answers with it rather than serializing the message again).
+
+    The common case (no channel or handle picked) reads the channel and the customer's
+    latest inbound time in one statement; the conversation's customer and identities are
+    best loaded with the conversation (the event's payload carries them)."""
     identity = None
+    inbound_at = _UNKNOWN
     if identity_id is not None:
         identity, channel_id = reply_target(session, conversation, identity_id, channel_id)
-    channel = choose_channel(session, conversation, channel_id)
-    check_channel_rules(session, conversation, channel, template, identity)
+    if channel_id is None:
+        channel, inbound_at = _default_channel(session, conversation)
+    else:
+        channel = choose_channel(session, conversation, channel_id)
+    check_channel_rules(session, conversation, channel, template, identity, inbound_at)
     if attachments and template:
         raise ReplyError("a WhatsApp template cannot carry attachments", field="attachments")
     if canned_reply_id is not None and session.get(CannedReply, canned_reply_id) is None:
@@ -207,11 +265,12 @@ def enqueue_reply(session: Session, conversation: Conversation, agent: Agent | N
         text or "📎 " + ", ".join(a["filename"] for a in attachments or ()))[:200]
     conversation.unread_count = 0
     session.flush()
-    record_event(session, "message.created", message_schema.dump(message), conversation.channel_id)
+    payload = message_schema.dump(message)
+    record_event(session, "message.created", payload, conversation.channel_id)
     record_event(session, "conversation.updated", conversation_schema.dump(conversation),
                  conversation.channel_id)
     after_commit(session, lambda: queue.wake("send_queued"))
-    return message
+    return message, payload
 
 
 def add_note(session: Session, conversation: Conversation, agent: Agent, text: str,

@@ -6,8 +6,9 @@ import base64
 from datetime import datetime
 
 from apiflask import abort
-from sqlalchemy import and_, or_, select, text
-from sqlalchemy.orm import selectinload
+from flask import jsonify
+from sqlalchemy import and_, bindparam, or_, select, text
+from sqlalchemy.orm import joinedload, selectinload
 
 from app.domain.access import can_see_conversation, visible_channel_ids
 from app.domain.bots import ROLE as BOT_ROLE
@@ -29,7 +30,7 @@ from app.infra.schemas import (
 from app.usecases.bots import bot_resolved
 from app.usecases.distribution import record_manual_change
 from app.infra.state import db
-from app.usecases.outbox import add_note, enqueue_reply, retry_message
+from app.usecases.outbox import add_note, queue_reply, retry_message
 from app.web.api.base import bp, current_agent, token_auth
 from app.web.api.paging import bad_cursor, page
 from app.web.api.uploads import ReplyWithAttachmentsIn, load_upload_token
@@ -47,8 +48,14 @@ def _decode_cursor(cursor: str) -> list[str]:
         bad_cursor()
 
 
-def get_visible_conversation(conversation_id: int) -> Conversation:
-    conversation = db.session.get(Conversation, conversation_id)
+def get_visible_conversation(conversation_id: int, statement=None) -> Conversation:
+    """The conversation, if the caller may see it (else 404; 403 for a bot's other
+    channels). `statement`: reads it by `:conversation_id` with more (joined eager loads)."""
+    if statement is None:
+        conversation = db.session.get(Conversation, conversation_id)
+    else:
+        conversation = db.session.execute(
+            statement, {"conversation_id": conversation_id}).unique().scalar_one_or_none()
     agent = current_agent()
     if conversation is not None and agent.role == BOT_ROLE \
             and not can_see_conversation(agent, conversation):
@@ -215,13 +222,20 @@ def list_messages(conversation_id: int, query):
                 lambda row: _encode_cursor(row.id))
 
 
+# a conversation with its customer and their identities, in one statement built once (a
+# statement object keeps its cache key): a reply's conversation.updated event carries them
+WITH_CUSTOMER = (select(Conversation)
+                 .options(joinedload(Conversation.customer).joinedload(Customer.identities))
+                 .where(Conversation.id == bindparam("conversation_id")))
+
+
 @bp.post("/conversations/<int:conversation_id>/messages")
 @bp.auth_required(token_auth)
 @bp.input(ReplyWithAttachmentsIn, arg_name="reply")
 @bp.output(MessageOut, status_code=201)
 @bp.doc(summary="Send a reply (queued in the outbox, sent by a worker)")
 def send_reply(conversation_id: int, reply):
-    conversation = get_visible_conversation(conversation_id)
+    conversation = get_visible_conversation(conversation_id, WITH_CUSTOMER)
     agent = current_agent()
     bot = acting_bot(conversation)
     files, errors = [], {}
@@ -232,15 +246,18 @@ def send_reply(conversation_id: int, reply):
             errors[index] = [str(exc)]
     if errors:
         abort(422, "invalid attachments", detail={"json": {"attachments": errors}})
-    message = enqueue_reply(db.session, conversation, agent, reply["text"],
-                            channel_id=reply["channel_id"], subject=reply["subject"],
-                            template=reply["template"], attachments=files,
-                            identity_id=reply["identity_id"],
-                            canned_reply_id=reply["canned_reply_id"])
-    if bot is not None:   # the thread shows it as the bot's
-        message.meta = {**(message.meta or {}), "bot": holder(bot)}
+    _message, payload = queue_reply(db.session, conversation, agent, reply["text"],
+                                    channel_id=reply["channel_id"], subject=reply["subject"],
+                                    template=reply["template"], attachments=files,
+                                    identity_id=reply["identity_id"],
+                                    canned_reply_id=reply["canned_reply_id"],
+                                    # the thread shows it as the bot's
+                                    meta={"bot": holder(bot)} if bot is not None else None)
     db.session.commit()
-    return message
+    # the message as MessageOut dumped it for its message.created event, not dumped again
+    response = jsonify(payload)
+    response.status_code = 201
+    return response
 
 
 @bp.post("/conversations/<int:conversation_id>/notes")
