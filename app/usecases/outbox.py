@@ -823,9 +823,15 @@ def revive_and_claim_due(session: Session, model, waiting: str, now, stale,
     a dead worker left "sending" (its lease not renewed since `lapsed`) back to `waiting`,
     and mark the due ones enqueued now (unless a job for them was queued after `stale`).
     Returns (revived, due ids); the caller enqueues them after commit."""
+    from app.infra.queues import Lease
+
     lapsed = stale if lapsed is None else lapsed
+    lapsed_claims = [model.status == "sending", model.locked_at < lapsed]
+    held = Lease.held(model)   # this process still works on these: late renewals, not dead
+    if held:
+        lapsed_claims.append(model.id.not_in(held))
     revived = session.execute(
-        update(model).where(model.status == "sending", model.locked_at < lapsed)
+        update(model).where(*lapsed_claims)
         .values(status=waiting, locked_at=None, next_attempt_at=None, enqueued_at=None)
         .execution_options(synchronize_session=False)).rowcount
     due = list(session.scalars(
