@@ -396,6 +396,10 @@ def run(args) -> dict:
             # Redis): a figure the machine's other load moves far less than sends/s
             "cpu_s_per_1000_sends": round(cpu_s * 1000 / max(1, body["totals"]["sent"]), 2),
             "delivered_at_fakes": delivered, "reachable": reachable,
+            "at_fakes": {"telegram": sum(tg_chats.values()), "whatsapp": sum(wa_to.values()),
+                         "email": sum(mail_to.values())},
+            "received_twice": [k for c in (tg_chats, wa_to, mail_to)
+                               for k, n in c.items() if n > 1][:10],
             # as many at each kind of channel as the channel policy should pick
             "right_channels": Counter(v for v in expected.values() if v) == Counter(
                 {"telegram": sum(tg_chats.values()), "whatsapp": sum(wa_to.values()),
