@@ -590,6 +590,10 @@ def _send_round(session: Session, claimed: dict, parallel: int) -> None:
         loop = asyncio.get_running_loop()
         return (await loop.run_in_executor(None, the_pacer.take, key, rate))[0]
 
+    # requests in flight on the loop at once: as many as the threads would carry, twice
+    # (a round's sends wait for their slots, not for each other; a round is ≤ 0.5 s of pace)
+    in_flight = asyncio.Semaphore(2 * parallel)
+
     async def send_chat_async(connector, items):
         """send_chat on the connector's event loop: the round's chats side by side there."""
         results = []
@@ -609,7 +613,8 @@ def _send_round(session: Session, claimed: dict, parallel: int) -> None:
                 if channel.state.get("demo"):
                     result = SendResult(external_id=f"demo:{outbound.idempotency_key}")
                 else:
-                    result = await connector.send_async(channel.settings, outbound)
+                    async with in_flight:
+                        result = await connector.send_async(channel.settings, outbound)
                 results.append((message, channel, result))
             except Exception as exc:
                 results.append((message, channel, exc))
