@@ -16,7 +16,9 @@ channel's next two seconds queued and drains the outbox itself, and one more dra
 THREADLINE_BENCH_REDIS_URL, flushed) do, as the README's production layout. Also reported:
 statements and commits per send (every connection of this process from start to done;
 with workers, commits of every process from pg_stat_database and no statement count) and
-the best sends/s this mix of recipients allows at these paces. PostgreSQL:
+the best sends/s this mix of recipients allows at these paces, the CPU seconds of the
+sending processes per 1,000 sends (this one from start to done, the workers' whole lives),
+the count at each fake and any recipient that received twice. PostgreSQL:
 THREADLINE_BENCH_DATABASE_URL (default database threadline_bench), wiped first.
 """
 from __future__ import annotations
