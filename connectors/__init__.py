@@ -154,6 +154,13 @@ class Connector:
         """Send one message. Raise TransientError / PermanentError on failure."""
         raise NotImplementedError(f"{self.kind} cannot send")
 
+    # Optional (Telegram): `async def send_async(settings, outbound) -> SendResult`, the same
+    # send as a coroutine, and `submit(coro) -> concurrent.futures.Future`, which runs a
+    # coroutine on the connector's event loop. The outbox then sends a round's messages side
+    # by side on that loop instead of a thread each.
+    send_async: Any = None
+    submit: Any = None
+
     def download(self, settings: Mapping[str, Any], remote_ref: str, max_bytes: int,
                  hints: Mapping[str, Any]) -> tuple[bytes, str]:
         """Fetch an attachment the payload only referenced; returns (bytes, content type).

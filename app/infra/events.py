@@ -3,6 +3,8 @@ Socket.IO only after it commits (through Redis when configured, so a worker's ev
 browser connected to any web process)."""
 from __future__ import annotations
 
+import threading
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -51,6 +53,76 @@ def record_event(session: Session, type_: str, payload: dict[str, Any],
     session.add(event)
     after_commit(session, lambda: emit_event(event))
     return event
+
+
+def record_events(session: Session, events: list[tuple[str, dict[str, Any], int | None]]) -> None:
+    """Many events (type, payload, channel id) with one INSERT (executemany, the ids
+    returned), emitted after commit. Unlike `record_event` they are not objects of the
+    session: its flush listeners (outgoing webhooks, the readers' wake-ups) never see them,
+    so this is only for events none of those acts on (a send's message.updated)."""
+    if not events:
+        return
+    table = Event.__table__
+    rows = [{"type": t, "payload": p, "channel_id": c} for t, p, c in events]
+    ids = session.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True),
+                          rows).scalars().all()
+    logged = [SimpleNamespace(id=i, **r) for i, r in zip(ids, rows)]
+    after_commit(session, lambda: emit_events(logged))
+
+
+def emit_events(events: list) -> None:
+    """Emit several events; through Redis, their publishes go out in one pipeline (one
+    round trip) instead of one round trip each."""
+    manager = getattr(socketio.server, "manager", None)
+    if len(events) < 2 or not _can_batch(manager):
+        for event in events:
+            emit_event(event)
+        return
+    _BATCH.messages = messages = []
+    try:
+        for event in events:
+            emit_event(event)
+    finally:
+        _BATCH.messages = None
+    try:
+        if not manager.connected:
+            manager._redis_connect()
+        pipe = manager.redis.pipeline(transaction=False)
+        for message in messages:
+            pipe.publish(manager.channel, manager.json.dumps(message))
+        pipe.execute()
+    except Exception:   # the manager's own publish, one by one: it reconnects and retries
+        manager.connected = False
+        for message in messages:
+            manager._threadline_publish(message)
+
+
+# python-socketio's RedisManager publishes each emit (`_publish`: one Redis round trip);
+# while `emit_events` runs on a thread, that thread's publishes are collected instead
+_BATCH = threading.local()
+
+
+def _can_batch(manager) -> bool:
+    try:
+        from socketio import RedisManager
+    except ImportError:   # pragma: no cover
+        return False
+    if not isinstance(manager, RedisManager) or not all(
+            hasattr(manager, a) for a in ("redis", "channel", "json", "connected",
+                                          "_publish", "_redis_connect")):
+        return False
+    if getattr(manager, "_threadline_publish", None) is None:
+        original = manager._publish
+
+        def publish(message):
+            collected = getattr(_BATCH, "messages", None)
+            if collected is None:
+                return original(message)
+            collected.append(message)
+
+        manager._threadline_publish = original
+        manager._publish = publish
+    return True
 
 
 def emit_event(event: Event) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import queue as queue_module
+import os
 import threading
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Protocol
@@ -200,6 +201,11 @@ def run_task(name: str, *args: Any) -> Any:
     return run_in_app(_worker_app, name, args)
 
 
+_LIVE: dict[str, dict] = {}   # table -> {id: live leases on it} in this process
+_LIVE_LOCK = threading.Lock()
+_LIVE_PID = [os.getpid()]
+
+
 class Lease:
     """Keeps a worker's claims alive while it works on them.
 
@@ -217,6 +223,10 @@ class Lease:
 
     def __enter__(self) -> "Lease":
         if self.ids:
+            with _LIVE_LOCK:
+                live = _LIVE.setdefault(self.model.__tablename__, {})
+                for i in self.ids:
+                    live[i] = live.get(i, 0) + 1
             self._thread.start()
         return self
 
@@ -224,6 +234,24 @@ class Lease:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(10)
+        if self.ids:
+            with _LIVE_LOCK:
+                live = _LIVE.get(self.model.__tablename__, {})
+                for i in self.ids:
+                    if live.get(i, 0) <= 1:
+                        live.pop(i, None)
+                    else:
+                        live[i] -= 1
+
+    @staticmethod
+    def held(model) -> list:
+        """Ids of `model` whose claims a thread of this process is still working on: the
+        sweeper of this process never takes them back, even when a renewal came late (a
+        starved machine, SQLite's write lock busy for seconds)."""
+        if _LIVE_PID[0] != os.getpid():   # a forked child holds none of its parent's
+            return []
+        with _LIVE_LOCK:
+            return list(_LIVE.get(model.__tablename__, ()))
 
     def renew(self) -> int:
         from sqlalchemy import update

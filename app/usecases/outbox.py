@@ -11,6 +11,7 @@ Message-ID; WhatsApp gets the same `biz_opaque_callback_data`).
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -24,6 +25,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased, joinedload, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from connectors import get_connector
 from connectors.base import (
@@ -58,7 +60,7 @@ from app.infra.models import (
     Message,
     utcnow,
 )
-from app.infra.events import record_event
+from app.infra.events import record_event, record_events
 from app.infra.state import config, db, pacer, queue
 from app.infra.storage import attachment_path
 
@@ -565,6 +567,11 @@ def _round_references(session: Session, messages: list[Message],
     return out
 
 
+# seconds a finished send may wait to be recorded with the others that finish meanwhile (a
+# worker killed in between sends those again, as one killed mid-send would)
+RECORD_EVERY = 0.1
+
+
 def _send_round(session: Session, claimed: dict, parallel: int) -> None:
     """Send one claimed round: load it set-wise, send side by side, each at its slot
     (app/infra/pace.py), record each result as it comes (sends that finished together are
@@ -635,15 +642,71 @@ def _send_round(session: Session, claimed: dict, parallel: int) -> None:
                 results.append((message, channel, exc))
         return results
 
+    async def fresh_slot(key: str, rate: float) -> float:
+        if the_pacer.redis is None:
+            return the_pacer.take(key, rate)[0]
+        # a Redis round trip: not on the loop, where every other send of the round waits
+        loop = asyncio.get_running_loop()
+        return (await loop.run_in_executor(None, the_pacer.take, key, rate))[0]
+
+    # requests in flight on the loop at once: as many as the threads would carry, twice
+    # (a round's sends wait for their slots, not for each other; a round is ≤ 0.5 s of pace)
+    in_flight = asyncio.Semaphore(2 * parallel)
+
+    async def send_chat_async(connector, items):
+        """send_chat on the connector's event loop: the round's chats side by side there."""
+        results = []
+        for message, channel, outbound in items:
+            try:
+                paced = claimed.get(message.id)
+                if paced:
+                    slot, rate = paced
+                    key = f"channel:{channel.id}"
+                    for _ in range(3):   # woken late (a busy loop): a fresh slot, no burst
+                        if time.time() > slot + 1.0 / rate:
+                            slot = await fresh_slot(key, rate)
+                        delay = slot - time.time()
+                        if delay <= 0:
+                            break
+                        await asyncio.sleep(delay)
+                if channel.state.get("demo"):
+                    result = SendResult(external_id=f"demo:{outbound.idempotency_key}")
+                else:
+                    async with in_flight:
+                        result = await connector.send_async(channel.settings, outbound)
+                results.append((message, channel, result))
+            except Exception as exc:
+                results.append((message, channel, exc))
+        return results
+
     # the earliest slots first: a thread waiting for its slot never holds up an earlier one
     order = sorted(chats.values(), key=lambda items: (claimed.get(items[0][0].id) or (0.0,))[0])
     if parallel > 1 and len(order) > 1:
-        pool = _sender_pool(parallel)
-        pending = {pool.submit(send_chat, items) for items in order}
+        pending = set()
+        threaded = []
+        for items in order:
+            connector = get_connector(items[0][1].kind)
+            if connector.submit is not None and connector.send_async is not None:
+                pending.add(connector.submit(send_chat_async(connector, items)))
+            else:
+                threaded.append(items)
+        if threaded:
+            pool = _sender_pool(parallel)
+            pending.update(pool.submit(send_chat, items) for items in threaded)
+        # results are recorded in groups: what finished within RECORD_EVERY of the group's
+        # first (one UPDATE, one INSERT of events, one commit each), not a commit per send
+        batch: list = []
+        since = 0.0
         while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            _apply_outcomes(session, [result for future in done for result in future.result()])
-            session.commit()
+            timeout = max(0.0, since + RECORD_EVERY - time.monotonic()) if batch else None
+            done, pending = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+            if done and not batch:
+                since = time.monotonic()
+            batch.extend(result for future in done for result in future.result())
+            if batch and (not pending or time.monotonic() >= since + RECORD_EVERY):
+                _apply_outcomes(session, batch)
+                session.commit()
+                batch = []
     else:
         for items in order:
             for result in send_chat(items):
@@ -651,18 +714,63 @@ def _send_round(session: Session, claimed: dict, parallel: int) -> None:
                 session.commit()
 
 
+class _Outcome:
+    """A message as `_set_outcome` sees it: reads fall through to the message, writes are
+    collected (for one UPDATE of many rows instead of the ORM's unit of work)."""
+
+    def __init__(self, message: Message) -> None:
+        self.__dict__.update(_message=message, values={})
+
+    def __getattr__(self, name: str):
+        values = self.__dict__["values"]
+        return values[name] if name in values else getattr(self.__dict__["_message"], name)
+
+    def __setattr__(self, name: str, value) -> None:
+        self.__dict__["values"][name] = value
+
+
 def _apply_outcomes(session: Session, results: list) -> None:
-    """Record sends that finished together: one flush (one executemany of the messages'
-    updates), then their events (one executemany at the commit), not a flush per send."""
+    """Record sends that finished together: one UPDATE of their rows (executemany, not the
+    ORM's unit of work) and one INSERT of their message.updated events (which no flush
+    listener acts on). A send failed for good goes through the session as before: the
+    FAILED_HOOKS act on it (a blocked bot opts the customer out)."""
+    rows, events, sent = [], [], []
     for message, channel, outcome in results:
-        _set_outcome(message, outcome)
-        message.locked_at = None
-        if message.status == "failed" and channel is not None:
+        change = _Outcome(message)
+        _set_outcome(change, outcome)
+        values = {**change.values, "locked_at": None}
+        if values.get("status") == "failed" and channel is not None and FAILED_HOOKS:
+            for key, value in values.items():
+                setattr(message, key, value)
             for hook in FAILED_HOOKS:
                 hook(session, message, channel)
-    session.flush()
-    for message, channel, _outcome in results:
-        _record_event_and_hooks(session, message, channel)
+            session.flush()
+        else:
+            for key, value in values.items():   # what the event shows; the row: below
+                set_committed_value(message, key, value)
+            rows.append({"id": message.id, **values})
+        events.append(("message.updated", message_schema.dump(message),
+                       message.conversation.channel_id))
+        if message.status == "sent" and channel is not None:
+            sent.append((message.id, channel.kind))
+    _update_rows(session, rows)
+    record_events(session, events)
+    for message_id, kind in sent:
+        for hook in SENT_HOOKS.get(kind, ()):
+            after_commit(session, lambda hook=hook, message_id=message_id: hook(message_id))
+
+
+def _update_rows(session: Session, rows: list[dict]) -> None:
+    """Messages' new values by id: one executemany per set of changed columns (Core, no
+    ORM bulk machinery)."""
+    table = Message.__table__
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    for keys, group in groups.items():
+        session.execute(table.update().where(table.c.id == bindparam("_id")),
+                        [{"_id": row["id"], **{k: row[k] for k in keys if k != "id"}}
+                         for row in group])
 
 
 def _set_outcome(message: Message, outcome) -> None:
@@ -779,9 +887,15 @@ def revive_and_claim_due(session: Session, model, waiting: str, now, stale,
     a dead worker left "sending" (its lease not renewed since `lapsed`) back to `waiting`,
     and mark the due ones enqueued now (unless a job for them was queued after `stale`).
     Returns (revived, due ids); the caller enqueues them after commit."""
+    from app.infra.queues import Lease
+
     lapsed = stale if lapsed is None else lapsed
+    lapsed_claims = [model.status == "sending", model.locked_at < lapsed]
+    held = Lease.held(model)   # this process still works on these: late renewals, not dead
+    if held:
+        lapsed_claims.append(model.id.not_in(held))
     revived = session.execute(
-        update(model).where(model.status == "sending", model.locked_at < lapsed)
+        update(model).where(*lapsed_claims)
         .values(status=waiting, locked_at=None, next_attempt_at=None, enqueued_at=None)
         .execution_options(synchronize_session=False)).rowcount
     due = list(session.scalars(

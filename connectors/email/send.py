@@ -1,6 +1,8 @@
 """Outbound mail: build the RFC 5322 message and hand it to SMTP."""
 from __future__ import annotations
 
+import email.policy
+import functools
 import html as html_lib
 import logging
 import os
@@ -34,10 +36,10 @@ def build_message(settings: Mapping[str, Any], outbound: Outbound) -> EmailMessa
     domain = cfg["reply_domain"]
     msg = EmailMessage()
     msg["Message-ID"] = f"<{outbound.idempotency_key}@{domain}>"
-    msg["Date"] = formatdate(localtime=False)
-    msg["From"] = formataddr((cfg.get("from_name") or "", cfg["from_address"]))
+    msg["Date"] = _parsed("Date", formatdate(localtime=False))
+    msg["From"] = _parsed("From", formataddr((cfg.get("from_name") or "", cfg["from_address"])))
     msg["To"] = outbound.to.value
-    msg["Subject"] = _subject(outbound)
+    msg["Subject"] = _parsed("Subject", _subject(outbound))
     refs = [r.strip().strip("<>") for r in outbound.references if r and r.strip()]
     if refs:
         msg["In-Reply-To"] = f"<{refs[-1]}>"
@@ -51,7 +53,7 @@ def build_message(settings: Mapping[str, Any], outbound: Outbound) -> EmailMessa
     if outbound.automated and "Auto-Submitted" not in given:
         msg["Auto-Submitted"] = "auto-replied"  # RFC 3834: receivers must not auto-answer
     for name, value in given.items():
-        msg[name] = value
+        msg[name] = value if name == "List-Unsubscribe" else _parsed(name, value)
     text = _with_button_lines(outbound.text or "", outbound)
     msg.set_content(text)
     html = outbound.html if outbound.html and not outbound.buttons else _text_to_html(text)
@@ -61,6 +63,14 @@ def build_message(settings: Mapping[str, Any], outbound: Outbound) -> EmailMessa
         msg.add_attachment(att.data, maintype=maintype, subtype=subtype or "octet-stream",
                            filename=att.filename)
     return msg
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(name: str, value: str):
+    """The header as `policy.default` parses it, for a value many mails share (the sender,
+    a campaign's subject and bulk headers, this second's Date): parsed once, not per mail
+    (`EmailMessage.__setitem__` keeps a header object of the same name as it is)."""
+    return email.policy.default.header_factory(name, value)
 
 
 # the headers a campaign email may carry (RFC 2369, RFC 8058 one-click unsubscribe; RFC 3834

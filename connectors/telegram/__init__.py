@@ -36,6 +36,8 @@ from .api import (
     download_file,
     fetch_updates,
     send,
+    send_async,
+    submit,
     set_webhook,
     split_text,
 )
@@ -144,6 +146,14 @@ class Connector(connectors.Connector):
 
     def send(self, settings: Mapping[str, Any], outbound: Outbound) -> SendResult:
         return send(settings, outbound)
+
+    async def send_async(self, settings: Mapping[str, Any], outbound: Outbound) -> SendResult:
+        """`send` as a coroutine; run it (and the caller's own awaits) through `submit`."""
+        return await send_async(settings, outbound)
+
+    def submit(self, coro):
+        """Run a coroutine on the connector's event loop (one per process); its future."""
+        return submit(coro)
 
     def download(self, settings: Mapping[str, Any], remote_ref: str, max_bytes: int,
                  hints: Mapping[str, Any]) -> tuple[bytes, str]:

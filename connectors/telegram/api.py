@@ -8,6 +8,7 @@ own loop and bots.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import os
 import posixpath
@@ -121,6 +122,16 @@ class _BotPool:
             return await action(self._bot(settings, read_timeout))
 
         return asyncio.run_coroutine_threadsafe(call(), loop).result()
+
+    def bot(self, settings: Mapping[str, Any], read_timeout: float) -> telegram.Bot:
+        """The token's Bot, for a coroutine running on this process's loop (`submit`)."""
+        return self._bot(settings, read_timeout)
+
+    def submit(self, coro: Awaitable[T]) -> "concurrent.futures.Future[T]":
+        """Run `coro` on this process's event loop; its future, without waiting for it
+        (many sends go out side by side on the one loop, no thread each)."""
+        _quiet_ptb_warnings()
+        return asyncio.run_coroutine_threadsafe(coro, self._loop_for_this_process())
 
 
 _POOL = _BotPool()
@@ -302,6 +313,21 @@ def send(settings: Mapping[str, Any], outbound: Outbound) -> SendResult:
     chat_id = _chat_id(outbound)
     ids = _call(settings, lambda bot: _send_all(bot, chat_id, outbound), read_timeout=60.0)
     return SendResult(external_id=ids[0], extra_ids=tuple(ids[1:]))
+
+
+async def send_async(settings: Mapping[str, Any], outbound: Outbound) -> SendResult:
+    """`send` as a coroutine on this process's event loop (`submit`): the outbox sends a
+    round's Telegram messages side by side on the loop, with the same Bot and errors."""
+    chat_id = _chat_id(outbound)
+    try:
+        ids = await _send_all(_POOL.bot(settings, 60.0), chat_id, outbound)
+    except tg_error.TelegramError as exc:
+        raise map_error(exc, _token(settings)) from None
+    return SendResult(external_id=ids[0], extra_ids=tuple(ids[1:]))
+
+
+def submit(coro: Awaitable[T]) -> "concurrent.futures.Future[T]":
+    return _POOL.submit(coro)
 
 
 def answer_callback(settings: Mapping[str, Any], callback_query_id: str) -> None:

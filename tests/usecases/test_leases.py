@@ -56,6 +56,31 @@ def test_a_send_claimed_by_a_dead_worker_is_reclaimed_within_seconds(app, ctx, c
     assert telegram_api.delivery_count(4242, "Zażółć, ёлка") == 1
 
 
+def test_a_claim_this_process_still_works_on_is_not_taken_back_when_its_renewal_is_late(
+        app, ctx, conversation):
+    """A starved machine (or SQLite's write lock busy for seconds) may delay a renewal past
+    the lease: the sweep of the process that holds the claim leaves it alone; once the claim
+    is let go (its worker would be dead), the sweep takes it back."""
+    from app.infra.queues import Lease
+    from app.wiring import sweep
+
+    message = Message(conversation_id=conversation.id, customer_id=conversation.customer_id,
+                      channel_id=conversation.channel_id, direction="out", text="Spóźniony",
+                      status="sending", attempts=1, created_at=utcnow(),
+                      locked_at=utcnow() - timedelta(seconds=1.5))
+    db.session.add(message)
+    db.session.commit()
+    lease = Lease(db.engine, Message, [message.id], 3600)   # renews once an hour: "late"
+    with lease:
+        assert Lease.held(Message) == [message.id]
+        assert sweep()["revived"] == 0
+        assert fresh(Message, message.id).status == "sending"
+    assert Lease.held(Message) == []
+    assert sweep()["revived"] == 1   # back to queued (and claimed again: attempt 2)
+    row = fresh(Message, message.id)
+    assert row.status == "queued" or row.attempts == 2
+
+
 @pytest.mark.parametrize("backend", ["sqlite"])  # the worker is a thread of this process
 def test_a_live_workers_claim_is_renewed_and_not_taken_back(backend, app, ctx, api,
                                                            conversation, telegram_api):
