@@ -241,12 +241,7 @@ def _apply_batch(batch: list[InboundEvent]) -> None:
         log.info("batch of %s inbound events lost a race (%s); applying it again",
                  len(event_ids), type(exc.orig).__name__ if exc.orig else "IntegrityError")
     except Exception as exc:
-        session.info.pop(_HELD, None)
-        session.rollback()
-        log.info("batch of %s inbound events rolled back (%s: %s); applying them one by one",
-                 len(event_ids), type(exc).__name__, exc)
-        for event_id in event_ids:
-            process_event(event_id)
+        _one_by_one(session, event_ids, exc)
         return
     session.info[_HELD] = []
     try:
@@ -258,12 +253,18 @@ def _apply_batch(batch: list[InboundEvent]) -> None:
             apply_set(session, again)
         session.commit()
     except Exception as exc:
-        session.info.pop(_HELD, None)
-        session.rollback()
-        log.info("batch of %s inbound events rolled back (%s: %s); applying them one by one",
-                 len(event_ids), type(exc).__name__, exc)
-        for event_id in event_ids:
-            process_event(event_id)
+        _one_by_one(session, event_ids, exc)
+
+
+def _one_by_one(session, event_ids: list[int], exc: Exception) -> None:
+    """A batch that failed is rolled back and its events applied each in its own
+    transaction, so a bad payload fails alone."""
+    session.info.pop(_HELD, None)
+    session.rollback()
+    log.info("batch of %s inbound events rolled back (%s: %s); applying them one by one",
+             len(event_ids), type(exc).__name__, exc)
+    for event_id in event_ids:
+        process_event(event_id)
 
 
 _HELD = "ingest.held"
