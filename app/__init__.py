@@ -29,8 +29,9 @@ def _configure_logging(config: dict[str, Any]) -> None:
 
 def create_app(config: dict[str, Any] | None = None, *, emit_only: bool = False,
                **overrides: Any) -> APIFlask:
-    """The Flask app. emit_only: for `threadline realtime`, whose sockets are held by the
-    asyncio server; its Flask-SocketIO only publishes on Redis."""
+    """The Flask app. emit_only (with redis_url): for `threadline realtime`, whose sockets
+    are held by the asyncio server, and `serve` with `[realtime] external`; its
+    Flask-SocketIO only publishes on Redis."""
     from app import wiring
     from app.infra.db import Database
     from app.infra.extensions import csrf, limiter, login_manager, socketio
@@ -97,6 +98,11 @@ def create_app(config: dict[str, Any] | None = None, *, emit_only: bool = False,
     csrf.init_app(app)
     limiter.init_app(app)
     socketio.init_app(app, **socketio_options(config, emit_only=emit_only))
+    if emit_only and config["redis_url"]:
+        # this process holds no socket (`threadline realtime` does): /socket.io is not
+        # answered here (404), so a browser the proxy sent here by mistake fails visibly
+        # instead of connecting to a server that never hears an event
+        app.wsgi_app = app.wsgi_app.wsgi_app  # type: ignore[attr-defined,method-assign]
     register_handlers()
 
     wiring.wire()

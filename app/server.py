@@ -70,7 +70,8 @@ class _Gunicorn(BaseApplication):
     def create(self):
         from app import create_app
 
-        return create_app(self.threadline_config)
+        return create_app(self.threadline_config,
+                          emit_only=realtime_external(self.threadline_config))
 
     def load(self):
         app = self.create()
@@ -95,11 +96,27 @@ def server_workers(config: dict[str, Any]) -> int:
     return workers
 
 
+def realtime_external(config: dict[str, Any]) -> bool:
+    """`[realtime] external`: `threadline realtime` holds the sockets, so each HTTP process
+    only publishes its events on Redis (a write-only manager: no thread listening on the
+    channel and decoding every event of the install). Off by default: `serve` answers
+    /socket.io itself, as the embedded default always has."""
+    if not config["realtime"].get("external"):
+        return False
+    if not config["redis_url"]:
+        raise RuntimeError("realtime.external needs redis_url: `threadline realtime` hears "
+                           "the web processes and workers through Redis")
+    return True
+
+
 def run_server(config: dict[str, Any]) -> None:
     server = config["server"]
     workers = server_workers(config)
+    realtime_external(config)  # refuses a setting it cannot honour before gunicorn starts
     mode = "PostgreSQL/Redis" if config["redis_url"] else "embedded (in-process jobs)"
     url = server["public_url"] or f"http://{server['host']}:{server['port']}/"
     print(f"Threadline listening on {url} — {mode}"
-          + (f", {workers} HTTP processes" if workers > 1 else ""), flush=True)
+          + (f", {workers} HTTP processes" if workers > 1 else "")
+          + (", sockets on `threadline realtime`" if realtime_external(config) else ""),
+          flush=True)
     _Gunicorn(config).run()

@@ -170,8 +170,9 @@ def thread_count(pid: int) -> int:
 
 
 class Server:
-    """`threadline serve` as the README runs it (one gunicorn gthread worker process), with
-    the bench reference routes added by bench/server_app.py."""
+    """`threadline serve` as the README runs it (gunicorn gthread worker processes,
+    `[server] workers` of them), with the bench reference routes added by
+    bench/server_app.py."""
 
     def __init__(self, env: "BenchEnv", extra_env: dict[str, str] | None = None, name: str = "server"):
         self.port = free_port()
@@ -190,8 +191,15 @@ class Server:
 
     @property
     def worker_pid(self) -> int:
+        """The first HTTP process (the one that holds the sockets when `serve` does: then
+        there is only one)."""
         kids = children(self.proc.pid)
         return kids[0] if kids else self.proc.pid
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """Every HTTP process (gunicorn's workers; not the arbiter, which serves nothing)."""
+        return children(self.proc.pid) or [self.proc.pid]
 
     def stop(self) -> None:
         stop_process(self.proc)
@@ -260,8 +268,12 @@ class BenchEnv:
     """One backend: `postgres` (PostgreSQL + Redis + rq workers) or `sqlite` (the embedded
     default: SQLite file, jobs on threads inside `serve`)."""
 
-    def __init__(self, backend: str, work_dir: Path, telegram_url: str, graph_url: str):
+    def __init__(self, backend: str, work_dir: Path, telegram_url: str, graph_url: str,
+                 web_workers: int = 1):
         self.backend = backend
+        # `[server] workers` of `serve` when `threadline realtime` holds the sockets (the
+        # README's production layout, PostgreSQL + Redis)
+        self.web_workers = web_workers
         self.work_dir = work_dir
         work_dir.mkdir(parents=True, exist_ok=True)
         self.telegram_url = telegram_url
@@ -447,11 +459,20 @@ class BenchEnv:
     # -- servers and workers --------------------------------------------------------------
 
     def start(self, workers: int = 2, extra_env: dict[str, str] | None = None,
-              realtime: bool = False) -> "Stack":
-        """realtime: also `threadline realtime` (the sockets' process; PostgreSQL + Redis)."""
+              realtime: bool | None = None) -> "Stack":
+        """realtime: also `threadline realtime` (the sockets' process; PostgreSQL + Redis),
+        by default on PostgreSQL + Redis: the README's production layout, `serve` with
+        `web_workers` HTTP processes that only publish events (`[realtime] external`).
+        realtime=False: `serve` holds the sockets itself, in one process."""
+        if realtime is None:
+            realtime = self.scale_out
+        server_env = dict(extra_env or {})
+        if realtime:
+            server_env.setdefault("THREADLINE_SERVER_WORKERS", str(self.web_workers))
+            server_env.setdefault("THREADLINE_REALTIME_EXTERNAL", "true")
         stack = Stack()
         try:
-            stack.server = Server(self, extra_env)
+            stack.server = Server(self, server_env)
             if realtime:
                 stack.realtime = Realtime(self, extra_env)
             if self.scale_out:
@@ -479,7 +500,7 @@ class Stack:
     def pids(self) -> list[int]:
         pids = [w.proc.pid for w in self.workers]
         if self.server is not None:
-            pids.append(self.server.worker_pid)
+            pids += self.server.worker_pids
         if self.realtime is not None:
             pids.append(self.realtime.worker_pid)
         return pids

@@ -77,16 +77,16 @@ def run(env: BenchEnv, scale: str, fakes=None) -> tuple[list[Row], dict]:
                                          headers, dumps({"text": f"[warm-{run_tag}] warm up"}))
                                  for conv, _, _ in warm_targets], CONCURRENCY)
         warm_wait = _wait_sent(env, time.monotonic() + 120)
-        server_pid, worker_pids = stack.server.worker_pid, [w.proc.pid for w in stack.workers]
+        server_pids, worker_pids = stack.server.worker_pids, [w.proc.pid for w in stack.workers]
         backends0 = _backend_cpu(env)
-        cpu0 = (cpu_seconds(server_pid), sum(cpu_seconds(p) for p in worker_pids))
+        cpu0 = (sum(cpu_seconds(p) for p in server_pids), sum(cpu_seconds(p) for p in worker_pids))
         t0 = time.perf_counter()
         posted = closed_loop(url, replies, CONCURRENCY)
-        cpu1 = (cpu_seconds(server_pid), sum(cpu_seconds(p) for p in worker_pids))
+        cpu1 = (sum(cpu_seconds(p) for p in server_pids), sum(cpu_seconds(p) for p in worker_pids))
         sent_by_last_post = len([r for r in _statuses(env, run_tag) if r[0] == "sent"])
         _wait_sent(env, time.monotonic() + max(120, count / 5))
         elapsed = time.perf_counter() - t0
-        cpu2 = (cpu_seconds(server_pid), sum(cpu_seconds(p) for p in worker_pids))
+        cpu2 = (sum(cpu_seconds(p) for p in server_pids), sum(cpu_seconds(p) for p in worker_pids))
         backends2 = _backend_cpu(env)
         statuses = dict(Counter(r[0] for r in _statuses(env, run_tag)))
         time.sleep(1)  # anything sent twice would show up now

@@ -1,12 +1,14 @@
 """Threadline benchmarks (GitHub issue 9): one command, a table, a JSON file.
 
     .venv/bin/python -m bench.run [--backend postgres|sqlite|both]
-        [--only ingest,live,inbox,outbound,memory] [--scale small|full]
+        [--only ingest,live,inbox,outbound,memory] [--scale small|full] [--web-workers N]
         [--json bench/results/<name>.json]
 
 Starts everything itself on 127.0.0.1: the fake Telegram Bot API and Meta Graph API
 (tests/fakes), `threadline serve` (bench/server_app.py: the same gunicorn setup plus the
-reference routes) and, on PostgreSQL, two `threadline worker` processes. PostgreSQL is
+reference routes) and, on PostgreSQL, the README's production layout: `serve` with
+`--web-workers` HTTP processes that only publish events (`[realtime] external`),
+`threadline realtime` holding the sockets, two `threadline worker` processes. PostgreSQL is
 THREADLINE_BENCH_DATABASE_URL (default the `threadline_bench` database), Redis
 THREADLINE_BENCH_REDIS_URL (default db 11): both are wiped.
 """
@@ -24,6 +26,8 @@ from pathlib import Path
 
 from bench.common import ROOT, BenchEnv, Row, table
 
+# `[server] workers` for 2 cores (bench/README.md, "Issue 15 — several web processes")
+WEB_WORKERS = 2
 SCENARIOS = ("ingest", "wrk", "live", "outbound", "memory", "inbox")
 
 
@@ -50,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="live on PostgreSQL + Redis: who holds the agents' sockets, "
                              "`threadline realtime` (default, the production layout) or the "
                              "threading `serve` (as before issue 15)")
+    parser.add_argument("--web-workers", type=int, default=WEB_WORKERS,
+                        help="PostgreSQL + Redis: `[server] workers` HTTP processes of `serve` "
+                             "(sockets on `threadline realtime`, the production layout; default "
+                             f"{WEB_WORKERS}, the README's figure for 2 cores)")
     parser.add_argument("--json", default=None, help="where to write the results")
     parser.add_argument("--work-dir", default="/tmp/threadline-bench")
     args = parser.parse_args(argv)
@@ -67,14 +75,15 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now(dt.timezone.utc)
     report: dict = {"machine": machine(), "started": started.isoformat(),
                     "command": "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:]),
-                    "scale": args.scale, "backends": {}}
+                    "scale": args.scale, "web_workers": args.web_workers, "backends": {}}
     telegram, graph = FakeTelegramAPI().start(), FakeGraphAPI(phone_number_id=WA_NUMBER).start()
     exit_code = 0
     try:
         for backend in backends:
             rows: list[Row] = []
             details: dict = {}
-            env = BenchEnv(backend, Path(args.work_dir) / backend, telegram.base_url, graph.base_url)
+            env = BenchEnv(backend, Path(args.work_dir) / backend, telegram.base_url, graph.base_url,
+                           web_workers=args.web_workers)
             for name in [s for s in SCENARIOS if s in only]:
                 print(f"[{backend}] {name} ...", flush=True)
                 t0 = time.perf_counter()

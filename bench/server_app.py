@@ -1,5 +1,6 @@
-"""`threadline serve`, exactly as app/server.py runs it (one gunicorn gthread worker process,
-`server.threads` threads), plus reference routes when THREADLINE_BENCH_ROUTES=1:
+"""`threadline serve`, exactly as app/server.py runs it (`server.workers` gunicorn gthread
+worker processes, `server.threads` threads each; with `realtime.external` they only publish
+events), plus reference routes when THREADLINE_BENCH_ROUTES=1:
 
 - POST /bench/ref    inserts the posted JSON as one row of the same width as inbound_events
                      into `bench_reference` and answers like the webhook (the ingest reference)

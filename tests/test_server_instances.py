@@ -27,3 +27,47 @@ def test_two_servers_leave_no_shared_control_socket(backend, app_config, tmp_pat
         assert requests.get(f"{server.url}/login", timeout=10).status_code == 200
     left = sorted(str(p) for p in list(home.rglob("*")) + list(runtime.rglob("*")))
     assert left == []
+
+
+def test_serve_answers_socket_io_itself_by_default(app_config):
+    """The embedded default (and Redis without `[realtime] external`): `serve` holds the
+    sockets, its Socket.IO server answers the handshake and listens on its manager."""
+    from app.infra.extensions import socketio
+    from app.server import realtime_external
+
+    assert app_config["realtime"]["external"] is False
+    assert realtime_external(app_config) is False
+    app = _Gunicorn(app_config).create()
+    assert getattr(socketio.server.manager, "write_only", False) is False
+    handshake = app.test_client().get("/socket.io/?EIO=4&transport=polling")
+    assert handshake.status_code == 200 and b"sid" in handshake.data
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_realtime_external_needs_redis(backend, app_config):
+    from app.server import realtime_external, run_server
+
+    app_config["realtime"]["external"] = True
+    with pytest.raises(RuntimeError, match="needs redis_url"):
+        realtime_external(app_config)
+    with pytest.raises(RuntimeError, match="needs redis_url"):
+        run_server(app_config)
+
+
+def test_realtime_external_serve_only_publishes(backend, app_config):
+    """`[realtime] external` with Redis: a write-only manager (no listener on the channel)
+    and no /socket.io; the pages are served as before."""
+    if not app_config["redis_url"]:
+        pytest.skip("needs Redis (PostgreSQL + Redis backend)")
+    from app.infra.config import load_config
+    from app.infra.extensions import socketio
+
+    assert load_config(path=app_config["data_dir"] + "/absent.toml",
+                       environ={"THREADLINE_REALTIME_EXTERNAL": "true"}
+                       )["realtime"]["external"] is True
+    app_config["realtime"]["external"] = True
+    app = _Gunicorn(app_config).create()
+    assert socketio.server.manager.write_only is True
+    client = app.test_client()
+    assert client.get("/socket.io/?EIO=4&transport=polling").status_code == 404
+    assert client.get("/login").status_code == 200

@@ -97,6 +97,10 @@ DEFAULTS: dict[str, Any] = {
         "host": "127.0.0.1",
         "port": 8010,
         "threads": 8,            # threads running its handlers' database work
+        # `threadline realtime` holds the install's sockets (the proxy sends /socket.io
+        # there): `serve` runs no Socket.IO listener of its own, its processes only publish
+        # on Redis (needs redis_url)
+        "external": False,
     },
     "log": {
         "level": "INFO",

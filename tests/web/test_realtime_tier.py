@@ -395,3 +395,43 @@ def test_widget_connects_are_limited_per_client_address_on_realtime(backend, ctx
         assert connect("198.51.100.9")  # another visitor behind the same proxy
     finally:
         realtime.stop()
+
+
+def test_external_serve_only_publishes_and_its_events_reach_the_realtime_process(
+        backend, ctx, admin, telegram_api, app_config, tmp_path):
+    """`[realtime] external`: `serve` (two HTTP processes, the production layout) runs no
+    Socket.IO server of its own (404 at /socket.io); an event its request emits, an agent's
+    reply, still reaches the agent's socket on the realtime process through Redis."""
+    from tests.conftest import RunningServer
+
+    support, _sales = h.channels(telegram_api)
+    h.agent("alice@example.com", "Alice Support", ["Support"])
+    h.reset_login_limit()
+    release_db()
+    server = RunningServer(app_config, tmp_path / "server-external.log",
+                           {"THREADLINE_REALTIME_EXTERNAL": "true",
+                            "THREADLINE_SERVER_WORKERS": "2"})
+    realtime = RunningRealtime(app_config, tmp_path / "realtime.log")
+    alice = None
+    try:
+        polling = requests.get(f"{server.url}/socket.io/", params={"EIO": "4",
+                                                                  "transport": "polling"},
+                               timeout=10)
+        assert polling.status_code == 404
+        alice_http = login_session(server.url, "alice@example.com", h.PASSWORD)
+        alice = _connect(realtime, alice_http)
+        conversation_id = h.inbound(support, 801, "Есть ли доставка в Казань?").conversation_id
+        alice.wait_for("message.created",
+                       lambda d: d["data"]["text"] == "Есть ли доставка в Казань?")
+        release_db()
+        # emitted by the web process handling the POST (after its commit), not by this one
+        posted = alice_http.post(f"{server.url}/api/v1/conversations/{conversation_id}/messages",
+                                 json={"text": "Да, в пределах 3 дней"}, timeout=10)
+        assert posted.status_code in (200, 201), posted.text[:300]
+        alice.wait_for("message.created",
+                       lambda d: d["data"]["text"] == "Да, в пределах 3 дней")
+    finally:
+        if alice is not None:
+            alice.close()
+        realtime.stop()
+        server.stop()
