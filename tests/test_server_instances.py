@@ -6,6 +6,7 @@ import pytest
 import requests
 
 from app.server import _Gunicorn
+from tests.conftest import SCALE_OUT
 
 
 def test_gunicorn_control_socket_is_off(app_config):
@@ -54,11 +55,10 @@ def test_realtime_external_needs_redis(backend, app_config):
         run_server(app_config)
 
 
+@pytest.mark.parametrize("backend", SCALE_OUT)   # needs Redis
 def test_realtime_external_serve_only_publishes(backend, app_config):
     """`[realtime] external` with Redis: a write-only manager (no listener on the channel)
     and no /socket.io; the pages are served as before."""
-    if not app_config["redis_url"]:
-        pytest.skip("needs Redis (PostgreSQL + Redis backend)")
     from app.infra.config import load_config
     from app.infra.extensions import socketio
 
