@@ -146,6 +146,15 @@ def db_upgrade() -> None:
 
 # --- serving -----------------------------------------------------------------------------
 
+def _listening_config(section: str, host: str | None, port: int | None) -> dict[str, Any]:
+    """The configuration, with --host/--port given on the command line over `[section]`."""
+    given = {key: value for key, value in (("host", host), ("port", port)) if value}
+    try:
+        return load_config(overrides={section: given})
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
 @main.command()
 @click.option("--host", help="Interface to listen on (config server.host).")
 @click.option("--port", type=int, help="Port (config server.port).")
@@ -153,15 +162,7 @@ def serve(host, port) -> None:
     """Run the web inbox, API, webhooks and Socket.IO (and, without Redis, the jobs)."""
     from app.server import run_server
 
-    overrides: dict[str, Any] = {"server": {}}
-    if host:
-        overrides["server"]["host"] = host
-    if port:
-        overrides["server"]["port"] = port
-    try:
-        config = load_config(overrides=overrides)
-    except ConfigError as exc:
-        _fail(str(exc))
+    config = _listening_config("server", host, port)
     try:
         run_server(config)
     except RuntimeError as exc:
@@ -175,15 +176,7 @@ def realtime(host, port) -> None:
     """Hold agents' and visitors' websockets (/socket.io) in one asyncio process (needs redis_url)."""
     from app.realtime import run_realtime
 
-    overrides: dict[str, Any] = {"realtime": {}}
-    if host:
-        overrides["realtime"]["host"] = host
-    if port:
-        overrides["realtime"]["port"] = port
-    try:
-        config = load_config(overrides=overrides)
-    except ConfigError as exc:
-        _fail(str(exc))
+    config = _listening_config("realtime", host, port)
     if not config["redis_url"]:
         _fail("redis_url is not set: the realtime process hears the web processes and "
               "workers through Redis")

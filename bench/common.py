@@ -169,25 +169,41 @@ def thread_count(pid: int) -> int:
     return 0
 
 
-class Server:
-    """`threadline serve` as the README runs it (gunicorn gthread worker processes,
-    `[server] workers` of them), with the bench reference routes added by
-    bench/server_app.py."""
+class _Listening:
+    """A bench process listening on a free port, its output in the work dir's log."""
 
-    def __init__(self, env: "BenchEnv", extra_env: dict[str, str] | None = None, name: str = "server"):
+    def __init__(self, env: "BenchEnv", argv: list[str], name: str,
+                 process_env: dict[str, str]):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = env.work_dir / f"{name}-{self.port}.log"
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.server_app", "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=ROOT, env={**env.process_env(), "THREADLINE_BENCH_ROUTES": "1", **(extra_env or {})},
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+            [sys.executable, "-m", *argv, "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=ROOT, env=process_env, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True)
         try:
             wait_for_port(self.port, 40, self.proc)
         except Exception:
             self.stop()
-            raise RuntimeError(f"server did not start:\n{self.log_path.read_text()[-3000:]}")
+            raise RuntimeError(f"{name} did not start:\n{self.log_path.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+class Server(_Listening):
+    """`threadline serve` as the README runs it (gunicorn gthread worker processes,
+    `[server] workers` of them), with the bench reference routes added by
+    bench/server_app.py."""
+
+    def __init__(self, env: "BenchEnv", extra_env: dict[str, str] | None = None, name: str = "server"):
+        super().__init__(env, ["bench.server_app"], name,
+                         {**env.process_env(), "THREADLINE_BENCH_ROUTES": "1", **(extra_env or {})})
 
     @property
     def worker_pid(self) -> int:
@@ -201,39 +217,17 @@ class Server:
         """Every HTTP process (gunicorn's workers; not the arbiter, which serves nothing)."""
         return children(self.proc.pid) or [self.proc.pid]
 
-    def stop(self) -> None:
-        stop_process(self.proc)
-        self._log.close()
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-class Realtime:
+class Realtime(_Listening):
     """`threadline realtime`: the asyncio Socket.IO process (PostgreSQL + Redis only)."""
 
     def __init__(self, env: "BenchEnv", extra_env: dict[str, str] | None = None):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = env.work_dir / f"realtime-{self.port}.log"
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "realtime", "--host", "127.0.0.1", "--port",
-             str(self.port)], cwd=ROOT, env={**env.process_env(), **(extra_env or {})},
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            wait_for_port(self.port, 40, self.proc)
-        except Exception:
-            self.stop()
-            raise RuntimeError(f"realtime did not start:\n{self.log_path.read_text()[-3000:]}")
+        super().__init__(env, ["app.cli", "realtime"], "realtime",
+                         {**env.process_env(), **(extra_env or {})})
 
     @property
     def worker_pid(self) -> int:
         return self.proc.pid
-
-    def stop(self) -> None:
-        stop_process(self.proc)
-        self._log.close()
 
 
 class Worker:

@@ -363,22 +363,24 @@ def telegram_update(update_id: int, user_id: int, text: str, message_id: int | N
 # --- a real server ----------------------------------------------------------------------
 
 class RunningServer:
-    """`threadline serve` in a subprocess on a free port."""
+    """`threadline serve` (or another listening command: `realtime`) in a subprocess on a
+    free port."""
 
-    def __init__(self, config: dict[str, Any], log_path: Path, env: dict[str, str] | None = None):
+    def __init__(self, config: dict[str, Any], log_path: Path, env: dict[str, str] | None = None,
+                 command: str = "serve"):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(
-            threadline_cmd("serve", "--host", "127.0.0.1", "--port", str(self.port)),
+            threadline_cmd(command, "--host", "127.0.0.1", "--port", str(self.port)),
             cwd=ROOT, env={**cli_env(config), **(env or {})}, stdout=self._log,
             stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_for_port(self.port, timeout=30, proc=self.proc)
         except Exception:
             self.stop()
-            raise RuntimeError(f"server did not start:\n{log_path.read_text()}")
+            raise RuntimeError(f"{command} did not start:\n{log_path.read_text()}")
 
     def stop(self) -> None:
         import signal

@@ -10,7 +10,6 @@ disconnect, and the site-chat visitor's round trip."""
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -20,56 +19,23 @@ import socketio
 
 from tests import inbox_helpers as h
 from tests.conftest import (
-    ROOT,
     SCALE_OUT,
     AgentSocket,
-    cli_env,
+    RunningServer,
     free_port,
     login_session,
     release_db,
     run_jobs,
-    threadline_cmd,
-    wait_for_port,
     wait_until,
 )
 
 pytestmark = pytest.mark.parametrize("backend", SCALE_OUT)
 
 
-class RunningRealtime:
+def RunningRealtime(config: dict[str, Any], log_path: Path,
+                    env: dict[str, str] | None = None) -> RunningServer:
     """`threadline realtime` in a subprocess on a free port."""
-
-    def __init__(self, config: dict[str, Any], log_path: Path, env: dict[str, str] | None = None):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self._log = open(log_path, "wb")
-        self.proc = subprocess.Popen(
-            threadline_cmd("realtime", "--host", "127.0.0.1", "--port", str(self.port)),
-            cwd=ROOT, env={**cli_env(config), **(env or {})}, stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True)
-        try:
-            wait_for_port(self.port, timeout=30, proc=self.proc)
-        except Exception:
-            self.stop()
-            raise RuntimeError(f"realtime did not start:\n{log_path.read_text()}")
-
-    def stop(self) -> None:
-        import os
-        import signal
-
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        self._log.close()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+    return RunningServer(config, log_path, env, command="realtime")
 
 
 @pytest.fixture
@@ -286,7 +252,6 @@ def test_several_http_processes_with_the_realtime_tier(backend, ctx, admin, app_
                                                        telegram_api, tmp_path):
     """`server.workers` = 2: two gunicorn HTTP processes share the port, the realtime process
     holds the sockets; a login made through one process authenticates everywhere."""
-    from tests.conftest import RunningServer
 
     support, _sales = h.channels(telegram_api)
     h.reset_login_limit()
@@ -402,7 +367,6 @@ def test_external_serve_only_publishes_and_its_events_reach_the_realtime_process
     """`[realtime] external`: `serve` (two HTTP processes, the production layout) runs no
     Socket.IO server of its own (404 at /socket.io); an event its request emits, an agent's
     reply, still reaches the agent's socket on the realtime process through Redis."""
-    from tests.conftest import RunningServer
 
     support, _sales = h.channels(telegram_api)
     h.agent("alice@example.com", "Alice Support", ["Support"])
